@@ -1,0 +1,1 @@
+//! Examples for POP for Rust: see the `examples` targets of this package.

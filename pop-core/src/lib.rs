@@ -1,0 +1,46 @@
+//! # pop-core: POP's vocabulary
+//!
+//! POP (Priority Operation Processing) runs **agendas**: JSON DAGs of operations wired by references to
+//! each other's outputs (`@<encode.out::/file>`). This crate holds what every other POP crate speaks:
+//!
+//! * [`model`]: the data model, wire-compatible with the original POP's JSON;
+//! * [`refs`]: the reference language, parsed once and resolved against a context;
+//! * [`template`]: agenda-template expansion;
+//! * [`validate`]: validation of a submitted agenda, reporting every problem;
+//! * [`visibility`]: who may see and change what, as pure functions;
+//! * the traits the backends implement: [`store::Store`], [`queue::QueueBackend`],
+//!   [`sched::SchedulingAlgorithm`], [`authz::Authorizer`], [`runtime::PodRuntime`];
+//! * [`memory`]: thread-safe in-memory reference backends;
+//! * `testing` (feature `testing`): the conformance suite every backend runs.
+//!
+//! It has no tokio, sled, AWS or Kubernetes dependency.
+//!
+//! ```
+//! use pop_core::model::Agenda;
+//! let agenda: Agenda = serde_json::from_str(r#"{
+//!     "customerId": "acme",
+//!     "operations": [
+//!         {"name": "probe", "type": "sample", "payload": {"file": "in.mp4"}},
+//!         {"name": "encode", "type": "sample", "payload": {"input": "@<probe.out::/file>"}}
+//!     ]
+//! }"#).unwrap();
+//! assert_eq!(agenda.operations.len(), 2);
+//! ```
+
+pub mod authz;
+pub mod compat;
+pub mod error;
+pub mod memory;
+pub mod model;
+pub mod queue;
+pub mod refs;
+pub mod runtime;
+pub mod sched;
+pub mod store;
+pub mod template;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod validate;
+pub mod visibility;
+
+pub use error::{Error, Problem, Problems, Result};

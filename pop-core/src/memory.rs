@@ -1,0 +1,1 @@
+//! Thread-safe in-memory reference implementations of the backend traits.

@@ -1,0 +1,78 @@
+//! The `QueueBackend` trait: per-insight queues of agendas handed out as leases.
+//!
+//! Semantics are SQS-like and implementable on sled, DynamoDB and SQS:
+//!
+//! * `push` is idempotent by agenda id: pushing an agenda already queued (visible or leased) is a no-op.
+//! * `receive` hands out up to `n` visible items as [`Lease`]s. A leased item stays in the queue,
+//!   invisible, until its deadline; then it is visible again and the next delivery has a higher `epoch`
+//!   and a new `receipt`. Nothing is deleted at receive time.
+//! * `ack` (delete), `extend` (postpone the deadline) and `release` (visible at once) succeed only with
+//!   the receipt of the item's *current* delivery: once an item was delivered again, the old lease is
+//!   dead (`Conflict`), which is what fences a zombie worker.
+//! * `len` counts visible and leased items; `expired` lists leases past their deadline that were not
+//!   delivered again yet (for the reclaimer).
+
+use crate::error::Result;
+use crate::model::{Millis, ReadyAgenda};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What identifies one delivery of a queue item; serializable so a lease can cross a network.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseToken {
+    /// The insight (queue).
+    pub insight_id: String,
+    /// The agenda.
+    pub agenda_id: String,
+    /// Unique per delivery.
+    pub receipt: String,
+    /// Grows with every delivery of the item: the fencing token.
+    pub epoch: u64,
+}
+
+/// A delivered queue item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    /// Identifies this delivery.
+    pub token: LeaseToken,
+    /// The item as pushed.
+    pub item: ReadyAgenda,
+    /// Invisible until then, epoch ms.
+    pub deadline: Millis,
+}
+
+/// Per-insight queues with leases.
+#[async_trait]
+pub trait QueueBackend: Send + Sync + 'static {
+    /// The backend's name, for messages.
+    fn backend_name(&self) -> &'static str;
+
+    /// Enqueues `item` in `insight_id`'s queue; `false` if the agenda is already queued there.
+    async fn push(&self, insight_id: &str, item: ReadyAgenda, now: Millis) -> Result<bool>;
+
+    /// Leases up to `max` visible items, oldest push first, until `now + ttl_ms`.
+    async fn receive(&self, insight_id: &str, max: usize, ttl_ms: u64, now: Millis) -> Result<Vec<Lease>>;
+
+    /// Moves the lease's deadline to `now + ttl_ms`; returns it. `Conflict` if the lease is not current.
+    async fn extend(&self, token: &LeaseToken, ttl_ms: u64, now: Millis) -> Result<Millis>;
+
+    /// Removes the item for good. `Conflict` if the lease is not current.
+    async fn ack(&self, token: &LeaseToken) -> Result<()>;
+
+    /// Makes the item visible at once. `Conflict` if the lease is not current.
+    async fn release(&self, token: &LeaseToken, now: Millis) -> Result<()>;
+
+    /// Items in the queue, visible or leased.
+    async fn len(&self, insight_id: &str) -> Result<usize>;
+
+    /// Up to `limit` leases whose deadline is `<= now` and that were not delivered again.
+    async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>>;
+
+    /// Whether the agenda is in the queue (visible or leased).
+    async fn contains(&self, insight_id: &str, agenda_id: &str) -> Result<bool>;
+
+    /// Removes the agenda from the queue whatever its lease (cancel); `false` if it was not there.
+    async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool>;
+}

@@ -1,0 +1,447 @@
+//! The `Store` trait: objects with versions, indexes, an atomic batch write, the ready set and named
+//! leases.
+//!
+//! The trait is deliberately small and byte-oriented so that every backend can implement it with its
+//! own primitives:
+//!
+//! | operation | sled | DynamoDB |
+//! |---|---|---|
+//! | `get` | tree get | `GetItem` (consistent) |
+//! | `write` (atomic batch) | multi-tree transaction | `TransactWriteItems` (≤ 100 items: [`Store::max_batch`]) |
+//! | create / CAS update | transaction with version check | `attribute_not_exists(id)` / `version = :v` conditions |
+//! | `query` by indexed field | index tree range scan | `Query` on a GSI, `LastEvaluatedKey` as cursor |
+//! | ready set by insight | range scan on `(insight, customer, priority desc, added)` | `Query` on the insight partition |
+//! | named lease | transaction on the lease tree | conditional `PutItem` on `expires < :now` |
+//!
+//! Typed access lives in [`StoreExt`], implemented for every `Store`.
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, Millis, OperationProgress, ReadyAgenda, ResourcePool,
+};
+use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
+use std::fmt;
+use std::future::Future;
+
+/// The kinds of stored object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// [`Agenda`]
+    Agenda,
+    /// [`AgendaProgress`]
+    AgendaProgress,
+    /// [`OperationProgress`]
+    OperationProgress,
+    /// [`Customer`]
+    Customer,
+    /// [`ResourcePool`]
+    ResourcePool,
+    /// [`Insight`]
+    Insight,
+    /// [`AgendaTemplate`]
+    AgendaTemplate,
+    /// Per-insight scheduler state (`InsightScheduleInfo`): an opaque JSON document, no indexes.
+    InsightSchedule,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 8] = [
+        Kind::Agenda,
+        Kind::AgendaProgress,
+        Kind::OperationProgress,
+        Kind::Customer,
+        Kind::ResourcePool,
+        Kind::Insight,
+        Kind::AgendaTemplate,
+        Kind::InsightSchedule,
+    ];
+
+    /// A stable, lower-case name, used in keys, table names and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Agenda => "agenda",
+            Kind::AgendaProgress => "agendaProgress",
+            Kind::OperationProgress => "operationProgress",
+            Kind::Customer => "customer",
+            Kind::ResourcePool => "resourcePool",
+            Kind::Insight => "insight",
+            Kind::AgendaTemplate => "agendaTemplate",
+            Kind::InsightSchedule => "insightSchedule",
+        }
+    }
+
+    /// The fields this kind is indexed (queryable) by.
+    pub fn indexed_fields(self) -> &'static [IndexField] {
+        use IndexField::*;
+        match self {
+            Kind::Agenda => &[CustomerId, LinkId, Title],
+            Kind::AgendaProgress => &[CustomerId, LinkId, AgendaId, Title],
+            Kind::OperationProgress => &[CustomerId, AgendaProgressId],
+            Kind::Customer => &[CustomerId, ResourcePoolId, Title],
+            Kind::ResourcePool => &[CustomerId, Title],
+            Kind::Insight => &[CustomerId, ResourcePoolId, Title],
+            Kind::AgendaTemplate => &[CustomerId, Title],
+            Kind::InsightSchedule => &[],
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A queryable field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndexField {
+    /// `customerId`
+    CustomerId,
+    /// `linkId`
+    LinkId,
+    /// `agendaId`
+    AgendaId,
+    /// `agendaProgressId`
+    AgendaProgressId,
+    /// `resourcePoolId`
+    ResourcePoolId,
+    /// `insightId`
+    InsightId,
+    /// `title`
+    Title,
+}
+
+impl IndexField {
+    /// The JSON field name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexField::CustomerId => "customerId",
+            IndexField::LinkId => "linkId",
+            IndexField::AgendaId => "agendaId",
+            IndexField::AgendaProgressId => "agendaProgressId",
+            IndexField::ResourcePoolId => "resourcePoolId",
+            IndexField::InsightId => "insightId",
+            IndexField::Title => "title",
+        }
+    }
+
+    /// Parses a JSON field name (case-insensitive), as in the original's `by<field>` queries.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            IndexField::CustomerId,
+            IndexField::LinkId,
+            IndexField::AgendaId,
+            IndexField::AgendaProgressId,
+            IndexField::ResourcePoolId,
+            IndexField::InsightId,
+            IndexField::Title,
+        ]
+        .into_iter()
+        .find(|f| f.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for IndexField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored object as the backends see it: key, version, index values and the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The kind.
+    pub kind: Kind,
+    /// The id (unique within the kind).
+    pub id: String,
+    /// The version: 1 after create, +1 on every update. Backends own it; the body's copy is ignored.
+    pub version: u64,
+    /// The values of the kind's indexed fields that are set.
+    pub indexes: Vec<(IndexField, String)>,
+    /// The object as JSON.
+    pub body: Vec<u8>,
+}
+
+/// One write of an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Create; `Conflict` if the id exists. Stored with version 1.
+    Create(Record),
+    /// Compare-and-swap update; `Conflict` if the stored version is not `expected_version`, `NotFound` if
+    /// absent. Stored with version `expected_version + 1`.
+    Update {
+        /// The new value.
+        record: Record,
+        /// The version the caller read.
+        expected_version: u64,
+    },
+    /// Delete; `NotFound` if absent, `Conflict` if `expected_version` is given and differs.
+    Delete {
+        /// The kind.
+        kind: Kind,
+        /// The id.
+        id: String,
+        /// The version the caller read, if the delete is conditional.
+        expected_version: Option<u64>,
+    },
+    /// Put an agenda in its insight's ready set; replaces an existing entry of the same agenda.
+    ReadyInsert(ReadyAgenda),
+    /// Remove an agenda's ready entry; a no-op if there is none.
+    ReadyRemove {
+        /// The agenda.
+        agenda_id: String,
+    },
+}
+
+/// Paging input: at most `limit` items after `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PageRequest {
+    /// Maximum items to return (0 means the backend's default of 100).
+    pub limit: usize,
+    /// Where the previous page ended (opaque).
+    pub cursor: Option<String>,
+}
+
+impl PageRequest {
+    /// The first page of `limit` items.
+    pub fn first(limit: usize) -> Self {
+        Self { limit, cursor: None }
+    }
+
+    /// The effective limit (`limit`, or 100 when 0).
+    pub fn effective_limit(&self) -> usize {
+        if self.limit == 0 { 100 } else { self.limit }
+    }
+}
+
+/// One page of results and the cursor of the next, if there may be more.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page<T> {
+    /// The items, in the backend's stable order (id ascending for queries).
+    pub items: Vec<T>,
+    /// Pass as `PageRequest::cursor` to continue; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// The stored state of objects, the ready set and named leases.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name, for messages (`memory`, `sled`, `dynamodb`).
+    fn backend_name(&self) -> &'static str;
+
+    /// The most writes one atomic [`Store::write`] accepts (DynamoDB: 100).
+    fn max_batch(&self) -> usize;
+
+    /// One object, or `None`.
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>>;
+
+    /// Applies every write or none. Errors: `Conflict`/`NotFound` from the first failing condition,
+    /// `Unsupported` when `ops.len() > max_batch()`.
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<()>;
+
+    /// Objects of `kind` whose indexed `field` equals `value`, by id ascending.
+    async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>>;
+
+    /// Every object of `kind`, by id ascending (administration and reapers; not for hot paths).
+    async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>>;
+
+    /// The ready entry of an agenda, if it has one.
+    async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>>;
+
+    /// An insight's ready entries ordered by customer id, then priority descending, added ascending,
+    /// agenda id.
+    async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>>;
+
+    /// Acquires or renews the named lease for `holder` until `now + ttl_ms`: `true` if `holder` has it
+    /// now, `false` if another holder's lease has not expired.
+    async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool>;
+
+    /// Releases the named lease if `holder` has it; otherwise a no-op.
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<()>;
+}
+
+/// A typed object kept in a [`Store`].
+pub trait StoreObject: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Its kind.
+    const KIND: Kind;
+    /// Its id, if set.
+    fn object_id(&self) -> Option<&str>;
+    /// Its version.
+    fn object_version(&self) -> u64;
+    /// Sets its version.
+    fn set_object_version(&mut self, version: u64);
+    /// The value of an indexed field.
+    fn index_value(&self, field: IndexField) -> Option<&str>;
+}
+
+macro_rules! store_object {
+    ($ty:ty, $kind:expr, { $($field:ident => $value:ident),* $(,)? }) => {
+        impl StoreObject for $ty {
+            const KIND: Kind = $kind;
+            fn object_id(&self) -> Option<&str> {
+                self.id.as_deref()
+            }
+            fn object_version(&self) -> u64 {
+                self.version
+            }
+            fn set_object_version(&mut self, version: u64) {
+                self.version = version;
+            }
+            fn index_value(&self, field: IndexField) -> Option<&str> {
+                match field {
+                    $(IndexField::$field => self.$value.as_deref(),)*
+                    #[allow(unreachable_patterns, reason = "not every kind is indexed by every field")]
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+store_object!(Agenda, Kind::Agenda, { CustomerId => customer_id, LinkId => link_id, Title => title });
+store_object!(AgendaProgress, Kind::AgendaProgress, {
+    CustomerId => customer_id, LinkId => link_id, AgendaId => agenda_id, Title => title
+});
+store_object!(OperationProgress, Kind::OperationProgress, {
+    CustomerId => customer_id, AgendaProgressId => agenda_progress_id
+});
+store_object!(Customer, Kind::Customer, {
+    CustomerId => customer_id, ResourcePoolId => resource_pool_id, Title => title
+});
+store_object!(ResourcePool, Kind::ResourcePool, { CustomerId => customer_id, Title => title });
+store_object!(Insight, Kind::Insight, {
+    CustomerId => customer_id, ResourcePoolId => resource_pool_id, Title => title
+});
+store_object!(AgendaTemplate, Kind::AgendaTemplate, { CustomerId => customer_id, Title => title });
+
+/// Encodes a typed object as a [`Record`] (its id must be set).
+pub fn to_record<T: StoreObject>(obj: &T) -> Result<Record> {
+    let id = obj
+        .object_id()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::invalid(format!("a {} to store needs an id", T::KIND)))?
+        .to_owned();
+    let body = serde_json::to_vec(obj).map_err(|e| Error::backend("codec", e))?;
+    let indexes =
+        T::KIND.indexed_fields().iter().filter_map(|f| obj.index_value(*f).map(|v| (*f, v.to_owned()))).collect();
+    Ok(Record { kind: T::KIND, id, version: obj.object_version(), indexes, body })
+}
+
+/// Decodes a [`Record`] into a typed object; a body that does not decode is `Error::Corrupt` naming the
+/// kind and id.
+pub fn from_record<T: StoreObject>(record: &Record) -> Result<T> {
+    if record.kind != T::KIND {
+        return Err(Error::Corrupt {
+            kind: record.kind.to_string(),
+            id: record.id.clone(),
+            reason: format!("expected a {}", T::KIND),
+        });
+    }
+    let mut obj: T = serde_json::from_slice(&record.body).map_err(|e| Error::Corrupt {
+        kind: record.kind.to_string(),
+        id: record.id.clone(),
+        reason: e.to_string(),
+    })?;
+    obj.set_object_version(record.version);
+    Ok(obj)
+}
+
+/// Typed access to any [`Store`].
+pub trait StoreExt: Store {
+    /// A typed object, or `None`.
+    fn get_obj<T: StoreObject>(&self, id: &str) -> impl Future<Output = Result<Option<T>>> + Send {
+        async move {
+            match self.get(T::KIND, id).await? {
+                Some(r) => from_record(&r).map(Some),
+                None => Ok(None),
+            }
+        }
+    }
+
+    /// A typed object, or `NotFound`.
+    fn fetch<T: StoreObject>(&self, id: &str) -> impl Future<Output = Result<T>> + Send {
+        async move { self.get_obj::<T>(id).await?.ok_or_else(|| Error::not_found(T::KIND, id)) }
+    }
+
+    /// Creates `obj` (version becomes 1).
+    fn create_obj<'a, T: StoreObject>(&'a self, obj: &'a mut T) -> impl Future<Output = Result<()>> + Send + 'a {
+        async move {
+            obj.set_object_version(1);
+            let rec = to_record(&*obj)?;
+            let r = self.write(vec![WriteOp::Create(rec)]).await;
+            if r.is_err() {
+                obj.set_object_version(0);
+            }
+            r
+        }
+    }
+
+    /// Compare-and-swap update of `obj` against its current version (which is then incremented).
+    fn update_obj<'a, T: StoreObject>(&'a self, obj: &'a mut T) -> impl Future<Output = Result<()>> + Send + 'a {
+        async move {
+            let expected_version = obj.object_version();
+            obj.set_object_version(expected_version + 1);
+            let r = match to_record(&*obj) {
+                Ok(record) => self.write(vec![WriteOp::Update { record, expected_version }]).await,
+                Err(e) => Err(e),
+            };
+            if r.is_err() {
+                obj.set_object_version(expected_version);
+            }
+            r
+        }
+    }
+
+    /// Deletes an object unconditionally.
+    fn delete_obj<T: StoreObject>(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
+        async move { self.write(vec![WriteOp::Delete { kind: T::KIND, id: id.to_owned(), expected_version: None }]).await }
+    }
+
+    /// One page of typed objects whose `field` equals `value`.
+    fn query_obj<T: StoreObject>(
+        &self,
+        field: IndexField,
+        value: &str,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<T>>> + Send {
+        async move {
+            let p = self.query(T::KIND, field, value, page).await?;
+            let items = p.items.iter().map(from_record).collect::<Result<Vec<T>>>()?;
+            Ok(Page { items, next: p.next })
+        }
+    }
+
+    /// Every typed object whose `field` equals `value`, following cursors (use for bounded sets such as
+    /// the operation progress of one agenda).
+    fn query_all<T: StoreObject>(&self, field: IndexField, value: &str) -> impl Future<Output = Result<Vec<T>>> + Send {
+        async move {
+            let mut out = Vec::new();
+            let mut cursor = None;
+            loop {
+                let p = self.query_obj::<T>(field, value, PageRequest { limit: 1000, cursor }).await?;
+                out.extend(p.items);
+                match p.next {
+                    Some(c) => cursor = Some(c),
+                    None => return Ok(out),
+                }
+            }
+        }
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+/// Creates the record for a typed object in a batch (version 1).
+pub fn create_op<T: StoreObject>(obj: &mut T) -> Result<WriteOp> {
+    obj.set_object_version(1);
+    Ok(WriteOp::Create(to_record(&*obj)?))
+}
+
+/// The CAS update of a typed object in a batch; bumps `obj`'s version to the one it will have.
+pub fn update_op<T: StoreObject>(obj: &mut T) -> Result<WriteOp> {
+    let expected_version = obj.object_version();
+    obj.set_object_version(expected_version + 1);
+    Ok(WriteOp::Update { record: to_record(&*obj)?, expected_version })
+}

@@ -1,0 +1,1 @@
+//! Agenda-template expansion (`staticParameters`, `pop.payload`).
