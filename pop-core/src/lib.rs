@@ -34,6 +34,7 @@ pub mod memory;
 pub mod model;
 pub mod queue;
 pub mod refs;
+pub mod registry;
 pub mod runtime;
 pub mod sched;
 pub mod store;
