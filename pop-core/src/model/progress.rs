@@ -101,6 +101,10 @@ pub struct AgendaProgress {
     /// Copied from the agenda.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agenda_insight: Option<AgendaInsight>,
+    /// Extension: the queue-lease epoch of the execution that last wrote this progress (fencing: a
+    /// write carrying a lower epoch is refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_epoch: Option<u64>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
     pub version: u64,
@@ -138,6 +142,7 @@ impl Default for AgendaProgress {
             percent_complete: 0.0,
             params: None,
             agenda_insight: None,
+            lease_epoch: None,
             version: 0,
         }
     }
