@@ -27,10 +27,59 @@ pub struct ReadyView<'a> {
     pub insight: &'a Insight,
     /// Customers with ready work, by customer id ascending.
     pub customers: Vec<CustomerReady<'a>>,
-    /// Observed cost per customer (e.g. operation-seconds), when the caller tracks it.
+    /// Observed mean cost of one agenda per customer (e.g. operation-seconds per agenda), when the
+    /// caller tracks it. Cost-aware algorithms charge a customer this much per pick, relative to the
+    /// mean over the view's customers; customers missing from the map are charged the mean.
     pub costs: Option<&'a BTreeMap<String, f64>>,
     /// The current time, epoch ms.
     pub now: Millis,
+}
+
+impl<'a> ReadyView<'a> {
+    /// A view without costs.
+    pub fn new(insight: &'a Insight, customers: Vec<CustomerReady<'a>>, now: Millis) -> Self {
+        Self { insight, customers, costs: None, now }
+    }
+
+    /// The number of ready entries in the view.
+    pub fn len(&self) -> usize {
+        self.customers.iter().map(|c| c.entries.len()).sum()
+    }
+
+    /// Whether the view has no ready entry.
+    pub fn is_empty(&self) -> bool {
+        self.customers.iter().all(|c| c.entries.is_empty())
+    }
+
+    /// The index of a customer in `customers` (binary search when sorted by id, as documented; a
+    /// linear scan otherwise).
+    pub fn customer_index(&self, customer_id: &str) -> Option<usize> {
+        match self.customers.binary_search_by(|c| c.customer_id.cmp(customer_id)) {
+            Ok(i) => Some(i),
+            Err(_) => self.customers.iter().position(|c| c.customer_id == customer_id),
+        }
+    }
+
+    /// Where an agenda is in the view: (customer index, entry index). Linear in the view's size.
+    pub fn locate(&self, agenda_id: &str) -> Option<(usize, usize)> {
+        self.customers
+            .iter()
+            .enumerate()
+            .find_map(|(ci, c)| c.entries.iter().position(|e| e.agenda_id == agenda_id).map(|ei| (ci, ei)))
+    }
+
+    /// Whether `entry` is one of the view's entries (same agenda id in the same customer's list):
+    /// O(log customers + log entries) when the view is ordered as documented.
+    pub fn contains(&self, entry: &ReadyAgenda) -> bool {
+        let Some(ci) = self.customer_index(&entry.customer_id) else {
+            return false;
+        };
+        let entries = self.customers[ci].entries;
+        match entries.binary_search_by(|e| e.order_key().cmp(&entry.order_key())) {
+            Ok(i) => entries[i].agenda_id == entry.agenda_id,
+            Err(_) => entries.iter().any(|e| e.agenda_id == entry.agenda_id),
+        }
+    }
 }
 
 /// The persisted per-insight state of an algorithm (any JSON; `Null` at first).

@@ -1,0 +1,258 @@
+//! `Priority`: higher effective priority first, fair across customers among equals, with aging.
+//!
+//! An agenda's effective priority is `priority + floor(wait_ms / aging_step_ms)`: one level per step
+//! waited. Picks go in effective-priority order (never a lower one while a higher one waits, within a
+//! pick call, whose `now` is fixed); among equal effective priority, customers share by weight as in
+//! [`RoundRobin`](crate::RoundRobin) (same state format). Within a customer, ties go to its
+//! higher-priority run, then its list order.
+//!
+//! **No starvation.** An agenda of priority `p` waiting since `t0`, facing arrivals of priority at
+//! most `p + gap`, outranks every agenda that arrives at or after
+//! `t0 + (gap + 1) * aging_step_ms` ([`Priority::outranks_arrivals_after_ms`]), so it is picked after
+//! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
+//! higher-priority work keeps arriving.
+
+use crate::fair::{Accounts, Ratio, effective, runs};
+use pop_core::model::ReadyAgenda;
+use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Configuration of [`Priority`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriorityConfig {
+    /// Milliseconds of waiting per level of effective priority gained; `None` disables aging (then
+    /// low-priority work can starve under a steady stream of higher-priority work).
+    pub aging_step_ms: Option<u64>,
+    /// Charge customers by observed cost among equals (as [`RoundRobin::cost_weighted`](crate::RoundRobin::cost_weighted)).
+    pub cost_weighted: bool,
+}
+
+impl Default for PriorityConfig {
+    /// One level per minute waited; picks counted equally.
+    fn default() -> Self {
+        Self { aging_step_ms: Some(60_000), cost_weighted: false }
+    }
+}
+
+/// Highest effective priority first, with aging and per-customer fairness among equals.
+#[derive(Debug, Clone, Default)]
+pub struct Priority {
+    config: PriorityConfig,
+}
+
+impl Priority {
+    /// The name insights use.
+    pub const NAME: &'static str = "Priority";
+
+    /// With the default configuration (aging one level per minute).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With this configuration.
+    pub fn with_config(config: PriorityConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PriorityConfig {
+        &self.config
+    }
+
+    /// How long after it became ready an agenda outranks every agenda arriving from then on whose
+    /// priority is at most `gap` above its own: `(gap + 1) * aging_step_ms`. `None` without aging.
+    pub fn outranks_arrivals_after_ms(&self, gap: u32) -> Option<u64> {
+        let step = self.config.aging_step_ms.filter(|s| *s > 0)?;
+        Some((u64::from(gap) + 1).saturating_mul(step))
+    }
+
+    /// An upper bound on the picks made before an agenda is picked, when `backlog` other agendas
+    /// were ready as it arrived and at most `arrivals_per_ms` (per millisecond, averaged over any
+    /// interval) arrive afterwards with priority at most `gap` above its own. `None` without aging.
+    pub fn max_picks_before(&self, backlog: u64, arrivals_per_ms: f64, gap: u32) -> Option<u64> {
+        let window = self.outranks_arrivals_after_ms(gap)?;
+        Some(backlog.saturating_add((arrivals_per_ms.max(0.0) * window as f64).ceil() as u64))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    eff: i64,
+    tag: Ratio,
+    idx: u32,
+    run: u32,
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Max-heap: highest effective priority, then smallest finish tag, then customer order.
+        self.eff.cmp(&other.eff).then_with(|| other.tag.cmp_to(&self.tag)).then_with(|| other.idx.cmp(&self.idx))
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The runs of every customer: flat `(cursor, end)` list and each customer's slice of it.
+struct Runs {
+    spans: Vec<(usize, usize)>,
+    first: Vec<usize>,
+}
+
+impl Runs {
+    fn of(view: &ReadyView<'_>) -> Self {
+        let mut spans = Vec::with_capacity(view.customers.len());
+        let mut first = Vec::with_capacity(view.customers.len() + 1);
+        for c in &view.customers {
+            first.push(spans.len());
+            runs(c.entries, &mut spans);
+        }
+        first.push(spans.len());
+        Self { spans, first }
+    }
+
+    fn of_customer(&self, i: usize) -> std::ops::Range<usize> {
+        self.first[i]..self.first[i + 1]
+    }
+}
+
+impl Priority {
+    fn eff(&self, e: &ReadyAgenda, view: &ReadyView<'_>) -> i64 {
+        effective(e, view.now, self.config.aging_step_ms)
+    }
+
+    /// Customer `i`'s best remaining head: (effective priority, run), earliest run on ties.
+    fn best_head(&self, view: &ReadyView<'_>, runs: &Runs, i: usize) -> Option<(i64, usize)> {
+        let entries = view.customers[i].entries;
+        let mut best: Option<(i64, usize)> = None;
+        for r in runs.of_customer(i) {
+            let (cursor, end) = runs.spans[r];
+            if cursor < end {
+                let eff = self.eff(&entries[cursor], view);
+                if best.is_none_or(|(b, _)| eff > b) {
+                    best = Some((eff, r));
+                }
+            }
+        }
+        best
+    }
+}
+
+impl SchedulingAlgorithm for Priority {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+        if count == 0 || view.is_empty() {
+            return Vec::new();
+        }
+        let mut acc = Accounts::load(view, state, self.config.cost_weighted);
+        let mut runs = Runs::of(view);
+        let n = view.customers.len();
+        let keys: Vec<Key> = (0..n)
+            .filter_map(|i| {
+                let (eff, run) = self.best_head(view, &runs, i)?;
+                Some(Key { eff, tag: acc.finish(i, 1), idx: i as u32, run: run as u32 })
+            })
+            .collect();
+        let mut heap = BinaryHeap::from(keys);
+        let mut out = Vec::with_capacity(count.min(view.len()));
+        while out.len() < count {
+            let Some(Key { idx, run, .. }) = heap.pop() else { break };
+            let (i, r) = (idx as usize, run as usize);
+            let span = &mut runs.spans[r];
+            out.push(view.customers[i].entries[span.0].clone());
+            span.0 += 1;
+            acc.charge_pick(i);
+            if let Some((eff, run)) = self.best_head(view, &runs, i) {
+                heap.push(Key { eff, tag: acc.finish(i, 1), idx, run: run as u32 });
+            }
+        }
+        acc.store(view, state, |i| runs.of_customer(i).any(|r| runs.spans[r].0 < runs.spans[r].1));
+        out
+    }
+
+    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
+        let (c, j) = view.locate(agenda_id)?;
+        let target = &view.customers[c].entries[j];
+        let e = self.eff(target, view);
+        let acc = Accounts::load(view, state, self.config.cost_weighted);
+        let runs = Runs::of(view);
+        // Per customer: entries of higher effective priority (h) and of equal (m).
+        let split = |i: usize| -> (u64, u64) {
+            let entries = view.customers[i].entries;
+            runs.of_customer(i).fold((0, 0), |(h, m), r| {
+                let (s, end) = runs.spans[r];
+                let run = &entries[s..end];
+                let gt = run.partition_point(|x| self.eff(x, view) > e);
+                let ge = run.partition_point(|x| self.eff(x, view) >= e);
+                (h + gt as u64, m + (ge - gt) as u64)
+            })
+        };
+        let mut higher = 0u64;
+        let mut equal_others = 0u64;
+        let mut customers_ahead = 0usize;
+        // The target's own customer: its higher entries, then equal ones of earlier runs and of its
+        // run before it.
+        let mut own_equal_ahead = 0u64;
+        let mut own_higher = 0u64;
+        for r in runs.of_customer(c) {
+            let (s, end) = runs.spans[r];
+            let run = &view.customers[c].entries[s..end];
+            let gt = run.partition_point(|x| self.eff(x, view) > e);
+            let ge = run.partition_point(|x| self.eff(x, view) >= e);
+            own_higher += gt as u64;
+            if (s..end).contains(&j) {
+                own_equal_ahead += (j - s - gt) as u64;
+            } else if s < j {
+                own_equal_ahead += (ge - gt) as u64;
+            }
+        }
+        higher += own_higher;
+        let f = acc.finish(c, own_higher + own_equal_ahead + 1);
+        for d in 0..view.customers.len() {
+            if d == c {
+                continue;
+            }
+            let (h, m) = split(d);
+            higher += h;
+            let k = acc.picks_before(d, h, m, f, d < c);
+            if k > 0 {
+                equal_others += k;
+                customers_ahead += 1;
+            }
+        }
+        let position = (higher + own_equal_ahead + equal_others) as usize;
+        let aged = e - i64::from(target.priority);
+        let wait = view.now.saturating_sub(target.added).max(0);
+        let eff_text = if aged > 0 {
+            format!("effective priority {e} = priority {} + {aged} for waiting {wait} ms", target.priority)
+        } else {
+            format!("effective priority {e}")
+        };
+        let reason = if position == 0 {
+            format!("next: highest effective priority and first in the rotation ({eff_text})")
+        } else {
+            let mut parts = Vec::new();
+            if higher > 0 {
+                parts.push(format!("behind {higher} agendas of higher priority"));
+            }
+            if customers_ahead > 0 {
+                parts.push(format!(
+                    "waiting for its customer's turn among equal priority: {customers_ahead} customers ahead in the \
+                     rotation ({equal_others} agendas)"
+                ));
+            }
+            if own_equal_ahead > 0 {
+                parts.push(format!("{own_equal_ahead} earlier agendas of equal priority from the same customer"));
+            }
+            format!("{} ({eff_text})", parts.join("; "))
+        };
+        Some(Explanation { agenda_id: agenda_id.to_owned(), position, reason })
+    }
+}

@@ -1,0 +1,103 @@
+//! Helpers shared by the integration tests: an owned ready set that lends out views.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use pop_core::model::{Insight, Millis, ReadyAgenda};
+use pop_core::sched::{AlgorithmState, CustomerReady, ReadyView, SchedulingAlgorithm};
+use std::collections::BTreeMap;
+
+/// An owned ready set: customer → (weight, entries sorted as the store returns them).
+#[derive(Debug, Clone, Default)]
+pub struct ReadySet {
+    pub customers: BTreeMap<String, (u32, Vec<ReadyAgenda>)>,
+    pub insight: Insight,
+    pub costs: Option<BTreeMap<String, f64>>,
+}
+
+pub fn entry(customer: &str, agenda: &str, added: Millis, priority: i32) -> ReadyAgenda {
+    ReadyAgenda {
+        id: format!("r-{agenda}"),
+        insight_id: "i1".into(),
+        agenda_id: agenda.into(),
+        customer_id: customer.into(),
+        added,
+        priority,
+    }
+}
+
+impl ReadySet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn weight(&mut self, customer: &str, weight: u32) -> &mut Self {
+        self.customers.entry(customer.into()).or_default().0 = weight;
+        self
+    }
+
+    pub fn add(&mut self, e: ReadyAgenda) -> &mut Self {
+        let slot = self.customers.entry(e.customer_id.clone()).or_insert((1, Vec::new()));
+        if slot.0 == 0 {
+            slot.0 = 1;
+        }
+        let at = slot.1.partition_point(|x| x.order_key() < e.order_key());
+        slot.1.insert(at, e);
+        self
+    }
+
+    /// Adds `n` agendas `<customer>-<k>` of one customer, added at `added + k`.
+    pub fn many(&mut self, customer: &str, n: usize, added: Millis, priority: i32) -> &mut Self {
+        for k in 0..n {
+            self.add(entry(customer, &format!("{customer}-{k:05}"), added + k as Millis, priority));
+        }
+        self
+    }
+
+    pub fn remove(&mut self, picked: &[ReadyAgenda]) {
+        for p in picked {
+            if let Some((_, list)) = self.customers.get_mut(&p.customer_id) {
+                list.retain(|e| e.agenda_id != p.agenda_id);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.customers.values().map(|(_, l)| l.len()).sum()
+    }
+
+    pub fn view(&self, now: Millis) -> ReadyView<'_> {
+        ReadyView {
+            insight: &self.insight,
+            customers: self
+                .customers
+                .iter()
+                .filter(|(_, (_, l))| !l.is_empty())
+                .map(|(c, (w, l))| CustomerReady { customer_id: c, weight: (*w).max(1), entries: l })
+                .collect(),
+            costs: self.costs.as_ref(),
+            now,
+        }
+    }
+
+    /// Picks `count`, removes the picks from the set, round-tripping the state through JSON text.
+    pub fn pick(
+        &mut self,
+        algo: &dyn SchedulingAlgorithm,
+        state: &mut AlgorithmState,
+        count: usize,
+        now: Millis,
+    ) -> Vec<ReadyAgenda> {
+        let picks = algo.pick(&self.view(now), state, count);
+        let text = serde_json::to_string(state).expect("state serializes");
+        *state = serde_json::from_str(&text).expect("state parses");
+        self.remove(&picks);
+        picks
+    }
+}
+
+pub fn ids(picks: &[ReadyAgenda]) -> Vec<&str> {
+    picks.iter().map(|p| p.agenda_id.as_str()).collect()
+}
+
+pub fn customers(picks: &[ReadyAgenda]) -> Vec<&str> {
+    picks.iter().map(|p| p.customer_id.as_str()).collect()
+}
