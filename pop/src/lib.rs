@@ -1,3 +1,51 @@
-//! POP for Rust: the facade crate that composes an embeddable POP instance.
+//! # POP for Rust
 //!
-//! This crate is a placeholder in the workspace until its issue is taken; see the README's crate map.
+//! POP (Priority Operation Processing) is a multi-tenant workflow orchestrator you embed in a Rust
+//! application. This facade composes an instance from the POP crates:
+//!
+//! * [`Pop`] and its [`PopBuilder`]: store, queue, runtime(s), authorizer, scheduling algorithms,
+//!   configuration;
+//! * the services ([`services`]): agendas (submit, run a template, rerun, cancel, query), progress
+//!   (progress, summary by linkId, explain), the resource-pool API (leases, heartbeat, fenced progress,
+//!   generated operations, completion) and CRUD with visibility;
+//! * the loops: the scheduler (one per insight across instances), pool workers, the reclaimer.
+//!
+//! Features: `sled` and `process` (default) wire the embedded store and the local-process runtime.
+//!
+//! ```no_run
+//! # async fn demo() -> pop_core::Result<()> {
+//! use pop::{Pop, WorkerConfig};
+//! use pop_core::authz::Principal;
+//! use std::sync::Arc;
+//! let runtime = Arc::new(pop_exec::inprocess::InProcessRuntime::new());
+//! let pop = Pop::builder().sled_path("/tmp/pop-data")?.runtime(runtime).build()?;
+//! pop.start_all(WorkerConfig::for_insights(["my-insight"]));
+//! let admin = Principal::superuser("admin");
+//! let progress = pop.progress().agenda_progress(&admin, "some-agenda-id").await?;
+//! # let _ = progress; Ok(()) }
+//! ```
+
+#[cfg(feature = "sled")]
+mod backends;
+pub mod clock;
+pub mod config;
+mod instance;
+pub mod reclaimer;
+pub mod rerun;
+pub mod router;
+mod scheduler;
+pub mod services;
+mod worker;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{PopConfig, WorkerConfig};
+pub use instance::{Pop, PopBuilder};
+pub use router::RuntimeRouter;
+
+pub use pop_core as core;
+pub use pop_exec as exec;
+#[cfg(feature = "process")]
+pub use pop_runtime_process as process;
+pub use pop_sched as sched;
+#[cfg(feature = "sled")]
+pub use pop_store_sled as sled;

@@ -1,0 +1,78 @@
+//! Configuration of a POP instance and of its pool workers.
+
+use pop_core::validate::ValidationOptions;
+use std::time::Duration;
+
+/// Settings of one POP instance. `Default` gives values that suit an embedded instance.
+#[derive(Debug, Clone)]
+pub struct PopConfig {
+    /// This instance's name in scheduler leases and logs (default: a random id).
+    pub instance_id: String,
+    /// How often each insight's queue is refilled (submissions also wake the scheduler).
+    pub scheduler_interval: Duration,
+    /// How long the per-insight scheduler lease lasts (renewed every run).
+    pub scheduler_lease: Duration,
+    /// How long a pulled agenda is leased before another worker may take it.
+    pub lease_ttl: Duration,
+    /// How often a running agenda's lease is extended and its progress re-sent.
+    pub heartbeat: Duration,
+    /// Operations of one agenda running at once.
+    pub parallelism: usize,
+    /// Whether a failed operation cancels the agenda's running ones.
+    pub fail_fast: bool,
+    /// How often expired leases are reclaimed.
+    pub reclaim_interval: Duration,
+    /// How often WAITING agendas found in neither the ready set nor a queue are re-queued.
+    pub repair_interval: Duration,
+    /// Limits checked at submission.
+    pub validation: ValidationOptions,
+    /// The most ready entries the scheduler reads for one insight per run.
+    pub ready_read_limit: usize,
+}
+
+impl Default for PopConfig {
+    fn default() -> Self {
+        Self {
+            instance_id: format!("pop-{}", uuid::Uuid::new_v4().simple()),
+            scheduler_interval: Duration::from_millis(250),
+            scheduler_lease: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            parallelism: 50,
+            fail_fast: false,
+            reclaim_interval: Duration::from_secs(5),
+            repair_interval: Duration::from_secs(60),
+            validation: ValidationOptions::default(),
+            ready_read_limit: 100_000,
+        }
+    }
+}
+
+/// Settings of one pool worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The insights (queues) it pulls from.
+    pub insights: Vec<String>,
+    /// Agendas asked for per pull.
+    pub pull_count: usize,
+    /// Pause after an empty pull.
+    pub pull_wait: Duration,
+    /// Agendas running at once in this worker.
+    pub max_running: usize,
+}
+
+impl WorkerConfig {
+    /// A worker for these insights with default limits.
+    pub fn for_insights<I, S>(insights: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            insights: insights.into_iter().map(Into::into).collect(),
+            pull_count: 4,
+            pull_wait: Duration::from_millis(100),
+            max_running: 16,
+        }
+    }
+}

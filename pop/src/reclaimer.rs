@@ -1,0 +1,180 @@
+//! The reclaimer: expired leases go back to the queue with `attemptsCompleted + 1` (or fail when out of
+//! attempts); EXECUTING agendas that lost their queue item and stopped heartbeating are re-queued the
+//! same way; WAITING agendas found in neither the ready set nor a queue are re-queued (repair).
+
+use crate::instance::Inner;
+use crate::services::agenda_internals::ready_entry;
+use pop_core::Result;
+use pop_core::model::{Agenda, AgendaProgress, Conclusion, DiagnosticEvent, PENDING, ProcessingState};
+use pop_core::queue::Lease;
+use pop_core::store::{Kind, PageRequest, StoreExt, WriteOp, update_op};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What a reclaimer pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReclaimReport {
+    /// Expired leases (or silent executions) put back in the queue.
+    pub requeued: usize,
+    /// Agendas failed because they ran out of attempts.
+    pub failed: usize,
+    /// WAITING agendas re-queued by the repair.
+    pub repaired: usize,
+}
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut last_repair = 0i64;
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(inner.config.reclaim_interval) => {}
+        }
+        if let Err(e) = reclaim(&inner).await {
+            tracing::warn!(error = %e, "reclaimer pass failed");
+        }
+        let now = inner.now();
+        if now - last_repair >= inner.config.repair_interval.as_millis() as i64 {
+            last_repair = now;
+            if let Err(e) = repair(&inner).await {
+                tracing::warn!(error = %e, "repair pass failed");
+            }
+        }
+    }
+}
+
+/// One full pass: reclaim, then repair.
+pub(crate) async fn run_once(inner: &Inner) -> Result<ReclaimReport> {
+    let mut r = reclaim(inner).await?;
+    r.repaired = repair(inner).await?.repaired;
+    Ok(r)
+}
+
+async fn reclaim(inner: &Inner) -> Result<ReclaimReport> {
+    let mut report = ReclaimReport::default();
+    for insight in crate::scheduler::all_insights(inner).await? {
+        let Some(insight_id) = insight.id.as_deref() else { continue };
+        let expired = inner.queue.expired(insight_id, inner.now(), 100).await?;
+        for lease in expired {
+            match reclaim_lease(inner, &lease).await {
+                Ok(Some(true)) => report.failed += 1,
+                Ok(Some(false)) => report.requeued += 1,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(agenda_id = %lease.token.agenda_id, error = %e, "reclaim failed"),
+            }
+        }
+    }
+    if report.requeued + report.failed > 0 {
+        metrics::counter!("pop_reclaims_total").increment((report.requeued + report.failed) as u64);
+        inner.wake.notify_waiters();
+    }
+    Ok(report)
+}
+
+/// `Some(true)` failed for good, `Some(false)` re-queued, `None` nothing to do.
+async fn reclaim_lease(inner: &Inner, lease: &Lease) -> Result<Option<bool>> {
+    let agenda_id = &lease.token.agenda_id;
+    let Some(agenda) = inner.store.get_obj::<Agenda>(agenda_id).await? else {
+        let _ = inner.queue.ack(&lease.token).await;
+        return Ok(None);
+    };
+    let Some(progress_id) = agenda.progress_id.clone() else { return Ok(None) };
+    loop {
+        let mut p: AgendaProgress = inner.store.fetch(&progress_id).await?;
+        if p.processing_state == ProcessingState::Complete {
+            let _ = inner.queue.ack(&lease.token).await;
+            return Ok(None);
+        }
+        let out_of_attempts = count_lost_attempt(inner, &mut p, &format!("lease epoch {} expired", lease.token.epoch));
+        match inner.store.update_obj(&mut p).await {
+            Ok(()) => {}
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e),
+        }
+        let r = if out_of_attempts { inner.queue.ack(&lease.token).await } else { inner.queue.release(&lease.token, inner.now()).await };
+        if let Err(e) = r {
+            tracing::debug!(agenda_id, error = %e, "lease changed hands during reclaim");
+        }
+        tracing::info!(agenda_id, epoch = lease.token.epoch, failed = out_of_attempts, "lease reclaimed");
+        return Ok(Some(out_of_attempts));
+    }
+}
+
+/// Counts a lost attempt on `p` with a diagnostic; marks it failed when out of attempts. Returns
+/// whether it is now failed.
+fn count_lost_attempt(inner: &Inner, p: &mut AgendaProgress, what: &str) -> bool {
+    let now = inner.now();
+    p.attempts_completed += 1;
+    let max = p.maximum_attempts.clamp(1, 20);
+    let out = p.attempts_completed >= max;
+    let msg = if out {
+        format!("{what}: the worker stopped heartbeating; attempt {} of {max} lost, no attempts left", p.attempts_completed)
+    } else {
+        format!("{what}: the worker stopped heartbeating; attempt {} of {max} lost, re-queued", p.attempts_completed)
+    };
+    p.diagnostic_events.push(DiagnosticEvent::new(msg, now));
+    p.updated_time = Some(now);
+    if out {
+        p.processing_state = ProcessingState::Complete;
+        p.processing_state_message = Some(Conclusion::Failed.as_str().into());
+        p.completed_time = Some(now);
+    } else {
+        p.processing_state = ProcessingState::Waiting;
+        p.processing_state_message = Some(PENDING.into());
+    }
+    out
+}
+
+async fn repair(inner: &Inner) -> Result<ReclaimReport> {
+    let mut report = ReclaimReport::default();
+    let mut cursor = None;
+    let stale_ms = 2 * inner.config.lease_ttl.as_millis() as i64;
+    loop {
+        let page = inner.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
+        for r in &page.items {
+            let Ok(p) = pop_core::store::from_record::<AgendaProgress>(r) else { continue };
+            let stale_exec = p.processing_state == ProcessingState::Executing
+                && p.updated_time.is_some_and(|t| inner.now() - t > stale_ms);
+            if p.processing_state != ProcessingState::Waiting && !stale_exec {
+                continue;
+            }
+            let Some(agenda_id) = p.agenda_id.clone() else { continue };
+            let agenda_id = agenda_id.as_str();
+            let Some(agenda) = inner.store.get_obj::<Agenda>(agenda_id).await? else { continue };
+            if agenda.do_not_run() {
+                continue;
+            }
+            let insight_id = agenda.insight_id().unwrap_or_default();
+            if inner.store.ready_get(agenda_id).await?.is_some() || inner.queue.contains(insight_id, agenda_id).await? {
+                continue;
+            }
+            let mut p = p;
+            let mut writes = Vec::new();
+            if stale_exec {
+                let failed = count_lost_attempt(inner, &mut p, "execution stopped reporting and its queue item is gone");
+                writes.push(update_op(&mut p)?);
+                if failed {
+                    inner.store.write(writes).await?;
+                    report.failed += 1;
+                    continue;
+                }
+            }
+            writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, inner.now())));
+            match inner.store.write(writes).await {
+                Ok(()) => {
+                    tracing::info!(agenda_id, "lost agenda re-queued");
+                    report.repaired += 1;
+                }
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    if report.repaired > 0 {
+        inner.wake.notify_waiters();
+    }
+    Ok(report)
+}

@@ -1,0 +1,170 @@
+//! The scheduler loop: per insight, refill the queue from the ready set with the insight's algorithm.
+//!
+//! One scheduler per insight at a time across instances, held by a named store lease. Each pick is
+//! pushed to the queue (idempotent by agenda id) and only then removed from the ready set, so a crash
+//! in between at worst leaves an entry that the next run pushes again as a no-op.
+
+use crate::instance::Inner;
+use pop_core::Result;
+use pop_core::model::{Customer, Insight, ReadyAgenda};
+use pop_core::sched::{CustomerReady, Explanation, ReadyView};
+use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(inner.config.scheduler_interval) => {}
+            _ = inner.wake.notified() => {}
+        }
+        if let Err(e) = run_once(&inner).await {
+            tracing::warn!(error = %e, "scheduler pass failed");
+        }
+    }
+}
+
+/// One pass over every insight; returns the agendas queued.
+pub(crate) async fn run_once(inner: &Inner) -> Result<usize> {
+    let mut queued = 0;
+    for insight in all_insights(inner).await? {
+        match schedule_insight(inner, &insight).await {
+            Ok(n) => queued += n,
+            Err(e) => tracing::warn!(insight = ?insight.id, error = %e, "scheduling an insight failed"),
+        }
+    }
+    Ok(queued)
+}
+
+pub(crate) async fn all_insights(inner: &Inner) -> Result<Vec<Insight>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = inner.store.scan(Kind::Insight, PageRequest { limit: 500, cursor }).await?;
+        for r in &page.items {
+            out.push(pop_core::store::from_record::<Insight>(r)?);
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+struct Snapshot {
+    entries: Vec<ReadyAgenda>,
+    groups: Vec<(String, u32, std::ops::Range<usize>)>,
+}
+
+async fn read_ready(inner: &Inner, insight_id: &str) -> Result<Snapshot> {
+    let mut entries = Vec::new();
+    let mut cursor = None;
+    while entries.len() < inner.config.ready_read_limit {
+        let page = inner.store.ready_list(insight_id, PageRequest { limit: 1000, cursor }).await?;
+        entries.extend(page.items);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut groups: Vec<(String, u32, std::ops::Range<usize>)> = Vec::new();
+    let mut weights: HashMap<String, u32> = HashMap::new();
+    let mut start = 0;
+    for i in 1..=entries.len() {
+        if i == entries.len() || entries[i].customer_id != entries[start].customer_id {
+            let customer = entries[start].customer_id.clone();
+            let weight = match weights.get(&customer) {
+                Some(w) => *w,
+                None => {
+                    let w = inner.store.get_obj::<Customer>(&customer).await?.map(|c| c.weight.max(1)).unwrap_or(1);
+                    weights.insert(customer.clone(), w);
+                    w
+                }
+            };
+            groups.push((customer, weight, start..i));
+            start = i;
+        }
+    }
+    Ok(Snapshot { entries, groups })
+}
+
+fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a> {
+    ReadyView {
+        insight,
+        customers: snap
+            .groups
+            .iter()
+            .map(|(c, w, r)| CustomerReady { customer_id: c, weight: *w, entries: &snap.entries[r.clone()] })
+            .collect(),
+        costs: None,
+        now,
+    }
+}
+
+async fn load_state(inner: &Inner, insight_id: &str) -> Result<(serde_json::Value, Option<u64>)> {
+    match inner.store.get(Kind::InsightSchedule, insight_id).await? {
+        Some(r) => {
+            let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+            Ok((v, Some(r.version)))
+        }
+        None => Ok((serde_json::Value::Null, None)),
+    }
+}
+
+async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
+    let Some(insight_id) = insight.id.as_deref() else { return Ok(0) };
+    let now = inner.now();
+    let lease_name = format!("scheduler/{insight_id}");
+    let lease_ms = inner.config.scheduler_lease.as_millis() as u64;
+    if !inner.store.lease_acquire(&lease_name, &inner.config.instance_id, lease_ms, now).await? {
+        return Ok(0);
+    }
+    let len = inner.queue.len(insight_id).await?;
+    metrics::gauge!("pop_queue_depth", "insight" => insight_id.to_owned()).set(len as f64);
+    let free = pop_sched::refill_count(len, insight.effective_queue_size());
+    if free == 0 {
+        return Ok(0);
+    }
+    let algorithm = inner.algorithms.for_insight(&insight)?;
+    let snap = read_ready(inner, insight_id).await?;
+    if snap.entries.is_empty() {
+        return Ok(0);
+    }
+    let (mut state, version) = load_state(inner, insight_id).await?;
+    let picks = algorithm.pick(&view(insight, &snap, now), &mut state, free);
+    let mut removals = Vec::with_capacity(picks.len());
+    for pick in &picks {
+        inner.queue.push(insight_id, pick.clone(), now).await?;
+        metrics::histogram!("pop_ready_wait_seconds", "insight" => insight_id.to_owned())
+            .record((now - pick.added).max(0) as f64 / 1000.0);
+        removals.push(WriteOp::ReadyRemove { agenda_id: pick.agenda_id.clone() });
+    }
+    if !removals.is_empty() {
+        inner.store.write(removals).await?;
+    }
+    let body = serde_json::to_vec(&state).map_err(|e| pop_core::Error::backend("codec", e))?;
+    let record = Record { kind: Kind::InsightSchedule, id: insight_id.to_owned(), version: 1, indexes: vec![], body };
+    let op = match version {
+        Some(v) => WriteOp::Update { record, expected_version: v },
+        None => WriteOp::Create(record),
+    };
+    if let Err(e) = inner.store.write(vec![op]).await {
+        tracing::debug!(insight_id, error = %e, "scheduler state not saved");
+    }
+    if !picks.is_empty() {
+        tracing::debug!(insight_id, queued = picks.len(), algorithm = algorithm.name(), "queue refilled");
+    }
+    Ok(picks.len())
+}
+
+/// The algorithm's explanation of a ready agenda's position.
+pub(crate) async fn explain(inner: &Inner, insight_id: &str, agenda_id: &str) -> Result<Option<Explanation>> {
+    let Some(insight) = inner.store.get_obj::<Insight>(insight_id).await? else { return Ok(None) };
+    let algorithm = inner.algorithms.for_insight(&insight)?;
+    let snap = read_ready(inner, insight_id).await?;
+    let (state, _) = load_state(inner, insight_id).await?;
+    Ok(algorithm.explain(&view(&insight, &snap, inner.now()), &state, agenda_id))
+}
+

@@ -1,0 +1,363 @@
+//! Agenda services: submit, run a template, rerun, cancel, get, query.
+
+use super::{forbidden, new_id};
+use crate::instance::Inner;
+use pop_core::authz::Principal;
+use pop_core::model::{
+    Agenda, AgendaInsight, AgendaProgress, AgendaTemplate, Conclusion, Customer, DiagnosticEvent, Insight,
+    OperationProgress, PENDING, ProcessingState, ReadyAgenda, param_keys,
+};
+use pop_core::store::{IndexField, Page, PageRequest, StoreExt, WriteOp, create_op};
+use pop_core::visibility::{can_create, can_read, owns};
+use pop_core::{Error, Problem, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Agenda services.
+#[derive(Clone)]
+pub struct AgendaService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// How a rerun resets an agenda (the original's `RerunAgendaRequest.params`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RerunOptions {
+    /// Reset every operation (the default when nothing else is asked).
+    pub reset_all: bool,
+    /// Keep every operation's progress; only the agenda goes back to WAITING.
+    pub continue_: bool,
+    /// Reset these operations and everything that depends on them; generated operations of a reset
+    /// generator are removed.
+    pub operations_to_reset: Vec<String>,
+    /// Reset, but do not queue the agenda.
+    pub skip_execution: bool,
+}
+
+impl RerunOptions {
+    /// Parses the original's params: `resetAll`, `continue`, `skipExecution`, `operationsToReset=a,b`.
+    pub fn parse<S: AsRef<str>>(params: &[S]) -> Result<Self> {
+        let mut o = Self::default();
+        let mut problems = Vec::new();
+        for p in params {
+            let p = p.as_ref().trim();
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (p, None),
+            };
+            match (name.to_ascii_lowercase().as_str(), value) {
+                ("resetall", _) => o.reset_all = true,
+                ("continue", _) => o.continue_ = true,
+                ("skipexecution", _) => o.skip_execution = true,
+                ("operationstoreset", Some(v)) => {
+                    let names: Vec<String> =
+                        v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                    if names.is_empty() {
+                        problems.push(Problem::new("operationsToReset names no operation").field("operationsToReset"));
+                    }
+                    o.operations_to_reset.extend(names);
+                }
+                ("operationstoreset", None) => problems
+                    .push(Problem::new("operationsToReset needs a value: operationsToReset=a,b").field("operationsToReset")),
+                _ => problems.push(Problem::new(format!(
+                    "unknown rerun parameter `{p}`: use resetAll, continue, skipExecution or operationsToReset=a,b"
+                ))),
+            }
+        }
+        if problems.is_empty() { Ok(o) } else { Err(Error::problems(problems)) }
+    }
+}
+
+impl AgendaService {
+    /// Submits one agenda: authorize, validate, select the insight, then write the agenda, its
+    /// progress, one progress per operation and the ready entry atomically. Returns the stored agenda.
+    pub async fn submit(&self, principal: &Principal, agenda: Agenda) -> Result<Agenda> {
+        let inner = &self.inner;
+        let customer_id = match agenda.customer_id.as_deref().map(str::trim) {
+            Some(c) if !c.is_empty() => c.to_owned(),
+            _ => return Err(Error::problems(vec![Problem::new("customerId is required").field("customerId")])),
+        };
+        if !can_create(principal, &agenda) {
+            return Err(forbidden(principal, &format!("submit agendas for customer {customer_id}")));
+        }
+        pop_core::validate::validate_agenda(&agenda, &inner.config.validation)?;
+        let customer: Customer = inner.store.get_obj(&customer_id).await?.ok_or_else(|| {
+            Error::NotFound { kind: "customer".into(), id: format!("{customer_id} (create the customer before submitting)") }
+        })?;
+        let insight = self.select_insight(&agenda, &customer).await?;
+        let now = inner.now();
+        let mut agenda = agenda;
+        let agenda_id = new_id();
+        let progress_id = new_id();
+        agenda.id = Some(agenda_id.clone());
+        agenda.customer_id = Some(customer_id.clone());
+        if agenda.cid.as_deref().is_none_or(str::is_empty) {
+            agenda.cid = Some(new_id());
+        }
+        agenda.progress_id = Some(progress_id.clone());
+        agenda.agenda_insight =
+            Some(AgendaInsight { resource_pool_id: insight.resource_pool_id.clone(), insight_id: insight.id.clone() });
+        agenda.added_time = Some(now);
+        agenda.updated_time = Some(now);
+        if agenda.params.is_none() {
+            agenda.params = Some(Default::default());
+        }
+
+        let mut progress = new_progress(&agenda, &progress_id, now);
+        let mut ops: Vec<OperationProgress> =
+            agenda.operations.iter().map(|op| new_operation_progress(&agenda, &progress_id, op, now)).collect();
+        let ready = (!agenda.do_not_run()).then(|| ready_entry(&agenda, now));
+
+        let mut writes = Vec::with_capacity(ops.len() + 3);
+        for op in &mut ops {
+            writes.push(create_op(op)?);
+        }
+        writes.push(create_op(&mut progress)?);
+        writes.push(create_op(&mut agenda)?);
+        if let Some(r) = ready {
+            writes.push(WriteOp::ReadyInsert(r));
+        }
+        write_ordered(inner, writes).await?;
+        metrics::counter!("pop_agendas_submitted_total").increment(1);
+        tracing::info!(agenda_id = %agenda_id, cid = ?agenda.cid, customer = %customer_id, insight = ?insight.id, "agenda submitted");
+        inner.wake.notify_waiters();
+        Ok(agenda)
+    }
+
+    /// Submits several agendas; each succeeds or fails on its own (the original's `createAgenda`).
+    pub async fn submit_many(&self, principal: &Principal, agendas: Vec<Agenda>) -> Vec<Result<Agenda>> {
+        let mut out = Vec::with_capacity(agendas.len());
+        for a in agendas {
+            out.push(self.submit(principal, a).await);
+        }
+        out
+    }
+
+    /// Expands a template with a payload and submits the result as the template agenda's customer (or
+    /// the caller's only account).
+    pub async fn run_template(
+        &self,
+        principal: &Principal,
+        template_id: &str,
+        payload: &serde_json::Value,
+    ) -> Result<Agenda> {
+        let template: AgendaTemplate = self
+            .inner
+            .store
+            .get_obj(template_id)
+            .await?
+            .filter(|t| can_read(principal, t))
+            .ok_or_else(|| Error::not_found("agendaTemplate", template_id))?;
+        let mut agenda = pop_core::template::expand(&template, payload)?;
+        if agenda.customer_id.as_deref().is_none_or(str::is_empty) {
+            if principal.accounts.len() == 1 {
+                agenda.customer_id = principal.accounts.iter().next().cloned();
+            } else {
+                return Err(Error::problems(vec![
+                    Problem::new(format!(
+                        "template {template_id} names no customerId and the caller acts for {} accounts: put customerId in the template's agenda",
+                        principal.accounts.len()
+                    ))
+                    .field("customerId"),
+                ]));
+            }
+        }
+        self.submit(principal, agenda).await
+    }
+
+    /// The agenda, if the caller may see it.
+    pub async fn get(&self, principal: &Principal, agenda_id: &str) -> Result<Agenda> {
+        self.inner
+            .store
+            .get_obj::<Agenda>(agenda_id)
+            .await?
+            .filter(|a| can_read(principal, a))
+            .ok_or_else(|| Error::not_found("agenda", agenda_id))
+    }
+
+    /// Agendas whose `field` equals `value` (linkId, customerId, title), filtered by visibility.
+    pub async fn query(
+        &self,
+        principal: &Principal,
+        field: IndexField,
+        value: &str,
+        page: PageRequest,
+    ) -> Result<Page<Agenda>> {
+        let mut p = self.inner.store.query_obj::<Agenda>(field, value, page).await?;
+        p.items.retain(|a| can_read(principal, a));
+        Ok(p)
+    }
+
+    /// Reruns an agenda (`resetAll` by default, `continue`, `operationsToReset`, `skipExecution`).
+    pub async fn rerun(&self, principal: &Principal, agenda_id: &str, options: RerunOptions) -> Result<AgendaProgress> {
+        let inner = &self.inner;
+        let agenda: Agenda = inner
+            .store
+            .get_obj(agenda_id)
+            .await?
+            .filter(|a| can_read(principal, a))
+            .ok_or_else(|| Error::not_found("agenda", agenda_id))?;
+        if !owns(principal, &agenda) {
+            return Err(forbidden(principal, &format!("rerun agenda {agenda_id}")));
+        }
+        let progress_id = agenda.progress_id.clone().ok_or_else(|| Error::not_found("agendaProgress", agenda_id))?;
+        let progress = inner.progress_full(&progress_id).await?;
+        if progress.processing_state == ProcessingState::Executing {
+            return Err(Error::Conflict(format!(
+                "agenda {agenda_id} is executing: wait for it to finish or cancel it before a rerun"
+            )));
+        }
+        crate::rerun::reset(inner, agenda, progress, &options).await
+    }
+
+    /// Cancels an agenda in any state: queued work is dropped, running handlers are killed, the agenda
+    /// ends COMPLETE/`cancelled`. Cancelling a finished agenda changes nothing.
+    pub async fn cancel(&self, principal: &Principal, agenda_id: &str) -> Result<AgendaProgress> {
+        let inner = &self.inner;
+        let agenda: Agenda = inner
+            .store
+            .get_obj(agenda_id)
+            .await?
+            .filter(|a| can_read(principal, a))
+            .ok_or_else(|| Error::not_found("agenda", agenda_id))?;
+        if !owns(principal, &agenda) {
+            return Err(forbidden(principal, &format!("cancel agenda {agenda_id}")));
+        }
+        let progress_id = agenda.progress_id.clone().ok_or_else(|| Error::not_found("agendaProgress", agenda_id))?;
+        // Mark cancelled first: a running executor's next progress write is then refused, which stops it
+        // wherever it runs.
+        let progress = loop {
+            let mut p: AgendaProgress = inner.store.fetch(&progress_id).await?;
+            if p.processing_state == ProcessingState::Complete {
+                break p;
+            }
+            let now = inner.now();
+            p.processing_state = ProcessingState::Complete;
+            p.processing_state_message = Some(Conclusion::Cancelled.as_str().into());
+            p.completed_time = Some(now);
+            p.updated_time = Some(now);
+            p.diagnostic_events.push(DiagnosticEvent::new(format!("cancelled by {}", principal.user_id), now));
+            match inner.store.update_obj(&mut p).await {
+                Ok(()) => break p,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        inner.store.write(vec![WriteOp::ReadyRemove { agenda_id: agenda_id.to_owned() }]).await?;
+        if let Some(insight) = agenda.insight_id() {
+            inner.queue.remove(insight, agenda_id).await?;
+        }
+        let token = inner.running.lock().ok().and_then(|r| r.get(agenda_id).cloned());
+        if let Some(t) = token {
+            t.cancel();
+        }
+        tracing::info!(agenda_id, "agenda cancelled");
+        inner.progress_full(&progress.id.clone().unwrap_or_default()).await
+    }
+
+    async fn select_insight(&self, agenda: &Agenda, customer: &Customer) -> Result<Insight> {
+        let pool = customer.resource_pool_id.as_deref().ok_or_else(|| {
+            Error::problems(vec![Problem::new(format!(
+                "customer {} has no resourcePoolId: assign it a resource pool before submitting",
+                customer.id.as_deref().unwrap_or_default()
+            ))
+            .field("resourcePoolId")])
+        })?;
+        let insights: Vec<Insight> = self.inner.store.query_all(IndexField::ResourcePoolId, pool).await?;
+        pop_sched::select_insight(agenda, customer, &insights).map(|i| i.clone())
+    }
+}
+
+/// The WAITING progress of a new agenda.
+pub(crate) fn new_progress(agenda: &Agenda, progress_id: &str, now: i64) -> AgendaProgress {
+    AgendaProgress {
+        id: Some(progress_id.to_owned()),
+        cid: agenda.cid.clone(),
+        customer_id: agenda.customer_id.clone(),
+        title: agenda.title.clone(),
+        added_time: Some(now),
+        updated_time: Some(now),
+        agenda_id: agenda.id.clone(),
+        link_id: agenda.link_id.clone(),
+        external_id: agenda.param(param_keys::EXTERNAL_ID).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        processing_state: ProcessingState::Waiting,
+        processing_state_message: Some(PENDING.into()),
+        maximum_attempts: agenda.maximum_attempts(),
+        params: agenda.params.clone(),
+        agenda_insight: agenda.agenda_insight.clone(),
+        ..AgendaProgress::default()
+    }
+}
+
+/// The WAITING progress of one operation.
+pub(crate) fn new_operation_progress(
+    agenda: &Agenda,
+    progress_id: &str,
+    op: &pop_core::model::Operation,
+    now: i64,
+) -> OperationProgress {
+    OperationProgress {
+        id: Some(OperationProgress::make_id(progress_id, &op.name)),
+        cid: agenda.cid.clone(),
+        customer_id: agenda.customer_id.clone(),
+        added_time: Some(now),
+        updated_time: Some(now),
+        agenda_progress_id: Some(progress_id.to_owned()),
+        processing_state: ProcessingState::Waiting,
+        processing_state_message: Some(PENDING.into()),
+        operation: Some(op.name.clone()),
+        params: op.params.clone(),
+        ..OperationProgress::default()
+    }
+}
+
+/// The ready entry of an agenda.
+pub(crate) fn ready_entry(agenda: &Agenda, now: i64) -> ReadyAgenda {
+    ReadyAgenda {
+        id: new_id(),
+        insight_id: agenda.insight_id().unwrap_or_default().to_owned(),
+        agenda_id: agenda.id.clone().unwrap_or_default(),
+        customer_id: agenda.customer_id.clone().unwrap_or_default(),
+        added: now,
+        priority: agenda.priority,
+    }
+}
+
+/// Writes atomically when the store allows a batch this large; otherwise in chunks, in the given
+/// order (callers put the ready entry last, so a crash leaves no queued agenda without its rows).
+pub(crate) async fn write_ordered(inner: &Inner, writes: Vec<WriteOp>) -> Result<()> {
+    let max = inner.store.max_batch().max(1);
+    if writes.len() <= max {
+        return inner.store.write(writes).await;
+    }
+    let mut writes = writes;
+    while !writes.is_empty() {
+        let rest = writes.split_off(writes.len().min(max));
+        inner.store.write(std::mem::replace(&mut writes, rest)).await?;
+    }
+    Ok(())
+}
+
+/// The names of every operation that depends, directly or not, on one in `seeds` (seeds included).
+pub(crate) fn dependent_closure(agenda: &Agenda, seeds: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut dependents: HashMap<String, Vec<String>> = HashMap::new();
+    for op in &agenda.operations {
+        for dep in pop_core::validate::dependencies(op) {
+            dependents.entry(dep).or_default().push(op.name.clone());
+        }
+    }
+    let mut out = seeds.clone();
+    let mut stack: Vec<String> = seeds.iter().cloned().collect();
+    while let Some(n) = stack.pop() {
+        for d in dependents.get(&n).into_iter().flatten() {
+            if out.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,25 @@
+//! The services of a POP instance. Every call takes a [`Principal`] and applies the visibility rules;
+//! requests and responses are plain serde types so an HTTP API can mirror them one to one.
+
+pub(crate) mod agenda;
+pub(crate) use self::agenda as agenda_internals;
+mod objects;
+mod pool;
+mod progress;
+
+pub use agenda::{AgendaService, RerunOptions};
+pub use objects::ObjectService;
+pub use pool::{AgendaLease, ResourcePoolService};
+pub use progress::{Explain, ProgressService, ProgressSummary};
+
+use pop_core::Error;
+use pop_core::authz::Principal;
+
+pub(crate) fn forbidden(principal: &Principal, action: &str) -> Error {
+    let who = if principal.user_id.is_empty() { "anonymous caller" } else { principal.user_id.as_str() };
+    Error::Forbidden(format!("{who} may not {action}"))
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

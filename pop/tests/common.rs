@@ -1,0 +1,85 @@
+//! Shared setup for the pop integration tests.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use pop::{Pop, PopConfig};
+use pop_core::authz::Principal;
+use pop_core::model::{Agenda, Customer, Insight, ResourcePool};
+use serde_json::json;
+use std::sync::Arc;
+
+pub const POOL_OWNER: &str = "ops";
+
+pub fn ops() -> Principal {
+    Principal::customer("ops-user", [POOL_OWNER])
+}
+
+pub fn admin() -> Principal {
+    Principal::superuser("admin")
+}
+
+pub fn customer(id: &str) -> Principal {
+    Principal::customer(format!("{id}-user"), [id])
+}
+
+/// Creates a pool `pool`, an insight `insight` for the given customers (FIFO unless `algorithm`), and
+/// self-owned customers.
+pub async fn setup(pop: &Pop, customers: &[&str], algorithm: Option<&str>, queue_size: u32) {
+    let su = admin();
+    let o = pop.objects();
+    o.create(&su, ResourcePool { id: Some("pool".into()), customer_id: Some(POOL_OWNER.into()), title: Some("pool".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let insight = Insight {
+        id: Some("insight".into()),
+        customer_id: Some(POOL_OWNER.into()),
+        title: Some("main".into()),
+        resource_pool_id: Some("pool".into()),
+        queue_size: Some(queue_size),
+        scheduling_algorithm: algorithm.map(str::to_owned),
+        allowed_customer_ids: customers.iter().map(|c| c.to_string()).collect(),
+        mappers: [("operationType".to_string(), vec!["noop".to_string(), "sample".to_string(), "fail".to_string(), "sleep".to_string()])].into(),
+        ..Default::default()
+    };
+    o.create(&su, insight).await.unwrap();
+    for c in customers {
+        o.create(
+            &su,
+            Customer {
+                id: Some(c.to_string()),
+                customer_id: Some(c.to_string()),
+                title: Some(c.to_string()),
+                resource_pool_id: Some("pool".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+pub fn agenda(customer: &str, ops: serde_json::Value) -> Agenda {
+    serde_json::from_value(json!({"customerId": customer, "linkId": format!("link-{customer}"), "operations": ops})).unwrap()
+}
+
+pub fn chain(customer: &str, op_type: &str, n: usize) -> Agenda {
+    let ops: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            if i == 0 {
+                json!({"name": "op0", "type": op_type, "payload": {"i": 0}})
+            } else {
+                json!({"name": format!("op{i}"), "type": op_type, "payload": {"prev": format!("@<op{}.out::/i?>", i - 1), "i": i}})
+            }
+        })
+        .collect();
+    agenda(customer, json!(ops))
+}
+
+pub fn memory_pop(runtime: Arc<dyn pop_core::runtime::PodRuntime>, config: PopConfig) -> Pop {
+    Pop::builder()
+        .store(Arc::new(pop_core::memory::MemoryStore::new()))
+        .queue(Arc::new(pop_core::memory::MemoryQueue::new()))
+        .runtime(runtime)
+        .config(config)
+        .build()
+        .unwrap()
+}
