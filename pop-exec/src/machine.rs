@@ -1,0 +1,1158 @@
+//! The pure DAG state machine of one agenda run: no IO, no clock reads, no async.
+//!
+//! A [`Machine`] is built from an [`Agenda`] (and, on a re-run, the prior [`AgendaProgress`] with its
+//! operation progress). The caller feeds it [`OpEvent`]s with the current time and asks it, with
+//! [`Machine::poll`], what to do next: the [`Action`]s to launch operations (payload already resolved
+//! against the outputs so far), cancel attempts, wait for a retry, persist generated operations, and finally
+//! the [`Outcome`]. [`Machine::next_wakeup`] says when the caller must call [`Machine::poll`] again even
+//! without events (a retry is due or an operation's `timeoutMs` expires).
+//!
+//! Every event costs O(1) plus the operation's out-degree: readiness is tracked with counters of unmet
+//! dependencies and a ready queue, percent complete with a running sum, and snapshots carry only the
+//! operations whose progress changed.
+//!
+//! ```
+//! use pop_exec::machine::{Action, Machine, MachineOptions, OpEvent};
+//! use pop_core::model::{Agenda, Conclusion};
+//! use serde_json::json;
+//!
+//! let agenda: Agenda = serde_json::from_value(json!({
+//!     "id": "a1",
+//!     "operations": [
+//!         {"name": "probe", "type": "t", "payload": {}},
+//!         {"name": "encode", "type": "t", "payload": {"in": "@<probe.out::/file>"}}
+//!     ]
+//! })).unwrap();
+//! let mut m = Machine::new(agenda, None, MachineOptions::default(), 0);
+//! let Action::Launch(probe) = m.poll(0).remove(0) else { panic!() };
+//! m.on_event(probe.key, OpEvent::Succeeded(json!({"file": "x.mp4"})), 1);
+//! let Action::Launch(encode) = m.poll(1).remove(0) else { panic!() };
+//! assert_eq!(encode.payload, json!({"in": "x.mp4"}));
+//! m.on_event(encode.key, OpEvent::Succeeded(json!(null)), 2);
+//! assert!(matches!(m.poll(2).as_slice(), [Action::Finished(o)] if o.conclusion == Conclusion::Succeeded));
+//! ```
+
+use crate::generate;
+use pop_core::model::{
+    Agenda, AgendaInsight, AgendaProgress, Conclusion, DiagnosticEvent, Millis, Operation, OperationProgress, Params,
+    ProcessingState, RUNNING_OPERATIONS, RetryPolicy, param_keys,
+};
+use pop_core::refs::{AGENDA_ID, Context, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, ParsedDocument, operation_of};
+use pop_core::runtime::ProgressUpdate;
+use serde_json::Value;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Default cap on operations running at once in one agenda (the original's thread-pool size).
+pub const DEFAULT_PARALLELISM: usize = 50;
+
+/// How many names a deadlock diagnostic lists before summarising.
+const MAX_NAMES_IN_MESSAGE: usize = 50;
+
+/// Options of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineOptions {
+    /// The most operations running at once (0 is treated as 1).
+    pub parallelism: usize,
+    /// Cancel running operations as soon as one operation has failed for good.
+    pub fail_fast: bool,
+}
+
+impl Default for MachineOptions {
+    fn default() -> Self {
+        Self { parallelism: DEFAULT_PARALLELISM, fail_fast: false }
+    }
+}
+
+/// An operation of the run (an index into the machine's operations, stable for the run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub usize);
+
+/// One attempt of one operation: events name the attempt they belong to, so late events of an attempt
+/// that was timed out or cancelled are recognised and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptKey {
+    /// The operation.
+    pub op: OpId,
+    /// The attempt, 1-based.
+    pub attempt: u32,
+}
+
+/// An operation to launch now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// The attempt being launched; events about it must carry this key.
+    pub key: AttemptKey,
+    /// The operation's name.
+    pub name: String,
+    /// The operation's type (selects the handler).
+    pub op_type: String,
+    /// The operation's `id`, if any (`OPERATION_ID`).
+    pub operation_id: Option<String>,
+    /// The payload with every reference resolved.
+    pub payload: Value,
+    /// The operation's progress from an earlier attempt (`LAST_PROGRESS`) on a re-run or a retry.
+    pub last_progress: Option<Box<OperationProgress>>,
+    /// When the attempt times out (`timeoutMs` after the launch), if the operation has a timeout.
+    pub deadline: Option<Millis>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Succeeded, failed or cancelled.
+    pub conclusion: Conclusion,
+    /// Why it failed (empty on success).
+    pub diagnostics: Vec<DiagnosticEvent>,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Launch an operation.
+    Launch(Launch),
+    /// Stop a running attempt (timeout, fail-fast, cancel). Its later events are ignored unless they report
+    /// how it ended.
+    Cancel {
+        /// The attempt to stop.
+        key: AttemptKey,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// A failed operation will be retried: call [`Machine::poll`] at `at` (also reported by
+    /// [`Machine::next_wakeup`]).
+    RetryAt {
+        /// The attempt that will be launched.
+        key: AttemptKey,
+        /// When.
+        at: Millis,
+    },
+    /// A generator succeeded and added operations: persist them with the agenda.
+    Generated {
+        /// The generator's name (`generatedOperationParent` of each operation).
+        parent: String,
+        /// The operations added, stamped with `generatedOperationParent`.
+        operations: Vec<Operation>,
+        /// Params merged into the agenda's params, if any.
+        params: Option<Params>,
+    },
+    /// The run is over; always the last action.
+    Finished(Outcome),
+}
+
+/// What happened to an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpEvent {
+    /// The handler is running.
+    Started,
+    /// The handler reported progress.
+    Progress(ProgressUpdate),
+    /// The handler succeeded with this output (`null` is stored as `{}`).
+    Succeeded(Value),
+    /// The handler failed.
+    Failed(DiagnosticEvent),
+    /// The handler was cancelled.
+    Cancelled,
+    /// The caller noticed that the attempt exceeded its deadline.
+    TimedOut,
+}
+
+/// The agenda progress and the operation progress that changed since the last snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The agenda's progress (its `operation_progress` is left empty).
+    pub agenda: AgendaProgress,
+    /// The operations whose progress changed since the previous snapshot.
+    pub changed: Vec<OperationProgress>,
+}
+
+/// Where an operation is in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    /// Waiting for dependencies.
+    Blocked,
+    /// Every dependency succeeded; waiting for a free slot.
+    Ready,
+    /// Launched.
+    Running,
+    /// Failed; a retry is scheduled.
+    RetryWait,
+    /// Succeeded (in this run or restored from the prior progress).
+    Succeeded,
+    /// Failed for good.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+/// Counters of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Operations in all (including generated ones).
+    pub total: usize,
+    /// Waiting for dependencies.
+    pub blocked: usize,
+    /// Ready, not launched.
+    pub ready: usize,
+    /// Running.
+    pub running: usize,
+    /// Waiting for a retry.
+    pub retry_waiting: usize,
+    /// Succeeded, failed or cancelled.
+    pub completed: usize,
+}
+
+/// Percent complete as the original computes it: `(completed * 100 + Σ in-flight %) / total`, 0 when
+/// there are no operations.
+pub fn percent_complete(completed: usize, total: usize, in_flight_percent_sum: f64) -> f64 {
+    if total == 0 {
+        return 0.0;
+    }
+    ((completed as f64 * 100.0 + in_flight_percent_sum) / total as f64).clamp(0.0, 100.0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    RetryDue,
+    Deadline,
+}
+
+struct OpState {
+    op: Operation,
+    doc: Option<ParsedDocument>,
+    name_value: Value,
+    unmet: u32,
+    dependents: Vec<u32>,
+    status: OpStatus,
+    attempt: u32,
+    retry: RetryPolicy,
+    timeout_ms: Option<u64>,
+    output: Option<Value>,
+    percent: f64,
+    progress: OperationProgress,
+    last_progress: Option<OperationProgress>,
+    running_pos: usize,
+    cancel_requested: bool,
+    dirty: bool,
+}
+
+/// The state machine of one agenda run. See the [module documentation](self).
+pub struct Machine {
+    opts: MachineOptions,
+    agenda_id: Value,
+    progress_template: AgendaProgress,
+    params: Value,
+    states: Vec<OpState>,
+    by_exact: HashMap<String, usize>,
+    by_lower: HashMap<String, usize>,
+    unknown_waiters: HashMap<String, Vec<u32>>,
+    prior_ops: HashMap<String, OperationProgress>,
+    ready: VecDeque<usize>,
+    running: Vec<usize>,
+    timers: BinaryHeap<Reverse<(Millis, TimerKind, usize, u32)>>,
+    blocked: usize,
+    retry_waiting: usize,
+    completed: usize,
+    in_flight_sum: f64,
+    stopping: Option<Conclusion>,
+    diagnostics: Vec<DiagnosticEvent>,
+    finished: Option<Outcome>,
+    finished_reported: bool,
+    completed_time: Option<Millis>,
+    outbox: Vec<Action>,
+    dirty: Vec<usize>,
+    agenda_dirty: bool,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("agenda_id", &self.agenda_id)
+            .field("counts", &self.counts())
+            .field("stopping", &self.stopping)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Machine {
+    /// Builds the run of `agenda`. With `prior` (the progress of an earlier attempt, including its
+    /// `operation_progress`), operations that succeeded are not run again and their `resultPayload` is
+    /// restored as `<name>.out`; every other operation with prior progress gets it as `LAST_PROGRESS`.
+    ///
+    /// Problems that make the run impossible (duplicate or empty names, malformed `retry` or `timeoutMs`)
+    /// do not panic: the run is born failed, with one diagnostic per problem, and [`Machine::poll`] reports
+    /// it finished.
+    pub fn new(agenda: Agenda, prior: Option<&AgendaProgress>, opts: MachineOptions, now: Millis) -> Self {
+        let agenda_id = agenda.id.clone().unwrap_or_default();
+        let progress_id = agenda
+            .progress_id
+            .clone()
+            .or_else(|| prior.and_then(|p| p.id.clone()))
+            .unwrap_or_else(|| agenda_id.clone());
+        let external_id = agenda.param(param_keys::EXTERNAL_ID).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let progress_template = AgendaProgress {
+            id: Some(progress_id),
+            cid: agenda.cid.clone(),
+            customer_id: agenda.customer_id.clone(),
+            title: agenda.title.clone(),
+            added_time: prior.and_then(|p| p.added_time),
+            agenda_id: agenda.id.clone(),
+            link_id: agenda.link_id.clone(),
+            external_id,
+            processing_state: ProcessingState::Executing,
+            processing_state_message: Some(RUNNING_OPERATIONS.to_owned()),
+            attempts_completed: prior.map_or(0, |p| p.attempts_completed),
+            maximum_attempts: agenda.maximum_attempts(),
+            started_time: Some(now),
+            params: agenda.params.clone(),
+            agenda_insight: agenda.agenda_insight.clone().or_else(|| prior.and_then(|p| p.agenda_insight.clone())),
+            ..AgendaProgress::default()
+        };
+        let prior_ops: HashMap<String, OperationProgress> = prior
+            .map(|p| {
+                p.operation_progress
+                    .iter()
+                    .filter_map(|op| op.operation.as_ref().map(|n| (n.to_lowercase(), op.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut m = Machine {
+            opts,
+            agenda_id: Value::String(agenda_id),
+            params: agenda.params.clone().map(Value::Object).unwrap_or(Value::Null),
+            progress_template,
+            states: Vec::with_capacity(agenda.operations.len()),
+            by_exact: HashMap::with_capacity(agenda.operations.len()),
+            by_lower: HashMap::with_capacity(agenda.operations.len()),
+            unknown_waiters: HashMap::new(),
+            prior_ops,
+            ready: VecDeque::new(),
+            running: Vec::new(),
+            timers: BinaryHeap::new(),
+            blocked: 0,
+            retry_waiting: 0,
+            completed: 0,
+            in_flight_sum: 0.0,
+            stopping: None,
+            diagnostics: Vec::new(),
+            finished: None,
+            finished_reported: false,
+            completed_time: None,
+            outbox: Vec::new(),
+            dirty: Vec::new(),
+            agenda_dirty: true,
+        };
+        if agenda.operations.is_empty() {
+            m.fail_run(DiagnosticEvent::new("the agenda has no operations", now));
+            return m;
+        }
+        let mut problems = Vec::new();
+        let first = m.add_operations(agenda.operations, now, &mut problems);
+        if !problems.is_empty() {
+            for p in problems {
+                m.fail_run(DiagnosticEvent::new(p, now));
+            }
+            return m;
+        }
+        // Restored generators add the operations they generated unless the agenda already holds them.
+        for i in first..m.states.len() {
+            if m.states[i].status == OpStatus::Succeeded
+                && m.states[i].op.generator().is_some()
+                && let Err(message) = m.expand_generator(i, now)
+            {
+                m.fail_run(DiagnosticEvent::new(message, now));
+                return m;
+            }
+        }
+        m
+    }
+
+    /// Adds operations (at construction or from a generator): registers names, restores prior progress,
+    /// wires dependencies. Returns the index of the first added operation.
+    fn add_operations(&mut self, ops: Vec<Operation>, now: Millis, problems: &mut Vec<String>) -> usize {
+        let first = self.states.len();
+        let pid = self.progress_template.id.clone().unwrap_or_default();
+        for op in ops {
+            let i = self.states.len();
+            let lower = op.name.to_lowercase();
+            if op.name.trim().is_empty() {
+                problems.push(format!("operation #{i} has an empty name"));
+            } else if self.by_lower.contains_key(&lower) {
+                problems
+                    .push(format!("operation name {} is used more than once (names are case-insensitive)", op.name));
+            }
+            let retry = match op.retry_policy() {
+                Ok(r) => r.unwrap_or_default(),
+                Err(e) => {
+                    problems.push(format!("operation {}: {e}", op.name));
+                    RetryPolicy::default()
+                }
+            };
+            let timeout_ms = op.timeout_ms().unwrap_or_else(|e| {
+                problems.push(format!("operation {}: {e}", op.name));
+                None
+            });
+            self.by_exact.entry(op.name.clone()).or_insert(i);
+            self.by_lower.entry(lower.clone()).or_insert(i);
+            let prior = self.prior_ops.remove(&lower);
+            let doc = ParsedDocument::parse(op.payload.clone());
+            let doc = doc.has_references().then_some(doc);
+            let mut progress = OperationProgress {
+                id: Some(OperationProgress::make_id(&pid, &op.name)),
+                cid: self.progress_template.cid.clone(),
+                customer_id: self.progress_template.customer_id.clone(),
+                added_time: Some(now),
+                agenda_progress_id: Some(pid.clone()),
+                processing_state: ProcessingState::Waiting,
+                processing_state_message: Some(pop_core::model::PENDING.to_owned()),
+                operation: Some(op.name.clone()),
+                params: op.params.clone(),
+                ..OperationProgress::default()
+            };
+            let mut status = OpStatus::Blocked;
+            let mut output = None;
+            let mut last_progress = None;
+            if let Some(prior) = prior {
+                if prior.succeeded() {
+                    match restore_output(prior.result_payload.as_deref()) {
+                        Ok(v) => {
+                            status = OpStatus::Succeeded;
+                            output = Some(v);
+                        }
+                        Err(e) => {
+                            let msg = format!(
+                                "operation {} succeeded before but its resultPayload is not JSON ({e}); running it again",
+                                op.name
+                            );
+                            let mut p = prior.clone();
+                            p.diagnostic_events.push(DiagnosticEvent::new(msg, now));
+                            last_progress = Some(p);
+                        }
+                    }
+                } else if prior.processing_state != ProcessingState::Waiting {
+                    last_progress = Some(prior.clone());
+                }
+                progress =
+                    OperationProgress { id: progress.id, agenda_progress_id: progress.agenda_progress_id, ..prior };
+                if progress.operation.is_none() {
+                    progress.operation = Some(op.name.clone());
+                }
+            }
+            if status == OpStatus::Succeeded {
+                self.completed += 1;
+            } else {
+                self.blocked += 1;
+            }
+            self.states.push(OpState {
+                name_value: Value::String(op.name.clone()),
+                op,
+                doc,
+                unmet: 0,
+                dependents: Vec::new(),
+                status,
+                attempt: 0,
+                retry,
+                timeout_ms,
+                output,
+                percent: 0.0,
+                progress,
+                last_progress,
+                running_pos: usize::MAX,
+                cancel_requested: false,
+                dirty: false,
+            });
+            self.mark_dirty(i);
+            // Operations that waited for this name (unknown until now) depend on it.
+            if let Some(waiters) = self.unknown_waiters.remove(&lower) {
+                if self.states[i].status == OpStatus::Succeeded {
+                    for w in waiters {
+                        self.satisfy(w as usize);
+                    }
+                } else {
+                    self.states[i].dependents.extend(waiters);
+                }
+            }
+        }
+        for i in first..self.states.len() {
+            let mut deps: Vec<String> = Vec::new();
+            if let Some(doc) = &self.states[i].doc {
+                deps.extend(doc.references().filter_map(|r| operation_of(&r.name)).map(str::to_lowercase));
+            }
+            deps.extend(self.states[i].op.depends_on().iter().map(|d| d.to_lowercase()));
+            deps.sort_unstable();
+            deps.dedup();
+            if self.states[i].status == OpStatus::Succeeded {
+                continue;
+            }
+            let mut unmet = 0u32;
+            for d in deps {
+                match self.by_lower.get(&d) {
+                    Some(&j) if self.states[j].status == OpStatus::Succeeded => {}
+                    Some(&j) => {
+                        unmet += 1;
+                        self.states[j].dependents.push(i as u32);
+                    }
+                    None => {
+                        unmet += 1;
+                        self.unknown_waiters.entry(d).or_default().push(i as u32);
+                    }
+                }
+            }
+            self.states[i].unmet += unmet;
+            if self.states[i].unmet == 0 && self.states[i].status == OpStatus::Blocked {
+                self.states[i].status = OpStatus::Ready;
+                self.blocked -= 1;
+                self.ready.push_back(i);
+            }
+        }
+        self.agenda_dirty = true;
+        first
+    }
+
+    /// One dependency of `i` succeeded.
+    fn satisfy(&mut self, i: usize) {
+        let s = &mut self.states[i];
+        s.unmet = s.unmet.saturating_sub(1);
+        if s.unmet == 0 && s.status == OpStatus::Blocked {
+            s.status = OpStatus::Ready;
+            self.blocked -= 1;
+            self.ready.push_back(i);
+        }
+    }
+
+    fn mark_dirty(&mut self, i: usize) {
+        if !self.states[i].dirty {
+            self.states[i].dirty = true;
+            self.dirty.push(i);
+        }
+        self.agenda_dirty = true;
+    }
+
+    fn fail_run(&mut self, diag: DiagnosticEvent) {
+        self.diagnostics.push(diag);
+        if self.stopping.is_none() {
+            self.stopping = Some(Conclusion::Failed);
+        }
+        self.agenda_dirty = true;
+    }
+
+    /// The operations of the run, by id.
+    pub fn operation(&self, id: OpId) -> Option<&Operation> {
+        self.states.get(id.0).map(|s| &s.op)
+    }
+
+    /// The id of the operation with this name (case-insensitive).
+    pub fn op_id(&self, name: &str) -> Option<OpId> {
+        self.by_exact.get(name).or_else(|| self.by_lower.get(&name.to_lowercase())).map(|&i| OpId(i))
+    }
+
+    /// Where an operation is.
+    pub fn status(&self, id: OpId) -> Option<OpStatus> {
+        self.states.get(id.0).map(|s| s.status)
+    }
+
+    /// The output of a succeeded operation (`<name>.out`).
+    pub fn output(&self, id: OpId) -> Option<&Value> {
+        self.states.get(id.0).and_then(|s| s.output.as_ref())
+    }
+
+    /// The current progress of an operation.
+    pub fn operation_progress(&self, id: OpId) -> Option<&OperationProgress> {
+        self.states.get(id.0).map(|s| &s.progress)
+    }
+
+    /// The number of operations (including generated ones).
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether the run has no operations.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// The counters of the run.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            total: self.states.len(),
+            blocked: self.blocked,
+            ready: self.ready.len(),
+            running: self.running.len(),
+            retry_waiting: self.retry_waiting,
+            completed: self.completed,
+        }
+    }
+
+    /// Percent complete of the agenda, over the current operation count.
+    pub fn percent_complete(&self) -> f64 {
+        percent_complete(self.completed, self.states.len(), self.in_flight_sum)
+    }
+
+    /// The outcome, once finished.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.finished.as_ref()
+    }
+
+    /// Whether the run is over.
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// Whether no new operation will start (a failure, a cancel, or the end).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_some() || self.finished.is_some()
+    }
+
+    /// The attempts running now.
+    pub fn running(&self) -> impl Iterator<Item = AttemptKey> + '_ {
+        self.running.iter().map(|&i| AttemptKey { op: OpId(i), attempt: self.states[i].attempt })
+    }
+
+    /// When [`Machine::poll`] must be called even if no event arrives: the earliest retry or deadline.
+    pub fn next_wakeup(&mut self) -> Option<Millis> {
+        while let Some(Reverse((at, kind, i, attempt))) = self.timers.peek().copied() {
+            if self.timer_is_live(kind, i, attempt) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn timer_is_live(&self, kind: TimerKind, i: usize, attempt: u32) -> bool {
+        let s = &self.states[i];
+        if s.attempt != attempt {
+            return false;
+        }
+        match kind {
+            TimerKind::RetryDue => s.status == OpStatus::RetryWait,
+            TimerKind::Deadline => s.status == OpStatus::Running,
+        }
+    }
+
+    /// Cancels the run: nothing new starts, running attempts are cancelled, and the run ends `cancelled`
+    /// once they have ended. A no-op once finished.
+    pub fn cancel(&mut self, reason: &str, now: Millis) {
+        if self.finished.is_some() || self.stopping == Some(Conclusion::Cancelled) {
+            return;
+        }
+        if self.stopping.is_none() {
+            self.stopping = Some(Conclusion::Cancelled);
+        }
+        self.diagnostics.push(DiagnosticEvent::new(format!("agenda cancelled: {reason}"), now));
+        self.cancel_running(&format!("agenda cancelled: {reason}"));
+        self.agenda_dirty = true;
+    }
+
+    fn cancel_running(&mut self, reason: &str) {
+        for idx in 0..self.running.len() {
+            let i = self.running[idx];
+            let s = &mut self.states[i];
+            if !s.cancel_requested {
+                s.cancel_requested = true;
+                self.outbox.push(Action::Cancel {
+                    key: AttemptKey { op: OpId(i), attempt: s.attempt },
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Gives up on running attempts that did not report their end (e.g. a runtime that cannot stop them):
+    /// they count as cancelled and the run can finish.
+    pub fn abandon_running(&mut self, now: Millis) {
+        while let Some(&i) = self.running.last() {
+            self.remove_running(i);
+            self.conclude(i, Conclusion::Cancelled, now);
+            let name = self.states[i].op.name.clone();
+            self.states[i]
+                .progress
+                .diagnostic_events
+                .push(DiagnosticEvent::new(format!("operation {name} did not stop when cancelled; abandoned"), now));
+        }
+    }
+
+    /// Applies an event about an attempt. Returns `false` (and changes nothing) when the event is stale:
+    /// the attempt is not the operation's current running attempt.
+    pub fn on_event(&mut self, key: AttemptKey, event: OpEvent, now: Millis) -> bool {
+        let i = key.op.0;
+        let Some(s) = self.states.get(i) else { return false };
+        if s.attempt != key.attempt || s.status != OpStatus::Running || self.finished.is_some() {
+            return false;
+        }
+        match event {
+            OpEvent::Started => {
+                let s = &mut self.states[i];
+                if s.progress.started_time.is_none() {
+                    s.progress.started_time = Some(now);
+                }
+                s.progress.updated_time = Some(now);
+                self.mark_dirty(i);
+            }
+            OpEvent::Progress(update) => self.apply_progress(i, update, now),
+            OpEvent::Succeeded(output) => self.succeed(i, output, now),
+            OpEvent::Failed(diag) => {
+                if self.states[i].cancel_requested {
+                    self.remove_running(i);
+                    self.states[i].progress.diagnostic_events.push(diag);
+                    self.conclude(i, Conclusion::Cancelled, now);
+                } else {
+                    self.fail_attempt(i, diag, true, now);
+                }
+            }
+            OpEvent::Cancelled => {
+                if self.states[i].cancel_requested {
+                    self.remove_running(i);
+                    self.conclude(i, Conclusion::Cancelled, now);
+                } else {
+                    let name = self.states[i].op.name.clone();
+                    let diag = DiagnosticEvent::new(format!("operation {name} was cancelled by its runtime"), now);
+                    self.fail_attempt(i, diag, true, now);
+                }
+            }
+            OpEvent::TimedOut => self.time_out(i, now),
+        }
+        true
+    }
+
+    fn apply_progress(&mut self, i: usize, update: ProgressUpdate, now: Millis) {
+        let s = &mut self.states[i];
+        if let Some(p) = update.percent_complete {
+            let p = if p.is_finite() { p.clamp(0.0, 100.0) } else { 0.0 };
+            self.in_flight_sum += p - s.percent;
+            s.percent = p;
+            s.progress.percent_complete = p;
+        }
+        if let Some(m) = update.processing_state_message {
+            s.progress.processing_state_message = Some(m);
+        }
+        if let Some(p) = update.params {
+            s.progress.params = Some(p);
+        }
+        s.progress.diagnostic_events.extend(update.diagnostic_events);
+        s.progress.updated_time = Some(now);
+        self.mark_dirty(i);
+    }
+
+    fn remove_running(&mut self, i: usize) {
+        let pos = self.states[i].running_pos;
+        if pos >= self.running.len() || self.running[pos] != i {
+            return;
+        }
+        self.running.swap_remove(pos);
+        if let Some(&moved) = self.running.get(pos) {
+            self.states[moved].running_pos = pos;
+        }
+        let s = &mut self.states[i];
+        s.running_pos = usize::MAX;
+        self.in_flight_sum -= s.percent;
+        if self.running.is_empty() {
+            // Re-anchor the running sum to avoid drift from floating-point arithmetic.
+            self.in_flight_sum = 0.0;
+        }
+        s.percent = 0.0;
+    }
+
+    /// Marks a terminal conclusion (the operation is no longer running).
+    fn conclude(&mut self, i: usize, conclusion: Conclusion, now: Millis) {
+        let s = &mut self.states[i];
+        s.status = match conclusion {
+            Conclusion::Succeeded => OpStatus::Succeeded,
+            Conclusion::Failed => OpStatus::Failed,
+            Conclusion::Cancelled => OpStatus::Cancelled,
+        };
+        s.progress.processing_state = ProcessingState::Complete;
+        s.progress.processing_state_message = Some(conclusion.as_str().to_owned());
+        s.progress.completed_time = Some(now);
+        s.progress.updated_time = Some(now);
+        if conclusion == Conclusion::Succeeded {
+            s.progress.percent_complete = 100.0;
+        }
+        self.completed += 1;
+        self.mark_dirty(i);
+    }
+
+    fn succeed(&mut self, i: usize, output: Value, now: Millis) {
+        let output = if output.is_null() { Value::Object(Default::default()) } else { output };
+        if self.states[i].op.generator().is_some() {
+            self.states[i].output = Some(output.clone());
+            if let Err(message) = self.expand_generator(i, now) {
+                self.states[i].output = None;
+                self.fail_attempt(i, DiagnosticEvent::new(message, now), true, now);
+                return;
+            }
+        }
+        self.remove_running(i);
+        self.states[i].progress.result_payload = Some(output.to_string());
+        self.states[i].output = Some(output);
+        self.conclude(i, Conclusion::Succeeded, now);
+        let dependents = std::mem::take(&mut self.states[i].dependents);
+        for &d in &dependents {
+            self.satisfy(d as usize);
+        }
+        self.states[i].dependents = dependents;
+    }
+
+    /// Reads a succeeded generator's output and adds the operations it names.
+    fn expand_generator(&mut self, i: usize, now: Millis) -> Result<(), String> {
+        let s = &self.states[i];
+        let name = s.op.name.clone();
+        let Some(settings) = s.op.generator() else { return Ok(()) };
+        let Some(output) = s.output.as_ref() else { return Ok(()) };
+        let plan = generate::plan(&name, settings, output)?;
+        if plan.log_only {
+            tracing::info!(generator = %name, operations = plan.operations.len(), "generator is logOnly: operations not added");
+            return Ok(());
+        }
+        // A re-run must not add what an earlier run already added to the agenda.
+        let fresh: Vec<Operation> = plan
+            .operations
+            .into_iter()
+            .filter(|op| {
+                !self.by_lower.get(&op.name.to_lowercase()).is_some_and(|&j| {
+                    self.states[j].op.generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name))
+                })
+            })
+            .collect();
+        if fresh.is_empty() && plan.params.is_none() {
+            return Ok(());
+        }
+        if !fresh.is_empty() {
+            let existing: Vec<Operation> = self.states.iter().map(|s| s.op.clone()).collect();
+            generate::validate(&existing, &fresh)
+                .map_err(|e| format!("generator {name} produced operations that are not valid: {e}"))?;
+        }
+        if let Some(p) = &plan.params {
+            match &mut self.params {
+                Value::Object(map) => map.extend(p.clone()),
+                other => *other = Value::Object(p.clone()),
+            }
+            let merged = self.progress_template.params.get_or_insert_with(Params::new);
+            merged.extend(p.clone());
+        }
+        let mut problems = Vec::new();
+        if !fresh.is_empty() {
+            self.add_operations(fresh.clone(), now, &mut problems);
+        }
+        if !problems.is_empty() {
+            // Validation should have caught these; the run cannot continue safely.
+            let message = format!("generator {name} produced operations that are not valid: {}", problems.join("; "));
+            return Err(message);
+        }
+        self.outbox.push(Action::Generated { parent: name, operations: fresh, params: plan.params });
+        Ok(())
+    }
+
+    fn time_out(&mut self, i: usize, now: Millis) {
+        let s = &mut self.states[i];
+        let key = AttemptKey { op: OpId(i), attempt: s.attempt };
+        let msg = format!(
+            "operation {} timed out after {} ms (attempt {})",
+            s.op.name,
+            s.timeout_ms.unwrap_or_default(),
+            s.attempt
+        );
+        self.outbox.push(Action::Cancel { key, reason: msg.clone() });
+        self.fail_attempt(i, DiagnosticEvent::new(msg, now), true, now);
+    }
+
+    /// An attempt failed: retry it if the policy allows and the run goes on, else fail the operation for good.
+    fn fail_attempt(&mut self, i: usize, mut diag: DiagnosticEvent, retryable: bool, now: Millis) {
+        self.remove_running(i);
+        if diag.time.is_none() {
+            diag.time = Some(now);
+        }
+        let s = &mut self.states[i];
+        s.progress.diagnostic_events.push(diag.clone());
+        s.progress.updated_time = Some(now);
+        if retryable && self.stopping.is_none() && s.attempt < s.retry.max_attempts {
+            let at = now.saturating_add(s.retry.delay_ms(s.attempt).min(i64::MAX as u64) as i64);
+            s.status = OpStatus::RetryWait;
+            s.progress.processing_state = ProcessingState::Executing;
+            s.progress.processing_state_message = Some(format!("attempt {} failed; retry at {at}", s.attempt));
+            s.progress.percent_complete = 0.0;
+            s.last_progress = Some(s.progress.clone());
+            self.retry_waiting += 1;
+            self.timers.push(Reverse((at, TimerKind::RetryDue, i, s.attempt)));
+            self.outbox.push(Action::RetryAt { key: AttemptKey { op: OpId(i), attempt: s.attempt + 1 }, at });
+            self.mark_dirty(i);
+            return;
+        }
+        let name = s.op.name.clone();
+        self.conclude(i, Conclusion::Failed, now);
+        let mut agenda_diag = diag;
+        agenda_diag.message = Some(match agenda_diag.message.take() {
+            Some(m) if m.starts_with(&format!("operation {name} ")) => m,
+            Some(m) => format!("operation {name} failed: {m}"),
+            None => format!("operation {name} failed"),
+        });
+        self.diagnostics.push(agenda_diag);
+        if self.stopping.is_none() {
+            self.stopping = Some(Conclusion::Failed);
+            if self.opts.fail_fast {
+                self.cancel_running(&format!("fail-fast: operation {name} failed"));
+            }
+        }
+    }
+
+    /// Advances the run to `now`: due retries become ready, expired deadlines time out, ready operations are
+    /// launched within the parallelism cap, and the end is detected. Returns what the caller must do.
+    pub fn poll(&mut self, now: Millis) -> Vec<Action> {
+        if self.finished.is_some() {
+            if !self.finished_reported {
+                self.finished_reported = true;
+                if let Some(o) = &self.finished {
+                    self.outbox.push(Action::Finished(o.clone()));
+                }
+            }
+            return std::mem::take(&mut self.outbox);
+        }
+        self.fire_timers(now);
+        let cap = self.opts.parallelism.max(1);
+        while self.stopping.is_none() && self.running.len() < cap {
+            let Some(i) = self.ready.pop_front() else { break };
+            self.launch(i, now);
+        }
+        self.check_finished(now);
+        if self.finished.is_some() && !self.finished_reported {
+            self.finished_reported = true;
+            if let Some(o) = &self.finished {
+                self.outbox.push(Action::Finished(o.clone()));
+            }
+        }
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn fire_timers(&mut self, now: Millis) {
+        while let Some(Reverse((at, kind, i, attempt))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if !self.timer_is_live(kind, i, attempt) {
+                continue;
+            }
+            match kind {
+                TimerKind::RetryDue => {
+                    self.retry_waiting -= 1;
+                    if self.stopping.is_some() {
+                        // Nothing new starts: the failed attempt stands.
+                        self.conclude(i, Conclusion::Failed, now);
+                    } else {
+                        self.states[i].status = OpStatus::Ready;
+                        self.ready.push_back(i);
+                    }
+                }
+                TimerKind::Deadline => self.time_out(i, now),
+            }
+        }
+    }
+
+    fn launch(&mut self, i: usize, now: Millis) {
+        let attempt = self.states[i].attempt + 1;
+        self.states[i].attempt = attempt;
+        self.states[i].status = OpStatus::Running;
+        self.states[i].running_pos = self.running.len();
+        self.states[i].cancel_requested = false;
+        self.running.push(i);
+        let key = AttemptKey { op: OpId(i), attempt };
+        let payload = match &self.states[i].doc {
+            None => Ok(self.states[i].op.payload.clone()),
+            Some(doc) => {
+                let ctx = RunContext { machine: self, op: i };
+                let r = doc.resolve(&ctx);
+                if !r.invalid.is_empty() {
+                    let list: Vec<String> = r.invalid.iter().map(|x| x.message.clone()).collect();
+                    Err(format!("operation {} has invalid references: {}", self.states[i].op.name, list.join("; ")))
+                } else if !r.missing.is_empty() {
+                    Err(format!(
+                        "operation {}: all dependencies have completed but references are still pending: {}",
+                        self.states[i].op.name,
+                        r.missing.join(", ")
+                    ))
+                } else {
+                    Ok(r.value)
+                }
+            }
+        };
+        let payload = match payload {
+            Ok(p) => p,
+            Err(message) => {
+                self.fail_attempt(i, DiagnosticEvent::new(message, now), false, now);
+                return;
+            }
+        };
+        let s = &mut self.states[i];
+        let deadline = s.timeout_ms.map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
+        if let Some(d) = deadline {
+            self.timers.push(Reverse((d, TimerKind::Deadline, i, attempt)));
+        }
+        s.progress.processing_state = ProcessingState::Executing;
+        s.progress.processing_state_message = None;
+        s.progress.attempt_count = attempt;
+        s.progress.attempt_time = Some(now);
+        if attempt == 1 {
+            s.progress.started_time = Some(now);
+            s.progress.completed_time = None;
+        }
+        s.progress.percent_complete = 0.0;
+        s.progress.updated_time = Some(now);
+        let launch = Launch {
+            key,
+            name: s.op.name.clone(),
+            op_type: s.op.op_type.clone(),
+            operation_id: s.op.id.clone(),
+            payload,
+            last_progress: s.last_progress.clone().map(Box::new),
+            deadline,
+        };
+        self.mark_dirty(i);
+        self.outbox.push(Action::Launch(launch));
+    }
+
+    fn check_finished(&mut self, now: Millis) {
+        if !self.running.is_empty() {
+            return;
+        }
+        let conclusion = match self.stopping {
+            Some(c) => c,
+            None => {
+                if !self.ready.is_empty() || self.retry_waiting > 0 {
+                    return;
+                }
+                if self.blocked > 0 {
+                    let diag = self.deadlock_diagnostic(now);
+                    self.diagnostics.push(diag);
+                    Conclusion::Failed
+                } else {
+                    Conclusion::Succeeded
+                }
+            }
+        };
+        // Operations waiting for a retry will not get it.
+        if self.retry_waiting > 0 {
+            let end = if conclusion == Conclusion::Cancelled { Conclusion::Cancelled } else { Conclusion::Failed };
+            let timers = std::mem::take(&mut self.timers);
+            for Reverse((_, kind, i, attempt)) in timers {
+                if kind == TimerKind::RetryDue && self.timer_is_live(kind, i, attempt) {
+                    self.retry_waiting -= 1;
+                    self.conclude(i, end, now);
+                }
+            }
+        }
+        self.completed_time = Some(now);
+        self.agenda_dirty = true;
+        self.finished = Some(Outcome { conclusion, diagnostics: self.diagnostics.clone() });
+    }
+
+    fn deadlock_diagnostic(&self, now: Millis) -> DiagnosticEvent {
+        let mut waiting: Vec<String> = Vec::new();
+        let mut unknown: Vec<&str> = self.unknown_waiters.keys().map(String::as_str).collect();
+        unknown.sort_unstable();
+        let mut count = 0;
+        for s in &self.states {
+            if s.status == OpStatus::Blocked {
+                count += 1;
+                if waiting.len() < MAX_NAMES_IN_MESSAGE {
+                    waiting.push(s.op.name.clone());
+                }
+            }
+        }
+        let mut message = format!(
+            "agenda operation deadlock: {count} operation(s) are pending but can never become ready: {}",
+            waiting.join(", ")
+        );
+        if count > waiting.len() {
+            message.push_str(&format!(" and {} more", count - waiting.len()));
+        }
+        if !unknown.is_empty() {
+            message.push_str(&format!("; they depend on operations that do not exist: {}", unknown.join(", ")));
+        } else {
+            message.push_str("; they wait for each other (a dependency cycle)");
+        }
+        DiagnosticEvent::new(message, now).with_payload(Value::Array(waiting.into_iter().map(Value::String).collect()))
+    }
+
+    /// The agenda's progress now (without operation rows).
+    pub fn agenda_progress(&self, now: Millis) -> AgendaProgress {
+        let mut p = self.progress_template.clone();
+        p.updated_time = Some(now);
+        p.percent_complete = self.percent_complete();
+        p.diagnostic_events = self.diagnostics.clone();
+        if let Some(o) = &self.finished {
+            p.processing_state = ProcessingState::Complete;
+            p.processing_state_message = Some(o.conclusion.as_str().to_owned());
+            p.completed_time = self.completed_time;
+        }
+        p
+    }
+
+    /// The agenda's progress now with every operation's progress.
+    pub fn full_progress(&self, now: Millis) -> AgendaProgress {
+        let mut p = self.agenda_progress(now);
+        p.operation_progress = self.states.iter().map(|s| s.progress.clone()).collect();
+        p
+    }
+
+    /// Whether anything changed since the last [`Machine::take_snapshot`].
+    pub fn has_changes(&self) -> bool {
+        self.agenda_dirty
+    }
+
+    /// The agenda progress and the operation progress that changed since the previous snapshot.
+    pub fn take_snapshot(&mut self, now: Millis) -> Snapshot {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut changed = Vec::with_capacity(dirty.len());
+        for i in dirty {
+            let s = &mut self.states[i];
+            s.dirty = false;
+            changed.push(s.progress.clone());
+        }
+        self.agenda_dirty = false;
+        Snapshot { agenda: self.agenda_progress(now), changed }
+    }
+
+    /// The agenda's insight (for launch requests).
+    pub fn agenda_insight(&self) -> Option<&AgendaInsight> {
+        self.progress_template.agenda_insight.as_ref()
+    }
+}
+
+fn restore_output(text: Option<&str>) -> Result<Value, serde_json::Error> {
+    match text.map(str::trim) {
+        None | Some("") | Some("null") => Ok(Value::Object(Default::default())),
+        Some(t) => serde_json::from_str(t),
+    }
+}
+
+/// The names an operation's references resolve against: `<op>.out`, `pop.agendaId`, `pop.operationName`,
+/// `pop.params`.
+struct RunContext<'m> {
+    machine: &'m Machine,
+    op: usize,
+}
+
+impl Context for RunContext<'_> {
+    fn lookup(&self, name: &str) -> Option<&Value> {
+        let m = self.machine;
+        match name {
+            AGENDA_ID => return Some(&m.agenda_id),
+            OPERATION_NAME => return Some(&m.states[self.op].name_value),
+            PARAMS => return Some(&m.params),
+            _ => {}
+        }
+        let op = name.strip_suffix(OUTPUT_SUFFIX)?;
+        let i = match m.by_exact.get(op) {
+            Some(&i) => i,
+            None => *m.by_lower.get(&op.to_lowercase())?,
+        };
+        m.states[i].output.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests;
