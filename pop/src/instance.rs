@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Service identity for internal calls.
     pub system: Principal,
+    /// Counters of the timed processes.
+    pub timed: Arc<crate::timed::TimedStats>,
 }
 
 impl Inner {
@@ -154,6 +156,42 @@ impl Pop {
         crate::reclaimer::run_once(&self.inner).await
     }
 
+    /// Starts the timed processes (automatic retry, data reaper, pod reaper).
+    pub fn start_timed(&self, config: crate::timed::TimedConfig) {
+        let inner = self.inner.clone();
+        let stats = self.inner.timed.clone();
+        self.inner.spawn(crate::timed::run(inner, config, stats));
+    }
+
+    /// The counters of the timed processes.
+    pub fn timed_stats(&self) -> &crate::timed::TimedStats {
+        &self.inner.timed
+    }
+
+    /// One automatic-retry run now.
+    pub async fn retry_once(&self, config: &crate::timed::RetryConfig) -> Result<crate::timed::RunReport> {
+        crate::timed::retry_once(&self.inner, config, &self.inner.timed).await
+    }
+
+    /// One data-reaper run now (`retry` tells which failed agendas are still due for a retry).
+    pub async fn reap_data_once(
+        &self,
+        config: &crate::timed::DataReaperConfig,
+        retry: &crate::timed::RetryConfig,
+    ) -> Result<crate::timed::RunReport> {
+        crate::timed::reap_data_once(&self.inner, config, retry, &self.inner.timed).await
+    }
+
+    /// One pod-reaper run now.
+    pub async fn reap_pods_once(&self, config: &crate::timed::PodReaperConfig) -> Result<crate::timed::RunReport> {
+        crate::timed::reap_pods_once(&self.inner, config, &self.inner.timed).await
+    }
+
+    /// The runtime handlers run on.
+    pub fn runtime(&self) -> &Arc<dyn PodRuntime> {
+        &self.inner.runtime
+    }
+
     /// Stops every loop; running agendas are cancelled locally (their leases expire and another
     /// instance takes them over).
     pub async fn shutdown(&self) {
@@ -253,6 +291,7 @@ impl PopBuilder {
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             system: Principal::superuser("pop-system"),
+            timed: Arc::new(crate::timed::TimedStats::default()),
         };
         Ok(Pop { inner: Arc::new(inner) })
     }

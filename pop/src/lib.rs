@@ -27,14 +27,19 @@
 
 #[cfg(feature = "sled")]
 mod backends;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(all(feature = "sled", feature = "process"))]
+pub mod embedded;
 mod instance;
 pub mod reclaimer;
 pub mod rerun;
 pub mod router;
 mod scheduler;
 pub mod services;
+pub mod timed;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
