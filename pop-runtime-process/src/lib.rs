@@ -77,4 +77,4 @@ pub mod sample;
 
 pub use config::ProcessRuntimeConfig;
 pub use error::ProcessError;
-pub use runtime::ProcessRuntime;
+pub use runtime::{ProcessRuntime, collect_events};

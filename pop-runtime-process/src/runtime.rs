@@ -711,3 +711,13 @@ impl Operation {
         Exit::success()
     }
 }
+
+/// Reads an operation's events to the end (the last one is `Exited`): a convenience for tools and
+/// benchmarks that do not depend on a futures crate.
+pub async fn collect_events(mut events: pop_core::runtime::EventStream) -> Vec<RuntimeEvent> {
+    let mut all = Vec::new();
+    while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+        all.push(event);
+    }
+    all
+}
