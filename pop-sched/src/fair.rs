@@ -3,16 +3,24 @@
 //! Each customer `c` has a start tag `S_c = used_c / w_c`: the cost units it has been charged divided
 //! by its weight. A pick charges the customer `charge_c` units (1000 per pick, or its cost relative to
 //! the mean with cost weighting); the next customer to serve is the one whose finish tag
-//! `(used_c + charge_c) / w_c` is smallest, ties by customer id. The virtual time `V` is the smallest
-//! start tag among backlogged customers; a customer that (re)joins starts at `V`, so idling banks no
-//! credit. When nobody is backlogged `V` jumps to the largest tag: everyone restarts equal.
+//! `(used_c + charge_c) / w_c` is smallest. A customer that (re)joins the
+//! backlog starts at the back of the current round — the largest tag of a backlogged customer — as
+//! the original's rotation served newcomers after the customers already pending: idling banks no
+//! credit, and a rejoining customer cannot overtake one that kept waiting. When nobody is backlogged
+//! everyone restarts level.
 //!
 //! Tags are exact rationals (integers compared by cross-multiplication in `u128`), so ties behave
 //! like the original's rotation and the fairness bounds hold exactly.
 //!
-//! Persisted state (JSON): `{"virtualTime": [num, den], "used": {"<customer>": [used, weight]}}`,
-//! holding only customers whose tag is ahead of `V` — at most one entry per customer, independent of
-//! the number of ready agendas. A missing or malformed state is a fresh start.
+//! Among equal finish tags, the customer that reached its tag first goes first (a sequence number
+//! set at each pick and at each join, joiners numbered in id order): this is the original's cyclic
+//! rotation, with a joining customer inserted just behind the rotation's cursor.
+//!
+//! Persisted state (JSON): `{"virtualTime": [num, den], "roundEnd": [num, den], "seq": n, "used":
+//! {"<customer>": [used, weight, backlogged 0|1, seq]}}` — the smallest and largest tags of
+//! backlogged customers, the sequence counter, and an entry per backlogged customer and per idle
+//! customer still ahead of the round: at most one small entry per customer, independent of the
+//! number of ready agendas. A missing or malformed state is a fresh start.
 
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, CustomerReady, ReadyView};
@@ -60,30 +68,69 @@ fn parse_pair(v: &Value) -> Option<Ratio> {
     }
 }
 
+/// A stored customer entry `[used, weight, backlogged, seq]`: its tag, whether it was backlogged at
+/// the end of the previous call, and when its tag was last set.
+fn parse_entry(v: &Value) -> Option<(Ratio, bool, u64)> {
+    let a = v.as_array()?;
+    let (num, den, flag, seq) = match a.as_slice() {
+        [n, d, f, s] => (n.as_u64()?, d.as_u64()?, f.as_u64()?, s.as_u64()?),
+        _ => return None,
+    };
+    (den > 0).then_some((Ratio { num, den }, flag == 1, seq))
+}
+
+fn entry_value(used: u64, weight: u64, backlogged: bool, seq: u64) -> Value {
+    Value::from(vec![used, weight, u64::from(backlogged), seq])
+}
+
+/// Overwrites a stored entry in place (no allocation when it already is a 4-element array).
+fn write_entry(slot: &mut Value, used: u64, weight: u64, backlogged: bool, seq: u64) {
+    if let Some(a) = slot.as_array_mut().filter(|a| a.len() == 4) {
+        a[0] = Value::from(used);
+        a[1] = Value::from(weight);
+        a[2] = Value::from(u64::from(backlogged));
+        a[3] = Value::from(seq);
+    } else {
+        *slot = entry_value(used, weight, backlogged, seq);
+    }
+}
+
+fn mark_idle(slot: &mut Value) {
+    if let Some(a) = slot.as_array_mut().filter(|a| a.len() == 4) {
+        a[2] = Value::from(0u64);
+    }
+}
+
 /// Per-call accounts of the view's customers (indexed like `view.customers`).
 pub(crate) struct Accounts {
-    pub(crate) v: Ratio,
+    /// Smallest tag of a backlogged customer at the end of the previous call.
+    v: Ratio,
+    /// Largest tag of a backlogged customer at the end of the previous call: the back of the round.
+    round_end: Ratio,
+    /// Next value of the sequence that orders equal tags (first to reach a tag, first served).
+    next_seq: u64,
     pub(crate) used: Vec<u64>,
     pub(crate) weight: Vec<u64>,
     pub(crate) charge: Vec<u64>,
-    picked: Vec<bool>,
+    /// When each customer's tag was last set (ties between equal tags go to the earlier).
+    pub(crate) seq: Vec<u64>,
 }
 
 impl Accounts {
     /// Reads the accounts of `view`'s customers from `state`. O(customers + stored entries).
+    ///
+    /// A customer backlogged at the end of the previous call keeps its tag; one that (re)joins since
+    /// starts at the back of the current round (the largest tag of a backlogged customer), or at its
+    /// own stored tag if that is later, as the original's rotation served newcomers after the customers
+    /// already pending.
     pub(crate) fn load(view: &ReadyView<'_>, state: &AlgorithmState, cost_weighted: bool) -> Self {
         let v = state.get("virtualTime").and_then(parse_pair).unwrap_or(Ratio::ZERO);
+        let round_end = state.get("roundEnd").and_then(parse_pair).unwrap_or(v).max(v);
         let weight: Vec<u64> = view.customers.iter().map(|c| u64::from(c.weight.max(1))).collect();
-        let mut used: Vec<u64> = weight.iter().map(|&w| v.scaled_ceil(w)).collect();
+        let mut next_seq = state.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let mut known: Vec<Option<(Ratio, bool, u64)>> = vec![None; weight.len()];
         if let Some(map) = state.get("used").and_then(Value::as_object) {
-            let mut apply = |i: usize, val: &Value| {
-                if let Some(r) = parse_pair(val) {
-                    let u = r.scaled_ceil(weight[i]);
-                    if u > used[i] {
-                        used[i] = u;
-                    }
-                }
-            };
+            let mut apply = |i: usize, val: &Value| known[i] = parse_entry(val);
             if !merge_join(&view.customers, map, &mut apply) {
                 for (i, c) in view.customers.iter().enumerate() {
                     if let Some(val) = map.get(c.customer_id) {
@@ -92,9 +139,30 @@ impl Accounts {
                 }
             }
         }
+        let mut seq = Vec::with_capacity(weight.len());
+        let used = known
+            .iter()
+            .zip(&weight)
+            .map(|(k, &w)| match *k {
+                Some((r, true, s)) => {
+                    seq.push(s);
+                    r.scaled_ceil(w).max(v.scaled_ceil(w))
+                }
+                Some((r, false, _)) => {
+                    // (Re)joining: at the back of the round, after everyone already there.
+                    seq.push(next_seq);
+                    next_seq += 1;
+                    r.scaled_ceil(w).max(round_end.scaled_ceil(w))
+                }
+                None => {
+                    seq.push(next_seq);
+                    next_seq += 1;
+                    round_end.scaled_ceil(w)
+                }
+            })
+            .collect();
         let charge = charges(view, cost_weighted);
-        let picked = vec![false; weight.len()];
-        Self { v, used, weight, charge, picked }
+        Self { v, round_end, next_seq, used, weight, charge, seq }
     }
 
     /// The start tag of customer `i`.
@@ -110,58 +178,72 @@ impl Accounts {
     /// Charges customer `i` for one pick.
     pub(crate) fn charge_pick(&mut self, i: usize) {
         self.used[i] = self.used[i].saturating_add(self.charge[i]);
-        self.picked[i] = true;
+        self.seq[i] = self.next_seq;
+        self.next_seq += 1;
     }
 
-    /// How many of customer `d`'s picks number `base+1 ..= base+m` have a finish tag before `f`
-    /// (`inclusive`: at or before, for customers that win ties).
-    pub(crate) fn picks_before(&self, d: usize, base: u64, m: u64, f: Ratio, inclusive: bool) -> u64 {
-        if m == 0 {
-            return 0;
-        }
-        // (used + (base + k) * q) * f.den  (<= or <)  f.num * w
-        let r = i128::from(f.num) * i128::from(self.weight[d]) - i128::from(self.used[d]) * i128::from(f.den);
-        let step = i128::from(self.charge[d]) * i128::from(f.den);
-        let total = if inclusive {
-            if r < 0 { -1 } else { r / step }
-        } else if r <= 0 {
-            -1
-        } else {
-            (r - 1) / step
-        };
-        let k = total - i128::from(base);
-        k.clamp(0, i128::from(m)) as u64
-    }
-
-    /// Writes the accounts back: the new virtual time, and the tags of customers ahead of it.
+    /// Writes the accounts back: the virtual time, the back of the round, and an entry per
+    /// backlogged customer and per idle customer still ahead of the round. O(customers + entries),
+    /// allocating only for customers new to the state.
     pub(crate) fn store(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, backlogged: impl Fn(usize) -> bool) {
+        let n = self.used.len();
+        let now: Vec<bool> = (0..n).map(&backlogged).collect();
         let mut map = match state.get_mut("used").and_then(Value::as_object_mut) {
             Some(m) => std::mem::take(m),
             None => Map::new(),
         };
-        for (i, c) in view.customers.iter().enumerate() {
-            if self.picked[i] {
-                map.insert(c.customer_id.to_owned(), Value::from(vec![self.used[i], self.weight[i]]));
+        let mut unmatched = Vec::new();
+        let ok = merge_join_mut(&view.customers, &mut map, &mut unmatched, |i, slot| {
+            write_entry(slot, self.used[i], self.weight[i], now[i], self.seq[i])
+        });
+        if !ok {
+            let ids: std::collections::HashSet<&str> = view.customers.iter().map(|c| c.customer_id).collect();
+            for (k, slot) in map.iter_mut() {
+                if !ids.contains(k.as_str()) {
+                    mark_idle(slot);
+                }
+            }
+            unmatched.clear();
+            for (i, c) in view.customers.iter().enumerate() {
+                match map.get_mut(c.customer_id) {
+                    Some(slot) => write_entry(slot, self.used[i], self.weight[i], now[i], self.seq[i]),
+                    None => unmatched.push(i),
+                }
             }
         }
-        let min_backlogged =
-            (0..self.used.len()).filter(|&i| backlogged(i)).map(|i| self.start(i)).min_by(|a, b| a.cmp_to(b));
-        let v_end = match min_backlogged {
-            Some(m) => self.v.max(m),
-            None => {
+        for i in unmatched {
+            map.insert(
+                view.customers[i].customer_id.to_owned(),
+                entry_value(self.used[i], self.weight[i], now[i], self.seq[i]),
+            );
+        }
+        let mut lo: Option<Ratio> = None;
+        let mut hi: Option<Ratio> = None;
+        for i in (0..n).filter(|&i| now[i]) {
+            let s = self.start(i);
+            lo = Some(lo.map_or(s, |l| if s.cmp_to(&l) == Ordering::Less { s } else { l }));
+            hi = Some(hi.map_or(s, |h| h.max(s)));
+        }
+        let (v_end, round_end) = match (lo, hi) {
+            (Some(lo), Some(hi)) => (self.v.max(lo), hi.max(self.v.max(lo))),
+            _ => {
                 // Nobody waits: everyone restarts level with the furthest-ahead customer.
-                let mut v = self.v;
+                let mut v = self.v.max(self.round_end);
                 for val in map.values() {
-                    if let Some(r) = parse_pair(val) {
+                    if let Some((r, _, _)) = parse_entry(val) {
                         v = v.max(r);
                     }
                 }
-                v
+                (v, v)
             }
         };
-        map.retain(|_, val| parse_pair(val).is_some_and(|r| r.cmp_to(&v_end) == Ordering::Greater));
+        map.retain(|_, val| {
+            parse_entry(val).is_some_and(|(r, backlogged, _)| backlogged || r.cmp_to(&round_end) == Ordering::Greater)
+        });
         let mut out = Map::new();
         out.insert("virtualTime".into(), Value::from(vec![v_end.num, v_end.den]));
+        out.insert("roundEnd".into(), Value::from(vec![round_end.num, round_end.den]));
+        out.insert("seq".into(), Value::from(self.next_seq));
         out.insert("used".into(), Value::Object(map));
         *state = Value::Object(out);
     }
@@ -200,6 +282,58 @@ fn merge_join(
                 Ordering::Greater => break,
             }
         }
+    }
+    true
+}
+
+/// Like [`merge_join`], mutably: `write` for stored entries of view customers, idle marks for the
+/// others, view customers without an entry pushed to `unmatched`. Returns false when unsorted.
+fn merge_join_mut(
+    customers: &[CustomerReady<'_>],
+    map: &mut Map<String, Value>,
+    unmatched: &mut Vec<usize>,
+    mut write: impl FnMut(usize, &mut Value),
+) -> bool {
+    let mut it = map.iter_mut().peekable();
+    let mut last_key: Option<&String> = None;
+    let mut last_customer: Option<&str> = None;
+    for (i, c) in customers.iter().enumerate() {
+        if last_customer.is_some_and(|l| l >= c.customer_id) {
+            return false;
+        }
+        last_customer = Some(c.customer_id);
+        let mut matched = false;
+        while let Some((k, _)) = it.peek() {
+            match k.as_str().cmp(c.customer_id) {
+                Ordering::Less => {
+                    if let Some((k, slot)) = it.next() {
+                        if last_key.is_some_and(|l| l >= k) {
+                            return false;
+                        }
+                        last_key = Some(k);
+                        mark_idle(slot);
+                    }
+                }
+                Ordering::Equal => {
+                    if let Some((k, slot)) = it.next() {
+                        if last_key.is_some_and(|l| l >= k) {
+                            return false;
+                        }
+                        last_key = Some(k);
+                        write(i, slot);
+                        matched = true;
+                    }
+                    break;
+                }
+                Ordering::Greater => break,
+            }
+        }
+        if !matched {
+            unmatched.push(i);
+        }
+    }
+    for (_, slot) in it {
+        mark_idle(slot);
     }
     true
 }

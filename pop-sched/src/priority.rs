@@ -80,14 +80,19 @@ impl Priority {
 struct Key {
     eff: i64,
     tag: Ratio,
+    seq: u64,
     idx: u32,
     run: u32,
 }
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Max-heap: highest effective priority, then smallest finish tag, then customer order.
-        self.eff.cmp(&other.eff).then_with(|| other.tag.cmp_to(&self.tag)).then_with(|| other.idx.cmp(&self.idx))
+        // Max-heap: highest effective priority, then smallest finish tag, then first to reach it.
+        self.eff
+            .cmp(&other.eff)
+            .then_with(|| other.tag.cmp_to(&self.tag))
+            .then_with(|| other.seq.cmp(&self.seq))
+            .then_with(|| other.idx.cmp(&self.idx))
     }
 }
 
@@ -142,14 +147,18 @@ impl Priority {
     }
 }
 
-impl SchedulingAlgorithm for Priority {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+impl Priority {
+    /// Runs the algorithm over `view` from `state`, calling `visit(customer index, entry, effective
+    /// priority)` for each pick until it returns false or `count` picks are made; updates `state`.
+    fn run(
+        &self,
+        view: &ReadyView<'_>,
+        state: &mut AlgorithmState,
+        count: usize,
+        mut visit: impl FnMut(usize, &ReadyAgenda, i64) -> bool,
+    ) {
         if count == 0 || view.is_empty() {
-            return Vec::new();
+            return;
         }
         let mut acc = Accounts::load(view, state, self.config.cost_weighted);
         let mut runs = Runs::of(view);
@@ -157,77 +166,71 @@ impl SchedulingAlgorithm for Priority {
         let keys: Vec<Key> = (0..n)
             .filter_map(|i| {
                 let (eff, run) = self.best_head(view, &runs, i)?;
-                Some(Key { eff, tag: acc.finish(i, 1), idx: i as u32, run: run as u32 })
+                Some(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32, run: run as u32 })
             })
             .collect();
         let mut heap = BinaryHeap::from(keys);
-        let mut out = Vec::with_capacity(count.min(view.len()));
-        while out.len() < count {
-            let Some(Key { idx, run, .. }) = heap.pop() else { break };
+        let mut made = 0;
+        while made < count {
+            let Some(Key { idx, run, eff, .. }) = heap.pop() else { break };
             let (i, r) = (idx as usize, run as usize);
             let span = &mut runs.spans[r];
-            out.push(view.customers[i].entries[span.0].clone());
+            let go_on = visit(i, &view.customers[i].entries[span.0], eff);
+            made += 1;
             span.0 += 1;
             acc.charge_pick(i);
             if let Some((eff, run)) = self.best_head(view, &runs, i) {
-                heap.push(Key { eff, tag: acc.finish(i, 1), idx, run: run as u32 });
+                heap.push(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx, run: run as u32 });
+            }
+            if !go_on {
+                break;
             }
         }
         acc.store(view, state, |i| runs.of_customer(i).any(|r| runs.spans[r].0 < runs.spans[r].1));
+    }
+}
+
+impl SchedulingAlgorithm for Priority {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+        let mut out = Vec::with_capacity(count.min(view.len()));
+        self.run(view, state, count, |_, e, _| {
+            out.push(e.clone());
+            true
+        });
         out
     }
 
+    /// Exact when nothing arrives before it is picked: replays the algorithm (on a copy of the
+    /// state) up to the agenda, so its cost grows with the agenda's position.
     fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
         let target = &view.customers[c].entries[j];
         let e = self.eff(target, view);
-        let acc = Accounts::load(view, state, self.config.cost_weighted);
-        let runs = Runs::of(view);
-        // Per customer: entries of higher effective priority (h) and of equal (m).
-        let split = |i: usize| -> (u64, u64) {
-            let entries = view.customers[i].entries;
-            runs.of_customer(i).fold((0, 0), |(h, m), r| {
-                let (s, end) = runs.spans[r];
-                let run = &entries[s..end];
-                let gt = run.partition_point(|x| self.eff(x, view) > e);
-                let ge = run.partition_point(|x| self.eff(x, view) >= e);
-                (h + gt as u64, m + (ge - gt) as u64)
-            })
-        };
-        let mut higher = 0u64;
-        let mut equal_others = 0u64;
-        let mut customers_ahead = 0usize;
-        // The target's own customer: its higher entries, then equal ones of earlier runs and of its
-        // run before it.
-        let mut own_equal_ahead = 0u64;
-        let mut own_higher = 0u64;
-        for r in runs.of_customer(c) {
-            let (s, end) = runs.spans[r];
-            let run = &view.customers[c].entries[s..end];
-            let gt = run.partition_point(|x| self.eff(x, view) > e);
-            let ge = run.partition_point(|x| self.eff(x, view) >= e);
-            own_higher += gt as u64;
-            if (s..end).contains(&j) {
-                own_equal_ahead += (j - s - gt) as u64;
-            } else if s < j {
-                own_equal_ahead += (ge - gt) as u64;
+        let mut equal_ahead = vec![0usize; view.customers.len()];
+        let (mut higher, mut position, mut found) = (0usize, 0usize, false);
+        self.run(view, &mut state.clone(), usize::MAX, |i, x, eff| {
+            if x.agenda_id == agenda_id {
+                found = true;
+                return false;
             }
+            position += 1;
+            if eff > e {
+                higher += 1;
+            } else {
+                equal_ahead[i] += 1;
+            }
+            true
+        });
+        if !found {
+            return None;
         }
-        higher += own_higher;
-        let f = acc.finish(c, own_higher + own_equal_ahead + 1);
-        for d in 0..view.customers.len() {
-            if d == c {
-                continue;
-            }
-            let (h, m) = split(d);
-            higher += h;
-            let k = acc.picks_before(d, h, m, f, d < c);
-            if k > 0 {
-                equal_others += k;
-                customers_ahead += 1;
-            }
-        }
-        let position = (higher + own_equal_ahead + equal_others) as usize;
+        let own_equal = equal_ahead[c];
+        let equal_others = position - higher - own_equal;
+        let customers_ahead = equal_ahead.iter().enumerate().filter(|&(i, &n)| i != c && n > 0).count();
         let aged = e - i64::from(target.priority);
         let wait = view.now.saturating_sub(target.added).max(0);
         let eff_text = if aged > 0 {
@@ -248,8 +251,8 @@ impl SchedulingAlgorithm for Priority {
                      rotation ({equal_others} agendas)"
                 ));
             }
-            if own_equal_ahead > 0 {
-                parts.push(format!("{own_equal_ahead} earlier agendas of equal priority from the same customer"));
+            if own_equal > 0 {
+                parts.push(format!("{own_equal} earlier agendas of equal priority from the same customer"));
             }
             format!("{} ({eff_text})", parts.join("; "))
         };

@@ -47,17 +47,18 @@ impl RoundRobin {
     }
 }
 
-/// A customer in the per-call heap: smallest finish tag first, ties by customer position (id order).
+/// A customer in the per-call heap: smallest finish tag first, then the first to reach its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     tag: Ratio,
+    seq: u64,
     idx: u32,
 }
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
         // BinaryHeap is a max-heap: the "greatest" key is the smallest tag.
-        other.tag.cmp_to(&self.tag).then_with(|| other.idx.cmp(&self.idx))
+        other.tag.cmp_to(&self.tag).then_with(|| other.seq.cmp(&self.seq)).then_with(|| other.idx.cmp(&self.idx))
     }
 }
 
@@ -67,56 +68,82 @@ impl PartialOrd for Key {
     }
 }
 
+impl RoundRobin {
+    /// Runs the rotation over `view` from `state`, calling `visit(customer index, entry)` for each
+    /// pick until it returns false or `count` picks are made; updates `state`.
+    fn run(
+        &self,
+        view: &ReadyView<'_>,
+        state: &mut AlgorithmState,
+        count: usize,
+        mut visit: impl FnMut(usize, &ReadyAgenda) -> bool,
+    ) {
+        if count == 0 || view.is_empty() {
+            return;
+        }
+        let mut acc = Accounts::load(view, state, self.cost_weighted);
+        let n = view.customers.len();
+        let keys: Vec<Key> = (0..n)
+            .filter(|&i| !view.customers[i].entries.is_empty())
+            .map(|i| Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32 })
+            .collect();
+        let mut heap = BinaryHeap::from(keys);
+        let mut cursor = vec![0usize; n];
+        let mut made = 0;
+        while made < count {
+            let Some(Key { idx, .. }) = heap.pop() else { break };
+            let i = idx as usize;
+            let entries = view.customers[i].entries;
+            let go_on = visit(i, &entries[cursor[i]]);
+            made += 1;
+            cursor[i] += 1;
+            acc.charge_pick(i);
+            if cursor[i] < entries.len() {
+                heap.push(Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx });
+            }
+            if !go_on {
+                break;
+            }
+        }
+        acc.store(view, state, |i| cursor[i] < view.customers[i].entries.len());
+    }
+}
+
 impl SchedulingAlgorithm for RoundRobin {
     fn name(&self) -> &str {
         Self::NAME
     }
 
     fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
-        if count == 0 || view.is_empty() {
-            return Vec::new();
-        }
-        let mut acc = Accounts::load(view, state, self.cost_weighted);
-        let n = view.customers.len();
-        let keys: Vec<Key> = (0..n)
-            .filter(|&i| !view.customers[i].entries.is_empty())
-            .map(|i| Key { tag: acc.finish(i, 1), idx: i as u32 })
-            .collect();
-        let mut heap = BinaryHeap::from(keys);
-        let mut cursor = vec![0usize; n];
         let mut out = Vec::with_capacity(count.min(view.len()));
-        while out.len() < count {
-            let Some(Key { idx, .. }) = heap.pop() else { break };
-            let i = idx as usize;
-            let entries = view.customers[i].entries;
-            out.push(entries[cursor[i]].clone());
-            cursor[i] += 1;
-            acc.charge_pick(i);
-            if cursor[i] < entries.len() {
-                heap.push(Key { tag: acc.finish(i, 1), idx });
-            }
-        }
-        acc.store(view, state, |i| cursor[i] < view.customers[i].entries.len());
+        self.run(view, state, count, |_, e| {
+            out.push(e.clone());
+            true
+        });
         out
     }
 
+    /// Exact when nothing arrives before it is picked: replays the rotation (on a copy of the state)
+    /// up to the agenda, so its cost grows with the agenda's position.
     fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
-        let acc = Accounts::load(view, state, self.cost_weighted);
-        let f = acc.finish(c, j as u64 + 1);
-        let mut others = 0u64;
-        let mut customers_ahead = 0usize;
-        for (d, cust) in view.customers.iter().enumerate() {
-            if d == c {
-                continue;
+        let mut ahead = vec![0usize; view.customers.len()];
+        let mut position = 0usize;
+        let mut found = false;
+        self.run(view, &mut state.clone(), usize::MAX, |i, e| {
+            if e.agenda_id == agenda_id {
+                found = true;
+                return false;
             }
-            let k = acc.picks_before(d, 0, cust.entries.len() as u64, f, d < c);
-            if k > 0 {
-                others += k;
-                customers_ahead += 1;
-            }
+            ahead[i] += 1;
+            position += 1;
+            true
+        });
+        if !found {
+            return None;
         }
-        let position = j + others as usize;
+        let others = position - ahead[c];
+        let customers_ahead = ahead.iter().enumerate().filter(|&(i, &n)| i != c && n > 0).count();
         let customer = view.customers[c].customer_id;
         let weight = view.customers[c].weight.max(1);
         let reason = if position == 0 {
