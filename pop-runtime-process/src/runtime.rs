@@ -235,14 +235,20 @@ impl PodRuntime for ProcessRuntime {
         };
         self.inner.table().insert(handle.clone(), Entry { info, cancel: cancel_tx, done: done_rx, pid: None });
         let op = Operation { inner: self.inner.clone(), handle: handle.clone(), request, spec, env, tx };
+        let inner = self.inner.clone();
+        let exit_handle = handle.clone();
+        let label = op.label();
+        let exit_tx = op.tx.clone();
         tokio::spawn(async move {
-            let handle = op.handle.clone();
-            let inner = op.inner.clone();
-            let tx = op.tx.clone();
-            let exit = op.run(cancel_rx).await;
-            inner.finish(&handle);
-            let _ = tx.send(RuntimeEvent::Exited(exit)).await;
+            // The supervisor runs in its own task so that even a panic in it still ends the stream with
+            // a failed `Exited` instead of leaving the executor waiting.
+            let exit = match tokio::spawn(async move { op.run(cancel_rx).await }).await {
+                Ok(exit) => exit,
+                Err(e) => Exit::failure(format!("{label}: the process runtime's supervisor failed: {e}")),
+            };
+            inner.finish(&exit_handle);
             let _ = done_tx.send(true);
+            let _ = exit_tx.send(RuntimeEvent::Exited(exit)).await;
         });
         Ok(Launched { handle, events: Box::pin(EventReceiver(rx)) })
     }
