@@ -12,8 +12,34 @@
 use crate::handler::{self, HandlerInput};
 use serde_json::Value;
 use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
+
+/// The whole `sample` handler: reads the input from the environment, runs it, emits the result.
+/// Exit code 0 on success, 1 when an action fails, 2 when the input cannot be read. Any binary can
+/// become the sample handler by calling this from `main` (the `pop-sample-handler` binary does).
+pub fn main() -> ExitCode {
+    let input = match HandlerInput::from_env() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("pop-sample-handler: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&input) {
+        Ok(output) => match output.map(|o| handler::emit_result(&o)) {
+            Some(Err(e)) => {
+                eprintln!("pop-sample-handler: {e}");
+                ExitCode::FAILURE
+            }
+            _ => ExitCode::SUCCESS,
+        },
+        Err(message) => {
+            eprintln!("pop-sample-handler: operation {} failed: {message}", input.operation_name);
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Runs the sample payload's actions, reporting progress; returns the output (`resultPayload`).
 pub fn run(input: &HandlerInput) -> Result<Option<Value>, String> {
