@@ -622,6 +622,12 @@ impl Operation {
                 aborts.iter().for_each(|a| a.abort());
             }
         }
+        // Like the containers of a Pod, nothing of the operation outlives its handler: processes it left
+        // behind in its group (daemons with their output redirected) are killed now.
+        if status.as_ref().is_some_and(|s| s.is_ok()) && signal_group(pid, None) {
+            tracing::warn!(handle = %self.handle, "the handler left processes behind in its group: killing them");
+            signal_group(pid, Some(Signal::SIGKILL));
+        }
         while let Ok(msg) = control.try_recv() {
             match msg {
                 Control::TooLong(s) => {

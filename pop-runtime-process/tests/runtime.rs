@@ -220,6 +220,17 @@ async fn timeout_sigterm_ends_group() {
 }
 
 #[tokio::test]
+async fn processes_left_behind_die_with_the_handler() {
+    // The grandchild detaches its output, so nothing holds the pipes; it still must not outlive the operation.
+    let rt =
+        runtime(json!({"t": sh(r#"sleep 1000 >/dev/null 2>&1 & echo "grandchild $!"; echo 'POP_RESULT {}'"#)}), fast());
+    let (events, exit) = run(&rt, request("t", json!({}))).await;
+    assert!(exit.success, "{exit:?}");
+    let gc = grandchild_pid(&events);
+    assert!(wait_gone(gc).await, "grandchild {gc} outlived its handler");
+}
+
+#[tokio::test]
 async fn cancel_terminates_a_running_operation() {
     let rt = runtime(json!({"t": sh(r#"sleep 1000 & echo "grandchild $!"; wait"#)}), fast());
     let mut launched = rt.launch(request("t", json!({}))).await.unwrap();
