@@ -12,6 +12,7 @@
 //! | progress / output | `POP_PROGRESS {json}` / `POP_RESULT {json}` stdout lines, parsed as they arrive |
 //! | log | every other stdout line and all of stderr, as [`RuntimeEvent::Log`](pop_core::runtime::RuntimeEvent::Log) |
 //! | timeout, cancel | SIGTERM to the process group, SIGKILL after [`ProcessRuntimeConfig::kill_grace`] |
+//! | leftovers | processes the handler leaves in its group are killed when it exits (as a Pod's containers) |
 //! | failure details | exit code or signal and the last lines of output in the exit's diagnostic |
 //! | memory bound | lines longer than [`ProcessRuntimeConfig::max_line_bytes`] fail the operation |
 //! | concurrency | `process.maxConcurrent` per type: further launches wait for a slot |
