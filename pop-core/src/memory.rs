@@ -1,1 +1,0 @@
-//! Thread-safe in-memory reference implementations of the backend traits.

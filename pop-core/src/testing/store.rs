@@ -1,0 +1,1010 @@
+//! [`Store`] conformance cases.
+//!
+//! Each case makes its own ids, so cases may share a backend. They panic with a message naming the
+//! backend when the store breaks its contract.
+
+use super::{join, unique, wall_clock};
+use crate::error::{Error, Result};
+use crate::model::{
+    Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, Millis, OperationProgress, ReadyAgenda, ResourcePool,
+};
+use crate::store::{
+    IndexField, Kind, Page, PageRequest, Record, Store, StoreExt, StoreObject, WriteOp, from_record, to_record,
+};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// The most pages a listing may take before a case decides the cursor never ends.
+const MAX_PAGES: usize = 1000;
+
+fn name(store: &dyn Store) -> &'static str {
+    store.backend_name()
+}
+
+#[track_caller]
+fn ok<T>(store: &dyn Store, what: &str, r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("[{}] {what}: unexpected error: {e}", name(store)),
+    }
+}
+
+#[track_caller]
+fn expect_conflict<T: Debug>(store: &dyn Store, what: &str, r: Result<T>) {
+    match r {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("[{}] {what}: expected Error::Conflict, got {other:?}", name(store)),
+    }
+}
+
+#[track_caller]
+fn expect_not_found<T: Debug>(store: &dyn Store, what: &str, r: Result<T>) {
+    match r {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("[{}] {what}: expected Error::NotFound, got {other:?}", name(store)),
+    }
+}
+
+/// A typed object of kind `T` with `id` and the given JSON fields (e.g. indexed values).
+fn object<T: StoreObject>(id: &str, fields: &[(&str, Value)]) -> T {
+    let mut doc = serde_json::Map::new();
+    doc.insert("id".into(), json!(id));
+    for (k, v) in fields {
+        doc.insert((*k).to_owned(), v.clone());
+    }
+    match serde_json::from_value(Value::Object(doc)) {
+        Ok(obj) => obj,
+        Err(e) => panic!("conformance suite bug: cannot build a {} from JSON: {e}", T::KIND),
+    }
+}
+
+/// Every indexed field of `T` set to a fresh value.
+fn with_indexes<T: StoreObject>(id: &str, tag: &str) -> T {
+    let fields: Vec<(&str, Value)> =
+        T::KIND.indexed_fields().iter().map(|f| (f.as_str(), json!(format!("{tag}-{}", f.as_str())))).collect();
+    object(id, &fields)
+}
+
+fn sorted_indexes(r: &Record) -> Vec<(IndexField, String)> {
+    let mut v = r.indexes.clone();
+    v.sort();
+    v
+}
+
+/// Creates `records` in batches no longer than the store allows (and at most 100).
+async fn create_all(store: &dyn Store, records: Vec<Record>) {
+    let chunk = store.max_batch().clamp(1, 100);
+    let mut ops: Vec<WriteOp> = records.into_iter().map(WriteOp::Create).collect();
+    while !ops.is_empty() {
+        let rest = ops.split_off(ops.len().min(chunk));
+        let batch = std::mem::replace(&mut ops, rest);
+        ok(store, "create a batch of test objects", store.write(batch).await);
+    }
+}
+
+/// Follows a listing's cursors to the end, checking the page size; returns every item and the page count.
+async fn collect_pages<T, F, Fut>(store: &dyn Store, what: &str, limit: usize, mut page: F) -> (Vec<T>, usize)
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for pages in 1..=MAX_PAGES {
+        let p = ok(store, what, page(PageRequest { limit, cursor: cursor.take() }).await);
+        assert!(
+            p.items.len() <= limit,
+            "[{}] {what}: a page of limit {limit} returned {} items",
+            name(store),
+            p.items.len()
+        );
+        out.extend(p.items);
+        match p.next {
+            Some(c) => cursor = Some(c),
+            None => return (out, pages),
+        }
+    }
+    panic!("[{}] {what}: still returning a cursor after {MAX_PAGES} pages", name(store));
+}
+
+/// Create, get, CAS update, stale update, delete and re-create of one typed object.
+async fn crud<T>(store: &dyn Store, mut obj: T, change: fn(&mut T))
+where
+    T: StoreObject + Clone + PartialEq + Debug,
+{
+    let kind = T::KIND;
+    let id = obj.object_id().unwrap_or_default().to_owned();
+    let what = |step: &str| format!("{kind} {id}: {step}");
+
+    assert!(ok(store, &what("get before create"), store.get(kind, &id).await).is_none());
+    assert!(ok(store, &what("get_obj before create"), store.get_obj::<T>(&id).await).is_none());
+
+    ok(store, &what("create"), store.create_obj(&mut obj).await);
+    assert_eq!(obj.object_version(), 1, "[{}] {}", name(store), what("version after create"));
+
+    let record = ok(store, &what("get after create"), store.get(kind, &id).await)
+        .unwrap_or_else(|| panic!("[{}] {}", name(store), what("get after create returned None")));
+    assert_eq!(record.kind, kind, "[{}] {}", name(store), what("record kind"));
+    assert_eq!(record.id, id, "[{}] {}", name(store), what("record id"));
+    assert_eq!(record.version, 1, "[{}] {}", name(store), what("record version after create"));
+    let expected = ok(store, "to_record", to_record(&obj));
+    assert_eq!(sorted_indexes(&record), sorted_indexes(&expected), "[{}] {}", name(store), what("record indexes"));
+    let fetched: T = ok(store, &what("decode"), from_record(&record));
+    assert_eq!(fetched, obj, "[{}] {}", name(store), what("object read back after create"));
+
+    let stale = obj.clone();
+    change(&mut obj);
+    ok(store, &what("update"), store.update_obj(&mut obj).await);
+    assert_eq!(obj.object_version(), 2, "[{}] {}", name(store), what("version after update"));
+    let fetched: T = ok(store, &what("fetch after update"), store.fetch::<T>(&id).await);
+    assert_eq!(fetched, obj, "[{}] {}", name(store), what("object read back after update"));
+
+    let mut stale = stale;
+    expect_conflict(store, &what("update of a stale copy"), store.update_obj(&mut stale).await);
+    assert_eq!(stale.object_version(), 1, "[{}] {}", name(store), what("a failed update keeps the caller's version"));
+    let fetched: T = ok(store, &what("fetch after stale update"), store.fetch::<T>(&id).await);
+    assert_eq!(fetched, obj, "[{}] {}", name(store), what("a stale update changed nothing"));
+
+    ok(store, &what("delete"), store.delete_obj::<T>(&id).await);
+    assert!(ok(store, &what("get after delete"), store.get(kind, &id).await).is_none());
+    expect_not_found(store, &what("fetch after delete"), store.fetch::<T>(&id).await);
+    expect_not_found(store, &what("delete of a deleted object"), store.delete_obj::<T>(&id).await);
+    let mut gone = obj.clone();
+    expect_not_found(store, &what("update of a deleted object"), store.update_obj(&mut gone).await);
+
+    let mut again = obj.clone();
+    ok(store, &what("create again after delete"), store.create_obj(&mut again).await);
+    let record = ok(store, &what("get after re-create"), store.get(kind, &id).await);
+    assert_eq!(
+        record.map(|r| r.version),
+        Some(1),
+        "[{}] {}",
+        name(store),
+        what("a re-created object starts at version 1")
+    );
+    ok(store, &what("final delete"), store.delete_obj::<T>(&id).await);
+}
+
+/// Create/get/update/delete of an [`Agenda`].
+pub async fn crud_agenda(store: &dyn Store) {
+    let mut a: Agenda = with_indexes(&unique("agenda"), &unique("v"));
+    a.operations = serde_json::from_value(json!([{"name": "probe", "type": "sample", "payload": {"file": "in.mp4"}}]))
+        .unwrap_or_default();
+    crud(store, a, |a| {
+        a.title = Some("renamed".into());
+        a.priority = 7;
+    })
+    .await;
+}
+
+/// Create/get/update/delete of an [`AgendaProgress`].
+pub async fn crud_agenda_progress(store: &dyn Store) {
+    crud(store, with_indexes::<AgendaProgress>(&unique("ap"), &unique("v")), |p| {
+        p.title = Some("renamed".into());
+        p.attempts_completed = 2;
+    })
+    .await;
+}
+
+/// Create/get/update/delete of an [`OperationProgress`].
+pub async fn crud_operation_progress(store: &dyn Store) {
+    crud(store, with_indexes::<OperationProgress>(&unique("op"), &unique("v")), |p| {
+        p.processing_state_message = Some("half way".into());
+        p.attempt_count = 3;
+    })
+    .await;
+}
+
+/// Create/get/update/delete of a [`Customer`].
+pub async fn crud_customer(store: &dyn Store) {
+    crud(store, with_indexes::<Customer>(&unique("customer"), &unique("v")), |c| {
+        c.title = Some("renamed".into());
+        c.weight = 3;
+    })
+    .await;
+}
+
+/// Create/get/update/delete of a [`ResourcePool`].
+pub async fn crud_resource_pool(store: &dyn Store) {
+    crud(store, with_indexes::<ResourcePool>(&unique("pool"), &unique("v")), |p| {
+        p.title = Some("renamed".into());
+        p.insight_ids.push("transcode".into());
+    })
+    .await;
+}
+
+/// Create/get/update/delete of an [`Insight`].
+pub async fn crud_insight(store: &dyn Store) {
+    crud(store, with_indexes::<Insight>(&unique("insight"), &unique("v")), |i| {
+        i.title = Some("renamed".into());
+        i.queue_size = Some(12);
+    })
+    .await;
+}
+
+/// Create/get/update/delete of an [`AgendaTemplate`].
+pub async fn crud_agenda_template(store: &dyn Store) {
+    crud(store, with_indexes::<AgendaTemplate>(&unique("template"), &unique("v")), |t| {
+        t.title = Some("renamed".into());
+        t.is_global = true;
+    })
+    .await;
+}
+
+fn body_json(store: &dyn Store, r: &Record) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+        panic!("[{}] {} {}: the stored body is not the JSON written: {e}", name(store), r.kind, r.id)
+    })
+}
+
+/// Create/get/update/delete of a raw `InsightSchedule` [`Record`] (no indexes), with conditional deletes.
+pub async fn crud_insight_schedule_record(store: &dyn Store) {
+    let kind = Kind::InsightSchedule;
+    let id = unique("schedule");
+    let rec = |v: u64, counter: u64| Record {
+        kind,
+        id: id.clone(),
+        version: v,
+        indexes: Vec::new(),
+        body: json!({"insightId": id, "counter": counter}).to_string().into_bytes(),
+    };
+    ok(store, "create schedule record", store.write(vec![WriteOp::Create(rec(0, 1))]).await);
+    let got = ok(store, "get schedule record", store.get(kind, &id).await)
+        .unwrap_or_else(|| panic!("[{}] {kind} {id}: get after create returned None", name(store)));
+    assert_eq!(
+        got.version,
+        1,
+        "[{}] {kind} {id}: version after create (the record's own version is ignored)",
+        name(store)
+    );
+    assert!(got.indexes.is_empty(), "[{}] {kind} {id}: indexes of an unindexed kind", name(store));
+    assert_eq!(body_json(store, &got)["counter"], json!(1), "[{}] {kind} {id}: body after create", name(store));
+
+    ok(
+        store,
+        "update schedule record",
+        store.write(vec![WriteOp::Update { record: rec(99, 2), expected_version: 1 }]).await,
+    );
+    let got = ok(store, "get schedule record", store.get(kind, &id).await);
+    assert_eq!(got.as_ref().map(|r| r.version), Some(2), "[{}] {kind} {id}: version after update", name(store));
+    if let Some(got) = &got {
+        assert_eq!(body_json(store, got)["counter"], json!(2), "[{}] {kind} {id}: body after update", name(store));
+    }
+    expect_conflict(
+        store,
+        "update schedule record with a stale version",
+        store.write(vec![WriteOp::Update { record: rec(0, 3), expected_version: 1 }]).await,
+    );
+    expect_conflict(
+        store,
+        "delete schedule record with a stale version",
+        store.write(vec![WriteOp::Delete { kind, id: id.clone(), expected_version: Some(1) }]).await,
+    );
+    ok(
+        store,
+        "delete schedule record with its version",
+        store.write(vec![WriteOp::Delete { kind, id: id.clone(), expected_version: Some(2) }]).await,
+    );
+    assert!(ok(store, "get deleted schedule record", store.get(kind, &id).await).is_none());
+}
+
+/// Two writers read version 1; the first update wins, the second gets `Conflict`; an expected version
+/// from the future is a `Conflict` too.
+pub async fn cas_conflict_on_stale_version(store: &dyn Store) {
+    let id = unique("customer");
+    let mut c: Customer = with_indexes(&id, &unique("v"));
+    ok(store, "create", store.create_obj(&mut c).await);
+    let mut first = ok(store, "fetch", store.fetch::<Customer>(&id).await);
+    let mut second = first.clone();
+    first.title = Some("first".into());
+    second.title = Some("second".into());
+    ok(store, "first update", store.update_obj(&mut first).await);
+    expect_conflict(store, "second update from the same version", store.update_obj(&mut second).await);
+    let stored = ok(store, "fetch", store.fetch::<Customer>(&id).await);
+    assert_eq!(stored.title.as_deref(), Some("first"), "[{}] the losing update must not be stored", name(store));
+    assert_eq!(stored.version, 2, "[{}] version after one successful update", name(store));
+
+    let mut future = stored.clone();
+    future.version = 5;
+    expect_conflict(store, "update expecting a version never stored", store.update_obj(&mut future).await);
+    let record = ok(store, "to_record", to_record(&stored));
+    expect_conflict(
+        store,
+        "update expecting version 0",
+        store.write(vec![WriteOp::Update { record, expected_version: 0 }]).await,
+    );
+}
+
+/// Creating an id that exists is a `Conflict` and leaves the stored object alone.
+pub async fn duplicate_create_conflicts(store: &dyn Store) {
+    let id = unique("pool");
+    let mut p: ResourcePool = with_indexes(&id, "original");
+    ok(store, "create", store.create_obj(&mut p).await);
+    let mut dup: ResourcePool = with_indexes(&id, "duplicate");
+    expect_conflict(store, "create of an existing id", store.create_obj(&mut dup).await);
+    assert_eq!(dup.version, 0, "[{}] a failed create resets the caller's version", name(store));
+    let stored = ok(store, "fetch", store.fetch::<ResourcePool>(&id).await);
+    assert_eq!(stored, p, "[{}] a duplicate create must not overwrite", name(store));
+    let (dups, _) = collect_pages(store, "query by the duplicate's title", 100, |page| {
+        store.query(Kind::ResourcePool, IndexField::Title, "duplicate-title", page)
+    })
+    .await;
+    assert!(!dups.iter().any(|r| r.id == id), "[{}] a failed create must not leave index entries", name(store));
+    // The same id in another kind is a different object.
+    let mut other: Insight = with_indexes(&id, "other-kind");
+    ok(store, "create the same id in another kind", store.create_obj(&mut other).await);
+}
+
+/// Update and delete of a missing id are `NotFound`; get is `None`.
+pub async fn missing_is_not_found(store: &dyn Store) {
+    let id = unique("missing");
+    assert!(ok(store, "get missing", store.get(Kind::Agenda, &id).await).is_none());
+    expect_not_found(store, "fetch missing", store.fetch::<Agenda>(&id).await);
+    let mut a: Agenda = with_indexes(&id, "x");
+    a.version = 1;
+    expect_not_found(store, "update missing", store.update_obj(&mut a).await);
+    expect_not_found(store, "delete missing", store.delete_obj::<Agenda>(&id).await);
+    expect_not_found(
+        store,
+        "conditional delete missing",
+        store.write(vec![WriteOp::Delete { kind: Kind::Agenda, id: id.clone(), expected_version: Some(1) }]).await,
+    );
+    assert!(ok(store, "get missing after failed writes", store.get(Kind::Agenda, &id).await).is_none());
+}
+
+/// A delete with a stale expected version is a `Conflict` and deletes nothing; with the right one it deletes.
+pub async fn conditional_delete(store: &dyn Store) {
+    let id = unique("template");
+    let mut t: AgendaTemplate = with_indexes(&id, &unique("v"));
+    ok(store, "create", store.create_obj(&mut t).await);
+    t.title = Some("v2".into());
+    ok(store, "update", store.update_obj(&mut t).await);
+    expect_conflict(
+        store,
+        "delete expecting version 1 of a version-2 object",
+        store
+            .write(vec![WriteOp::Delete { kind: Kind::AgendaTemplate, id: id.clone(), expected_version: Some(1) }])
+            .await,
+    );
+    assert!(ok(store, "get", store.get(Kind::AgendaTemplate, &id).await).is_some());
+    ok(
+        store,
+        "delete expecting version 2",
+        store
+            .write(vec![WriteOp::Delete { kind: Kind::AgendaTemplate, id: id.clone(), expected_version: Some(2) }])
+            .await,
+    );
+    assert!(ok(store, "get after delete", store.get(Kind::AgendaTemplate, &id).await).is_none());
+}
+
+/// Ids of every object of `T` whose `field` equals `value`, following cursors in pages of `limit`.
+async fn query_ids<T: StoreObject>(
+    store: &dyn Store,
+    field: IndexField,
+    value: &str,
+    limit: usize,
+) -> (Vec<String>, usize) {
+    let what = format!("query {} by {field} = {value}", T::KIND);
+    let (items, pages) = collect_pages(store, &what, limit, |page| store.query(T::KIND, field, value, page)).await;
+    for r in &items {
+        assert_eq!(r.kind, T::KIND, "[{}] {what}: returned a record of another kind", name(store));
+        assert!(
+            r.indexes.iter().any(|(f, v)| *f == field && v == value),
+            "[{}] {what}: returned {} whose indexes are {:?}",
+            name(store),
+            r.id,
+            r.indexes
+        );
+        let _: T = ok(store, &what, from_record(r));
+    }
+    (items.into_iter().map(|r| r.id).collect(), pages)
+}
+
+/// Query of kind `T` by `field`: 250 matches paged by 100 in id order, neighbours with similar values
+/// excluded, and the index following updates (value changed) and deletes.
+pub async fn query_paging<T: StoreObject>(store: &dyn Store, field: IndexField) {
+    const N: usize = 250;
+    const LIMIT: usize = 100;
+    let kind = T::KIND;
+    let value = unique("value");
+    let prefix = unique(kind.as_str());
+    let make = |id: &str, v: &str| -> Record {
+        let mut obj: T = with_indexes(id, &unique("other"));
+        let mut doc = match serde_json::to_value(&obj) {
+            Ok(Value::Object(m)) => m,
+            _ => panic!("conformance suite bug: {kind} does not serialize to an object"),
+        };
+        doc.insert(field.as_str().to_owned(), json!(v));
+        obj = match serde_json::from_value(Value::Object(doc)) {
+            Ok(o) => o,
+            Err(e) => panic!("conformance suite bug: {kind}: {e}"),
+        };
+        obj.set_object_version(1);
+        match to_record(&obj) {
+            Ok(r) => r,
+            Err(e) => panic!("conformance suite bug: {kind}: {e}"),
+        }
+    };
+    // Insert in an order that is not the id order.
+    let mut expected: Vec<String> = (0..N).map(|i| format!("{prefix}-{:04}", (i * 7919) % N)).collect();
+    let mut records: Vec<Record> = expected.iter().map(|id| make(id, &value)).collect();
+    // Neighbours: a value extending ours, a prefix of ours, and the same value in another field's slot.
+    let longer = format!("{value}x");
+    let shorter = value[..value.len() - 1].to_owned();
+    records.push(make(&format!("{prefix}-n1"), &longer));
+    records.push(make(&format!("{prefix}-n2"), &shorter));
+    records.push(make(&format!("{prefix}-n3"), &longer));
+    create_all(store, records).await;
+    expected.sort();
+
+    let (ids, pages) = query_ids::<T>(store, field, &value, LIMIT).await;
+    assert_eq!(
+        ids.len(),
+        N,
+        "[{}] query {kind} by {field}: expected {N} matches, got {} (neighbouring values must not match)",
+        name(store),
+        ids.len()
+    );
+    assert_eq!(ids, expected, "[{}] query {kind} by {field}: ids must come in ascending order, each once", name(store));
+    assert!(pages >= 3, "[{}] query {kind} by {field}: {N} items in pages of {LIMIT} took {pages} pages", name(store));
+    let (longer_ids, _) = query_ids::<T>(store, field, &longer, LIMIT).await;
+    assert_eq!(longer_ids.len(), 2, "[{}] query {kind} by {field} = a neighbouring value", name(store));
+
+    // Changing the indexed value moves the object between values.
+    let moved_id = expected[0].clone();
+    let moved_value = unique("moved");
+    let current = ok(store, "get", store.get(kind, &moved_id).await)
+        .unwrap_or_else(|| panic!("[{}] {kind} {moved_id} vanished", name(store)));
+    let mut record = make(&moved_id, &moved_value);
+    record.version = current.version + 1;
+    ok(
+        store,
+        "update the indexed value",
+        store.write(vec![WriteOp::Update { record, expected_version: current.version }]).await,
+    );
+    // Deleting removes the object from the index.
+    let deleted_id = expected[1].clone();
+    ok(
+        store,
+        "delete",
+        store.write(vec![WriteOp::Delete { kind, id: deleted_id.clone(), expected_version: None }]).await,
+    );
+    let (ids, _) = query_ids::<T>(store, field, &value, LIMIT).await;
+    assert_eq!(
+        ids,
+        expected[2..].to_vec(),
+        "[{}] query {kind} by {field} after an update moved {moved_id} to another value and {deleted_id} was deleted",
+        name(store)
+    );
+    let (moved, _) = query_ids::<T>(store, field, &moved_value, LIMIT).await;
+    assert_eq!(moved, vec![moved_id.clone()], "[{}] query {kind} by {field} = the updated value", name(store));
+
+    // A cursor continues after its item even when that item is gone.
+    let first = ok(store, "first page of 10", store.query(kind, field, &value, PageRequest::first(10)).await);
+    assert_eq!(first.items.len(), 10, "[{}] query {kind} by {field}: a page of 10", name(store));
+    let Some(cursor) = first.next else {
+        panic!("[{}] query {kind} by {field}: a page of 10 out of {} has no cursor", name(store), N - 2)
+    };
+    if let Some(last) = first.items.last() {
+        ok(
+            store,
+            "delete the last item of a page",
+            store.write(vec![WriteOp::Delete { kind, id: last.id.clone(), expected_version: None }]).await,
+        );
+    }
+    let second = ok(
+        store,
+        "page after a deleted item",
+        store.query(kind, field, &value, PageRequest { limit: 10, cursor: Some(cursor) }).await,
+    );
+    let second_ids: Vec<&str> = second.items.iter().map(|r| r.id.as_str()).collect();
+    let want: Vec<&str> = expected[12..22].iter().map(String::as_str).collect();
+    assert_eq!(
+        second_ids,
+        want,
+        "[{}] query {kind} by {field}: the page after a cursor whose item was deleted",
+        name(store)
+    );
+}
+
+macro_rules! query_cases {
+    ($($case:ident: $ty:ty, $field:ident;)*) => {
+        $(
+            #[doc = concat!("[`query_paging`] of [`", stringify!($ty), "`] by `", stringify!($field), "`.")]
+            pub async fn $case(store: &dyn Store) {
+                query_paging::<$ty>(store, IndexField::$field).await;
+            }
+        )*
+    };
+}
+
+query_cases! {
+    query_agenda_by_customer_id: Agenda, CustomerId;
+    query_agenda_by_link_id: Agenda, LinkId;
+    query_agenda_by_title: Agenda, Title;
+    query_agenda_progress_by_customer_id: AgendaProgress, CustomerId;
+    query_agenda_progress_by_link_id: AgendaProgress, LinkId;
+    query_agenda_progress_by_agenda_id: AgendaProgress, AgendaId;
+    query_agenda_progress_by_title: AgendaProgress, Title;
+    query_operation_progress_by_customer_id: OperationProgress, CustomerId;
+    query_operation_progress_by_agenda_progress_id: OperationProgress, AgendaProgressId;
+    query_customer_by_customer_id: Customer, CustomerId;
+    query_customer_by_resource_pool_id: Customer, ResourcePoolId;
+    query_customer_by_title: Customer, Title;
+    query_resource_pool_by_customer_id: ResourcePool, CustomerId;
+    query_resource_pool_by_title: ResourcePool, Title;
+    query_insight_by_customer_id: Insight, CustomerId;
+    query_insight_by_resource_pool_id: Insight, ResourcePoolId;
+    query_insight_by_title: Insight, Title;
+    query_agenda_template_by_customer_id: AgendaTemplate, CustomerId;
+    query_agenda_template_by_title: AgendaTemplate, Title;
+}
+
+/// `scan` pages through every object of a kind by id ascending, each once.
+pub async fn scan_pages_in_id_order(store: &dyn Store) {
+    let prefix = unique("scan");
+    let mut ours: Vec<String> = (0..150).map(|i| format!("{prefix}-{:03}", (i * 37) % 150)).collect();
+    let records = ours
+        .iter()
+        .map(|id| {
+            let mut p: ResourcePool = with_indexes(id, "scan");
+            p.version = 1;
+            ok(store, "to_record", to_record(&p))
+        })
+        .collect();
+    create_all(store, records).await;
+    ours.sort();
+    let (all, pages) = collect_pages(store, "scan resourcePool", 50, |page| store.scan(Kind::ResourcePool, page)).await;
+    assert!(pages >= 3, "[{}] scan: 150+ objects in pages of 50 took {pages} pages", name(store));
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "[{}] scan must return ids in strictly ascending order across pages",
+        name(store)
+    );
+    assert!(all.iter().all(|r| r.kind == Kind::ResourcePool), "[{}] scan returned another kind", name(store));
+    let seen: Vec<&str> = ids.into_iter().filter(|id| id.starts_with(&prefix)).collect();
+    assert_eq!(seen, ours, "[{}] scan must return every object created", name(store));
+}
+
+fn ready(insight: &str, customer: &str, agenda: &str, priority: i32, added: Millis) -> ReadyAgenda {
+    ReadyAgenda {
+        id: format!("ready-{agenda}"),
+        insight_id: insight.to_owned(),
+        agenda_id: agenda.to_owned(),
+        customer_id: customer.to_owned(),
+        added,
+        priority,
+    }
+}
+
+async fn ready_agenda_ids(store: &dyn Store, insight: &str, limit: usize) -> (Vec<ReadyAgenda>, usize) {
+    collect_pages(store, &format!("ready list of {insight}"), limit, |page| store.ready_list(insight, page)).await
+}
+
+/// A batch whose last op fails (stale version, missing delete, duplicate create) writes nothing, ready
+/// set included.
+pub async fn batch_is_atomic(store: &dyn Store) {
+    let t0 = wall_clock();
+    let insight = unique("insight");
+    let c_id = unique("customer");
+    let d_id = unique("customer");
+    let mut c: Customer = with_indexes(&c_id, "atomic");
+    let mut d: Customer = with_indexes(&d_id, "atomic");
+    ok(store, "create", store.create_obj(&mut c).await);
+    ok(store, "create", store.create_obj(&mut d).await);
+    let a_id = unique("agenda");
+    let b_id = unique("agenda");
+    let new_obj = |id: &str| {
+        let mut a: Agenda = with_indexes(id, "atomic");
+        a.version = 1;
+        WriteOp::Create(ok(store, "to_record", to_record(&a)))
+    };
+    let mut c2 = c.clone();
+    c2.title = Some("changed".into());
+    c2.version = 2;
+    let mut d2 = d.clone();
+    d2.title = Some("changed".into());
+    d2.version = 8;
+    // Every op of a batch touches a different key (DynamoDB transactions require it).
+    let last_ops: Vec<(&str, WriteOp)> = vec![
+        (
+            "an update with a stale version",
+            WriteOp::Update { record: ok(store, "to_record", to_record(&d2)), expected_version: 7 },
+        ),
+        (
+            "a delete of a missing id",
+            WriteOp::Delete { kind: Kind::Agenda, id: unique("missing"), expected_version: None },
+        ),
+        ("a create of an existing id", {
+            let mut dup: Customer = with_indexes(&d_id, "dup");
+            dup.version = 1;
+            WriteOp::Create(ok(store, "to_record", to_record(&dup)))
+        }),
+    ];
+    for (what, last) in last_ops {
+        let ops = vec![
+            new_obj(&a_id),
+            new_obj(&b_id),
+            WriteOp::ReadyInsert(ready(&insight, &c_id, &a_id, 0, t0)),
+            WriteOp::Update { record: ok(store, "to_record", to_record(&c2)), expected_version: 1 },
+            last,
+        ];
+        let r = store.write(ops).await;
+        assert!(
+            matches!(r, Err(Error::Conflict(_)) | Err(Error::NotFound { .. })),
+            "[{}] a batch ending with {what} must fail with Conflict or NotFound, got {r:?}",
+            name(store)
+        );
+        for id in [&a_id, &b_id] {
+            assert!(
+                ok(store, "get", store.get(Kind::Agenda, id).await).is_none(),
+                "[{}] a batch ending with {what} failed but its create of {id} was applied",
+                name(store)
+            );
+        }
+        assert!(
+            ok(store, "ready_get", store.ready_get(&a_id).await).is_none(),
+            "[{}] a batch ending with {what} failed but its ready insert was applied",
+            name(store)
+        );
+        let stored = ok(store, "fetch", store.fetch::<Customer>(&c_id).await);
+        assert_eq!(stored, c, "[{}] a batch ending with {what} failed but its update was applied", name(store));
+        let stored = ok(store, "fetch", store.fetch::<Customer>(&d_id).await);
+        assert_eq!(stored, d, "[{}] a batch ending with {what} failed but changed its last object", name(store));
+        let (customer_index, _) = query_ids::<Agenda>(store, IndexField::CustomerId, "atomic-customerId", 100).await;
+        assert!(
+            !customer_index.contains(&a_id) && !customer_index.contains(&b_id),
+            "[{}] a batch ending with {what} failed but left index entries",
+            name(store)
+        );
+    }
+}
+
+/// A batch of creates, an update, a delete, a ready insert and a ready remove applies every op.
+pub async fn batch_applies_every_op(store: &dyn Store) {
+    let t0 = wall_clock();
+    let insight = unique("insight");
+    let tag = unique("batch");
+    let mut keep: Customer = with_indexes(&unique("customer"), &tag);
+    let mut doomed: Customer = with_indexes(&unique("customer"), &tag);
+    ok(store, "create", store.create_obj(&mut keep).await);
+    ok(store, "create", store.create_obj(&mut doomed).await);
+    let stale_ready = unique("agenda");
+    ok(store, "ready insert", store.write(vec![WriteOp::ReadyInsert(ready(&insight, "c", &stale_ready, 0, t0))]).await);
+
+    let mut fresh: Agenda = with_indexes(&unique("agenda"), &tag);
+    let fresh_id = fresh.id.clone().unwrap_or_default();
+    keep.title = Some("updated in a batch".into());
+    let ops = vec![
+        ok(store, "create_op", crate::store::create_op(&mut fresh)),
+        ok(store, "update_op", crate::store::update_op(&mut keep)),
+        WriteOp::Delete { kind: Kind::Customer, id: doomed.id.clone().unwrap_or_default(), expected_version: Some(1) },
+        WriteOp::ReadyInsert(ready(&insight, "c", &fresh_id, 3, t0)),
+        WriteOp::ReadyRemove { agenda_id: stale_ready.clone() },
+    ];
+    ok(store, "mixed batch", store.write(ops).await);
+    assert_eq!(ok(store, "fetch", store.fetch::<Agenda>(&fresh_id).await), fresh, "[{}] batch create", name(store));
+    let stored = ok(store, "fetch", store.fetch::<Customer>(keep.id.as_deref().unwrap_or_default()).await);
+    assert_eq!(stored, keep, "[{}] batch update", name(store));
+    assert_eq!(stored.version, 2, "[{}] batch update version", name(store));
+    assert!(
+        ok(store, "get", store.get(Kind::Customer, doomed.id.as_deref().unwrap_or_default()).await).is_none(),
+        "[{}] batch delete",
+        name(store)
+    );
+    let (entries, _) = ready_agenda_ids(store, &insight, 100).await;
+    let ids: Vec<&str> = entries.iter().map(|r| r.agenda_id.as_str()).collect();
+    assert_eq!(ids, vec![fresh_id.as_str()], "[{}] batch ready insert and remove", name(store));
+    // An empty batch is fine.
+    ok(store, "empty batch", store.write(Vec::new()).await);
+}
+
+/// A batch of `max_batch() + 1` writes is `Unsupported` and writes nothing; one of exactly
+/// `max_batch()` succeeds.
+pub async fn batch_over_max_batch_is_unsupported(store: &dyn Store) {
+    let max = store.max_batch();
+    assert!(max >= 1, "[{}] max_batch must be at least 1", name(store));
+    let prefix = unique("max");
+    let ops = |n: usize, tag: &str| -> Vec<WriteOp> {
+        (0..n)
+            .map(|i| {
+                WriteOp::Create(Record {
+                    kind: Kind::InsightSchedule,
+                    id: format!("{prefix}-{tag}-{i:05}"),
+                    version: 1,
+                    indexes: Vec::new(),
+                    body: b"{}".to_vec(),
+                })
+            })
+            .collect()
+    };
+    match store.write(ops(max + 1, "over")).await {
+        Err(Error::Unsupported(msg)) => {
+            assert!(!msg.is_empty(), "[{}] the Unsupported error needs a message", name(store));
+        }
+        other => panic!(
+            "[{}] a batch of max_batch()+1 = {} writes: expected Unsupported, got {other:?}",
+            name(store),
+            max + 1
+        ),
+    }
+    for i in [0, max] {
+        let id = format!("{prefix}-over-{i:05}");
+        assert!(
+            ok(store, "get", store.get(Kind::InsightSchedule, &id).await).is_none(),
+            "[{}] a refused batch wrote {id}",
+            name(store)
+        );
+    }
+    ok(store, "a batch of exactly max_batch() writes", store.write(ops(max, "full")).await);
+    for i in [0, max - 1] {
+        let id = format!("{prefix}-full-{i:05}");
+        assert!(
+            ok(store, "get", store.get(Kind::InsightSchedule, &id).await).is_some(),
+            "[{}] a batch of max_batch() writes did not write {id}",
+            name(store)
+        );
+    }
+}
+
+/// The ready list of an insight: customer ascending, then priority descending, added ascending,
+/// agenda id; other insights' entries excluded.
+pub async fn ready_set_order(store: &dyn Store) {
+    let t0 = wall_clock();
+    let insight = unique("insight");
+    let other = unique("insight");
+    // (customer, agenda, priority, added), inserted out of order.
+    let entries = [
+        ("cust-b", "b-p0", 0, t0 + 10),
+        ("cust-b", "b-p5-late", 5, t0 + 30),
+        ("cust-a", "a-p1-late", 1, t0 + 100),
+        ("cust-b", "b-p5-mid-2", 5, t0 + 20),
+        ("cust-b", "b-neg", -1, t0 + 5),
+        ("cust-b", "b-p5-mid-1", 5, t0 + 20),
+        ("cust-a", "a-p1-early", 1, t0 + 50),
+        ("cust-c", "c-big", 1_000_000, t0 + 1),
+        ("cust-c", "c-very-neg", -1_000_000, t0),
+    ];
+    let tag = unique("r");
+    let aid = |s: &str| format!("{tag}-{s}");
+    let ops = entries.iter().map(|(c, a, p, t)| WriteOp::ReadyInsert(ready(&insight, c, &aid(a), *p, *t))).collect();
+    ok(store, "ready inserts", store.write(ops).await);
+    ok(
+        store,
+        "ready insert in another insight",
+        store.write(vec![WriteOp::ReadyInsert(ready(&other, "cust-a", &aid("elsewhere"), 9, t0))]).await,
+    );
+    let (list, _) = ready_agenda_ids(store, &insight, 100).await;
+    let got: Vec<String> = list.iter().map(|r| r.agenda_id.clone()).collect();
+    let want: Vec<String> =
+        ["a-p1-early", "a-p1-late", "b-p5-mid-1", "b-p5-mid-2", "b-p5-late", "b-p0", "b-neg", "c-big", "c-very-neg"]
+            .iter()
+            .map(|s| aid(s))
+            .collect();
+    assert_eq!(got, want, "[{}] ready list order (customer, priority desc, added asc, agenda id)", name(store));
+    let first = ok(store, "ready_get", store.ready_get(&aid("b-neg")).await);
+    assert_eq!(
+        first,
+        Some(ready(&insight, "cust-b", &aid("b-neg"), -1, t0 + 5)),
+        "[{}] ready_get returns the entry as inserted",
+        name(store)
+    );
+    assert!(list.iter().all(|r| r.insight_id == insight), "[{}] ready list of one insight only", name(store));
+}
+
+/// 250 ready entries of several customers paged by 100 give the same sequence as the full order.
+pub async fn ready_set_paging(store: &dyn Store) {
+    let t0 = wall_clock();
+    let insight = unique("insight");
+    let tag = unique("r");
+    let mut all: Vec<ReadyAgenda> = (0..250)
+        .map(|i| {
+            let customer = format!("cust-{}", i % 3);
+            let priority = ((i * 31) % 7) - 3;
+            ready(&insight, &customer, &format!("{tag}-{i:03}"), priority, t0 + ((i * 17) % 50) as Millis)
+        })
+        .collect();
+    let chunk = store.max_batch().clamp(1, 100);
+    for part in all.chunks(chunk) {
+        ok(store, "ready inserts", store.write(part.iter().cloned().map(WriteOp::ReadyInsert).collect()).await);
+    }
+    all.sort_by(|a, b| (a.customer_id.as_str(), a.order_key()).cmp(&(b.customer_id.as_str(), b.order_key())));
+    let (got, pages) = ready_agenda_ids(store, &insight, 100).await;
+    assert!(pages >= 3, "[{}] 250 ready entries in pages of 100 took {pages} pages", name(store));
+    let got_ids: Vec<&str> = got.iter().map(|r| r.agenda_id.as_str()).collect();
+    let want_ids: Vec<&str> = all.iter().map(|r| r.agenda_id.as_str()).collect();
+    assert_eq!(got_ids, want_ids, "[{}] ready list paged by 100", name(store));
+    assert_eq!(got, all, "[{}] ready entries read back as inserted", name(store));
+    let (small, _) = ready_agenda_ids(store, &insight, 7).await;
+    assert_eq!(small, all, "[{}] ready list paged by 7", name(store));
+}
+
+/// One entry per agenda: inserting again replaces (and re-orders, or moves to another insight);
+/// removing twice is fine.
+pub async fn ready_insert_replaces_and_remove_is_idempotent(store: &dyn Store) {
+    let t0 = wall_clock();
+    let insight = unique("insight");
+    let other = unique("insight");
+    let a = unique("agenda");
+    let b = unique("agenda");
+    let entry_a = ready(&insight, "cust", &a, 0, t0);
+    let entry_b = ready(&insight, "cust", &b, 1, t0);
+    let insert = |e: &ReadyAgenda| store.write(vec![WriteOp::ReadyInsert(e.clone())]);
+    ok(store, "insert a", insert(&entry_a).await);
+    ok(store, "insert a again", insert(&entry_a).await);
+    ok(store, "insert b", insert(&entry_b).await);
+    let ids = |v: Vec<ReadyAgenda>| v.into_iter().map(|r| r.agenda_id).collect::<Vec<_>>();
+    let (list, _) = ready_agenda_ids(store, &insight, 100).await;
+    assert_eq!(
+        ids(list),
+        vec![b.clone(), a.clone()],
+        "[{}] a second insert of the same agenda must not add an entry",
+        name(store)
+    );
+
+    let raised = ready(&insight, "cust", &a, 2, t0 + 1);
+    ok(store, "insert a with a higher priority", insert(&raised).await);
+    let (list, _) = ready_agenda_ids(store, &insight, 100).await;
+    assert_eq!(
+        ids(list),
+        vec![a.clone(), b.clone()],
+        "[{}] re-inserting with a new priority replaces the entry",
+        name(store)
+    );
+    assert_eq!(
+        ok(store, "ready_get", store.ready_get(&a).await),
+        Some(raised),
+        "[{}] ready_get after replace",
+        name(store)
+    );
+
+    let moved = ready(&other, "cust", &a, 2, t0 + 2);
+    ok(store, "insert a in another insight", insert(&moved).await);
+    let (list, _) = ready_agenda_ids(store, &insight, 100).await;
+    assert_eq!(
+        ids(list),
+        vec![b.clone()],
+        "[{}] an agenda has one ready entry: moving it to another insight removes it here",
+        name(store)
+    );
+    let (list, _) = ready_agenda_ids(store, &other, 100).await;
+    assert_eq!(ids(list), vec![a.clone()], "[{}] the moved entry is in the other insight", name(store));
+
+    let remove = |id: &str| store.write(vec![WriteOp::ReadyRemove { agenda_id: id.to_owned() }]);
+    ok(store, "remove a", remove(&a).await);
+    ok(store, "remove a again", remove(&a).await);
+    ok(store, "remove an agenda never inserted", remove(&unique("agenda")).await);
+    assert!(ok(store, "ready_get", store.ready_get(&a).await).is_none(), "[{}] ready_get after remove", name(store));
+    let (list, _) = ready_agenda_ids(store, &other, 100).await;
+    assert!(list.is_empty(), "[{}] ready list after remove", name(store));
+    let (list, _) = ready_agenda_ids(store, &unique("insight"), 100).await;
+    assert!(list.is_empty(), "[{}] ready list of an unknown insight is empty", name(store));
+}
+
+/// Named leases: acquire, a second holder refused, renew, expiry by `now`, release by the holder only.
+pub async fn named_leases(store: &dyn Store) {
+    let t0 = wall_clock();
+    let lease = unique("scheduler");
+    let other = unique("scheduler");
+    let acquire = |holder: &'static str, ttl: u64, now: Millis| store.lease_acquire(&lease, holder, ttl, now);
+    let yes = |what: &str, r: Result<bool>| {
+        assert!(ok(store, what, r), "[{}] {what}: expected to hold the lease", name(store))
+    };
+    let no =
+        |what: &str, r: Result<bool>| assert!(!ok(store, what, r), "[{}] {what}: expected to be refused", name(store));
+
+    yes("h1 acquires a free lease", acquire("h1", 1000, t0).await);
+    no("h2 while h1 holds it", acquire("h2", 1000, t0 + 1).await);
+    yes("h1 acquires a lease of another name", store.lease_acquire(&other, "h1", 1000, t0).await);
+    yes("h1 renews", acquire("h1", 1000, t0 + 500).await);
+    no("h2 after h1's first term but within the renewal", acquire("h2", 1000, t0 + 1200).await);
+    yes("h2 after the renewal expired", acquire("h2", 1000, t0 + 1501).await);
+    no("h1 after h2 took over", acquire("h1", 1000, t0 + 1600).await);
+    ok(store, "h1 releases a lease it does not hold", store.lease_release(&lease, "h1").await);
+    no("h1 after releasing what it did not hold", acquire("h1", 1000, t0 + 1601).await);
+    ok(store, "h2 releases", store.lease_release(&lease, "h2").await);
+    yes("h1 at once after h2 released", acquire("h1", 1000, t0 + 1602).await);
+    ok(store, "release of an unknown lease", store.lease_release(&unique("nothing"), "h1").await);
+    no("h2 on the other name, still held by h1", store.lease_acquire(&other, "h2", 1000, t0 + 999).await);
+}
+
+/// 32 tasks each add 1 to one object's counter `N` times with CAS retries: the final counter is
+/// `32 * N` and the version `32 * N + 1`.
+pub async fn concurrent_cas_updates_lose_nothing(store: Arc<dyn Store>) {
+    const TASKS: i32 = 32;
+    const N: i32 = 5;
+    let id = unique("agenda");
+    let mut a: Agenda = with_indexes(&id, "cas");
+    ok(&*store, "create", store.create_obj(&mut a).await);
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        let id = id.clone();
+        handles.push(tokio::spawn(async move {
+            let mut conflicts = 0u64;
+            for _ in 0..N {
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    assert!(
+                        tries < 100_000,
+                        "[{}] task {task}: no CAS update succeeded in 100000 tries",
+                        name(&*store)
+                    );
+                    let mut cur = ok(&*store, "fetch", store.fetch::<Agenda>(&id).await);
+                    cur.priority += 1;
+                    match store.update_obj(&mut cur).await {
+                        Ok(()) => break,
+                        Err(Error::Conflict(_)) => {
+                            conflicts += 1;
+                            tokio::task::yield_now().await;
+                        }
+                        Err(e) => panic!("[{}] task {task}: CAS update failed: {e}", name(&*store)),
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for h in handles {
+        conflicts += join(h).await;
+    }
+    let fin = ok(&*store, "fetch", store.fetch::<Agenda>(&id).await);
+    assert_eq!(
+        fin.priority,
+        TASKS * N,
+        "[{}] {TASKS} tasks x {N} CAS increments ({conflicts} conflicts retried): updates were lost",
+        name(&*store)
+    );
+    assert_eq!(fin.version, (TASKS * N) as u64 + 1, "[{}] version after {} updates", name(&*store), TASKS * N);
+}
+
+/// 16 tasks create the same id at once: exactly one succeeds, the others get `Conflict`.
+pub async fn concurrent_creates_one_winner(store: Arc<dyn Store>) {
+    let id = unique("customer");
+    let mut handles = Vec::new();
+    for task in 0..16 {
+        let store = store.clone();
+        let id = id.clone();
+        handles.push(tokio::spawn(async move {
+            let mut c: Customer = with_indexes(&id, &format!("task{task}"));
+            match store.create_obj(&mut c).await {
+                Ok(()) => Some(task),
+                Err(Error::Conflict(_)) => None,
+                Err(e) => panic!("[{}] concurrent create: {e}", name(&*store)),
+            }
+        }));
+    }
+    let mut winners = Vec::new();
+    for h in handles {
+        winners.extend(join(h).await);
+    }
+    assert_eq!(winners.len(), 1, "[{}] concurrent creates of one id: winners {winners:?}", name(&*store));
+    let stored = ok(&*store, "fetch", store.fetch::<Customer>(&id).await);
+    let want = format!("task{}-title", winners[0]);
+    assert_eq!(stored.title.as_deref(), Some(want.as_str()), "[{}] the stored object is the winner's", name(&*store));
+}
+
+/// 16 holders race for one named lease at the same `now`: exactly one gets it.
+pub async fn concurrent_lease_acquire_one_winner(store: Arc<dyn Store>) {
+    let lease = unique("lease");
+    let t0 = wall_clock();
+    let mut handles = Vec::new();
+    for task in 0..16 {
+        let store = store.clone();
+        let lease = lease.clone();
+        handles.push(tokio::spawn(async move {
+            let holder = format!("holder-{task}");
+            ok(&*store, "lease_acquire", store.lease_acquire(&lease, &holder, 60_000, t0).await).then_some(holder)
+        }));
+    }
+    let mut winners = BTreeSet::new();
+    for h in handles {
+        winners.extend(join(h).await);
+    }
+    assert_eq!(winners.len(), 1, "[{}] concurrent lease acquire: winners {winners:?}", name(&*store));
+}
