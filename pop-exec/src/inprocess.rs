@@ -1,0 +1,546 @@
+//! A [`PodRuntime`] whose handlers are async Rust closures registered by operation type.
+//!
+//! Each launch spawns one tokio task. The event stream reports `Started`, the handler's progress and log
+//! lines, then its output and exit. A handler that returns `Err` or panics ends with a failed
+//! [`Exit`]; [`PodRuntime::cancel`] aborts the task and the stream ends with a failed, cancelled exit.
+//! Nothing a handler does can take the caller down.
+//!
+//! Resident handlers of the original POP are registered by [`InProcessRuntime::new`]:
+//! `logMessages` (`{logMessages: [...]}`: logs each message, output `null`) and `updateAgenda` (echoes
+//! `{operations, params}` from its payload, so an `updateAgenda` operation with the
+//! `agenda.operation.generator` param adds those operations to the agenda).
+//!
+//! ```
+//! use pop_exec::inprocess::InProcessRuntime;
+//! let runtime = InProcessRuntime::new();
+//! runtime.register("sample", |ctx| async move {
+//!     ctx.progress(50.0);
+//!     Ok(ctx.payload()["resultPayload"].clone())
+//! });
+//! ```
+
+use futures_core::Stream;
+use pop_core::model::{DiagnosticEvent, Millis, OperationProgress};
+use pop_core::runtime::{
+    EventStream, Exit, LaunchRequest, Launched, LaunchedInfo, LaunchedState, LogStream, PodRuntime, ProgressUpdate,
+    RuntimeEvent,
+};
+use pop_core::{Error, Result};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinError, JoinHandle};
+
+/// What a handler returns: its output, or an error whose text becomes the failure diagnostic.
+pub type HandlerResult = std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>>;
+
+type BoxedHandler = Arc<dyn Fn(HandlerContext) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;
+
+/// Type of the built-in handler that logs `payload.logMessages`.
+pub const LOG_MESSAGES: &str = "logMessages";
+/// Type of the built-in generator handler that echoes `{operations, params}`.
+pub const UPDATE_AGENDA: &str = "updateAgenda";
+
+/// What a handler gets: the launch request (payload, names, last progress) and a way to report.
+#[derive(Debug)]
+pub struct HandlerContext {
+    request: LaunchRequest,
+    reporter: ProgressReporter,
+}
+
+impl HandlerContext {
+    /// The resolved payload.
+    pub fn payload(&self) -> &Value {
+        &self.request.payload
+    }
+
+    /// Takes the payload out (leaving `null`), to avoid a copy.
+    pub fn take_payload(&mut self) -> Value {
+        self.request.payload.take()
+    }
+
+    /// The operation's name.
+    pub fn operation_name(&self) -> &str {
+        &self.request.operation_name
+    }
+
+    /// The agenda's id.
+    pub fn agenda_id(&self) -> &str {
+        &self.request.agenda_id
+    }
+
+    /// The operation's progress from an earlier attempt (`LAST_PROGRESS`), on a re-run or a retry.
+    pub fn last_progress(&self) -> Option<&OperationProgress> {
+        self.request.last_progress.as_ref()
+    }
+
+    /// The whole launch request.
+    pub fn request(&self) -> &LaunchRequest {
+        &self.request
+    }
+
+    /// Reports percent complete.
+    pub fn progress(&self, percent: f64) {
+        self.reporter.progress(percent);
+    }
+
+    /// Reports a progress update (percent, message, resume params, diagnostics).
+    pub fn report(&self, update: ProgressUpdate) {
+        self.reporter.report(update);
+    }
+
+    /// Writes a log line.
+    pub fn log(&self, line: impl Into<String>) {
+        self.reporter.log(line);
+    }
+
+    /// A reporter that can be moved into other tasks.
+    pub fn reporter(&self) -> ProgressReporter {
+        self.reporter.clone()
+    }
+}
+
+/// Sends progress and log lines of one running handler.
+#[derive(Debug, Clone)]
+pub struct ProgressReporter {
+    tx: mpsc::UnboundedSender<RuntimeEvent>,
+}
+
+impl ProgressReporter {
+    /// Reports percent complete.
+    pub fn progress(&self, percent: f64) {
+        self.report(ProgressUpdate { percent_complete: Some(percent), ..ProgressUpdate::default() });
+    }
+
+    /// Reports a progress update.
+    pub fn report(&self, update: ProgressUpdate) {
+        // The receiver is gone only when nobody follows the operation any more: nothing to tell.
+        let _ = self.tx.send(RuntimeEvent::Progress(update));
+    }
+
+    /// Writes a log line.
+    pub fn log(&self, line: impl Into<String>) {
+        let _ = self.tx.send(RuntimeEvent::Log(LogStream::Stdout, line.into()));
+    }
+}
+
+struct Entry {
+    info: LaunchedInfo,
+    abort: AbortHandle,
+}
+
+struct Inner {
+    name: String,
+    handlers: RwLock<HashMap<String, BoxedHandler>>,
+    launched: Mutex<HashMap<String, Entry>>,
+    next: AtomicU64,
+}
+
+impl Inner {
+    fn finished(&self, handle: &str) {
+        if let Ok(mut launched) = self.launched.lock()
+            && let Some(e) = launched.get_mut(handle)
+        {
+            e.info.state = LaunchedState::Finished;
+            e.info.finished = Some(now_millis());
+        }
+    }
+}
+
+/// Handlers as async closures, run as tokio tasks. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct InProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for InProcessRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<String> = self.inner.handlers.read().map(|h| h.keys().cloned().collect()).unwrap_or_default();
+        f.debug_struct("InProcessRuntime").field("name", &self.inner.name).field("types", &types).finish()
+    }
+}
+
+impl Default for InProcessRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
+
+impl InProcessRuntime {
+    /// A runtime with the resident handlers `logMessages` and `updateAgenda`.
+    pub fn new() -> Self {
+        let rt = Self::empty();
+        rt.register(LOG_MESSAGES, |ctx| async move {
+            match ctx.payload().get("logMessages") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let line = match item {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        tracing::info!(operation = ctx.operation_name(), agenda = ctx.agenda_id(), "{line}");
+                        ctx.log(line);
+                    }
+                }
+                Some(other) => return Err(format!("payload.logMessages must be an array, got {other}").into()),
+            }
+            Ok(Value::Null)
+        });
+        rt.register(UPDATE_AGENDA, |mut ctx| async move {
+            let mut payload = ctx.take_payload();
+            let operations = match payload.get_mut("operations").map(Value::take) {
+                None | Some(Value::Null) => json!([]),
+                Some(Value::Array(a)) => Value::Array(a),
+                Some(other) => return Err(format!("payload.operations must be an array, got {other}").into()),
+            };
+            let params = match payload.get_mut("params").map(Value::take) {
+                None | Some(Value::Null) => Value::Null,
+                Some(Value::Object(p)) => Value::Object(p),
+                Some(other) => return Err(format!("payload.params must be an object, got {other}").into()),
+            };
+            Ok(json!({"operations": operations, "params": params}))
+        });
+        rt
+    }
+
+    /// A runtime without any handler.
+    pub fn empty() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name: "in-process".to_owned(),
+                handlers: RwLock::new(HashMap::new()),
+                launched: Mutex::new(HashMap::new()),
+                next: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Registers (or replaces) the handler of an operation type.
+    pub fn register<F, Fut>(&self, op_type: impl Into<String>, handler: F)
+    where
+        F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let boxed: BoxedHandler = Arc::new(move |ctx| Box::pin(handler(ctx)));
+        match self.inner.handlers.write() {
+            Ok(mut h) => {
+                h.insert(op_type.into(), boxed);
+            }
+            Err(poisoned) => {
+                poisoned.into_inner().insert(op_type.into(), boxed);
+            }
+        }
+    }
+
+    fn handler(&self, op_type: &str) -> Option<BoxedHandler> {
+        match self.inner.handlers.read() {
+            Ok(h) => h.get(op_type).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(op_type).cloned(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PodRuntime for InProcessRuntime {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn supports(&self, operation_type: &str) -> bool {
+        self.handler(operation_type).is_some()
+    }
+
+    async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
+        let Some(handler) = self.handler(&request.operation_type) else {
+            return Err(Error::invalid(format!(
+                "unknown operation type {:?} on operation {}: no in-process handler is registered for it",
+                request.operation_type, request.operation_name
+            )));
+        };
+        let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let handle = format!("inproc-{n}");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let info = LaunchedInfo {
+            handle: handle.clone(),
+            agenda_id: request.agenda_id.clone(),
+            operation_name: request.operation_name.clone(),
+            operation_type: request.operation_type.clone(),
+            state: LaunchedState::Running,
+            started: now_millis(),
+            finished: None,
+        };
+        let operation = request.operation_name.clone();
+        let ctx = HandlerContext { request, reporter: ProgressReporter { tx } };
+        let join = tokio::spawn(handler(ctx));
+        if let Ok(mut launched) = self.inner.launched.lock() {
+            launched.insert(handle.clone(), Entry { info, abort: join.abort_handle() });
+        }
+        let events = InProcessEvents {
+            started: false,
+            rx,
+            join: Some(join),
+            tail: VecDeque::new(),
+            done: false,
+            inner: self.inner.clone(),
+            handle: handle.clone(),
+            operation,
+        };
+        let events: EventStream = Box::pin(events);
+        Ok(Launched { handle, events })
+    }
+
+    async fn cancel(&self, handle: &str) -> Result<()> {
+        if let Ok(launched) = self.inner.launched.lock()
+            && let Some(e) = launched.get(handle)
+        {
+            e.abort.abort();
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<LaunchedInfo>> {
+        let launched = self
+            .inner
+            .launched
+            .lock()
+            .map_err(|_| Error::backend("in-process runtime", "the launch table lock is poisoned"))?;
+        Ok(launched.values().map(|e| e.info.clone()).collect())
+    }
+
+    async fn cleanup(&self, handle: &str) -> Result<()> {
+        if let Ok(mut launched) = self.inner.launched.lock()
+            && let Some(e) = launched.remove(handle)
+        {
+            e.abort.abort();
+        }
+        Ok(())
+    }
+}
+
+/// The events of one in-process handler: `Started`, what it reports, then output and exit, read from the
+/// task's channel and its join handle (no extra task).
+struct InProcessEvents {
+    started: bool,
+    rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+    join: Option<JoinHandle<HandlerResult>>,
+    tail: VecDeque<RuntimeEvent>,
+    done: bool,
+    inner: Arc<Inner>,
+    handle: String,
+    operation: String,
+}
+
+impl InProcessEvents {
+    fn end(&mut self, result: std::result::Result<HandlerResult, JoinError>) {
+        // Everything the task sent before it ended comes first.
+        while let Ok(e) = self.rx.try_recv() {
+            self.tail.push_back(e);
+        }
+        let exit = match result {
+            Ok(Ok(output)) => {
+                self.tail.push_back(RuntimeEvent::Output(output));
+                Exit::success()
+            }
+            Ok(Err(e)) => {
+                let message = format!("operation {} failed: {e}", self.operation);
+                let mut exit = Exit::failure(message.clone());
+                exit.code = Some(1);
+                exit.diagnostic = Some(DiagnosticEvent::new(message, now_millis()));
+                exit
+            }
+            Err(e) if e.is_cancelled() => {
+                let message = format!("operation {} was cancelled", self.operation);
+                let mut exit = Exit::failure(message.clone());
+                exit.diagnostic = Some(DiagnosticEvent::new(message, now_millis()));
+                exit
+            }
+            Err(e) => {
+                let panic = e.into_panic();
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                let message = format!("the handler of operation {} panicked: {what}", self.operation);
+                let mut exit = Exit::failure(message.clone());
+                exit.diagnostic = Some(DiagnosticEvent::new(message, now_millis()));
+                exit
+            }
+        };
+        self.tail.push_back(RuntimeEvent::Exited(exit));
+        self.inner.finished(&self.handle);
+    }
+}
+
+impl Stream for InProcessEvents {
+    type Item = RuntimeEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RuntimeEvent>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if !this.started {
+            this.started = true;
+            return Poll::Ready(Some(RuntimeEvent::Started));
+        }
+        if let Some(e) = this.tail.pop_front() {
+            if matches!(e, RuntimeEvent::Exited(_)) {
+                this.done = true;
+            }
+            return Poll::Ready(Some(e));
+        }
+        let Some(join) = this.join.as_mut() else {
+            this.done = true;
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(Some(e)) = this.rx.poll_recv(cx) {
+            return Poll::Ready(Some(e));
+        }
+        match Pin::new(join).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                this.join = None;
+                this.end(result);
+                match this.tail.pop_front() {
+                    Some(e) => {
+                        if matches!(e, RuntimeEvent::Exited(_)) {
+                            this.done = true;
+                        }
+                        Poll::Ready(Some(e))
+                    }
+                    None => Poll::Ready(None),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn request(op_type: &str, payload: Value) -> LaunchRequest {
+        LaunchRequest {
+            agenda_id: "ag".into(),
+            operation_name: "op".into(),
+            operation_type: op_type.into(),
+            payload,
+            ..LaunchRequest::default()
+        }
+    }
+
+    async fn events(rt: &InProcessRuntime, req: LaunchRequest) -> Vec<RuntimeEvent> {
+        let launched = rt.launch(req).await.expect("launch");
+        launched.events.collect().await
+    }
+
+    fn exit(events: &[RuntimeEvent]) -> &Exit {
+        match events.last() {
+            Some(RuntimeEvent::Exited(e)) => e,
+            other => panic!("no exit at the end: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn success_reports_progress_output_and_exit_in_order() {
+        let rt = InProcessRuntime::new();
+        rt.register("t", |ctx| async move {
+            ctx.progress(10.0);
+            tokio::task::yield_now().await;
+            ctx.log("half way");
+            ctx.progress(60.0);
+            Ok(json!({"echo": ctx.payload().clone(), "last": ctx.last_progress().is_some()}))
+        });
+        let ev = events(&rt, request("t", json!({"a": 1}))).await;
+        assert_eq!(ev[0], RuntimeEvent::Started);
+        let percents: Vec<f64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                RuntimeEvent::Progress(p) => p.percent_complete,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(percents, vec![10.0, 60.0]);
+        assert!(ev.contains(&RuntimeEvent::Log(LogStream::Stdout, "half way".into())));
+        assert_eq!(ev[ev.len() - 2], RuntimeEvent::Output(json!({"echo": {"a": 1}, "last": false})));
+        assert!(exit(&ev).success);
+    }
+
+    #[tokio::test]
+    async fn errors_and_panics_become_failed_exits() {
+        let rt = InProcessRuntime::new();
+        rt.register("err", |_| async move { Err("disk full".into()) });
+        rt.register("panic", |_| async move {
+            if true {
+                panic!("handler bug");
+            }
+            Ok(Value::Null)
+        });
+        let ev = events(&rt, request("err", json!({}))).await;
+        let e = exit(&ev);
+        assert!(!e.success);
+        assert_eq!(e.message, "operation op failed: disk full");
+        let ev = events(&rt, request("panic", json!({}))).await;
+        let e = exit(&ev);
+        assert!(!e.success);
+        assert!(e.message.contains("panicked: handler bug"), "{}", e.message);
+        // The runtime still works.
+        let ev = events(&rt, request(LOG_MESSAGES, json!({"logMessages": ["hello"]}))).await;
+        assert!(exit(&ev).success);
+        assert!(ev.contains(&RuntimeEvent::Output(Value::Null)));
+        assert!(ev.contains(&RuntimeEvent::Log(LogStream::Stdout, "hello".into())));
+    }
+
+    #[tokio::test]
+    async fn unknown_type_is_invalid_naming_it() {
+        let rt = InProcessRuntime::new();
+        assert!(!rt.supports("nope"));
+        let err = rt.launch(request("nope", json!({}))).await.expect_err("unknown type");
+        assert!(matches!(err, Error::Invalid(_)));
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn cancel_aborts_the_handler() {
+        let rt = InProcessRuntime::new();
+        rt.register("slow", |_| async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            Ok(Value::Null)
+        });
+        let launched = rt.launch(request("slow", json!({}))).await.expect("launch");
+        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Running);
+        rt.cancel(&launched.handle).await.expect("cancel");
+        let ev: Vec<RuntimeEvent> = launched.events.collect().await;
+        let e = exit(&ev);
+        assert!(!e.success);
+        assert!(e.message.contains("cancelled"));
+        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
+        rt.cleanup(&launched.handle).await.unwrap();
+        assert!(rt.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn update_agenda_echoes_operations_and_params() {
+        let rt = InProcessRuntime::new();
+        let ops = json!([{"name": "x", "type": "t", "payload": {}}]);
+        let ev = events(&rt, request(UPDATE_AGENDA, json!({"operations": ops, "params": {"p": 1}}))).await;
+        assert!(ev.contains(&RuntimeEvent::Output(json!({"operations": ops, "params": {"p": 1}}))));
+        let ev = events(&rt, request(UPDATE_AGENDA, json!({"operations": "x"}))).await;
+        assert!(!exit(&ev).success);
+    }
+}
