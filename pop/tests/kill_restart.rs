@@ -4,6 +4,7 @@
 //!
 //! The child is this test binary itself, re-run with `POP_KILL_CHILD=<dir>` (see `child`).
 
+#![cfg(feature = "sled")]
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, AgendaProgress, Customer, Insight, OperationProgress, ProcessingState, ResourcePool};
