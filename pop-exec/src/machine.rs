@@ -46,6 +46,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 /// Default cap on operations running at once in one agenda (the original's thread-pool size).
 pub const DEFAULT_PARALLELISM: usize = 50;
 
+/// The payload key of a generator that holds the operations to add, passed to the handler unresolved.
+pub const GENERATED_OPERATIONS_KEY: &str = "operations";
+
 /// How many names a deadlock diagnostic lists before summarising.
 const MAX_NAMES_IN_MESSAGE: usize = 50;
 
@@ -220,6 +223,7 @@ enum TimerKind {
 struct OpState {
     op: Operation,
     doc: Option<ParsedDocument>,
+    template_ops: Option<Value>,
     name_value: Value,
     unmet: u32,
     dependents: Vec<u32>,
@@ -399,8 +403,15 @@ impl Machine {
             self.by_exact.entry(op.name.clone()).or_insert(i);
             self.by_lower.entry(lower.clone()).or_insert(i);
             let prior = self.prior_ops.remove(&lower);
-            let doc = ParsedDocument::parse(op.payload.clone());
-            let doc = doc.has_references().then_some(doc);
+            // A generator's `payload.operations` (e.g. `updateAgenda`) describes operations to add: their
+            // references belong to them, so they are neither dependencies nor resolved here.
+            let mut payload = op.payload.clone();
+            let template_ops = match (&mut payload, op.generator().is_some()) {
+                (Value::Object(map), true) => map.remove(GENERATED_OPERATIONS_KEY),
+                _ => None,
+            };
+            let doc = ParsedDocument::parse(payload);
+            let doc = (doc.has_references() || template_ops.is_some()).then_some(doc);
             let mut progress = OperationProgress {
                 id: Some(OperationProgress::make_id(&pid, &op.name)),
                 cid: self.progress_template.cid.clone(),
@@ -448,6 +459,7 @@ impl Machine {
                 self.blocked += 1;
             }
             self.states.push(OpState {
+                template_ops,
                 name_value: Value::String(op.name.clone()),
                 op,
                 doc,
@@ -686,12 +698,13 @@ impl Machine {
         }
         match event {
             OpEvent::Started => {
+                // The launch already marked the operation EXECUTING; only a missing start time changes.
                 let s = &mut self.states[i];
                 if s.progress.started_time.is_none() {
                     s.progress.started_time = Some(now);
+                    s.progress.updated_time = Some(now);
+                    self.mark_dirty(i);
                 }
-                s.progress.updated_time = Some(now);
-                self.mark_dirty(i);
             }
             OpEvent::Progress(update) => self.apply_progress(i, update, now),
             OpEvent::Succeeded(output) => self.succeed(i, output, now),
@@ -975,7 +988,11 @@ impl Machine {
                         r.missing.join(", ")
                     ))
                 } else {
-                    Ok(r.value)
+                    let mut value = r.value;
+                    if let (Value::Object(map), Some(ops)) = (&mut value, &self.states[i].template_ops) {
+                        map.insert(GENERATED_OPERATIONS_KEY.to_owned(), ops.clone());
+                    }
+                    Ok(value)
                 }
             }
         };

@@ -668,3 +668,22 @@ proptest! {
         prop_assert_eq!(m2.percent_complete(), 100.0);
     }
 }
+
+#[test]
+fn generator_payload_operations_are_templates_not_dependencies() {
+    let gen_params = json!({"agenda.operation.generator": {"operationsJsonPointer": "/operations"}});
+    let ops_template = json!([
+        {"name": "g1", "type": "t", "payload": {}},
+        {"name": "g2", "type": "t", "payload": {"v": "@<g1.out::/v>"}}
+    ]);
+    let mut m = Machine::new(
+        agenda(json!([op_p("gen", json!({"operations": ops_template, "who": "@<pop.operationName>"}), gen_params)])),
+        None,
+        MachineOptions::default(),
+        0,
+    );
+    let l = launches(&m.poll(0)).remove(0);
+    assert_eq!(l.payload, json!({"operations": ops_template, "who": "gen"}), "the template is passed verbatim");
+    m.on_event(l.key, OpEvent::Succeeded(json!({"operations": ops_template})), 1);
+    assert_eq!(names(&launches(&m.poll(1))), ["g1"]);
+}
