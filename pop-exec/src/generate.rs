@@ -2,9 +2,7 @@
 //! and validating them against the agenda before they are added.
 
 use pop_core::model::{Operation, Params, param_keys};
-use pop_core::refs::{ParsedDocument, operation_of};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
 
 /// What a succeeded generator adds.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,82 +93,8 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Validates generated operations against the agenda's existing ones: every problem, named.
+/// Validates generated operations against the agenda's existing ones with
+/// [`pop_core::validate::validate_generated`] (default limits): every problem, named.
 pub fn validate(existing: &[Operation], generated: &[Operation]) -> pop_core::Result<()> {
-    validate_generated(existing, generated)
-}
-
-/// The checks applied to generated operations: non-empty names unique (case-insensitively) across the
-/// agenda, references and `dependsOn` naming known operations, no cycle among the generated operations.
-fn validate_generated(existing: &[Operation], generated: &[Operation]) -> pop_core::Result<()> {
-    use pop_core::Problem;
-    let mut problems = Vec::new();
-    let mut names: HashSet<String> = existing.iter().map(|o| o.name.to_lowercase()).collect();
-    let mut gen_index: HashMap<String, usize> = HashMap::new();
-    for (k, op) in generated.iter().enumerate() {
-        if op.name.trim().is_empty() {
-            problems.push(Problem::new(format!("generated operation #{k} has an empty name")).field("name"));
-            continue;
-        }
-        let lower = op.name.to_lowercase();
-        if !names.insert(lower.clone()) {
-            problems.push(
-                Problem::in_operation(&op.name, "the name is already used in the agenda (names are case-insensitive)")
-                    .field("name"),
-            );
-        }
-        gen_index.entry(lower).or_insert(k);
-        if op.op_type.trim().is_empty() {
-            problems.push(Problem::in_operation(&op.name, "the operation has no type").field("type"));
-        }
-        if let Err(e) = op.retry_policy() {
-            problems.push(Problem::in_operation(&op.name, e).field("params.retry"));
-        }
-        if let Err(e) = op.timeout_ms() {
-            problems.push(Problem::in_operation(&op.name, e).field("params.timeoutMs"));
-        }
-    }
-    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); generated.len()];
-    for (k, op) in generated.iter().enumerate() {
-        let doc = ParsedDocument::parse(op.payload.clone());
-        for m in doc.malformed() {
-            problems.push(Problem::in_operation(&op.name, m.message.clone()).field(m.text.clone()));
-        }
-        let mut deps: Vec<(String, String)> =
-            doc.references().filter_map(|r| operation_of(&r.name).map(|o| (o.to_lowercase(), r.raw.clone()))).collect();
-        deps.extend(op.depends_on().into_iter().map(|d| (d.to_lowercase(), format!("params.dependsOn {d}"))));
-        for (dep, field) in deps {
-            if !names.contains(&dep) {
-                problems
-                    .push(Problem::in_operation(&op.name, format!("references unknown operation {dep}")).field(field));
-            } else if let Some(&j) = gen_index.get(&dep) {
-                edges[j].push(k);
-            }
-        }
-    }
-    // Kahn's algorithm over the generated operations: whatever is left is on or behind a cycle.
-    let mut indeg = vec![0usize; generated.len()];
-    for e in &edges {
-        for &t in e {
-            indeg[t] += 1;
-        }
-    }
-    let mut queue: Vec<usize> = (0..generated.len()).filter(|&k| indeg[k] == 0).collect();
-    while let Some(k) = queue.pop() {
-        for &t in &edges[k] {
-            indeg[t] -= 1;
-            if indeg[t] == 0 {
-                queue.push(t);
-            }
-        }
-    }
-    let cyclic: Vec<&str> =
-        (0..generated.len()).filter(|&k| indeg[k] > 0).map(|k| generated[k].name.as_str()).collect();
-    if !cyclic.is_empty() {
-        problems.push(Problem::new(format!(
-            "generated operations form a dependency cycle involving: {}",
-            cyclic.join(", ")
-        )));
-    }
-    if problems.is_empty() { Ok(()) } else { Err(pop_core::Error::problems(problems)) }
+    pop_core::validate::validate_generated(existing, generated, &pop_core::validate::ValidationOptions::default())
 }

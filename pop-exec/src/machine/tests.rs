@@ -415,9 +415,9 @@ fn bad_generated_set_fails_the_generator_with_a_clear_diagnostic() {
     for (output, expect) in [
         (
             json!({"operations": [{"name": "x", "type": "t", "payload": {"a": "@<nobody.out>"}}]}),
-            "unknown operation nobody",
+            "`nobody` is neither in the agenda",
         ),
-        (json!({"operations": [{"name": "GEN", "type": "t", "payload": {}}]}), "already used"),
+        (json!({"operations": [{"name": "GEN", "type": "t", "payload": {}}]}), "has the name of an existing operation"),
         (json!({"nothing": 1}), "no operations at operationsJsonPointer"),
         (json!({"operations": {"name": "x"}}), "must point to an array"),
         (
@@ -425,7 +425,7 @@ fn bad_generated_set_fails_the_generator_with_a_clear_diagnostic() {
                 {"name": "x", "type": "t", "payload": {"a": "@<y.out>"}},
                 {"name": "y", "type": "t", "payload": {"a": "@<x.out>"}}
             ]}),
-            "cycle",
+            "circular dependency: x → y → x",
         ),
     ] {
         let mut m = Machine::new(
