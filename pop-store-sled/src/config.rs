@@ -1,0 +1,104 @@
+//! Options for opening a sled database: where, how much cache, and when writes become durable.
+
+use std::path::{Path, PathBuf};
+
+/// When a write's future completes relative to the disk.
+///
+/// Every mutating call of [`crate::SledStore`] and [`crate::SledQueue`] (`write`, lease calls, `push`,
+/// `receive`, `extend`, `ack`, `release`, `remove`) applies its change in memory first (other callers
+/// may read it at once) and then waits as this policy says before its future completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// After each write, flush sled's log and `fsync` before returning.
+    ///
+    /// Promise: when the future completes with `Ok`, the write survives a process crash or power
+    /// loss (as far as the disk honours `fsync`). Throughput is bounded by the disk's fsync rate,
+    /// shared by all concurrent writers (each write pays for a flush of its own).
+    FlushEveryWrite,
+    /// Group commit: one background flusher thread flushes at most every `max_delay_ms` while there
+    /// are writes waiting; a write's future completes only after a flush that *began after the
+    /// write was applied* has finished.
+    ///
+    /// Promise: the same as [`FlushPolicy::FlushEveryWrite`] — an `Ok` means durable — but many
+    /// concurrent writes share one `fsync`, so throughput grows with the number of concurrent
+    /// writers, and each write waits up to `max_delay_ms` plus one flush. If the flush fails, every
+    /// write waiting on it gets the error (the change may or may not be on disk).
+    GroupCommit {
+        /// The least time between the starts of two flushes, in milliseconds (0: flush as soon
+        /// as the previous flush ends).
+        max_delay_ms: u64,
+    },
+    /// Never wait: rely on sled's own background flush every `every_ms` milliseconds.
+    ///
+    /// Promise: only that a crash loses at most the writes of the last `every_ms` milliseconds or
+    /// so, and never half of an atomic batch. For tests and throwaway data.
+    Background {
+        /// sled's `flush_every_ms`.
+        every_ms: u64,
+    },
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy::GroupCommit { max_delay_ms: 2 }
+    }
+}
+
+/// How to open a [`crate::SledStore`]; build with [`Config::new`] or [`Config::temporary`].
+///
+/// ```
+/// use pop_store_sled::{Config, FlushPolicy};
+/// let config = Config::new("/var/lib/pop")
+///     .cache_capacity_bytes(256 << 20)
+///     .flush_policy(FlushPolicy::GroupCommit { max_delay_ms: 5 });
+/// assert_eq!(config.path().unwrap().to_str(), Some("/var/lib/pop"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) cache_capacity_bytes: u64,
+    pub(crate) flush_policy: FlushPolicy,
+}
+
+impl Config {
+    /// A database in directory `path` (created if missing), 128 MiB of cache, group commit every 2 ms.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: Some(path.as_ref().to_owned()),
+            cache_capacity_bytes: 128 << 20,
+            flush_policy: FlushPolicy::default(),
+        }
+    }
+
+    /// A database in a temporary directory, removed when the store is dropped.
+    pub fn temporary() -> Self {
+        Self { path: None, cache_capacity_bytes: 64 << 20, flush_policy: FlushPolicy::Background { every_ms: 500 } }
+    }
+
+    /// sled's page cache size in bytes.
+    pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.cache_capacity_bytes = bytes;
+        self
+    }
+
+    /// When writes become durable.
+    pub fn flush_policy(mut self, policy: FlushPolicy) -> Self {
+        self.flush_policy = policy;
+        self
+    }
+
+    /// The directory, or `None` for a temporary database.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The cache size in bytes.
+    pub fn cache_capacity(&self) -> u64 {
+        self.cache_capacity_bytes
+    }
+
+    /// The flush policy.
+    pub fn policy(&self) -> FlushPolicy {
+        self.flush_policy
+    }
+}

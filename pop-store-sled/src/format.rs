@@ -1,0 +1,359 @@
+//! The on-disk format, version [`FORMAT_VERSION`]: tree names, key and value encodings.
+//!
+//! # Trees
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `format` | the format version as ASCII decimal (`1`) |
+//! | `obj/<kind>` (one per [`Kind`]) | the object id (UTF-8) | a [record value](#record-value) |
+//! | `idx/<kind>` (one per kind) | `c(field) c(value) id` | empty |
+//! | `ready` | `c(insight) c(customer) prio(4) added(8) agendaId` | the `ReadyAgenda` as JSON |
+//! | `readyByAgenda` | agenda id | the entry's key in `ready` |
+//! | `leases` | lease name | `expires(8) holder` |
+//! | `q/items` | `c(insight) seq(8)` | a queue entry as JSON (item, epoch, receipt, deadline) |
+//! | `q/visible` | `c(insight) seq(8)` | empty: the item is visible (never leased, or released) |
+//! | `q/deadline` | `c(insight) deadline(8) seq(8)` | empty: the item is leased until `deadline` |
+//! | `q/dedup` | `c(insight) agendaId` | `seq(8)` |
+//! | `q/count` | insight id | the number of items, `u64` big-endian |
+//!
+//! `c(s)` is a key component: the UTF-8 bytes of `s` with every `0x00` written as `0x00 0xFF`, then a
+//! `0x00` separator. UTF-8 never contains `0xFF`, so the encoding is unambiguous, and it keeps the
+//! strings' order, so a range scan over `c(a)` lists keys by the next component. The last
+//! component (an id) is written raw, so a range scan lists ids ascending and the last id is the cursor.
+//!
+//! Integers are big-endian so that byte order is numeric order; signed integers have their sign bit
+//! flipped (`added`, `deadline`, `expires`: `i64`); `prio` is the `i32` priority with its sign bit
+//! flipped and then all bits inverted, so higher priorities sort first.
+//!
+//! # Record value
+//!
+//! ```text
+//! version: u64 BE
+//! n: u8                      number of index values
+//! n × { field: u8, len: u32 BE, value: len bytes UTF-8 }
+//! body: the rest             the object's JSON
+//! ```
+//!
+//! Field codes: 1 customerId, 2 linkId, 3 agendaId, 4 agendaProgressId, 5 resourcePoolId, 6 insightId,
+//! 7 title.
+
+use pop_core::Error;
+use pop_core::model::Millis;
+use pop_core::store::{IndexField, Kind, Record};
+
+/// The on-disk format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The `meta` tree.
+pub const META_TREE: &str = "meta";
+/// The key of the format version in `meta`.
+pub const FORMAT_KEY: &[u8] = b"format";
+/// The ready set.
+pub const READY_TREE: &str = "ready";
+/// Agenda id → key in the ready tree.
+pub const READY_BY_AGENDA_TREE: &str = "readyByAgenda";
+/// Named leases.
+pub const LEASES_TREE: &str = "leases";
+/// Queue items.
+pub const Q_ITEMS_TREE: &str = "q/items";
+/// Visible queue items.
+pub const Q_VISIBLE_TREE: &str = "q/visible";
+/// Leased queue items by deadline.
+pub const Q_DEADLINE_TREE: &str = "q/deadline";
+/// Queue dedup by agenda id.
+pub const Q_DEDUP_TREE: &str = "q/dedup";
+/// Queue lengths.
+pub const Q_COUNT_TREE: &str = "q/count";
+
+/// The object tree of a kind.
+pub fn obj_tree(kind: Kind) -> String {
+    format!("obj/{kind}")
+}
+
+/// The index tree of a kind.
+pub fn idx_tree(kind: Kind) -> String {
+    format!("idx/{kind}")
+}
+
+/// `Error::Corrupt` for a value in `tree` at `key`.
+pub fn corrupt(tree: impl Into<String>, key: &[u8], reason: impl Into<String>) -> Error {
+    Error::Corrupt { kind: tree.into(), id: show_key(key), reason: reason.into() }
+}
+
+/// A key for messages: printable ASCII as is, other bytes as `\xNN` (`\0` for the separator).
+pub fn show_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if !s.contains('\0') => s.to_owned(),
+        _ => {
+            let mut out = String::new();
+            for &b in key {
+                match b {
+                    0 => out.push_str("\\0"),
+                    0x20..=0x7e => out.push(b as char),
+                    _ => out.push_str(&format!("\\x{b:02x}")),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Appends `c(s)`.
+pub fn push_component(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.push(0);
+}
+
+/// `c(s)` alone: the prefix of every key under `s`.
+pub fn component(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 1);
+    push_component(&mut out, s);
+    out
+}
+
+/// Splits one component off the front of `key`: (the string, the rest).
+pub fn split_component(key: &[u8]) -> Option<(String, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < key.len() {
+        let b = key[i];
+        if b == 0 {
+            if key.get(i + 1) == Some(&0xFF) {
+                out.push(0);
+                i += 2;
+                continue;
+            }
+            let s = String::from_utf8(out).ok()?;
+            return Some((s, &key[i + 1..]));
+        }
+        out.push(b);
+        i += 1;
+    }
+    None
+}
+
+/// `i64` → 8 bytes whose byte order is numeric order.
+pub fn i64_key(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The inverse of [`i64_key`].
+pub fn i64_from_key(b: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
+}
+
+/// `i32` priority → 4 bytes that sort higher priorities first.
+pub fn prio_key(p: i32) -> [u8; 4] {
+    (!((p as u32) ^ (1 << 31))).to_be_bytes()
+}
+
+/// `u64` from 8 big-endian bytes.
+pub fn u64_from(b: &[u8]) -> Option<u64> {
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(arr))
+}
+
+fn field_code(f: IndexField) -> u8 {
+    match f {
+        IndexField::CustomerId => 1,
+        IndexField::LinkId => 2,
+        IndexField::AgendaId => 3,
+        IndexField::AgendaProgressId => 4,
+        IndexField::ResourcePoolId => 5,
+        IndexField::InsightId => 6,
+        IndexField::Title => 7,
+    }
+}
+
+fn field_from_code(c: u8) -> Option<IndexField> {
+    Some(match c {
+        1 => IndexField::CustomerId,
+        2 => IndexField::LinkId,
+        3 => IndexField::AgendaId,
+        4 => IndexField::AgendaProgressId,
+        5 => IndexField::ResourcePoolId,
+        6 => IndexField::InsightId,
+        7 => IndexField::Title,
+        _ => return None,
+    })
+}
+
+/// The index values of `rec` this backend stores: only the kind's indexed fields, first value of each.
+pub fn indexed_values(rec: &Record) -> Vec<(IndexField, String)> {
+    let mut out: Vec<(IndexField, String)> = Vec::new();
+    for (f, v) in &rec.indexes {
+        if rec.kind.indexed_fields().contains(f) && !out.iter().any(|(g, _)| g == f) {
+            out.push((*f, v.clone()));
+        }
+    }
+    out
+}
+
+/// Encodes a record value.
+pub fn encode_record(version: u64, indexes: &[(IndexField, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + body.len() + indexes.iter().map(|(_, v)| v.len() + 5).sum::<usize>());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.push(indexes.len() as u8);
+    for (f, v) in indexes {
+        out.push(field_code(*f));
+        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// Decodes a record value stored under `id` in the object tree of `kind`.
+pub fn decode_record(kind: Kind, id: &str, bytes: &[u8]) -> Result<Record, Error> {
+    let bad = |reason: String| Error::Corrupt { kind: kind.to_string(), id: id.to_owned(), reason };
+    let version =
+        u64_from(bytes).ok_or_else(|| bad(format!("record value of {} bytes has no version", bytes.len())))?;
+    let n = *bytes.get(8).ok_or_else(|| bad("record value ends before its index count".into()))?;
+    let mut pos = 9;
+    let mut indexes = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let code = *bytes.get(pos).ok_or_else(|| bad(format!("record value ends in index value {i}")))?;
+        let field = field_from_code(code).ok_or_else(|| bad(format!("unknown index field code {code}")))?;
+        let len = bytes
+            .get(pos + 1..pos + 5)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| bad(format!("record value ends in the length of index value {i}")))?
+            as usize;
+        let v = bytes.get(pos + 5..pos + 5 + len).ok_or_else(|| bad(format!("index value {i} is cut short")))?;
+        let v = std::str::from_utf8(v).map_err(|e| bad(format!("index value {field} is not UTF-8: {e}")))?;
+        indexes.push((field, v.to_owned()));
+        pos += 5 + len;
+    }
+    let body = bytes[pos..].to_vec();
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return Err(bad("the body is not JSON".into()));
+    }
+    Ok(Record { kind, id: id.to_owned(), version, indexes, body })
+}
+
+/// An index key: `c(field) c(value) id`.
+pub fn index_key(field: IndexField, value: &str, id: &str) -> Vec<u8> {
+    let mut k = index_prefix(field, value);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The prefix of every index key of `field = value`.
+pub fn index_prefix(field: IndexField, value: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(field.as_str().len() + value.len() + 2);
+    push_component(&mut k, field.as_str());
+    push_component(&mut k, value);
+    k
+}
+
+/// Parses an index key into (field, value, id).
+pub fn parse_index_key(key: &[u8]) -> Option<(IndexField, String, String)> {
+    let (f, rest) = split_component(key)?;
+    let field = IndexField::parse(&f)?;
+    let (v, rest) = split_component(rest)?;
+    let id = String::from_utf8(rest.to_vec()).ok()?;
+    Some((field, v, id))
+}
+
+/// A ready-set key.
+pub fn ready_key(insight: &str, customer: &str, priority: i32, added: Millis, agenda: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(insight.len() + customer.len() + agenda.len() + 14);
+    push_component(&mut k, insight);
+    push_component(&mut k, customer);
+    k.extend_from_slice(&prio_key(priority));
+    k.extend_from_slice(&i64_key(added));
+    k.extend_from_slice(agenda.as_bytes());
+    k
+}
+
+/// A lease value.
+pub fn encode_lease(expires: Millis, holder: &str) -> Vec<u8> {
+    let mut v = i64_key(expires).to_vec();
+    v.extend_from_slice(holder.as_bytes());
+    v
+}
+
+/// Decodes a lease value stored under `name`.
+pub fn decode_lease(name: &[u8], v: &[u8]) -> Result<(Millis, String), Error> {
+    let expires = i64_from_key(v).ok_or_else(|| corrupt(LEASES_TREE, name, "lease value shorter than 8 bytes"))?;
+    let holder = std::str::from_utf8(&v[8..])
+        .map_err(|e| corrupt(LEASES_TREE, name, format!("lease holder is not UTF-8: {e}")))?;
+    Ok((expires, holder.to_owned()))
+}
+
+/// Lower-case hex, for cursors over binary keys.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The inverse of [`hex`].
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_round_trip_and_keep_order() {
+        let words = ["", "a", "a\0", "a\0b", "ab", "b", "\0", "é"];
+        for w in words {
+            let mut k = component(w);
+            k.extend_from_slice(b"tail");
+            let (s, rest) = split_component(&k).unwrap();
+            assert_eq!(s, w);
+            assert_eq!(rest, b"tail");
+        }
+        for a in words {
+            for b in words {
+                let (ka, kb) = (component(a), component(b));
+                assert_eq!(a.cmp(b), ka.cmp(&kb), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn integer_keys_sort_numerically() {
+        let vals = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        for w in vals.windows(2) {
+            assert!(i64_key(w[0]) < i64_key(w[1]));
+            assert_eq!(i64_from_key(&i64_key(w[0])), Some(w[0]));
+        }
+        let prios = [i32::MAX, 10, 1, 0, -1, i32::MIN];
+        for w in prios.windows(2) {
+            assert!(prio_key(w[0]) < prio_key(w[1]), "higher priority first");
+        }
+    }
+
+    #[test]
+    fn record_round_trip_and_corruption_is_typed() {
+        let idx = vec![(IndexField::CustomerId, "acme".to_owned()), (IndexField::Title, "t\0x".to_owned())];
+        let v = encode_record(7, &idx, br#"{"id":"a"}"#);
+        let r = decode_record(Kind::Agenda, "a", &v).unwrap();
+        assert_eq!((r.version, r.indexes, r.body), (7, idx, br#"{"id":"a"}"#.to_vec()));
+        for cut in [0, 5, 9, 12] {
+            let err = decode_record(Kind::Agenda, "a", &v[..cut]).unwrap_err();
+            assert!(matches!(&err, Error::Corrupt { kind, id, .. } if kind == "agenda" && id == "a"), "{err}");
+        }
+    }
+
+    #[test]
+    fn index_keys_parse_back() {
+        let k = index_key(IndexField::LinkId, "l\0x1", "id-9");
+        assert_eq!(parse_index_key(&k), Some((IndexField::LinkId, "l\0x1".to_owned(), "id-9".to_owned())));
+        assert!(k.starts_with(&index_prefix(IndexField::LinkId, "l\0x1")));
+        assert!(!index_key(IndexField::LinkId, "l1", "x").starts_with(&index_prefix(IndexField::LinkId, "l")));
+        assert_eq!(unhex(&hex(&k)), Some(k));
+    }
+}

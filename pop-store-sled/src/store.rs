@@ -1,0 +1,675 @@
+//! [`SledStore`]: the [`Store`] on sled — a tree per kind, index trees, the ready set, named leases.
+
+use crate::config::{Config, FlushPolicy};
+use crate::durability::Durability;
+use crate::error::{SledError, sled_err};
+use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, corrupt, show_key};
+use crate::queue::{QueueTrees, SledQueue};
+use async_trait::async_trait;
+use pop_core::model::{Millis, ReadyAgenda};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
+use pop_core::{Error, Result};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The most writes one atomic batch accepts. sled has no small limit; this one keeps a batch's
+/// transaction (which holds sled's global transaction lock) short.
+pub const MAX_BATCH: usize = 10_000;
+
+/// The shared state of a database: the trees and the durability policy.
+pub(crate) struct Inner {
+    pub(crate) db: sled::Db,
+    pub(crate) path: PathBuf,
+    obj: Vec<Tree>,
+    idx: Vec<Tree>,
+    ready: Tree,
+    ready_by_agenda: Tree,
+    leases: Tree,
+    pub(crate) q: QueueTrees,
+    durability: Durability,
+}
+
+impl Inner {
+    /// Waits as the flush policy says after a mutation.
+    pub(crate) async fn durable(&self) -> Result<()> {
+        self.durability.wait().await
+    }
+}
+
+/// POP's [`Store`] on an embedded sled database. Cheap to clone (shared handle).
+///
+/// Open with [`SledStore::open`] or [`SledStore::temporary`]; get the queue of the same database with
+/// [`SledStore::queue`]. The on-disk layout is described in [`crate::format`].
+#[derive(Clone)]
+pub struct SledStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+fn kind_slot(kind: Kind) -> usize {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// What [`SledStore::check_integrity`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntegrityReport {
+    /// Objects checked, all kinds.
+    pub objects: usize,
+    /// Index entries checked.
+    pub index_entries: usize,
+    /// Ready entries checked.
+    pub ready_entries: usize,
+    /// Queue items checked.
+    pub queue_items: usize,
+    /// Every inconsistency, one line each (empty when the database is consistent).
+    pub problems: Vec<String>,
+}
+
+impl IntegrityReport {
+    /// Whether no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the database `config` names.
+    ///
+    /// Errors: `Unsupported` naming both versions if the database has an on-disk format this build
+    /// does not read; `Backend` if sled cannot open the directory (e.g. another process has it open).
+    pub fn open(config: Config) -> Result<Self> {
+        let mut sc = sled::Config::new().cache_capacity(config.cache_capacity_bytes);
+        sc = match config.flush_policy {
+            FlushPolicy::Background { every_ms } => sc.flush_every_ms(Some(every_ms.max(1))),
+            _ => sc.flush_every_ms(None),
+        };
+        sc = match &config.path {
+            Some(p) => sc.path(p),
+            None => sc.temporary(true),
+        };
+        let path = config.path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
+        let db = sc.open().map_err(|e| sled_err(format!("open sled database at {}", path.display()), e))?;
+        check_format(&db, &path)?;
+        let open = |name: &str| db.open_tree(name).map_err(|e| sled_err(format!("open tree {name}"), e));
+        let obj = Kind::ALL.iter().map(|k| open(&format::obj_tree(*k))).collect::<Result<Vec<_>>>()?;
+        let idx = Kind::ALL.iter().map(|k| open(&format::idx_tree(*k))).collect::<Result<Vec<_>>>()?;
+        let q = QueueTrees {
+            items: open(format::Q_ITEMS_TREE)?,
+            visible: open(format::Q_VISIBLE_TREE)?,
+            deadline: open(format::Q_DEADLINE_TREE)?,
+            dedup: open(format::Q_DEDUP_TREE)?,
+            count: open(format::Q_COUNT_TREE)?,
+        };
+        let inner = Inner {
+            ready: open(format::READY_TREE)?,
+            ready_by_agenda: open(format::READY_BY_AGENDA_TREE)?,
+            leases: open(format::LEASES_TREE)?,
+            obj,
+            idx,
+            q,
+            durability: Durability::start(config.flush_policy, db.clone())?,
+            db,
+            path,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// A database in a temporary directory, deleted when the last handle is dropped (no fsync waits).
+    pub fn temporary() -> Result<Self> {
+        Self::open(Config::temporary())
+    }
+
+    /// The queue backend on the same database.
+    pub fn queue(&self) -> SledQueue {
+        SledQueue { inner: self.inner.clone() }
+    }
+
+    /// The underlying sled database, for tools and tests (writing to it directly bypasses every
+    /// invariant this crate keeps).
+    pub fn sled_db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    /// The database directory (`(temporary)` for a temporary one).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Flushes everything written so far to disk, whatever the flush policy.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.db.flush_async().await.map_err(|e| sled_err("flush", e))?;
+        Ok(())
+    }
+
+    fn obj_tree(&self, kind: Kind) -> &Tree {
+        &self.inner.obj[kind_slot(kind)]
+    }
+
+    fn idx_tree(&self, kind: Kind) -> &Tree {
+        &self.inner.idx[kind_slot(kind)]
+    }
+
+    /// Verifies, without stopping writers (run it on a quiet database for an exact answer), that
+    /// every stored value decodes, every index entry points at a live object holding that value and
+    /// every object is in its indexes, the ready set and its by-agenda map agree, and every queue item
+    /// is in exactly the right visibility index, its dedup entry and its queue's count.
+    pub fn check_integrity(&self) -> Result<IntegrityReport> {
+        let mut r = IntegrityReport::default();
+        let e = |op: &str| {
+            let op = op.to_owned();
+            move |err| sled_err(op, err)
+        };
+        for kind in Kind::ALL {
+            let objs = self.obj_tree(kind);
+            let idx = self.idx_tree(kind);
+            for kv in objs.iter() {
+                let (k, v) = kv.map_err(e("integrity scan"))?;
+                r.objects += 1;
+                let Ok(id) = std::str::from_utf8(&k) else {
+                    r.problems.push(format!("{kind}: id {} is not UTF-8", show_key(&k)));
+                    continue;
+                };
+                match format::decode_record(kind, id, &v) {
+                    Err(err) => r.problems.push(err.to_string()),
+                    Ok(rec) => {
+                        for (f, val) in &rec.indexes {
+                            if !idx.contains_key(format::index_key(*f, val, id)).map_err(e("integrity scan"))? {
+                                r.problems.push(format!("{kind} {id}: no index entry for {f} = {val:?}"));
+                            }
+                        }
+                    }
+                }
+            }
+            for kv in idx.iter() {
+                let (k, _) = kv.map_err(e("integrity scan"))?;
+                r.index_entries += 1;
+                let Some((f, val, id)) = format::parse_index_key(&k) else {
+                    r.problems.push(format!("{}: unparsable key {}", format::idx_tree(kind), show_key(&k)));
+                    continue;
+                };
+                match objs.get(id.as_bytes()).map_err(e("integrity scan"))? {
+                    None => r.problems.push(format!("{kind} index {f} = {val:?} points at missing {id}")),
+                    Some(v) => match format::decode_record(kind, &id, &v) {
+                        Ok(rec) if rec.indexes.iter().any(|(g, w)| *g == f && *w == val) => {}
+                        Ok(_) => r
+                            .problems
+                            .push(format!("{kind} index {f} = {val:?} points at {id}, which has another value")),
+                        Err(err) => r.problems.push(err.to_string()),
+                    },
+                }
+            }
+        }
+        for kv in self.inner.ready.iter() {
+            let (k, v) = kv.map_err(e("integrity scan"))?;
+            r.ready_entries += 1;
+            match serde_json::from_slice::<ReadyAgenda>(&v) {
+                Err(err) => r.problems.push(format!("ready {}: {err}", show_key(&k))),
+                Ok(ra) => {
+                    let want = format::ready_key(&ra.insight_id, &ra.customer_id, ra.priority, ra.added, &ra.agenda_id);
+                    if want != k.as_ref() {
+                        r.problems.push(format!(
+                            "ready {}: key does not match entry of agenda {}",
+                            show_key(&k),
+                            ra.agenda_id
+                        ));
+                    }
+                    let back = self.inner.ready_by_agenda.get(ra.agenda_id.as_bytes()).map_err(e("integrity scan"))?;
+                    if back.as_deref() != Some(k.as_ref()) {
+                        r.problems.push(format!("ready entry of agenda {} is not in readyByAgenda", ra.agenda_id));
+                    }
+                }
+            }
+        }
+        for kv in self.inner.ready_by_agenda.iter() {
+            let (k, v) = kv.map_err(e("integrity scan"))?;
+            if !self.inner.ready.contains_key(&v).map_err(e("integrity scan"))? {
+                r.problems.push(format!("readyByAgenda {} points at a missing ready entry", show_key(&k)));
+            }
+        }
+        crate::queue::check_queue_integrity(&self.inner.q, &mut r)?;
+        Ok(r)
+    }
+}
+
+/// Reads (or, for a new database, writes) the format version in the `meta` tree.
+fn check_format(db: &sled::Db, path: &Path) -> Result<()> {
+    let meta = db.open_tree(format::META_TREE).map_err(|e| sled_err("open tree meta", e))?;
+    let found = meta.get(FORMAT_KEY).map_err(|e| sled_err("read the format version from tree meta", e))?;
+    match found {
+        Some(v) if v.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(()),
+        Some(v) => Err(SledError::UnknownFormat {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&v).into_owned(),
+            supported: FORMAT_VERSION,
+        }
+        .into()),
+        None => {
+            let names = db.tree_names();
+            let has_data = names.iter().any(|n| {
+                n.as_ref() != format::META_TREE.as_bytes()
+                    && n.as_ref() != b"__sled__default"
+                    && db.open_tree(n).map(|t| !t.is_empty()).unwrap_or(true)
+            }) || !db.is_empty();
+            if has_data {
+                return Err(SledError::UnknownFormat {
+                    path: path.to_owned(),
+                    found: "none (the database holds data but no format version)".into(),
+                    supported: FORMAT_VERSION,
+                }
+                .into());
+            }
+            meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())
+                .map_err(|e| sled_err("write the format version to tree meta", e))?;
+            db.flush().map_err(|e| sled_err("flush the new database", e))?;
+            Ok(())
+        }
+    }
+}
+
+/// The trees a batch touches, in a fixed order, and where each is in the transaction's view.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Obj(usize),
+    Idx(usize),
+    Ready,
+    ReadyByAgenda,
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+fn abort<T>(e: Error) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+struct View<'a> {
+    slots: &'a [Slot],
+    trees: &'a [TransactionalTree],
+}
+
+impl View<'_> {
+    fn tree(&self, slot: Slot) -> &TransactionalTree {
+        let i = self.slots.iter().position(|s| *s == slot).unwrap_or(0);
+        &self.trees[i]
+    }
+}
+
+fn op_label(op: &WriteOp) -> String {
+    match op {
+        WriteOp::Create(r) => format!("create {} {}", r.kind, r.id),
+        WriteOp::Update { record, .. } => format!("update {} {}", record.kind, record.id),
+        WriteOp::Delete { kind, id, .. } => format!("delete {kind} {id}"),
+        WriteOp::ReadyInsert(r) => format!("ready-insert agenda {}", r.agenda_id),
+        WriteOp::ReadyRemove { agenda_id } => format!("ready-remove agenda {agenda_id}"),
+    }
+}
+
+fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
+    for op in ops {
+        match op {
+            WriteOp::Create(rec) => {
+                let slot = kind_slot(rec.kind);
+                let objs = view.tree(Slot::Obj(slot));
+                if objs.get(rec.id.as_bytes())?.is_some() {
+                    return abort(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
+                }
+                let indexes = format::indexed_values(rec);
+                objs.insert(rec.id.as_bytes(), format::encode_record(1, &indexes, &rec.body))?;
+                let idx = view.tree(Slot::Idx(slot));
+                for (f, v) in &indexes {
+                    idx.insert(format::index_key(*f, v, &rec.id), &[])?;
+                }
+            }
+            WriteOp::Update { record: rec, expected_version } => {
+                let slot = kind_slot(rec.kind);
+                let objs = view.tree(Slot::Obj(slot));
+                let Some(old) = objs.get(rec.id.as_bytes())? else {
+                    return abort(Error::not_found(rec.kind, rec.id.clone()));
+                };
+                let old = match format::decode_record(rec.kind, &rec.id, &old) {
+                    Ok(o) => o,
+                    Err(e) => return abort(e),
+                };
+                if old.version != *expected_version {
+                    return abort(Error::Conflict(format!(
+                        "update {} {}: expected version {expected_version}, stored version is {}",
+                        rec.kind, rec.id, old.version
+                    )));
+                }
+                let indexes = format::indexed_values(rec);
+                let idx = view.tree(Slot::Idx(slot));
+                for (f, v) in &old.indexes {
+                    if !indexes.iter().any(|(g, w)| g == f && w == v) {
+                        idx.remove(format::index_key(*f, v, &rec.id))?;
+                    }
+                }
+                objs.insert(rec.id.as_bytes(), format::encode_record(expected_version + 1, &indexes, &rec.body))?;
+                for (f, v) in &indexes {
+                    if !old.indexes.iter().any(|(g, w)| g == f && w == v) {
+                        idx.insert(format::index_key(*f, v, &rec.id), &[])?;
+                    }
+                }
+            }
+            WriteOp::Delete { kind, id, expected_version } => {
+                let slot = kind_slot(*kind);
+                let objs = view.tree(Slot::Obj(slot));
+                let Some(old) = objs.get(id.as_bytes())? else {
+                    return abort(Error::not_found(kind, id.clone()));
+                };
+                let old = match format::decode_record(*kind, id, &old) {
+                    Ok(o) => o,
+                    Err(e) => return abort(e),
+                };
+                if let Some(v) = expected_version {
+                    if old.version != *v {
+                        return abort(Error::Conflict(format!(
+                            "delete {kind} {id}: expected version {v}, stored version is {}",
+                            old.version
+                        )));
+                    }
+                }
+                objs.remove(id.as_bytes())?;
+                let idx = view.tree(Slot::Idx(slot));
+                for (f, v) in &old.indexes {
+                    idx.remove(format::index_key(*f, v, id))?;
+                }
+            }
+            WriteOp::ReadyInsert(ra) => {
+                let ready = view.tree(Slot::Ready);
+                let by_agenda = view.tree(Slot::ReadyByAgenda);
+                if let Some(old_key) = by_agenda.get(ra.agenda_id.as_bytes())? {
+                    ready.remove(old_key)?;
+                }
+                let key = format::ready_key(&ra.insight_id, &ra.customer_id, ra.priority, ra.added, &ra.agenda_id);
+                let body = match serde_json::to_vec(ra) {
+                    Ok(b) => b,
+                    Err(e) => return abort(Error::backend("codec", e)),
+                };
+                ready.insert(key.as_slice(), body)?;
+                by_agenda.insert(ra.agenda_id.as_bytes(), key)?;
+            }
+            WriteOp::ReadyRemove { agenda_id } => {
+                let by_agenda = view.tree(Slot::ReadyByAgenda);
+                if let Some(old_key) = by_agenda.remove(agenda_id.as_bytes())? {
+                    view.tree(Slot::Ready).remove(old_key)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_op(op: &WriteOp) -> Result<()> {
+    let (kind, id) = match op {
+        WriteOp::Create(r) | WriteOp::Update { record: r, .. } => (r.kind, &r.id),
+        WriteOp::Delete { kind, id, .. } => (*kind, id),
+        WriteOp::ReadyInsert(r) => {
+            if r.agenda_id.is_empty() {
+                return Err(Error::invalid("a ready entry needs an agendaId"));
+            }
+            return Ok(());
+        }
+        WriteOp::ReadyRemove { .. } => return Ok(()),
+    };
+    if id.is_empty() {
+        return Err(Error::invalid(format!("{}: the {kind} id is empty", op_label(op))));
+    }
+    Ok(())
+}
+
+/// Collects up to `limit` (+1 to know whether there is more) entries of `tree` after `start` that
+/// begin with `prefix`.
+fn range_page(
+    tree: &Tree,
+    prefix: &[u8],
+    start: Bound<Vec<u8>>,
+    limit: usize,
+    op: &str,
+) -> Result<(Vec<(sled::IVec, sled::IVec)>, bool)> {
+    let mut out = Vec::new();
+    for kv in tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        let (k, v) = kv.map_err(|e| sled_err(op.to_owned(), e))?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push((k, v));
+    }
+    Ok((out, false))
+}
+
+#[async_trait]
+impl Store for SledStore {
+    fn backend_name(&self) -> &'static str {
+        "sled"
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
+        let v = self
+            .obj_tree(kind)
+            .get(id.as_bytes())
+            .map_err(|e| sled_err(format!("get {kind} {id} in tree {}", format::obj_tree(kind)), e))?;
+        v.map(|v| format::decode_record(kind, id, &v)).transpose()
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if ops.len() > MAX_BATCH {
+            return Err(Error::Unsupported(format!(
+                "an atomic write of {} operations is more than the sled backend's limit of {MAX_BATCH}",
+                ops.len()
+            )));
+        }
+        for op in &ops {
+            validate_op(op)?;
+        }
+        let mut slots: Vec<Slot> = Vec::new();
+        for op in &ops {
+            match op {
+                WriteOp::Create(r) | WriteOp::Update { record: r, .. } => {
+                    slots.extend([Slot::Obj(kind_slot(r.kind)), Slot::Idx(kind_slot(r.kind))])
+                }
+                WriteOp::Delete { kind, .. } => {
+                    slots.extend([Slot::Obj(kind_slot(*kind)), Slot::Idx(kind_slot(*kind))])
+                }
+                WriteOp::ReadyInsert(_) | WriteOp::ReadyRemove { .. } => {
+                    slots.extend([Slot::Ready, Slot::ReadyByAgenda])
+                }
+            }
+        }
+        slots.sort();
+        slots.dedup();
+        let trees: Vec<Tree> = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Obj(i) => self.inner.obj[*i].clone(),
+                Slot::Idx(i) => self.inner.idx[*i].clone(),
+                Slot::Ready => self.inner.ready.clone(),
+                Slot::ReadyByAgenda => self.inner.ready_by_agenda.clone(),
+            })
+            .collect();
+        let outcome =
+            trees.as_slice().transaction(|tx: &Vec<TransactionalTree>| apply(&View { slots: &slots, trees: tx }, &ops));
+        match outcome {
+            Ok(()) => {}
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => {
+                return Err(sled_err(format!("atomic write of {} operations ({})", ops.len(), op_label(&ops[0])), e));
+            }
+        }
+        self.inner.durable().await
+    }
+
+    async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>> {
+        if !kind.indexed_fields().contains(&field) {
+            let fields: Vec<&str> = kind.indexed_fields().iter().map(|f| f.as_str()).collect();
+            return Err(Error::invalid(format!(
+                "{kind} is not indexed by {field}; its indexed fields are: {}",
+                if fields.is_empty() { "none".to_owned() } else { fields.join(", ") }
+            )));
+        }
+        let prefix = format::index_prefix(field, value);
+        let start = match &page.cursor {
+            Some(c) => Bound::Excluded([prefix.as_slice(), c.as_bytes()].concat()),
+            None => Bound::Included(prefix.clone()),
+        };
+        let op = format!("query {kind} by {field} = {value:?}");
+        let limit = page.effective_limit();
+        let objs = self.obj_tree(kind);
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut start = start;
+        // Index entries whose object changed between the scan and the get are skipped; keep
+        // scanning until the page is full or the index ends.
+        loop {
+            let (entries, more) = range_page(self.idx_tree(kind), &prefix, start, limit - items.len(), &op)?;
+            let last = entries.last().map(|(k, _)| k.to_vec());
+            for (k, _) in entries {
+                let id = String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| corrupt(format::idx_tree(kind), &k, "the id in the index key is not UTF-8"))?;
+                let Some(v) = objs.get(id.as_bytes()).map_err(|e| sled_err(op.clone(), e))? else { continue };
+                let rec = format::decode_record(kind, &id, &v)?;
+                if rec.indexes.iter().any(|(f, w)| *f == field && w == value) {
+                    items.push(rec);
+                }
+            }
+            match (more, last) {
+                (true, Some(last)) if items.len() < limit => start = Bound::Excluded(last),
+                (true, _) => {
+                    let next = items.last().map(|r: &Record| r.id.clone());
+                    return Ok(Page { items, next });
+                }
+                (false, _) => return Ok(Page { items, next: None }),
+            }
+        }
+    }
+
+    async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>> {
+        let start = match &page.cursor {
+            Some(c) => Bound::Excluded(c.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let limit = page.effective_limit();
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for kv in self.obj_tree(kind).range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = kv.map_err(|e| sled_err(format!("scan {kind}"), e))?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let id = std::str::from_utf8(&k).map_err(|_| corrupt(kind.as_str(), &k, "the id is not UTF-8"))?;
+            items.push(format::decode_record(kind, id, &v)?);
+        }
+        let next = if more { items.last().map(|r| r.id.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {
+        let op = || format!("get the ready entry of agenda {agenda_id}");
+        let Some(key) = self.inner.ready_by_agenda.get(agenda_id.as_bytes()).map_err(|e| sled_err(op(), e))? else {
+            return Ok(None);
+        };
+        let Some(v) = self.inner.ready.get(&key).map_err(|e| sled_err(op(), e))? else {
+            return Err(corrupt(
+                format::READY_BY_AGENDA_TREE,
+                agenda_id.as_bytes(),
+                format!("points at ready key {} that does not exist", show_key(&key)),
+            ));
+        };
+        decode_ready(&key, &v).map(Some)
+    }
+
+    async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
+        let prefix = format::component(insight_id);
+        let start = match &page.cursor {
+            Some(c) => {
+                let tail = format::unhex(c).ok_or_else(|| {
+                    Error::invalid(format!("ready_list of insight {insight_id}: malformed cursor {c:?}"))
+                })?;
+                Bound::Excluded([prefix.as_slice(), &tail].concat())
+            }
+            None => Bound::Included(prefix.clone()),
+        };
+        let op = format!("list the ready set of insight {insight_id}");
+        let (entries, more) = range_page(&self.inner.ready, &prefix, start, page.effective_limit(), &op)?;
+        let next = if more { entries.last().map(|(k, _)| format::hex(&k[prefix.len()..])) } else { None };
+        let items = entries.iter().map(|(k, v)| decode_ready(k, v)).collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
+        let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let got = self
+            .inner
+            .leases
+            .transaction(|tx| {
+                if let Some(v) = tx.get(name.as_bytes())? {
+                    let (until, current) = match format::decode_lease(name.as_bytes(), &v) {
+                        Ok(l) => l,
+                        Err(e) => return abort(e),
+                    };
+                    if current != holder && until > now {
+                        return Ok(false);
+                    }
+                }
+                tx.insert(name.as_bytes(), format::encode_lease(expires, holder))?;
+                Ok(true)
+            })
+            .map_err(|e| tx_err(e, format!("acquire lease {name} for {holder}")))?;
+        if got {
+            self.inner.durable().await?;
+        }
+        Ok(got)
+    }
+
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        let released = self
+            .inner
+            .leases
+            .transaction(|tx| {
+                if let Some(v) = tx.get(name.as_bytes())? {
+                    let (_, current) = match format::decode_lease(name.as_bytes(), &v) {
+                        Ok(l) => l,
+                        Err(e) => return abort(e),
+                    };
+                    if current == holder {
+                        tx.remove(name.as_bytes())?;
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .map_err(|e| tx_err(e, format!("release lease {name} of {holder}")))?;
+        if released {
+            self.inner.durable().await?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_ready(key: &[u8], v: &[u8]) -> Result<ReadyAgenda> {
+    serde_json::from_slice(v).map_err(|e| corrupt(format::READY_TREE, key, e.to_string()))
+}
+
+/// A transaction's error as a core error.
+pub(crate) fn tx_err(e: TransactionError<Error>, op: String) -> Error {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => sled_err(op, e),
+    }
+}

@@ -1,0 +1,253 @@
+//! sled-specific behaviour: persistence across reopen, the format version, corruption, integrity,
+//! and concurrent submitters and receivers.
+
+mod common;
+
+use common::{now_ms, progress_id, submit_ops};
+use pop_core::Error;
+use pop_core::model::{AgendaProgress, OperationProgress};
+use pop_core::queue::QueueBackend;
+use pop_core::store::{IndexField, Kind, PageRequest, Store, StoreExt, WriteOp};
+use pop_store_sled::{Config, FlushPolicy, SledStore, format};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+fn on_disk(dir: &std::path::Path, policy: FlushPolicy) -> SledStore {
+    SledStore::open(Config::new(dir).flush_policy(policy)).expect("open sled database")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_reopen_and_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    for policy in [FlushPolicy::FlushEveryWrite, FlushPolicy::GroupCommit { max_delay_ms: 1 }] {
+        let _ = std::fs::remove_dir_all(dir.path());
+        {
+            let store = on_disk(dir.path(), policy);
+            store.write(submit_ops("a-1", "acme", "ins", 10, now_ms())).await.unwrap();
+            assert!(store.queue().push("ins", common::ready("a-1", "acme", "ins", now_ms()), now_ms()).await.unwrap());
+        }
+        let store = on_disk(dir.path(), policy);
+        let report = store.check_integrity().unwrap();
+        assert!(report.is_ok(), "{policy:?}: {:?}", report.problems);
+        assert_eq!(report.objects, 12, "agenda + progress + 10 operation progresses");
+        assert_eq!(
+            report.index_entries,
+            3 + 3 + 10 * 2,
+            "agenda: customer, link, title; progress: customer, link, agenda"
+        );
+        let ops: Vec<OperationProgress> =
+            store.query_all(IndexField::AgendaProgressId, &progress_id("a-1")).await.unwrap();
+        assert_eq!(ops.len(), 10);
+        assert_eq!(store.ready_get("a-1").await.unwrap().map(|r| r.agenda_id), Some("a-1".into()));
+        assert_eq!(store.queue().len("ins").await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn unknown_format_version_is_a_typed_error_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = on_disk(dir.path(), FlushPolicy::FlushEveryWrite);
+        store.sled_db().open_tree(format::META_TREE).unwrap().insert(format::FORMAT_KEY, b"99").unwrap();
+        store.sled_db().flush().unwrap();
+    }
+    let err = SledStore::open(Config::new(dir.path())).unwrap_err();
+    match &err {
+        Error::Unsupported(msg) => {
+            assert!(msg.contains("format version 99"), "{msg}");
+            assert!(msg.contains(&format!("format version {}", format::FORMAT_VERSION)), "{msg}");
+            assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_database_with_data_but_no_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("something").unwrap().insert(b"k", b"v").unwrap();
+        db.flush().unwrap();
+    }
+    let err = SledStore::open(Config::new(dir.path())).unwrap_err();
+    assert!(matches!(&err, Error::Unsupported(m) if m.contains("no format version")), "{err}");
+}
+
+#[tokio::test]
+async fn corrupt_values_are_typed_errors_naming_kind_and_key() {
+    let store = SledStore::temporary().unwrap();
+    let db = store.sled_db();
+    // An object value that is not a record.
+    db.open_tree(format::obj_tree(Kind::Agenda)).unwrap().insert(b"a-bad", &b"garbage!garbage!garbage"[..]).unwrap();
+    match store.get(Kind::Agenda, "a-bad").await {
+        Err(Error::Corrupt { kind, id, .. }) => assert_eq!((kind.as_str(), id.as_str()), ("agenda", "a-bad")),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // A well-formed record whose body is not JSON.
+    let v = format::encode_record(1, &[], b"{not json");
+    db.open_tree(format::obj_tree(Kind::Customer)).unwrap().insert(b"c-bad", v).unwrap();
+    assert!(
+        matches!(store.get(Kind::Customer, "c-bad").await, Err(Error::Corrupt { kind, id, .. }) if kind == "customer" && id == "c-bad")
+    );
+    // Updating a corrupt object aborts the batch with the same error.
+    let mut c = pop_core::model::Customer { id: Some("c-bad".into()), version: 1, ..Default::default() };
+    assert!(matches!(store.update_obj(&mut c).await, Err(Error::Corrupt { .. })));
+    // A ready entry.
+    store.write(submit_ops("a-2", "acme", "ins", 0, now_ms())).await.unwrap();
+    let key = db.open_tree(format::READY_BY_AGENDA_TREE).unwrap().get(b"a-2").unwrap().unwrap();
+    db.open_tree(format::READY_TREE).unwrap().insert(&key, &b"[1,2"[..]).unwrap();
+    match store.ready_get("a-2").await {
+        Err(Error::Corrupt { kind, id, .. }) => {
+            assert_eq!(kind, "ready");
+            assert!(id.starts_with("ins\\0acme\\0"), "the key is shown: {id}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(store.ready_list("ins", PageRequest::first(10)).await, Err(Error::Corrupt { .. })));
+    // A queue item.
+    let q = store.queue();
+    q.push("ins", common::ready("a-3", "acme", "ins", 0), 0).await.unwrap();
+    let items = db.open_tree(format::Q_ITEMS_TREE).unwrap();
+    let (k, _) = items.iter().next().unwrap().unwrap();
+    items.insert(&k, &b"nope"[..]).unwrap();
+    match q.receive("ins", 1, 1000, now_ms()).await {
+        Err(Error::Corrupt { kind, id, .. }) => {
+            assert_eq!(kind, "q/items");
+            assert!(id.starts_with("ins\\0"), "{id}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // A lease.
+    db.open_tree(format::LEASES_TREE).unwrap().insert(b"sched", &b"x"[..]).unwrap();
+    assert!(
+        matches!(store.lease_acquire("sched", "me", 10, 0).await, Err(Error::Corrupt { kind, id, .. }) if kind == "leases" && id == "sched")
+    );
+    // The integrity check reports every one of them.
+    let report = store.check_integrity().unwrap();
+    assert!(report.problems.iter().any(|p| p.contains("a-bad")), "{:?}", report.problems);
+    assert!(report.problems.iter().any(|p| p.contains("c-bad")), "{:?}", report.problems);
+    assert!(report.problems.iter().any(|p| p.contains("q/items")), "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn integrity_check_finds_dangling_and_missing_index_entries() {
+    let store = SledStore::temporary().unwrap();
+    store.write(submit_ops("a-1", "acme", "ins", 2, now_ms())).await.unwrap();
+    assert!(store.check_integrity().unwrap().is_ok());
+    let idx = store.sled_db().open_tree(format::idx_tree(Kind::Agenda)).unwrap();
+    idx.insert(format::index_key(IndexField::CustomerId, "acme", "ghost"), &[]).unwrap();
+    idx.remove(format::index_key(IndexField::Title, "title of a-1", "a-1")).unwrap();
+    let problems = store.check_integrity().unwrap().problems;
+    assert!(problems.iter().any(|p| p.contains("missing ghost")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("agenda a-1: no index entry for title")), "{problems:?}");
+    // A query skips the dangling entry instead of failing.
+    let page = store.query(Kind::Agenda, IndexField::CustomerId, "acme", PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a-1"]);
+}
+
+#[tokio::test]
+async fn batch_failure_leaves_nothing_and_reports_the_first_failing_condition() {
+    let store = SledStore::temporary().unwrap();
+    store.write(submit_ops("a-1", "acme", "ins", 1, now_ms())).await.unwrap();
+    let mut ops = submit_ops("a-2", "acme", "ins", 1, now_ms());
+    ops.push(WriteOp::Update {
+        record: store.get(Kind::AgendaProgress, &progress_id("a-1")).await.unwrap().unwrap(),
+        expected_version: 7,
+    });
+    let err = store.write(ops).await.unwrap_err();
+    assert!(err.is_conflict() && err.to_string().contains("expected version 7, stored version is 1"), "{err}");
+    assert!(store.get(Kind::Agenda, "a-2").await.unwrap().is_none());
+    assert!(store.ready_get("a-2").await.unwrap().is_none());
+    assert!(store.check_integrity().unwrap().is_ok());
+    let p: AgendaProgress = store.fetch(&progress_id("a-1")).await.unwrap();
+    assert_eq!(p.version, 1);
+}
+
+/// 16 tasks submit (batch + push) while 8 receive and ack: every agenda is delivered exactly once
+/// (leases are long, so no redelivery is allowed) and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_submitters_and_eight_receivers() {
+    const SUBMITTERS: usize = 16;
+    const PER: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let store = on_disk(dir.path(), FlushPolicy::GroupCommit { max_delay_ms: 1 });
+    let q = Arc::new(store.queue());
+    let delivered: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut submitters = Vec::new();
+    for s in 0..SUBMITTERS {
+        let (store, q) = (store.clone(), q.clone());
+        submitters.push(tokio::spawn(async move {
+            for i in 0..PER {
+                let id = format!("a-{s}-{i}");
+                store.write(submit_ops(&id, &format!("c{}", s % 4), "ins", 2, now_ms())).await.unwrap();
+                assert!(q.push("ins", common::ready(&id, "c", "ins", now_ms()), now_ms()).await.unwrap());
+                store.write(vec![WriteOp::ReadyRemove { agenda_id: id }]).await.unwrap();
+            }
+        }));
+    }
+    let mut receivers = Vec::new();
+    for _ in 0..8 {
+        let (q, delivered, done) = (q.clone(), delivered.clone(), done.clone());
+        receivers.push(tokio::spawn(async move {
+            loop {
+                let leases = q.receive("ins", 3, 600_000, now_ms()).await.unwrap();
+                if leases.is_empty() {
+                    if done.load(std::sync::atomic::Ordering::SeqCst) && q.len("ins").await.unwrap() == 0 {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                for l in leases {
+                    *delivered.lock().unwrap().entry(l.item.agenda_id.clone()).or_default() += 1;
+                    q.ack(&l.token).await.unwrap();
+                }
+            }
+        }));
+    }
+    for s in submitters {
+        s.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in receivers {
+        r.await.unwrap();
+    }
+    let delivered = delivered.lock().unwrap().clone();
+    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    let want: HashSet<String> = (0..SUBMITTERS).flat_map(|s| (0..PER).map(move |i| format!("a-{s}-{i}"))).collect();
+    let got: HashSet<String> = delivered.keys().cloned().collect();
+    assert_eq!(got, want, "every pushed agenda is delivered");
+    assert_eq!(q.len("ins").await.unwrap(), 0);
+    let report = store.check_integrity().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.objects, SUBMITTERS * PER * 4);
+    assert_eq!(report.ready_entries, 0);
+}
+
+#[tokio::test]
+async fn expired_reads_only_lapsed_leases_and_epochs_grow_across_repush() {
+    let store = SledStore::temporary().unwrap();
+    let q = store.queue();
+    for i in 0..5 {
+        q.push("ins", common::ready(&format!("a{i}"), "c", "ins", 0), 0).await.unwrap();
+    }
+    let leases = q.receive("ins", 5, 100, 1_000).await.unwrap();
+    assert_eq!(leases.len(), 5);
+    q.extend(&leases[0].token, 10_000, 1_000).await.unwrap();
+    let exp = q.expired("ins", 2_000, 10).await.unwrap();
+    assert_eq!(exp.len(), 4, "the extended lease is not expired");
+    assert!(exp.iter().all(|l| l.token.agenda_id != "a0"));
+    assert_eq!(q.expired("ins", 2_000, 2).await.unwrap().len(), 2, "limit");
+    // Ack then push again: the new delivery's epoch is higher than the old one.
+    let old = leases[1].token.clone();
+    q.ack(&old).await.unwrap();
+    assert!(q.ack(&old).await.unwrap_err().is_conflict());
+    q.push("ins", common::ready("a1", "c", "ins", 0), 0).await.unwrap();
+    let again = q.receive("ins", 10, 100, 5_000).await.unwrap();
+    let a1 = again.iter().find(|l| l.token.agenda_id == "a1").expect("a1 delivered again");
+    assert!(a1.token.epoch > old.epoch);
+    assert!(store.check_integrity().unwrap().is_ok());
+}
