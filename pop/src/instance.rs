@@ -28,7 +28,7 @@ pub(crate) struct Inner {
     /// Wakes the scheduler (submissions, completions).
     pub wake: Notify,
     /// Cancellation of the agendas this instance runs, by agenda id.
-    pub running: Mutex<HashMap<String, CancellationToken>>,
+    pub running: Mutex<HashMap<String, pop_exec::CancelToken>>,
     pub shutdown: CancellationToken,
     pub tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Service identity for internal calls.

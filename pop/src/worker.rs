@@ -1,7 +1,131 @@
-//! The pool worker (being wired to pop-exec's executor).
+//! The pool worker: pulls leases for its insights, runs each agenda with the pop-exec executor,
+//! heartbeats and persists progress through the fenced resource-pool service, acks at the end.
 
 use crate::config::WorkerConfig;
 use crate::instance::Inner;
+use crate::services::{AgendaLease, ResourcePoolService};
+use async_trait::async_trait;
+use pop_core::Result;
+use pop_core::model::{AgendaProgress, Operation, OperationProgress, Params, ProcessingState};
+use pop_core::queue::LeaseToken;
+use pop_exec::CancelToken;
+use pop_exec::executor::{Executor, ExecutorOptions, ProgressSink};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
-pub(crate) async fn run(_inner: Arc<Inner>, _config: WorkerConfig) {}
+pub(crate) async fn run(inner: Arc<Inner>, config: WorkerConfig) {
+    let pool = ResourcePoolService { inner: inner.clone() };
+    let slots = Arc::new(Semaphore::new(config.max_running.max(1)));
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        let mut pulled = 0;
+        for insight in &config.insights {
+            let free = slots.available_permits().min(config.pull_count.max(1));
+            if free == 0 {
+                break;
+            }
+            match pool.get_agendas(&inner.system, insight, free).await {
+                Ok(leases) => {
+                    for lease in leases {
+                        pulled += 1;
+                        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                        let inner = inner.clone();
+                        tokio::spawn(async move {
+                            run_agenda(inner, lease).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
+            }
+        }
+        if pulled == 0 || slots.available_permits() == 0 {
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(config.pull_wait) => {}
+                _ = inner.wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// Publishes an executor's progress through the lease-fenced service. The final (COMPLETE) state is
+/// written by [`run_agenda`] together with the ack.
+struct LeaseSink {
+    pool: ResourcePoolService,
+    token: LeaseToken,
+}
+
+#[async_trait]
+impl ProgressSink for LeaseSink {
+    async fn publish(&self, agenda: &AgendaProgress, changed: &[OperationProgress]) -> Result<()> {
+        if agenda.processing_state == ProcessingState::Complete {
+            return Ok(());
+        }
+        self.pool.write_progress(&self.token, agenda, changed).await
+    }
+
+    async fn operations_generated(
+        &self,
+        _agenda_id: &str,
+        parent: &str,
+        operations: &[Operation],
+        params: Option<&Params>,
+    ) -> Result<()> {
+        tracing::info!(agenda_id = %self.token.agenda_id, generator = parent, count = operations.len(), "operations generated");
+        self.pool.append(&self.token, operations.to_vec(), params.cloned()).await.map(|_| ())
+    }
+}
+
+async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
+    let AgendaLease { lease, agenda, progress } = lease;
+    let token = lease.token;
+    let agenda_id = token.agenda_id.clone();
+    let cancel = CancelToken::new();
+    if let Ok(mut running) = inner.running.lock() {
+        running.insert(agenda_id.clone(), cancel.clone());
+    }
+    let pool = ResourcePoolService { inner: inner.clone() };
+    let sink = Arc::new(LeaseSink { pool: pool.clone(), token: token.clone() });
+    let opts = ExecutorOptions {
+        parallelism: inner.config.parallelism,
+        fail_fast: inner.config.fail_fast,
+        heartbeat: inner.config.heartbeat,
+        ..ExecutorOptions::default()
+    };
+    let executor = Executor::new(inner.runtime.clone(), sink, opts);
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("execute", agenda_id = %agenda_id, cid = ?agenda.cid, epoch = token.epoch);
+    let shutdown = inner.shutdown.clone();
+    let stop_on_shutdown = {
+        let cancel = cancel.clone();
+        async move {
+            shutdown.cancelled().await;
+            cancel.cancel();
+        }
+    };
+    let result = tokio::select! {
+        r = tracing::Instrument::instrument(executor.run(agenda, Some(progress), cancel.clone()), span) => Some(r),
+        _ = stop_on_shutdown => None,
+    };
+    match result {
+        Some(Ok(mut final_progress)) => {
+            let ops = std::mem::take(&mut final_progress.operation_progress);
+            let conclusion = final_progress.processing_state_message.clone().unwrap_or_default();
+            metrics::histogram!("pop_agenda_duration_seconds", "conclusion" => conclusion.clone())
+                .record(started.elapsed().as_secs_f64());
+            match pool.finish(&token, &final_progress, &ops).await {
+                Ok(()) => tracing::info!(agenda_id, %conclusion, "agenda finished"),
+                Err(e) if e.is_conflict() => tracing::info!(agenda_id, error = %e, "final progress refused"),
+                Err(e) => tracing::warn!(agenda_id, error = %e, "could not write the final progress; the lease will expire and the agenda resume"),
+            }
+        }
+        Some(Err(e)) => tracing::warn!(agenda_id, error = %e, "executor stopped"),
+        None => tracing::info!(agenda_id, "instance shutting down; the agenda resumes elsewhere when its lease expires"),
+    }
+    if let Ok(mut running) = inner.running.lock() {
+        running.remove(&agenda_id);
+    }
+}

@@ -8,7 +8,7 @@
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, AgendaProgress, Customer, Insight, OperationProgress, ProcessingState, ResourcePool};
-use pop_core::store::{Kind, PageRequest, StoreExt};
+use pop_core::store::{Kind, PageRequest, Store};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -215,6 +215,13 @@ async fn killed_instances_lose_nothing_and_never_rerun_succeeded_operations() {
             *n = n.saturating_sub(1);
         }
     }
+    // the kills really landed mid-run: several instances ran handlers, and some operation was cut off
+    let pids: HashSet<&str> = text.lines().filter_map(|l| l.split(' ').nth(3)).collect();
+    assert!(pids.len() >= 3, "only {} instances ran handlers", pids.len());
+    let interrupted = open_ops.values().filter(|n| **n > 0).count()
+        + text.lines().filter(|l| l.starts_with("start")).count()
+        - text.lines().filter(|l| l.starts_with("end")).count();
+    assert!(interrupted > 0, "no kill interrupted a running operation");
     // every operation of every agenda ended successfully at least once
     for p in &finals {
         let a = p.agenda_id.as_deref().unwrap();
