@@ -1,10 +1,211 @@
-//! Benches for sched (placeholder until its issue lands).
+//! Benches for pop-sched: picks per second over 1,000,000 ready agendas of 10,000 customers, for each
+//! algorithm, and the memory of a ready entry.
+//!
+//! Each measured iteration builds the view (one `CustomerReady` per customer, as the scheduler loop
+//! does from the store's listing) and picks `count` agendas, carrying the algorithm's state from one
+//! iteration to the next (the ready set is not shrunk, so every customer stays backlogged: the
+//! steady state of a loaded insight). Throughput is in picks. `view/build` measures the view alone.
+//!
+//! Run: `cargo bench -p pop-benches --bench sched`
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
-use criterion::{Criterion, criterion_group, criterion_main};
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("noop", |b| b.iter(|| 1 + 1));
+use criterion::{BenchmarkId, Criterion, Throughput};
+use pop_core::model::{Insight, ReadyAgenda};
+use pop_core::sched::{AlgorithmState, CustomerReady, ReadyView, SchedulingAlgorithm};
+use pop_sched::{FirstInFirstOut, Priority, PriorityConfig, RoundRobin};
+use std::hint::black_box;
+use std::time::Duration;
+
+const CUSTOMERS: usize = 10_000;
+const PER_CUSTOMER: usize = 100;
+
+/// A deterministic uuid-shaped id (36 characters, as the store's ids).
+fn uuid_like(n: u64, salt: u64) -> String {
+    let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    let y = x.rotate_left(17).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (x >> 32) as u32,
+        (x >> 16) as u16,
+        (x & 0xfff) as u16,
+        (y >> 52) as u16,
+        y & 0xffff_ffff_ffff
+    )
 }
 
-criterion_group!(benches, placeholder);
-criterion_main!(benches);
+/// customer id → entries sorted (priority desc, added asc); `mixed`: priorities 0..=3.
+fn dataset(mixed: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
+    let mut n = 0u64;
+    (0..CUSTOMERS)
+        .map(|c| {
+            let customer = format!("customer-{c:05}");
+            let mut entries: Vec<ReadyAgenda> = (0..PER_CUSTOMER)
+                .map(|k| {
+                    n += 1;
+                    ReadyAgenda {
+                        id: uuid_like(n, 1),
+                        insight_id: "insight-1".to_owned(),
+                        agenda_id: uuid_like(n, 2),
+                        customer_id: customer.clone(),
+                        // Interleaved arrivals across customers.
+                        added: 1_700_000_000_000 + (k * CUSTOMERS + c) as i64,
+                        priority: if mixed { ((n * 7) % 4) as i32 } else { 0 },
+                    }
+                })
+                .collect();
+            entries.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+            (customer, entries)
+        })
+        .collect()
+}
+
+fn view<'a>(insight: &'a Insight, data: &'a [(String, Vec<ReadyAgenda>)], now: i64) -> ReadyView<'a> {
+    ReadyView {
+        insight,
+        customers: data
+            .iter()
+            .map(|(c, e)| CustomerReady { customer_id: c, weight: 1 + (c.len() as u32 % 3), entries: e })
+            .collect(),
+        costs: None,
+        now,
+    }
+}
+
+/// This thread's CPU time (user + system) in seconds, from `/proc/thread-self/stat` (Linux, 100 Hz
+/// ticks); `None` elsewhere. Used because the bench machine may be shared: wall time then overstates.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after = s.get(s.rfind(')')? + 2..)?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Picks per CPU-second at several counts per call, and the fixed per-call cost, printed as a
+/// markdown table.
+fn cpu_table(insight: &Insight, algos: &[Algo<'_>], now: i64) {
+    if thread_cpu_secs().is_none() {
+        println!("cpu: /proc/thread-self/stat unavailable; skipping the CPU-time table");
+        return;
+    }
+    let counts = [100usize, 1_000, 10_000, 100_000];
+    println!("cpu: picks per CPU-second (this thread's user+system time; the view build is included)");
+    println!("| algorithm | {} |", counts.map(|c| format!("{c} per call")).join(" | "));
+    println!("|---|{}", "---:|".repeat(counts.len()));
+    for (name, algo, data) in algos {
+        let mut cells = Vec::new();
+        for count in counts {
+            let mut state = AlgorithmState::Null;
+            // Warm the state (first calls see every customer join).
+            let _ = algo.pick(&view(insight, data, now), &mut state, count);
+            let start = thread_cpu_secs().unwrap_or(0.0);
+            let (mut picks, mut calls) = (0usize, 0usize);
+            let mut spent = 0.0;
+            while spent < 1.0 || calls < 3 {
+                let v = view(insight, data, now);
+                picks += black_box(algo.pick(&v, &mut state, count)).len();
+                calls += 1;
+                spent = thread_cpu_secs().unwrap_or(start) - start;
+            }
+            cells.push(format!("{:.0}k/s ({:.2} ms/call)", picks as f64 / spent / 1e3, spent * 1e3 / calls as f64));
+        }
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+}
+
+type Algo<'a> = (&'static str, Box<dyn SchedulingAlgorithm>, &'a [(String, Vec<ReadyAgenda>)]);
+
+fn heap_bytes(e: &ReadyAgenda) -> usize {
+    e.id.capacity() + e.insight_id.capacity() + e.agenda_id.capacity() + e.customer_id.capacity()
+}
+
+/// Prints the memory of a ready entry and of the per-call structures.
+fn memory_report(data: &[(String, Vec<ReadyAgenda>)]) {
+    let entries: usize = data.iter().map(|(_, e)| e.len()).sum();
+    let heap: usize = data.iter().flat_map(|(_, e)| e.iter()).map(heap_bytes).sum();
+    let inline = std::mem::size_of::<ReadyAgenda>();
+    println!("memory: {entries} ready entries of {CUSTOMERS} customers");
+    println!(
+        "memory: ReadyAgenda size_of = {inline} B, heap (4 strings: uuid id, insight id, uuid agenda id, customer id) = {:.1} B, total = {:.1} B per ready entry",
+        heap as f64 / entries as f64,
+        inline as f64 + heap as f64 / entries as f64
+    );
+    println!(
+        "memory: view = {} B per customer (CustomerReady) = {:.2} B per ready entry at {PER_CUSTOMER} per customer",
+        std::mem::size_of::<CustomerReady<'_>>(),
+        std::mem::size_of::<CustomerReady<'_>>() as f64 / PER_CUSTOMER as f64
+    );
+    let insight = Insight::default();
+    let v = view(&insight, data, 1_700_000_100_000);
+    let mut state = AlgorithmState::Null;
+    let _ = RoundRobin::new().pick(&v, &mut state, 10_000);
+    let text = serde_json::to_string(&state).unwrap_or_default();
+    println!(
+        "memory: RoundRobin state after 10,000 picks = {} B as JSON ({:.1} B per customer; independent of the ready count)",
+        text.len(),
+        text.len() as f64 / CUSTOMERS as f64
+    );
+}
+
+fn picks(c: &mut Criterion) {
+    let uniform = dataset(false);
+    let mixed = dataset(true);
+    memory_report(&uniform);
+    let insight = Insight::default();
+    let now = 1_700_000_100_000;
+
+    let mut g = c.benchmark_group("view");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    g.bench_function("build/10000-customers", |b| b.iter(|| black_box(view(&insight, &uniform, now)).customers.len()));
+    g.finish();
+
+    let algos: Vec<Algo<'_>> = vec![
+        ("FirstInFirstOut/uniform", Box::new(FirstInFirstOut), &uniform),
+        ("FirstInFirstOut/mixed-priorities", Box::new(FirstInFirstOut), &mixed),
+        ("RoundRobin/weighted", Box::new(RoundRobin::new()), &uniform),
+        ("Priority/mixed-priorities-aging", Box::new(Priority::new()), &mixed),
+        (
+            "Priority/uniform-no-aging",
+            Box::new(Priority::with_config(PriorityConfig { aging_step_ms: None, cost_weighted: false })),
+            &uniform,
+        ),
+    ];
+    cpu_table(&insight, &algos, now);
+
+    let mut g = c.benchmark_group("pick");
+    g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    for (name, algo, data) in &algos {
+        for count in [1_000usize, 100_000] {
+            g.throughput(Throughput::Elements(count as u64));
+            let mut state = AlgorithmState::Null;
+            g.bench_with_input(BenchmarkId::new(*name, count), &count, |b, &count| {
+                b.iter(|| {
+                    let v = view(&insight, data, now);
+                    black_box(algo.pick(&v, &mut state, count)).len()
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("explain");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for (name, algo, data) in &algos[..4] {
+        // The 5th agenda of a customer in the middle: ~5 rounds of the rotation (~50,000 picks) to replay.
+        let target = data[CUSTOMERS / 2].1[4].agenda_id.clone();
+        let state = AlgorithmState::Null;
+        g.bench_function(BenchmarkId::new(*name, "5th-of-middle-customer"), |b| {
+            b.iter(|| {
+                let v = view(&insight, data, now);
+                black_box(algo.explain(&v, &state, &target)).map(|e| e.position)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    picks(&mut c);
+    c.final_summary();
+}
