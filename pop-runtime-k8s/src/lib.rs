@@ -1,3 +1,84 @@
-//! POP's PodRuntime that runs handlers as Kubernetes Pods.
+//! # pop-runtime-k8s: handlers as Kubernetes Pods
 //!
-//! This crate is a placeholder in the workspace until its issue is taken; see the README's crate map.
+//! [`KubeRuntime`] implements POP's [`PodRuntime`](pop_core::runtime::PodRuntime): each operation runs in a
+//! Pod whose image and resources come from the handler registry (`registry.json`, layered as in the
+//! original POP: CORE defaults ⊕ `basePodConfig` ⊕ the type's `podConfig`).
+//!
+//! | ability | how |
+//! |---|---|
+//! | Pod spec | image, args, env, CPU request/limit, memory request/limit, config-map and NFS volumes, `log` emptyDir, service account, labels, `imagePullPolicy: Always`, privileged, tainted-node affinity + toleration, zone node selector, exec liveness probe, `restartPolicy: Never` ([`podspec`]) |
+//! | labels | `app.kubernetes.io/managed-by=pop`, `app=<namePrefix>`, `pop/agenda-id`, `pop/operation-name`, `pop/operation-type`, `pop/customer-id`, `pop/insight-id` (values sanitized to label rules; the exact values are kept in annotations of the same names) |
+//! | input | `PAYLOAD` or zlib+base64 `POP_COMPRESSED_PAYLOAD_0..N` with `POP_PAYLOAD_TYPE`, `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `PROGRESS_ID`, `OPERATION_NAME`, `OPERATION_ID`, `LOG_LEVEL`, `LAST_PROGRESS`, and from the downward API `MY_POD_NAME`, `MY_POD_NAMESPACE` (and `MY_POD_IP` for the liveness probe) |
+//! | output | `POP_PROGRESS {json}` / `POP_RESULT {json}` log lines, and the original's annotations `pop.report.progress` / `pop.report.payload` |
+//! | following | a watch of the Pod (no polling) and a followed log stream with timestamps (reconnects without repeating lines) |
+//! | failures | scheduling timeout (with the `PodScheduled` condition's reason or the waiting container's), log-silence timeout, phase `Failed` (last log lines as the diagnostic), deletion by someone else, API errors retried with bounded backoff |
+//! | cleanup | deletion when finished if `reapCompletedPods`; cancel deletes the Pod; [`KubeRuntime::reap`] lists POP's Pods by label and deletes in batches |
+//! | namespaces | one for all, or one per customer ([`NamespaceMode`]) |
+//!
+//! ## Outcome rules
+//!
+//! * A handler's `pop.report.progress` annotation that says `COMPLETE` decides the outcome, as in the
+//!   original (`succeeded` → success, anything else → failure with its last diagnostic), even when the
+//!   Pod's phase says otherwise or its log went silent after it.
+//! * Otherwise the Pod's phase decides: `Succeeded` → success; `Failed` → failure "Kubernetes pod failed:
+//!   ns/name (exit code N, reason)" with the last [`KubeConfig::log_tail_lines`] log lines as the
+//!   diagnostic's payload.
+//! * Output: every `POP_RESULT` line becomes an `Output` event; a `pop.report.payload` annotation is read
+//!   at the end and emitted last, so **the annotation wins** when both are present (it is the value the
+//!   handler stored deliberately through the API, and logs can be cut by log rotation).
+//! * Every `pop.report.progress` change seen by the watch becomes a `Progress` event.
+//! * The original's end-of-log marker (`HandlerComplete`) is not waited for: the followed log stream ends
+//!   when the container ends, and a bounded drain ([`KubeConfig::log_drain_timeout`]) collects the rest.
+//! * Config-map volume entries without a config map name (the CORE entry of a type without
+//!   `configMapName`) are left out instead of producing a Pod the API would reject.
+//!
+//! ## Permissions
+//!
+//! The worker's service account needs `pods` create/get/list/watch/delete and `pods/log` get in the
+//! handler namespace(s) (see `deploy/k8s/`). With one namespace per customer, listing for the reaper
+//! spans all namespaces and needs a ClusterRole.
+//!
+//! ```no_run
+//! use pop_core::registry::HandlerRegistry;
+//! use pop_core::runtime::{LaunchRequest, PodRuntime, RuntimeEvent};
+//! use pop_runtime_k8s::{KubeConfig, KubeRuntime};
+//! use futures_util::StreamExt;
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> pop_core::Result<()> {
+//! let registry = Arc::new(HandlerRegistry::from_path("registry.json")?);
+//! let runtime = KubeRuntime::connect(registry, KubeConfig::single_namespace("pop")).await?;
+//! let launched = runtime
+//!     .launch(LaunchRequest {
+//!         agenda_id: "a-1".into(),
+//!         operation_name: "probe".into(),
+//!         operation_type: "sample".into(),
+//!         payload: serde_json::json!({"actions": []}),
+//!         ..LaunchRequest::default()
+//!     })
+//!     .await?;
+//! let mut events = launched.events;
+//! while let Some(event) = events.next().await {
+//!     if let RuntimeEvent::Exited(exit) = event {
+//!         println!("{}: {}", launched.handle, exit.message);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+pub mod error;
+mod follow;
+pub mod labels;
+pub mod payload;
+pub mod podspec;
+pub mod protocol;
+pub mod reaper;
+mod retry;
+mod runtime;
+
+pub use config::{KubeConfig, NameGenerator, NamespaceMode, PayloadMode, RetryPolicy, sequential_names, uuid_names};
+pub use error::KubeError;
+pub use reaper::{ReapPolicy, ReapReport, launched_info};
+pub use runtime::{KubeRuntime, split_handle};

@@ -1,0 +1,234 @@
+//! [`KubeRuntime`]: the [`PodRuntime`] that runs each operation as a Kubernetes Pod.
+
+use crate::config::KubeConfig;
+use crate::error::KubeError;
+use crate::follow::Follow;
+use crate::podspec::build_pod;
+use crate::retry::with_retry;
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use pop_core::registry::{HandlerRegistry, HandlerSpec};
+use pop_core::runtime::{LaunchRequest, Launched, LaunchedInfo, PodRuntime, RuntimeEvent};
+use pop_core::{Error, Problem, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The original's defaults when the registry leaves a timeout unset.
+const DEFAULT_SCHEDULING_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+const DEFAULT_SILENCE_TIMEOUT_MS: u64 = 2 * 60 * 1000;
+
+/// Runs handlers as Kubernetes Pods; see the crate docs.
+pub struct KubeRuntime {
+    pub(crate) client: kube::Client,
+    registry: Arc<HandlerRegistry>,
+    pub(crate) config: KubeConfig,
+    /// Followed Pods by handle, with the switch that tells their follower they were cancelled.
+    running: Arc<Mutex<HashMap<String, watch::Sender<bool>>>>,
+}
+
+impl std::fmt::Debug for KubeRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeRuntime").field("registry", &self.registry.source()).field("config", &self.config).finish()
+    }
+}
+
+impl KubeRuntime {
+    /// A runtime using this client (pointed at any API server), registry and options.
+    pub fn new(client: kube::Client, registry: Arc<HandlerRegistry>, config: KubeConfig) -> Self {
+        Self { client, registry, config, running: Arc::default() }
+    }
+
+    /// A runtime whose client is configured from the environment: the in-cluster service account, or
+    /// `KUBECONFIG` / `~/.kube/config`.
+    pub async fn connect(registry: Arc<HandlerRegistry>, config: KubeConfig) -> Result<Self> {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            KubeError::Config(format!(
+                "{e} (run inside a cluster with a service account, or set KUBECONFIG to a kubeconfig file)"
+            ))
+        })?;
+        Ok(Self::new(client, registry, config))
+    }
+
+    /// The client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// The options.
+    pub fn config(&self) -> &KubeConfig {
+        &self.config
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &HandlerRegistry {
+        &self.registry
+    }
+
+    fn spec(&self, request: &LaunchRequest) -> Result<&HandlerSpec> {
+        self.registry.handler(&request.operation_type).map_err(|e| {
+            let problems = e
+                .problem_list()
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    p.operation = Some(request.operation_name.clone());
+                    p
+                })
+                .collect::<Vec<Problem>>();
+            if problems.is_empty() { e } else { Error::problems(problems) }
+        })
+    }
+
+    /// The Pod that [`launch`](PodRuntime::launch) would create for this request (takes a name from the
+    /// name generator). Useful for dry runs and golden tests.
+    pub fn pod_for(&self, request: &LaunchRequest) -> Result<Pod> {
+        let spec = self.spec(request)?;
+        let namespace = self.config.namespace_for(request.customer_id.as_deref());
+        let unique = (self.config.name_generator)();
+        Ok(build_pod(spec, request, &self.config, &unique, &namespace)?)
+    }
+
+    pub(crate) fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Deletes one Pod by handle with retries; a Pod already gone is not an error.
+    pub(crate) async fn delete_pod(&self, handle: &str) -> Result<()> {
+        let (namespace, name) = split_handle(handle)?;
+        let api = self.pods(namespace);
+        with_retry(&self.config.retry, &format!("delete pod {handle}"), |_| async {
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn signal_cancel(&self, handle: &str) {
+        if let Ok(running) = self.running.lock()
+            && let Some(tx) = running.get(handle)
+        {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// Splits a `namespace/name` handle.
+pub fn split_handle(handle: &str) -> Result<(&str, &str), KubeError> {
+    match handle.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => Ok((ns, name)),
+        _ => Err(KubeError::BadHandle(handle.to_string())),
+    }
+}
+
+#[async_trait]
+impl PodRuntime for KubeRuntime {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+
+    fn supports(&self, operation_type: &str) -> bool {
+        self.registry.contains(operation_type)
+    }
+
+    async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
+        let spec = self.spec(&request)?;
+        let pc = &spec.pod_config;
+        let namespace = self.config.namespace_for(request.customer_id.as_deref());
+        let unique = (self.config.name_generator)();
+        let pod = build_pod(spec, &request, &self.config, &unique, &namespace)?;
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let handle = format!("{namespace}/{name}");
+        let api = self.pods(&namespace);
+
+        let action =
+            format!("create pod {handle} for operation {} of agenda {}", request.operation_name, request.agenda_id);
+        with_retry(&self.config.retry, &action, |attempt| {
+            let api = api.clone();
+            let pod = pod.clone();
+            async move {
+                match api.create(&PostParams::default(), &pod).await {
+                    Ok(_) => Ok(()),
+                    // An earlier attempt reached the server although its answer was lost.
+                    Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await?;
+        tracing::info!(pod = %handle, agenda = %request.agenda_id, operation = %request.operation_name, "launched pod");
+
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(handle.clone(), cancel_tx);
+        }
+        let (events_tx, events_rx) = mpsc::channel::<RuntimeEvent>(256);
+        let follow = Follow {
+            api,
+            name,
+            handle: handle.clone(),
+            scheduling_timeout: self
+                .config
+                .scheduling_timeout
+                .unwrap_or(Duration::from_millis(pc.pod_scheduled_timeout_ms.unwrap_or(DEFAULT_SCHEDULING_TIMEOUT_MS))),
+            silence_timeout: self
+                .config
+                .log_silence_timeout
+                .unwrap_or(Duration::from_millis(pc.pod_stdout_timeout.unwrap_or(DEFAULT_SILENCE_TIMEOUT_MS))),
+            reap: self.config.reap_completed_pods.or(pc.reap_completed_pods).unwrap_or(false),
+            tail_lines: self.config.log_tail_lines,
+            drain_timeout: self.config.log_drain_timeout,
+            retry: self.config.retry,
+            cancel: cancel_rx,
+            events: events_tx,
+        };
+        let running = Arc::clone(&self.running);
+        let done_handle = handle.clone();
+        tokio::spawn(async move {
+            follow.run().await;
+            if let Ok(mut running) = running.lock() {
+                running.remove(&done_handle);
+            }
+        });
+        let events = futures_util::stream::unfold(events_rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+        Ok(Launched { handle, events: Box::pin(events) })
+    }
+
+    async fn cancel(&self, handle: &str) -> Result<()> {
+        split_handle(handle)?;
+        // Tell the follower first, so it reports a cancel and not a deletion by someone else.
+        self.signal_cancel(handle);
+        self.delete_pod(handle).await
+    }
+
+    async fn list(&self) -> Result<Vec<LaunchedInfo>> {
+        Ok(self.list_pods().await?.iter().filter_map(crate::reaper::launched_info).collect())
+    }
+
+    async fn cleanup(&self, handle: &str) -> Result<()> {
+        split_handle(handle)?;
+        self.signal_cancel(handle);
+        self.delete_pod(handle).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_namespace_slash_name() {
+        assert_eq!(split_handle("pop/pod-1").unwrap(), ("pop", "pod-1"));
+        for bad in ["pod-1", "/pod", "pop/", "a/b/c", ""] {
+            let e: Error = split_handle(bad).unwrap_err().into();
+            assert!(matches!(e, Error::Invalid(_)), "{bad}: {e}");
+            assert!(e.to_string().contains("namespace/name"));
+        }
+    }
+}
