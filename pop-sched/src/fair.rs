@@ -370,7 +370,15 @@ pub(crate) fn runs(entries: &[ReadyAgenda], out: &mut Vec<(usize, usize)>) {
     let mut start = 0;
     while start < len {
         let p = entries[start].priority;
-        let end = start + entries[start..].partition_point(|e| e.priority >= p);
+        // Galloping search from the run's start: probes stay near memory already touched.
+        // Invariant: entries[start..=start + good] are in the run.
+        let (mut good, mut bound) = (0usize, 1usize);
+        while start + bound < len && entries[start + bound].priority >= p {
+            good = bound;
+            bound *= 2;
+        }
+        let (lo, hi) = (start + good + 1, (start + bound).min(len));
+        let end = lo + entries[lo..hi].partition_point(|e| e.priority >= p);
         // Guard against an unsorted list: always make progress.
         let end = end.max(start + 1);
         out.push((start, end));
@@ -387,5 +395,52 @@ pub(crate) fn effective(entry: &ReadyAgenda, now: Millis, step_ms: Option<u64>) 
             base.saturating_add((wait / step).min(i64::MAX as u64) as i64)
         }
         _ => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(priorities: &[i32]) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for (i, p) in priorities.iter().enumerate() {
+            match out.last_mut() {
+                Some((s, e)) if priorities[*s] == *p => *e = i + 1,
+                _ => out.push((i, i + 1)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn runs_match_a_linear_scan() {
+        let cases: Vec<Vec<i32>> = vec![
+            vec![],
+            vec![0],
+            vec![3, 3, 3],
+            vec![3, 2, 1, 0],
+            vec![5, 5, 5, 5, 5, 5, 5, 5, 5, 4],
+            vec![9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0],
+            (0..100).map(|i| 3 - i / 25).collect(),
+            (0..37).map(|i| 10 - i / 3).collect(),
+        ];
+        for priorities in cases {
+            let entries: Vec<ReadyAgenda> =
+                priorities.iter().map(|&priority| ReadyAgenda { priority, ..ReadyAgenda::default() }).collect();
+            let mut got = Vec::new();
+            runs(&entries, &mut got);
+            assert_eq!(got, naive(&priorities), "{priorities:?}");
+        }
+    }
+
+    #[test]
+    fn ratios_compare_exactly_and_round_up() {
+        let third = Ratio { num: 1, den: 3 };
+        let two_sixths = Ratio { num: 2, den: 6 };
+        assert_eq!(third.cmp_to(&two_sixths), Ordering::Equal);
+        assert_eq!(third.scaled_ceil(3), 1);
+        assert_eq!(third.scaled_ceil(4), 2);
+        assert_eq!(Ratio { num: u64::MAX, den: 1 }.scaled_ceil(u64::MAX), u64::MAX);
     }
 }

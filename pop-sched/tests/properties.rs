@@ -253,4 +253,23 @@ proptest! {
             }
         }
     }
+
+    /// Without aging and with one priority, Priority is the weighted rotation: same picks as
+    /// RoundRobin, call after call (they share the state format).
+    #[test]
+    fn priority_among_equals_is_the_round_robin_rotation(set in arb_set(6, 12), calls in arb_calls()) {
+        let flat = |mut s: ReadySet| {
+            for (_, l) in s.customers.values_mut() {
+                for e in l.iter_mut() {
+                    e.priority = 0;
+                }
+                l.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+            }
+            s
+        };
+        let prio = Priority::with_config(PriorityConfig { aging_step_ms: None, cost_weighted: false });
+        let (a, _) = run_rotation(flat(set.clone()), &prio, &calls);
+        let (b, _) = run_rotation(flat(set), &RoundRobin::new(), &calls);
+        prop_assert_eq!(a, b);
+    }
 }
