@@ -146,44 +146,27 @@ pub struct Malformed {
 
 impl Template {
     /// Parses a string. `None` when it holds no reference; malformed references are reported and left as
-    /// text.
+    /// text. Built on [`scan`].
     pub fn parse(s: &str) -> (Option<Template>, Vec<Malformed>) {
         let mut malformed = Vec::new();
-        if !s.contains("@<") {
+        if find_pair(s, b'@', b'<').is_none() {
             return (None, malformed);
         }
         let mut segments = Vec::new();
         let mut text = String::new();
-        let mut rest = s;
-        while let Some(start) = rest.find("@<") {
-            text.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('>') else {
-                malformed.push(Malformed {
-                    text: rest[start..].to_owned(),
-                    message: "reference is not closed: `@<` without a matching `>`".into(),
-                });
-                text.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let inner = &after[..end];
-            let raw = &rest[start..start + 2 + end + 1];
-            match parse_inner(inner) {
-                Ok(r) => {
-                    if !text.is_empty() {
-                        segments.push(Segment::Text(std::mem::take(&mut text)));
-                    }
-                    segments.push(Segment::Ref(Reference { raw: raw.to_owned(), ..r }));
-                }
-                Err(message) => {
-                    malformed.push(Malformed { text: raw.to_owned(), message });
-                    text.push_str(raw);
-                }
+        scan(s, |piece| match piece {
+            Piece::Text(t) => text.push_str(t),
+            Piece::Malformed { text: raw, message } => {
+                malformed.push(Malformed { text: raw.to_owned(), message });
+                text.push_str(raw);
             }
-            rest = &after[end + 1..];
-        }
-        text.push_str(rest);
+            Piece::Ref(span) => {
+                if !text.is_empty() {
+                    segments.push(Segment::Text(std::mem::take(&mut text)));
+                }
+                segments.push(Segment::Ref(span.to_reference()));
+            }
+        });
         if !text.is_empty() {
             segments.push(Segment::Text(text));
         }
@@ -211,8 +194,105 @@ impl Template {
     }
 }
 
-fn parse_inner(inner: &str) -> Result<Reference, String> {
-    let (name, path) = match inner.find("::") {
+/// A reference found by [`scan`], borrowed from the scanned text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefSpan<'s> {
+    /// The full text, e.g. `@<encode.out::/file?none>`.
+    pub raw: &'s str,
+    /// The name, e.g. `encode.out`.
+    pub name: &'s str,
+    /// The pointer as written (`/file`, `file`, `/` or empty), if the reference has `::`.
+    pub pointer: Option<&'s str>,
+    /// The fallback text after `?` (empty for `?` alone), if any.
+    pub fallback: Option<&'s str>,
+}
+
+impl<'s> RefSpan<'s> {
+    /// The operation this reference depends on (see [`operation_of`]).
+    pub fn operation(&self) -> Option<&'s str> {
+        operation_of(self.name)
+    }
+
+    /// Whether the name is a built-in `pop.*` token.
+    pub fn is_token(&self) -> bool {
+        self.name.starts_with(TOKEN_PREFIX)
+    }
+
+    /// The owned, normalised [`Reference`].
+    pub fn to_reference(&self) -> Reference {
+        let pointer = match self.pointer {
+            None | Some("") | Some("/") => None,
+            Some(p) if p.starts_with('/') => Some(p.to_owned()),
+            Some(p) => Some(format!("/{p}")),
+        };
+        let fallback = self.fallback.map(|f| if f.is_empty() { Fallback::Null } else { Fallback::Text(f.to_owned()) });
+        Reference { raw: self.raw.to_owned(), name: self.name.to_owned(), pointer, fallback }
+    }
+}
+
+/// A piece of a string, as [`scan`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<'s> {
+    /// Literal text.
+    Text(&'s str),
+    /// A well-formed reference.
+    Ref(RefSpan<'s>),
+    /// Text that looks like a reference but is not one (it stays literal text).
+    Malformed {
+        /// The offending text.
+        text: &'s str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Scans `s` into text, references and malformed references, in order, without allocating (except
+/// for the message of a malformed reference): the single parser behind [`Template::parse`], for callers
+/// that only need to look (validation, dependency extraction).
+pub fn scan<'s>(s: &'s str, mut f: impl FnMut(Piece<'s>)) {
+    let mut rest = s;
+    while let Some(start) = find_pair(rest, b'@', b'<') {
+        if start > 0 {
+            f(Piece::Text(&rest[..start]));
+        }
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('>') else {
+            f(Piece::Malformed {
+                text: &rest[start..],
+                message: "reference is not closed: `@<` without a matching `>`".into(),
+            });
+            return;
+        };
+        let raw = &rest[start..start + 2 + end + 1];
+        match parse_inner(&after[..end]) {
+            Ok((name, pointer, fallback)) => f(Piece::Ref(RefSpan { raw, name, pointer, fallback })),
+            Err(message) => f(Piece::Malformed { text: raw, message }),
+        }
+        rest = &after[end + 1..];
+    }
+    if !rest.is_empty() {
+        f(Piece::Text(rest));
+    }
+}
+
+/// The first position of the ASCII pair `ab` in `s` (a `memchr` for `a`, then a look at the next byte:
+/// much cheaper than a substring search on the short strings of a payload).
+fn find_pair(s: &str, a: u8, b: u8) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = s[from..].find(a as char) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Splits the inside of `@<…>` into name, pointer as written and fallback; checks them.
+fn parse_inner(inner: &str) -> Result<(&str, Option<&str>, Option<&str>), String> {
+    let (name, path) = match find_pair(inner, b':', b':') {
         Some(i) => (&inner[..i], Some(&inner[i + 2..])),
         None => (inner, None),
     };
@@ -221,24 +301,19 @@ fn parse_inner(inner: &str) -> Result<Reference, String> {
     }
     let (pointer, fallback) = match path {
         None => (None, None),
-        Some(p) => {
-            let (ptr, fb) = match p.find('?') {
-                Some(i) => (&p[..i], Some(&p[i + 1..])),
-                None => (p, None),
-            };
-            let fallback = fb.map(|f| if f.is_empty() { Fallback::Null } else { Fallback::Text(f.to_owned()) });
-            let pointer = match ptr {
-                "" | "/" => None,
-                p if p.starts_with('/') => Some(p.to_owned()),
-                p => Some(format!("/{p}")),
-            };
-            if let Some(p) = &pointer {
-                check_pointer(p)?;
-            }
-            (pointer, fallback)
-        }
+        Some(p) => match p.find('?') {
+            Some(i) => (Some(&p[..i]), Some(&p[i + 1..])),
+            None => (Some(p), None),
+        },
     };
-    Ok(Reference { raw: String::new(), name: name.to_owned(), pointer, fallback })
+    if let Some(p) = pointer.filter(|p| p.contains('~')) {
+        if p.starts_with('/') {
+            check_pointer(p)?;
+        } else {
+            check_pointer(&format!("/{p}"))?;
+        }
+    }
+    Ok((name, pointer, fallback))
 }
 
 fn check_pointer(p: &str) -> Result<(), String> {

@@ -20,6 +20,10 @@
 //! * payloads larger than [`ValidationOptions::max_payload_bytes`] as serialized JSON;
 //! * malformed `params.retry`, `params.timeoutMs` or `params["agenda.operation.generator"]`.
 //!
+//! A generator's `payload.operations` (the `updateAgenda` input) describes operations to add: the
+//! references there belong to those operations, so they are neither checked here nor dependencies of
+//! the generator; [`validate_generated`] checks the operations when they are added.
+//!
 //! Everything is linear in the size of the agenda (names are indexed in hash maps, lower-cased once).
 //!
 //! ```
@@ -36,7 +40,7 @@
 
 use crate::error::{Error, Problem, Result};
 use crate::model::{Agenda, Operation, param_keys};
-use crate::refs::{AGENDA_ID, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, PAYLOAD, Reference, TRANSFORM_REQUEST, Template};
+use crate::refs::{AGENDA_ID, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, PAYLOAD, Piece, RefSpan, TRANSFORM_REQUEST, scan};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -88,29 +92,52 @@ pub fn validate_generated(existing: &[Operation], generated: &[Operation], opts:
 /// The names of the operations `op` depends on: the operations of its references (`x.out` → `x`, pop.* tokens excluded) plus params.dependsOn, deduplicated, in first-seen order.
 pub fn dependencies(op: &Operation) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    // Linear search while small; a set once an operation has many dependencies.
+    let mut seen: Option<HashSet<String>> = None;
     let mut add = |name: &str| {
-        if !seen.contains(name) {
-            seen.insert(name.to_owned());
-            out.push(name.to_owned());
-        }
-    };
-    walk_strings(&op.payload, |_, s| {
-        if !s.contains("@<") {
+        let known = match &seen {
+            Some(set) => set.contains(name),
+            None => out.iter().any(|n| n == name),
+        };
+        if known {
             return;
         }
-        if let (Some(t), _) = Template::parse(s) {
-            for r in t.references() {
-                if let Some(target) = r.operation() {
-                    add(target);
-                }
+        out.push(name.to_owned());
+        match &mut seen {
+            Some(set) => {
+                set.insert(name.to_owned());
             }
+            None if out.len() > 32 => seen = Some(out.iter().cloned().collect()),
+            None => {}
         }
+    };
+    walk_strings(&op.payload, |path, s| {
+        if !s.contains('@') || is_generator_template(op, path) {
+            return;
+        }
+        scan(s, |piece| {
+            if let Some(target) = match piece {
+                Piece::Ref(r) => r.operation(),
+                _ => None,
+            } {
+                add(target);
+            }
+        });
     });
     for d in op.depends_on() {
         add(&d);
     }
     out
+}
+
+/// The payload key of a generator (`updateAgenda`) that describes the operations to add: their
+/// references belong to those operations (checked by [`validate_generated`] when they are added), not
+/// to the generator. The executor (`pop-exec`) reads it the same way.
+pub const GENERATED_OPERATIONS_KEY: &str = "operations";
+
+/// Whether `path` is inside a generator's `payload.operations`.
+fn is_generator_template(op: &Operation, path: &[PathStep<'_>]) -> bool {
+    matches!(path.first(), Some(PathStep::Key(k)) if *k == GENERATED_OPERATIONS_KEY) && op.generator().is_some()
 }
 
 fn finish(problems: Vec<Problem>) -> Result<()> {
@@ -141,30 +168,55 @@ fn display_path(prefix: &str, path: &[PathStep<'_>]) -> String {
 }
 
 /// Calls `f(path, text)` for every string leaf of `root` (object values and array items), in document
-/// order, without recursion.
-fn walk_strings<'a>(root: &'a Value, mut f: impl FnMut(&[PathStep<'a>], &'a str)) {
-    let mut stack: Vec<(&'a Value, usize, Option<PathStep<'a>>)> = vec![(root, 0, None)];
-    let mut path: Vec<PathStep<'a>> = Vec::new();
+/// order, without recursion. Returns an upper bound of the document's size as serialized JSON (every
+/// string byte counted as a 6-byte escape, every number as 25 bytes), so that the exact size need only
+/// be computed for documents that might be too large.
+fn walk_strings<'a>(root: &'a Value, f: impl FnMut(&[PathStep<'a>], &'a str)) -> usize {
+    walk_strings_with(&mut Walk::default(), root, f)
+}
+
+/// The buffers of [`walk_strings`], reused from one document to the next.
+#[derive(Default)]
+struct Walk<'a> {
+    stack: Vec<(&'a Value, usize, Option<PathStep<'a>>)>,
+    path: Vec<PathStep<'a>>,
+}
+
+fn walk_strings_with<'a>(walk: &mut Walk<'a>, root: &'a Value, mut f: impl FnMut(&[PathStep<'a>], &'a str)) -> usize {
+    let Walk { stack, path } = walk;
+    stack.clear();
+    path.clear();
+    stack.push((root, 0, None));
+    let mut bound = 0usize;
     while let Some((v, depth, step)) = stack.pop() {
         path.truncate(depth.saturating_sub(1));
         if let Some(step) = step {
             path.push(step);
         }
         match v {
-            Value::String(s) => f(&path, s),
+            Value::Null => bound += 4,
+            Value::Bool(_) => bound += 5,
+            Value::Number(_) => bound += 25,
+            Value::String(s) => {
+                bound = bound.saturating_add(2 + 6 * s.len());
+                f(path, s)
+            }
             Value::Array(items) => {
+                bound = bound.saturating_add(2 + items.len());
                 for (i, item) in items.iter().enumerate().rev() {
                     stack.push((item, depth + 1, Some(PathStep::Index(i))));
                 }
             }
             Value::Object(map) => {
+                bound = bound.saturating_add(2);
                 for (k, item) in map.iter().rev() {
+                    bound = bound.saturating_add(4 + 6 * k.len());
                     stack.push((item, depth + 1, Some(PathStep::Key(k))));
                 }
             }
-            _ => {}
         }
     }
+    bound
 }
 
 /// Counts the bytes of serialized JSON without building the string.
@@ -196,12 +248,17 @@ struct Checker<'a> {
     exact: HashMap<&'a str, usize>,
     /// Lower-cased name → first operation with it.
     lower: HashMap<String, usize>,
-    /// Dependencies (indices into `ops`) of each new operation, by `index - first_new`.
-    edges: Vec<Vec<usize>>,
+    /// Dependencies (indices into `ops`) of the new operations, flat: those of new operation `k`
+    /// (`index - first_new`) are `targets[starts[k]..starts[k + 1]]`.
+    targets: Vec<usize>,
+    /// Where each new operation's dependencies start in `targets` (one more entry than operations checked).
+    starts: Vec<usize>,
     problems: Vec<Problem>,
     opts: &'a ValidationOptions,
     /// How new operations are named when they have no name: `operations[3]`, `generated[0]`.
     list: &'static str,
+    /// Buffers for walking payloads.
+    walk: Walk<'a>,
 }
 
 impl<'a> Checker<'a> {
@@ -214,10 +271,16 @@ impl<'a> Checker<'a> {
             first_new: existing.len(),
             exact: HashMap::with_capacity(existing.len() + new.len()),
             lower: HashMap::with_capacity(existing.len() + new.len()),
-            edges: vec![Vec::new(); new.len()],
+            targets: Vec::with_capacity(new.len() * 2),
+            starts: {
+                let mut starts = Vec::with_capacity(new.len() + 1);
+                starts.push(0);
+                starts
+            },
             problems: Vec::new(),
             opts,
             list,
+            walk: Walk::default(),
         }
     }
 
@@ -334,8 +397,21 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The dependencies of operation `v` (none recorded for existing operations).
+    fn out(&self, v: usize) -> &[usize] {
+        if v < self.first_new {
+            return &[];
+        }
+        let k = v - self.first_new;
+        match (self.starts.get(k), self.starts.get(k + 1)) {
+            (Some(&a), Some(&b)) => &self.targets[a..b],
+            _ => &[],
+        }
+    }
+
     fn add_edge(&mut self, i: usize, j: usize) {
-        self.edges[i - self.first_new].push(j);
+        debug_assert_eq!(self.starts.len(), i - self.first_new + 1, "edges are added for the operation being checked");
+        self.targets.push(j);
     }
 
     fn check_operation(&mut self, i: usize) {
@@ -353,69 +429,81 @@ impl<'a> Checker<'a> {
         self.check_payload(i);
         self.check_depends_on(i);
         self.check_params(i);
-        let edges = &mut self.edges[i - self.first_new];
-        edges.sort_unstable();
-        edges.dedup();
+        // Deduplicate this operation's targets in place.
+        let start = self.starts[i - self.first_new];
+        self.targets[start..].sort_unstable();
+        let mut kept = start;
+        for r in start..self.targets.len() {
+            if kept == start || self.targets[r] != self.targets[kept - 1] {
+                self.targets[kept] = self.targets[r];
+                kept += 1;
+            }
+        }
+        self.targets.truncate(kept);
+        self.starts.push(kept);
     }
 
     fn check_payload(&mut self, i: usize) {
-        let op = self.ops[i];
-        let size = json_size(&op.payload);
-        if size > self.opts.max_payload_bytes {
-            let p = self.problem(
-                i,
-                "payload",
-                format!(
-                    "the payload is {size} bytes of JSON, over the limit of {} bytes \
-                     (ValidationOptions::max_payload_bytes); pass large data by location (a URL or a path) instead",
-                    self.opts.max_payload_bytes
-                ),
-            );
-            self.problems.push(p);
-        }
-        let mut found: Vec<(String, Reference)> = Vec::new();
-        let mut local: Vec<(String, String)> = Vec::new();
-        walk_strings(&op.payload, |path, s| {
-            if s.contains("$$$") {
-                for legacy in legacy_references(s) {
-                    let message = if legacy.len() > 3 {
-                        format!(
-                            "`{legacy}` uses the obsolete `$$$` reference prefix, which POP does not resolve; write \
-                             `@<{}>` instead",
-                            &legacy[3..]
-                        )
-                    } else {
-                        "`$$$` is the obsolete reference prefix, which POP does not resolve; write references as \
-                         `@<name.out::/pointer>`"
-                            .to_owned()
-                    };
-                    local.push((display_path("payload", path), message));
-                }
+        let op: &'a Operation = self.ops[i];
+        let mut walk = std::mem::take(&mut self.walk);
+        let bound = walk_strings_with(&mut walk, &op.payload, |path, text| self.check_string(i, path, text));
+        self.walk = walk;
+        if bound > self.opts.max_payload_bytes {
+            let size = json_size(&op.payload);
+            if size > self.opts.max_payload_bytes {
+                let p = self.problem(
+                    i,
+                    "payload",
+                    format!(
+                        "the payload is {size} bytes of JSON, over the limit of {} bytes \
+                         (ValidationOptions::max_payload_bytes); pass large data by location (a URL or a path) \
+                         instead",
+                        self.opts.max_payload_bytes
+                    ),
+                );
+                self.problems.push(p);
             }
-            if !s.contains("@<") {
-                return;
-            }
-            let (template, malformed) = Template::parse(s);
-            for m in malformed {
-                local.push((display_path("payload", path), format!("malformed reference `{}`: {}", m.text, m.message)));
-            }
-            if let Some(t) = template {
-                for r in t.references() {
-                    found.push((display_path("payload", path), r.clone()));
-                }
-            }
-        });
-        for (field, message) in local {
-            let p = self.problem(i, &field, message);
-            self.problems.push(p);
-        }
-        for (field, r) in found {
-            self.check_reference(i, &field, &r);
         }
     }
 
-    fn check_reference(&mut self, i: usize, field: &str, r: &Reference) {
-        let name = r.name.as_str();
+    /// Checks one string leaf of operation `i`'s payload: legacy syntax, malformed and unknown references.
+    fn check_string(&mut self, i: usize, path: &[PathStep<'_>], text: &str) {
+        if is_generator_template(self.ops[i], path) {
+            return;
+        }
+        if text.contains('$') && text.contains("$$$") {
+            for legacy in legacy_references(text) {
+                let message = if legacy.len() > 3 {
+                    format!(
+                        "`{legacy}` uses the obsolete `$$$` reference prefix, which POP does not resolve; write \
+                         `@<{}>` instead",
+                        &legacy[3..]
+                    )
+                } else {
+                    "`$$$` is the obsolete reference prefix, which POP does not resolve; write references as \
+                     `@<name.out::/pointer>`"
+                        .to_owned()
+                };
+                let p = self.problem(i, &display_path("payload", path), message);
+                self.problems.push(p);
+            }
+        }
+        if !text.contains('@') {
+            return;
+        }
+        scan(text, |piece| match piece {
+            Piece::Text(_) => {}
+            Piece::Ref(r) => self.check_reference(i, path, &r),
+            Piece::Malformed { text, message } => {
+                let p =
+                    self.problem(i, &display_path("payload", path), format!("malformed reference `{text}`: {message}"));
+                self.problems.push(p);
+            }
+        });
+    }
+
+    fn check_reference(&mut self, i: usize, path: &[PathStep<'_>], r: &RefSpan<'_>) {
+        let name = r.name;
         let message = if r.is_token() {
             if KNOWN_TOKENS.contains(&name) {
                 return;
@@ -466,7 +554,7 @@ impl<'a> Checker<'a> {
                 ),
             }
         };
-        let p = self.problem(i, field, message);
+        let p = self.problem(i, &display_path("payload", path), message);
         self.problems.push(p);
     }
 
@@ -556,7 +644,7 @@ impl<'a> Checker<'a> {
         let mut next = 0usize;
         // (node, position of the next edge to follow)
         let mut calls: Vec<(usize, usize)> = Vec::new();
-        let out = |v: usize| -> &[usize] { if v >= first { &self.edges[v - first] } else { &[] } };
+        let out = |v: usize| self.out(v);
         for root in first..n {
             if index[root] != UNSEEN {
                 continue;
@@ -618,8 +706,7 @@ impl<'a> Checker<'a> {
         let mut queue = VecDeque::from([start]);
         let mut last = None;
         'bfs: while let Some(v) = queue.pop_front() {
-            let edges: &[usize] = if v >= self.first_new { &self.edges[v - self.first_new] } else { &[] };
-            for &w in edges {
+            for &w in self.out(v) {
                 if !members.contains(&w) {
                     continue;
                 }
@@ -680,7 +767,8 @@ fn legacy_references(s: &str) -> Vec<&str> {
     out
 }
 
-/// What is wrong with a generator's settings `{operationsJsonPointer, paramsJsonPointer?, logOnly?}`.
+/// What is wrong with a generator's settings `{operationsJsonPointer?, paramsJsonPointer?, logOnly?}`
+/// (`operationsJsonPointer` defaults to `/operations`, as the executor reads it).
 fn generator_problems(v: &Value) -> Vec<String> {
     let key = param_keys::GENERATOR;
     let Value::Object(map) = v else {
@@ -690,12 +778,8 @@ fn generator_problems(v: &Value) -> Vec<String> {
         )];
     };
     let mut out = Vec::new();
-    match map.get("operationsJsonPointer") {
-        None | Some(Value::Null) => out.push(format!(
-            "`{key}` needs `operationsJsonPointer`: the JSON pointer to the generated operations in the \
-             generator's output (e.g. \"/operations\")"
-        )),
-        Some(p) => out.extend(pointer_problem(key, "operationsJsonPointer", p)),
+    if let Some(p) = map.get("operationsJsonPointer").filter(|p| !p.is_null()) {
+        out.extend(pointer_problem(key, "operationsJsonPointer", p));
     }
     if let Some(p) = map.get("paramsJsonPointer").filter(|p| !p.is_null()) {
         out.extend(pointer_problem(key, "paramsJsonPointer", p));

@@ -117,3 +117,31 @@ fn keys_are_never_replaced_and_parsed_documents_are_reusable() {
     let r2 = doc.resolve(&ctx(&[("a", json!("z"))]));
     assert_eq!(r2.value, json!({"@<a>": "z", "list": ["z", {"deep": "z!"}]}));
 }
+
+#[test]
+fn scan_borrows_the_pieces_that_parse_owns() {
+    let s = "a @<x.out::b/c?d> @<pop.agendaId>@<::/x> @<y::/~2> tail @<open";
+    let mut pieces = Vec::new();
+    scan(s, |p| pieces.push(p));
+    assert_eq!(pieces.len(), 9, "{pieces:?}");
+    assert_eq!(pieces[0], Piece::Text("a "));
+    assert_eq!(
+        pieces[1],
+        Piece::Ref(RefSpan { raw: "@<x.out::b/c?d>", name: "x.out", pointer: Some("b/c"), fallback: Some("d") })
+    );
+    assert!(matches!(&pieces[4], Piece::Malformed { text: "@<::/x>", message } if message.contains("empty name")));
+    assert!(matches!(&pieces[6], Piece::Malformed { message, .. } if message.contains("bad JSON pointer /~2")));
+    assert!(matches!(&pieces[8], Piece::Malformed { text: "@<open", message } if message.contains("not closed")));
+    let (t, malformed) = Template::parse(s);
+    let owned: Vec<Reference> = t.unwrap().references().cloned().collect();
+    let spans: Vec<Reference> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Ref(r) => Some(r.to_reference()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(owned, spans);
+    assert_eq!(owned[0].pointer.as_deref(), Some("/b/c"));
+    assert_eq!(malformed.len(), 3);
+}

@@ -160,13 +160,35 @@ fn table_of_rules() {
                     "paramsJsonPointer` must be a JSON pointer string",
                 ),
                 (Some("d"), Some("params.agenda.operation.generator"), "logOnly` must be true or false"),
-                (Some("e"), Some("params.agenda.operation.generator"), "needs `operationsJsonPointer`"),
             ],
         ),
     ];
     for (case, ops, expected) in cases {
         check(case, &problems(ops), &expected);
     }
+}
+
+#[test]
+fn a_generators_payload_operations_are_not_its_references() {
+    // As `updateAgenda` input, `payload.operations` describes operations to add; they may reference each
+    // other and the generator. Outside that key, and in a non-generator, references are checked as usual.
+    let got = problems(json!([
+        {"name": "gen", "type": "updateAgenda", "params": {"agenda.operation.generator": {}},
+         "payload": {"operations": [{"name": "g1", "type": "t"}, {"name": "g2", "type": "t", "payload": {"v": "@<g1.out>"}},
+                                    {"name": "g3", "type": "t", "payload": {"v": "@<gen.out>"}}],
+                     "who": "@<nobody.out>"}},
+        {"name": "plain", "type": "t", "payload": {"operations": ["@<g1.out>"]}}
+    ]));
+    check(
+        "generator",
+        &got,
+        &[(Some("gen"), Some("payload.who"), "`nobody`"), (Some("plain"), Some("payload.operations[0]"), "`g1`")],
+    );
+    let gen_op: Operation = serde_json::from_value(json!({"name": "gen", "type": "updateAgenda",
+        "params": {"agenda.operation.generator": {"operationsJsonPointer": "/operations"}, "dependsOn": "a"},
+        "payload": {"operations": [{"name": "g1", "payload": {"v": "@<b.out>"}}], "x": "@<c.out>"}}))
+    .unwrap();
+    assert_eq!(dependencies(&gen_op), vec!["c", "a"]);
 }
 
 #[test]
