@@ -315,6 +315,7 @@ macro_rules! queue_conformance {
                 ];
                 arc: [
                     concurrent_receivers_never_share_an_item,
+                    concurrent_receivers_with_expiring_leases_ack_each_item_once,
                     concurrent_push_dedups,
                 ];
             }

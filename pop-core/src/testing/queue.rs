@@ -479,3 +479,127 @@ pub async fn concurrent_push_dedups(queue: Arc<dyn QueueBackend>) {
     let leases = receive(&*queue, &q, 10, 1000, t0 + 100).await;
     assert_eq!(leases.len(), 1, "[{}] one delivery after concurrent pushes", name(&*queue));
 }
+
+/// 8 receivers drain one queue of 100 items. Half of them are slow: their leases are 1 ms long and
+/// lapse before they ack, so the fast receivers (who look at the queue 1 s later) get those items again
+/// while the slow holder still works. Every item is acked successfully exactly once, by its latest
+/// delivery; every slow holder's stale ack is refused with `Conflict`.
+pub async fn concurrent_receivers_with_expiring_leases_ack_each_item_once(queue: Arc<dyn QueueBackend>) {
+    const ITEMS: usize = 100;
+    const RECEIVERS: usize = 8;
+    let t0 = wall_clock();
+    let q = unique("insight");
+    let tag = unique("a");
+    for i in 0..ITEMS {
+        assert!(push(&*queue, &q, &format!("{tag}-{i:03}"), t0).await);
+    }
+    // agenda → (highest epoch delivered, epochs acked successfully)
+    type Seen = BTreeMap<String, (u64, Vec<u64>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    // agenda → the highest epoch whose ack was attempted
+    let attempted: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+    // The fast receivers start once every slow one holds an item.
+    let start = Arc::new(tokio::sync::Barrier::new(RECEIVERS));
+    let mut handles = Vec::new();
+    for r in 0..RECEIVERS {
+        let (queue, q, seen, attempted, start) =
+            (queue.clone(), q.clone(), seen.clone(), attempted.clone(), start.clone());
+        handles.push(tokio::spawn(async move {
+            let slow = r % 2 == 1;
+            // Slow: 1 item, a 1 ms lease, at t0 (their own lapsed leases stay invisible to them).
+            // Fast: 2 items, an hour's lease, at t0 + 1 s (slow leases have lapsed, fast ones never do).
+            let (max, ttl, now) = if slow { (1, 1, t0) } else { (2, 3_600_000, t0 + 1000) };
+            let mut conflicts = 0usize;
+            let mut started = false;
+            if !slow {
+                start.wait().await;
+                started = true;
+            }
+            for _ in 0..20_000 {
+                let leases = ok(&*queue, "receive", queue.receive(&q, max, ttl, now).await);
+                if !started {
+                    assert!(!leases.is_empty(), "[{}] slow receiver {r} got nothing from a full queue", name(&*queue));
+                    start.wait().await;
+                    started = true;
+                }
+                if leases.is_empty() {
+                    if len(&*queue, &q).await == 0 {
+                        return conflicts;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    continue;
+                }
+                // Items delivered before, with the epoch of the previous delivery.
+                let mut again = Vec::new();
+                for l in &leases {
+                    let mut seen = lock(&seen);
+                    let e = seen.entry(l.token.agenda_id.clone()).or_default();
+                    if e.0 > 0 && e.0 < l.token.epoch {
+                        again.push((l.token.agenda_id.clone(), e.0));
+                    }
+                    e.0 = e.0.max(l.token.epoch);
+                }
+                // Let the previous holder of a redelivered item try its stale ack first (up to 5 s).
+                for (agenda, previous) in again {
+                    for _ in 0..5000 {
+                        if lock(&attempted).get(&agenda).is_some_and(|e| *e >= previous) {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                }
+                // A slow receiver works until its item was delivered to someone else (up to 5 s).
+                if let Some(l) = leases.first().filter(|_| slow) {
+                    for _ in 0..5000 {
+                        if lock(&seen).get(&l.token.agenda_id).is_some_and(|e| e.0 > l.token.epoch) {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                }
+                for l in leases {
+                    let acked = queue.ack(&l.token).await;
+                    let mut tried = lock(&attempted);
+                    let e = tried.entry(l.token.agenda_id.clone()).or_default();
+                    *e = (*e).max(l.token.epoch);
+                    drop(tried);
+                    match acked {
+                        Ok(()) => lock(&seen).entry(l.token.agenda_id.clone()).or_default().1.push(l.token.epoch),
+                        Err(Error::Conflict(_)) => conflicts += 1,
+                        Err(e) => panic!("[{}] receiver {r}: ack: {e}", name(&*queue)),
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            panic!("[{}] receiver {r}: the queue did not drain", name(&*queue));
+        }));
+    }
+    let mut conflicts = 0;
+    for h in handles {
+        conflicts += join(h).await;
+    }
+    let seen = lock(&seen).clone();
+    assert_eq!(seen.len(), ITEMS, "[{}] every pushed item was delivered", name(&*queue));
+    assert!(
+        conflicts >= RECEIVERS / 2,
+        "[{}] every slow receiver's item was delivered again, yet only {conflicts} stale acks were refused",
+        name(&*queue)
+    );
+    for (agenda, (max_epoch, acks)) in &seen {
+        assert_eq!(
+            acks.len(),
+            1,
+            "[{}] {agenda} was acked successfully {} times (epochs {acks:?}; {conflicts} stale acks refused in all)",
+            name(&*queue),
+            acks.len()
+        );
+        assert_eq!(
+            acks[0],
+            *max_epoch,
+            "[{}] {agenda}: the ack that succeeded (epoch {}) was not of the latest delivery (epoch {max_epoch})",
+            name(&*queue),
+            acks[0]
+        );
+    }
+    assert_eq!(len(&*queue, &q).await, 0, "[{}] len after draining", name(&*queue));
+}

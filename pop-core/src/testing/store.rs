@@ -403,20 +403,22 @@ async fn query_ids<T: StoreObject>(
 }
 
 /// Query of kind `T` by `field`: 250 matches paged by 100 in id order, neighbours with similar values
-/// excluded, and the index following updates (value changed) and deletes.
+/// excluded, the index following updates (value changed or unset) and deletes, limit 0 meaning 100, and
+/// a cursor still valid after its item was deleted.
 pub async fn query_paging<T: StoreObject>(store: &dyn Store, field: IndexField) {
     const N: usize = 250;
     const LIMIT: usize = 100;
     let kind = T::KIND;
     let value = unique("value");
     let prefix = unique(kind.as_str());
+    // `v` empty: the field is unset (null).
     let make = |id: &str, v: &str| -> Record {
         let mut obj: T = with_indexes(id, &unique("other"));
         let mut doc = match serde_json::to_value(&obj) {
             Ok(Value::Object(m)) => m,
             _ => panic!("conformance suite bug: {kind} does not serialize to an object"),
         };
-        doc.insert(field.as_str().to_owned(), json!(v));
+        doc.insert(field.as_str().to_owned(), if v.is_empty() { Value::Null } else { json!(v) });
         obj = match serde_json::from_value(Value::Object(doc)) {
             Ok(o) => o,
             Err(e) => panic!("conformance suite bug: {kind}: {e}"),
@@ -471,12 +473,34 @@ pub async fn query_paging<T: StoreObject>(store: &dyn Store, field: IndexField) 
         "delete",
         store.write(vec![WriteOp::Delete { kind, id: deleted_id.clone(), expected_version: None }]).await,
     );
+    // Unsetting the indexed value removes the object from the index.
+    let unset_id = expected[2].clone();
+    let current = ok(store, "get", store.get(kind, &unset_id).await)
+        .unwrap_or_else(|| panic!("[{}] {kind} {unset_id} vanished", name(store)));
+    let mut record = make(&unset_id, "");
+    assert!(!record.indexes.iter().any(|(f, _)| *f == field), "conformance suite bug: {field} still set");
+    record.version = current.version + 1;
+    ok(
+        store,
+        "update unsetting the indexed value",
+        store.write(vec![WriteOp::Update { record, expected_version: current.version }]).await,
+    );
     let (ids, _) = query_ids::<T>(store, field, &value, LIMIT).await;
     assert_eq!(
         ids,
-        expected[2..].to_vec(),
-        "[{}] query {kind} by {field} after an update moved {moved_id} to another value and {deleted_id} was deleted",
+        expected[3..].to_vec(),
+        "[{}] query {kind} by {field} after an update moved {moved_id} to another value, one unset it on {unset_id} \
+         and {deleted_id} was deleted",
         name(store)
+    );
+    // Limit 0 means the default page of 100.
+    let default_page = ok(store, "query with limit 0", store.query(kind, field, &value, PageRequest::default()).await);
+    assert_eq!(
+        default_page.items.len(),
+        100,
+        "[{}] query {kind} by {field} with limit 0 (the default, 100) over {} matches",
+        name(store),
+        N - 3
     );
     let (moved, _) = query_ids::<T>(store, field, &moved_value, LIMIT).await;
     assert_eq!(moved, vec![moved_id.clone()], "[{}] query {kind} by {field} = the updated value", name(store));
@@ -485,7 +509,7 @@ pub async fn query_paging<T: StoreObject>(store: &dyn Store, field: IndexField) 
     let first = ok(store, "first page of 10", store.query(kind, field, &value, PageRequest::first(10)).await);
     assert_eq!(first.items.len(), 10, "[{}] query {kind} by {field}: a page of 10", name(store));
     let Some(cursor) = first.next else {
-        panic!("[{}] query {kind} by {field}: a page of 10 out of {} has no cursor", name(store), N - 2)
+        panic!("[{}] query {kind} by {field}: a page of 10 out of {} has no cursor", name(store), N - 3)
     };
     if let Some(last) = first.items.last() {
         ok(
@@ -500,7 +524,7 @@ pub async fn query_paging<T: StoreObject>(store: &dyn Store, field: IndexField) 
         store.query(kind, field, &value, PageRequest { limit: 10, cursor: Some(cursor) }).await,
     );
     let second_ids: Vec<&str> = second.items.iter().map(|r| r.id.as_str()).collect();
-    let want: Vec<&str> = expected[12..22].iter().map(String::as_str).collect();
+    let want: Vec<&str> = expected[13..23].iter().map(String::as_str).collect();
     assert_eq!(
         second_ids,
         want,
