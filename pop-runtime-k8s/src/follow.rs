@@ -112,7 +112,11 @@ impl Follow {
                     let Some(msg) = msg else { break End::WatchLost("the watch ended".into()) };
                     let event = match msg {
                         Ok(event) => {
-                            watch_errors_since = None;
+                            // The watcher announces every (re)list with `Init`, even one that then
+                            // fails: only an answer from the API counts as recovery.
+                            if !matches!(event, Event::Init) {
+                                watch_errors_since = None;
+                            }
                             event
                         }
                         Err(e) => {

@@ -372,6 +372,11 @@ async fn compressed_payloads_and_namespace_per_customer() {
     assert!(env.iter().any(|(n, v)| n == "POP_PAYLOAD_TYPE" && v["value"] == "compressedEnvVar"));
     assert!(env.iter().any(|(n, _)| n == "POP_COMPRESSED_PAYLOAD_0"));
     assert!(!env.iter().any(|(n, _)| n == "PAYLOAD"));
+    let listed = rt.list().await.expect("list across namespaces");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, launched.handle);
+    assert_eq!(listed[0].operation_name, "probe");
+    assert!(mock.requests().iter().any(|r| r.starts_with("GET /api/v1/pods?")), "per-customer lists all namespaces");
     rt.cancel(&launched.handle).await.expect("cancel");
     let _ = collect(launched.events).await;
     let no_customer = LaunchRequest { customer_id: None, ..request("sample") };
@@ -447,4 +452,24 @@ async fn list_and_reap_in_batches() {
         .await
         .expect("reap stuck");
     assert_eq!(report.deleted, ["pop/old-running"]);
+}
+
+#[tokio::test]
+async fn a_watch_that_keeps_failing_fails_the_operation_within_its_budget() {
+    let mock = MockKube::start().await;
+    mock.fail_next(Method::GET, "fieldSelector=metadata.name", 500, 10_000);
+    let mut cfg = config();
+    cfg.retry.watch_error_budget = Duration::from_millis(800);
+    let rt = runtime_with(&mock, cfg);
+    let launched = rt.launch(request("sample")).await.expect("launch");
+    let (ns, name) = mock.wait_for_pod().await;
+    let events = collect(launched.events).await;
+    let exit = exit(&events);
+    assert!(!exit.success);
+    assert!(
+        exit.message.contains("lost the watch of pod pop/pop-sample-00000001 for more than 800 ms"),
+        "{}",
+        exit.message
+    );
+    assert!(mock.wait_gone(&ns, &name, Duration::from_secs(5)).await, "the unwatched pod is deleted");
 }
