@@ -336,6 +336,13 @@ impl Follow {
             (None, Some(r)) => message.push_str(&format!(" ({r})")),
             (None, None) => {}
         }
+        // A graceful deletion by someone else stops the container first (SIGTERM → Failed): say so.
+        if let Some(at) = &pod.metadata.deletion_timestamp {
+            message.push_str(&format!(
+                "; it was deleted by someone else before it finished (deletion requested at {})",
+                at.0
+            ));
+        }
         let mut exit = failure(message, tail);
         exit.code = code;
         exit

@@ -251,6 +251,26 @@ async fn external_deletion_fails_with_the_reason() {
 }
 
 #[tokio::test]
+async fn graceful_external_deletion_is_named_in_the_failure() {
+    let mock = MockKube::start().await;
+    let rt = runtime_with(&mock, config());
+    let launched = rt.launch(request("keep")).await.expect("launch");
+    let (ns, name) = mock.wait_for_pod().await;
+    mock.run(&ns, &name);
+    mock.log(&ns, &name, "working");
+    mock.request_deletion(&ns, &name);
+    mock.log(&ns, &name, "got SIGTERM");
+    mock.terminate(&ns, &name, 143);
+    let events = collect(launched.events).await;
+    let exit = exit(&events);
+    assert!(!exit.success);
+    assert_eq!(exit.code, Some(143));
+    assert!(exit.message.contains("exit code 143"), "{}", exit.message);
+    assert!(exit.message.contains("deleted by someone else"), "{}", exit.message);
+    assert_eq!(exit.diagnostic.as_ref().unwrap().payload, json!(["working", "got SIGTERM"]));
+}
+
+#[tokio::test]
 async fn cancel_deletes_the_pod_and_ends_the_stream() {
     let mock = MockKube::start().await;
     let rt = runtime_with(&mock, config());

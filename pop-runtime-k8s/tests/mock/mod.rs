@@ -323,6 +323,14 @@ impl MockKube {
         });
     }
 
+    /// Someone else asks for a graceful deletion: `deletionTimestamp` is set, the pod stays until it ends.
+    pub fn request_deletion(&self, ns: &str, name: &str) {
+        let now = Timestamp::now().to_string();
+        self.modify(ns, name, |p| {
+            p["metadata"]["deletionTimestamp"] = json!(now);
+        });
+    }
+
     /// Someone else deletes the pod (e.g. eviction), with a status reason.
     pub fn delete_externally(&self, ns: &str, name: &str, reason: &str, message: &str) {
         self.modify(ns, name, |p| {
