@@ -35,7 +35,12 @@
 //!   (`async { SledStore::temporary().map(Arc::new) }`);
 //! * `Option<F>`: `None` **skips** the case, printing `skipping <case>: ...` (the factory should print
 //!   why first, e.g. "POP_DYNAMODB_ENDPOINT is not set"). This is how a backend that needs an outside
-//!   service runs the suite only when its environment variable is set:
+//!   service runs the suite only when its environment variable is set.
+//!
+//! They nest: `Result<Option<Arc<B>>, E>` fails on `Err`, skips on `Ok(None)`. For example sled:
+//! `pop_core::store_conformance!(async { SledStore::temporary().map(Arc::new) })` and
+//! `pop_core::queue_conformance!(async { SledStore::temporary().map(|s| Arc::new(s.queue())) })`;
+//! and a backend that needs a server:
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -67,8 +72,15 @@
 //!   item returned even if that item was deleted meanwhile.
 //! * A batch longer than [`Store::max_batch`] is `Unsupported`, a batch of exactly `max_batch` writes
 //!   succeeds, and a failing batch leaves nothing written (objects and ready set alike).
-//! * Ready-set priorities may be negative.
-//! * An expired lease that was not delivered again is still current: its holder may still ack it.
+//! * An update that changes or unsets an indexed value moves or removes the object's index entry.
+//! * `PageRequest { limit: 0, .. }` means pages of 100.
+//! * Ready-set priorities may be negative; an agenda has one ready entry, so inserting it for another
+//!   insight moves it.
+//! * The cases never put two ops on the same key in one batch (DynamoDB transactions refuse that).
+//! * Receive order is push order, and a released item keeps its place ahead of later pushes.
+//! * Epochs grow with every delivery, and a receipt is dead once its item was acked, released, removed
+//!   or delivered again; an expired lease that was not delivered again is still current (its holder
+//!   may still ack it).
 //!
 //! The cases avoid the exact boundary `now == deadline` (whether that instant is expired is left to
 //! the backend).
