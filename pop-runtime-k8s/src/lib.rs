@@ -32,6 +32,12 @@
 //! * Config-map volume entries without a config map name (the CORE entry of a type without
 //!   `configMapName`) are left out instead of producing a Pod the API would reject.
 //!
+//! * Registry fields read but not acted on: `podRetryCount` / `retryDelayMilliSecs` (a failed Pod is not
+//!   relaunched here; operation retries belong to the executor), `logLineExpectation`,
+//!   `enableOutputScraping`, `endOfLogIdentifier`, `logback`.
+//! * A Pod stopped by someone else's graceful deletion (it has a `deletionTimestamp` when it ends) fails
+//!   with a message that says so, besides its exit code.
+//!
 //! ## Permissions
 //!
 //! The worker's service account needs `pods` create/get/list/watch/delete and `pods/log` get in the

@@ -20,7 +20,7 @@ const REGISTRY: &str = r#"{
   "sample": {"configMapName": "pop-sample-01",
              "podConfig": {"imageName": "pop-sample:1.0.0", "namePrefix": "pop-sample",
                            "cpuMinRequestCount": "100m", "cpuMaxRequestCount": "250m"}},
-  "picky": {"podConfig": {"imageName": "pop-picky:1", "namePrefix": "pop-picky", "podScheduledTimeoutMs": 400}},
+  "picky": {"podConfig": {"imageName": "pop-picky:1", "namePrefix": "pop-picky", "podScheduledTimeoutMs": 1500}},
   "keep": {"podConfig": {"imageName": "pop-keep:1", "namePrefix": "pop-keep", "reapCompletedPods": false}}
 }"#;
 
@@ -212,7 +212,7 @@ async fn unschedulable_pod_times_out_with_the_reason() {
     assert!(!events.contains(&RuntimeEvent::Started));
     let exit = exit(&events);
     assert!(!exit.success);
-    assert!(exit.message.contains("was not running after 400 ms"), "{}", exit.message);
+    assert!(exit.message.contains("was not running after 1500 ms"), "{}", exit.message);
     assert!(exit.message.contains("Unschedulable: 0/3 nodes are available: 3 Insufficient cpu."), "{}", exit.message);
     assert!(mock.wait_gone(&ns, &name, Duration::from_secs(5)).await, "the unscheduled pod is deleted");
 }
@@ -220,7 +220,7 @@ async fn unschedulable_pod_times_out_with_the_reason() {
 #[tokio::test]
 async fn log_silence_fails_and_deletes_the_pod() {
     let mock = MockKube::start().await;
-    let rt = runtime_with(&mock, KubeConfig { log_silence_timeout: Some(Duration::from_millis(500)), ..config() });
+    let rt = runtime_with(&mock, KubeConfig { log_silence_timeout: Some(Duration::from_millis(1500)), ..config() });
     let launched = rt.launch(request("keep")).await.expect("launch");
     let (ns, name) = mock.wait_for_pod().await;
     mock.run(&ns, &name);
@@ -228,7 +228,7 @@ async fn log_silence_fails_and_deletes_the_pod() {
     let events = collect(launched.events).await;
     let exit = exit(&events);
     assert!(!exit.success);
-    assert!(exit.message.contains("wrote no log line for 500 ms"), "{}", exit.message);
+    assert!(exit.message.contains("wrote no log line for 1500 ms"), "{}", exit.message);
     assert_eq!(exit.diagnostic.as_ref().unwrap().payload, json!(["one line, then nothing"]));
     assert!(mock.wait_gone(&ns, &name, Duration::from_secs(5)).await, "even with reapCompletedPods=false");
 }
