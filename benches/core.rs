@@ -134,5 +134,59 @@ fn core(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, core);
+/// This thread's CPU time (user + system) in seconds, from `/proc/thread-self/stat` (Linux, 100 Hz).
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
+/// CPU time per call of `f`, run until it has used at least one CPU-second: on a shared machine, wall
+/// time also counts the time other processes hold the cores; CPU time does not.
+fn cpu_per_call(mut f: impl FnMut()) -> Option<f64> {
+    let start = thread_cpu_secs()?;
+    let mut calls = 0u64;
+    let mut spent = 0.0;
+    while spent < 1.0 {
+        f();
+        calls += 1;
+        spent = thread_cpu_secs()? - start;
+    }
+    Some(spent / calls as f64)
+}
+
+/// Prints the CPU time per call of the main measurements.
+fn cpu_table(c: &mut Criterion) {
+    let _ = c;
+    if thread_cpu_secs().is_none() {
+        println!("cpu: /proc/thread-self/stat unavailable; skipping the CPU-time table");
+        return;
+    }
+    let opts = ValidationOptions::default();
+    let (a65, _) = agenda_65();
+    let big = layered(1_000, 10);
+    let ctx = outputs(&big);
+    let parsed: Vec<ParsedDocument> = big.operations.iter().map(|o| ParsedDocument::parse(o.payload.clone())).collect();
+    println!("cpu: CPU time per call (this thread's user+system time)");
+    let rows: Vec<(&str, Option<f64>)> = vec![
+        ("validate_agenda 65 ops", cpu_per_call(|| drop(black_box(validate_agenda(black_box(&a65), &opts))))),
+        ("validate_agenda 10k layered", cpu_per_call(|| drop(black_box(validate_agenda(black_box(&big), &opts))))),
+        (
+            "refs_resolve_parsed 10k layered",
+            cpu_per_call(|| {
+                black_box(parsed.iter().map(|d| d.resolve(&ctx).missing.len()).sum::<usize>());
+            }),
+        ),
+    ];
+    for (name, t) in rows {
+        match t {
+            Some(t) => println!("cpu: {name:<34} {:>10.3} ms", t * 1e3),
+            None => println!("cpu: {name:<34} unavailable"),
+        }
+    }
+}
+
+criterion_group!(benches, core, cpu_table);
 criterion_main!(benches);
