@@ -12,7 +12,9 @@
 //!   first, aging so nothing starves, fair among equals);
 //! * [`Registry`]: algorithms by name, where an application adds its own;
 //! * [`refill`]: how many to pick for an insight's queue, with the contract enforced;
-//! * explain: every algorithm estimates an agenda's position and says why it waits;
+//! * explain: every algorithm gives an agenda's position (exact if nothing arrives before it is
+//!   picked; `RoundRobin` and `Priority` replay their rotation, so the cost grows with the position)
+//!   and says why it waits;
 //! * [`sim`]: a deterministic simulator replaying a trace through any algorithm.
 //!
 //! Per pick call an algorithm costs O(customers) (reading its state, building a heap over customers)

@@ -5,6 +5,41 @@
 //! application adds its own with [`Registry::register`] (which also replaces a built-in, e.g. a
 //! `Priority` with another aging step). An insight without `schedulingAlgorithm` uses
 //! `FirstInFirstOut`; one naming an unknown algorithm gets an error naming it and the known ones.
+//!
+//! ```
+//! use pop_core::model::{Insight, ReadyAgenda};
+//! use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
+//! use pop_sched::Registry;
+//! use std::sync::Arc;
+//!
+//! /// Newest first: a pure function of the view (it keeps no state).
+//! struct NewestFirst;
+//!
+//! impl SchedulingAlgorithm for NewestFirst {
+//!     fn name(&self) -> &str {
+//!         "NewestFirst"
+//!     }
+//!     fn pick(&self, view: &ReadyView<'_>, _state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+//!         let mut all: Vec<&ReadyAgenda> = view.customers.iter().flat_map(|c| c.entries.iter()).collect();
+//!         all.sort_by_key(|e| std::cmp::Reverse(e.added));
+//!         all.into_iter().take(count).cloned().collect()
+//!     }
+//!     fn explain(&self, view: &ReadyView<'_>, _state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
+//!         let (c, j) = view.locate(agenda_id)?;
+//!         let added = view.customers[c].entries[j].added;
+//!         let position = view.customers.iter().flat_map(|c| c.entries.iter()).filter(|e| e.added > added).count();
+//!         Some(Explanation { agenda_id: agenda_id.into(), position, reason: format!("behind {position} newer agendas") })
+//!     }
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.register(Arc::new(NewestFirst));
+//! let insight = Insight { scheduling_algorithm: Some("newestfirst".into()), ..Insight::default() };
+//! assert_eq!(registry.for_insight(&insight)?.name(), "NewestFirst");
+//! let unknown = Insight { scheduling_algorithm: Some("Lottery".into()), ..Insight::default() };
+//! assert!(registry.for_insight(&unknown).is_err());
+//! # Ok::<(), pop_core::Error>(())
+//! ```
 
 use crate::{FirstInFirstOut, Priority, RoundRobin};
 use pop_core::model::Insight;
