@@ -6,7 +6,8 @@
 //! real child processes: the original's `sample` handler (this binary re-run in handler mode) and
 //! shell scripts from `examples/handlers/`. At the end, a table per customer shows fairness at work.
 //!
-//! Run: `cargo run --release --example quickstart`
+//! Run: `cargo run --release --example quickstart` (add `-- --metrics` to print the instance's
+//! metrics in Prometheus text format at the end).
 
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
@@ -103,6 +104,11 @@ async fn setup(pop: &Pop, admin: &Principal) -> pop_core::Result<()> {
 
 async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let started = Instant::now();
+    let metrics = if std::env::args().any(|a| a == "--metrics") {
+        Some(metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?)
+    } else {
+        None
+    };
     let tmp = tempfile::tempdir()?;
     println!("POP quickstart: embedded instance in {}", tmp.path().display());
     let runtime = RuntimeRouter::new()
@@ -155,6 +161,9 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     .await?;
     pop.shutdown().await;
     print_table(&submitted, &finals);
+    if let Some(handle) = metrics {
+        println!("\n# metrics (Prometheus text format)\n{}", handle.render());
+    }
     let failed = finals.iter().filter(|p| p.processing_state_message.as_deref() != Some("succeeded")).count();
     println!("\nfinished in {:.1}s; {} agendas, {failed} failed", started.elapsed().as_secs_f64(), finals.len());
     Ok(failed == 0)

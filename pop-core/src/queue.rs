@@ -9,6 +9,8 @@
 //! * `ack` (delete), `extend` (postpone the deadline) and `release` (visible at once) succeed only with
 //!   the receipt of the item's *current* delivery: once an item was delivered again, the old lease is
 //!   dead (`Conflict`), which is what fences a zombie worker.
+//! * Epochs are only required to grow across the deliveries of one queue item; after an ack or a
+//!   remove, pushing the same agenda again may start over.
 //! * `len` counts visible and leased items; `expired` lists leases past their deadline that were not
 //!   delivered again yet (for the reclaimer).
 

@@ -148,15 +148,19 @@ async fn repair(inner: &Inner) -> Result<ReclaimReport> {
                 continue;
             }
             let mut p = p;
+            // the agenda goes into a new queue item: the epoch fence restarts with its first delivery
+            let had_epoch = p.lease_epoch.take().is_some();
             let mut writes = Vec::new();
             if stale_exec {
                 let failed = count_lost_attempt(inner, &mut p, "execution stopped reporting and its queue item is gone");
-                writes.push(update_op(&mut p)?);
                 if failed {
-                    inner.store.write(writes).await?;
+                    inner.store.write(vec![update_op(&mut p)?]).await?;
                     report.failed += 1;
                     continue;
                 }
+            }
+            if had_epoch || stale_exec {
+                writes.push(update_op(&mut p)?);
             }
             writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, inner.now())));
             match inner.store.write(writes).await {

@@ -110,6 +110,9 @@ pub(crate) async fn reset(
     progress.processing_state_message = Some(PENDING.into());
     progress.completed_time = None;
     progress.diagnostic_events.clear();
+    // A new queue item starts a new epoch sequence; deliveries of the old item are fenced by the queue
+    // (their receipts are dead), so the epoch fence restarts with the next delivery.
+    progress.lease_epoch = None;
     progress.percent_complete = done * 100.0 / total;
     progress.updated_time = Some(now);
     writes.push(update_op(&mut progress)?);

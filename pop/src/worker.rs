@@ -56,6 +56,29 @@ pub(crate) async fn run(inner: Arc<Inner>, config: WorkerConfig) {
 struct LeaseSink {
     pool: ResourcePoolService,
     token: LeaseToken,
+    /// Operation name → type, for per-type metrics.
+    types: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl LeaseSink {
+    /// Records durations and failures of the operations that completed in this attempt (since `since`).
+    fn record(&self, ops: &[OperationProgress], since: i64) {
+        let Ok(types) = self.types.lock() else { return };
+        let this_attempt = |o: &&OperationProgress| {
+            o.processing_state == ProcessingState::Complete && o.completed_time.is_some_and(|c| c >= since)
+        };
+        for op in ops.iter().filter(this_attempt) {
+            let name = op.operation.as_deref().unwrap_or_default();
+            let op_type = types.get(name).cloned().unwrap_or_default();
+            if let (Some(s), Some(c)) = (op.started_time, op.completed_time) {
+                metrics::histogram!("pop_operation_duration_seconds", "type" => op_type.clone())
+                    .record((c - s).max(0) as f64 / 1000.0);
+            }
+            if !op.succeeded() {
+                metrics::counter!("pop_operation_failures_total", "type" => op_type).increment(1);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -75,6 +98,9 @@ impl ProgressSink for LeaseSink {
         params: Option<&Params>,
     ) -> Result<()> {
         tracing::info!(agenda_id = %self.token.agenda_id, generator = parent, count = operations.len(), "operations generated");
+        if let Ok(mut types) = self.types.lock() {
+            types.extend(operations.iter().map(|o| (o.name.clone(), o.op_type.clone())));
+        }
         self.pool.append(&self.token, operations.to_vec(), params.cloned()).await.map(|_| ())
     }
 }
@@ -88,15 +114,17 @@ async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
         running.insert(agenda_id.clone(), cancel.clone());
     }
     let pool = ResourcePoolService { inner: inner.clone() };
-    let sink = Arc::new(LeaseSink { pool: pool.clone(), token: token.clone() });
+    let types = agenda.operations.iter().map(|o| (o.name.clone(), o.op_type.clone())).collect();
+    let sink = Arc::new(LeaseSink { pool: pool.clone(), token: token.clone(), types: std::sync::Mutex::new(types) });
     let opts = ExecutorOptions {
         parallelism: inner.config.parallelism,
         fail_fast: inner.config.fail_fast,
         heartbeat: inner.config.heartbeat,
         ..ExecutorOptions::default()
     };
-    let executor = Executor::new(inner.runtime.clone(), sink, opts);
+    let executor = Executor::new(inner.runtime.clone(), sink.clone(), opts);
     let started = std::time::Instant::now();
+    let started_ms = inner.now();
     let span = tracing::info_span!("execute", agenda_id = %agenda_id, cid = ?agenda.cid, epoch = token.epoch);
     let shutdown = inner.shutdown.clone();
     let stop_on_shutdown = {
@@ -113,9 +141,11 @@ async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
     match result {
         Some(Ok(mut final_progress)) => {
             let ops = std::mem::take(&mut final_progress.operation_progress);
+            sink.record(&ops, started_ms);
             let conclusion = final_progress.processing_state_message.clone().unwrap_or_default();
             metrics::histogram!("pop_agenda_duration_seconds", "conclusion" => conclusion.clone())
                 .record(started.elapsed().as_secs_f64());
+            metrics::counter!("pop_agendas_completed_total", "conclusion" => conclusion.clone()).increment(1);
             match pool.finish(&token, &final_progress, &ops).await {
                 Ok(()) => tracing::info!(agenda_id, %conclusion, "agenda finished"),
                 Err(e) if e.is_conflict() => tracing::info!(agenda_id, error = %e, "final progress refused"),

@@ -19,6 +19,8 @@ fn process_registry(state: &std::path::Path) -> HandlerRegistry {
         "noop": {"process": {"command": "sh", "args": ["-c",
             "echo 'POP_PROGRESS {\"percentComplete\": 50}'; echo \"POP_RESULT {\\\"i\\\": 1, \\\"op\\\": \\\"$OPERATION_NAME\\\"}\""]}},
         "fail": {"process": {"command": "sh", "args": ["-c", "echo boom >&2; exit 4"]}},
+        "sleep": {"process": {"command": "sh", "args": ["-c", "echo $$ > \"$STATE/$AGENDA_ID.pid\"; sleep 30; echo 'POP_RESULT {}'"],
+            "env": {"STATE": state}}},
         "flaky": {"process": {"command": "sh", "args": ["-c",
             "n=$(cat \"$STATE/$AGENDA_ID\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$STATE/$AGENDA_ID\"; if [ $n -lt 3 ]; then echo \"attempt $n fails\" >&2; exit 1; fi; echo 'POP_RESULT {\"attempt\": 3}'"],
             "env": {"STATE": state}}}
@@ -197,4 +199,62 @@ async fn data_reaper_deletes_only_old_finished_agendas_and_dry_run_changes_nothi
     assert!(pop.agendas().get(&su, &fresh).await.is_ok());
     let (_, reaped, _) = pop.timed_stats().snapshot();
     assert_eq!((reaped.would_act, reaped.acted, reaped.runs), (1, 1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_modes_and_cancel_of_a_running_agenda() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pop = sled_pop(tmp.path(), fast());
+    setup(&pop, &["acme"], None, 10).await;
+    let su = admin();
+    pop.start_all(WorkerConfig::for_insights(["insight"]));
+    let id = pop.agendas().submit(&su, chain("acme", "noop", 3)).await.unwrap().id.unwrap();
+    let wait = |id: String| {
+        let pop = pop.clone();
+        async move { pop::embedded::wait_all(&pop, &[id], Duration::from_millis(50), |_| {}).await.unwrap().remove(0) }
+    };
+    let first = wait(id.clone()).await;
+    assert_eq!(first.conclusion(), Some(Conclusion::Succeeded));
+    let completed = |p: &pop_core::model::AgendaProgress, name: &str| {
+        p.operation_progress.iter().find(|o| o.operation.as_deref() == Some(name)).unwrap().completed_time.unwrap()
+    };
+    // operationsToReset=op1 resets op1 and its dependent op2, not op0
+    let reset = pop.agendas().rerun(&su, &id, pop::services::RerunOptions::parse(&["operationsToReset=op1"]).unwrap()).await.unwrap();
+    assert_eq!(reset.processing_state, ProcessingState::Waiting);
+    let second = wait(id.clone()).await;
+    assert_eq!(second.conclusion(), Some(Conclusion::Succeeded));
+    assert_eq!(second.attempts_completed, 2);
+    assert_eq!(completed(&second, "op0"), completed(&first, "op0"), "op0 was not run again");
+    assert!(completed(&second, "op1") > completed(&first, "op1"));
+    assert!(completed(&second, "op2") > completed(&first, "op2"));
+    // resetAll runs everything again
+    pop.agendas().rerun(&su, &id, Default::default()).await.unwrap();
+    let third = wait(id.clone()).await;
+    assert!(completed(&third, "op0") > completed(&second, "op0"));
+    assert_eq!(third.attempts_completed, 3);
+
+    // cancel while a handler runs: the handler process dies, the agenda ends cancelled
+    let mut slow = chain("acme", "noop", 1);
+    slow.operations[0].op_type = "sleep".into();
+    let mut ins: pop_core::model::Insight = pop.objects().get(&su, "insight").await.unwrap();
+    ins.mappers.get_mut("operationType").unwrap().push("sleep".into());
+    pop.objects().update(&su, ins).await.unwrap();
+    let sid = pop.agendas().submit(&su, slow).await.unwrap().id.unwrap();
+    let pid_file = tmp.path().join(format!("{sid}.pid"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "the sleep handler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let c = pop.agendas().cancel(&su, &sid).await.unwrap();
+    assert_eq!(c.conclusion(), Some(Conclusion::Cancelled));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+    {
+        assert!(std::time::Instant::now() < deadline, "handler {pid} still runs after cancel");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pop.shutdown().await;
 }
