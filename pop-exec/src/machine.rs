@@ -224,7 +224,7 @@ struct OpState {
     op: Operation,
     doc: Option<ParsedDocument>,
     template_ops: Option<Value>,
-    name_value: Value,
+    name_value: Option<Value>,
     unmet: u32,
     dependents: Vec<u32>,
     status: OpStatus,
@@ -379,13 +379,12 @@ impl Machine {
     /// wires dependencies. Returns the index of the first added operation.
     fn add_operations(&mut self, ops: Vec<Operation>, now: Millis, problems: &mut Vec<String>) -> usize {
         let first = self.states.len();
-        let pid = self.progress_template.id.clone().unwrap_or_default();
         for op in ops {
             let i = self.states.len();
             let lower = op.name.to_lowercase();
             if op.name.trim().is_empty() {
                 problems.push(format!("operation #{i} has an empty name"));
-            } else if self.by_lower.contains_key(&lower) {
+            } else if self.find_lower(&lower).is_some() {
                 problems
                     .push(format!("operation name {} is used more than once (names are case-insensitive)", op.name));
             }
@@ -401,7 +400,9 @@ impl Machine {
                 None
             });
             self.by_exact.entry(op.name.clone()).or_insert(i);
-            self.by_lower.entry(lower.clone()).or_insert(i);
+            if lower != op.name {
+                self.by_lower.entry(lower.clone()).or_insert(i);
+            }
             let prior = self.prior_ops.remove(&lower);
             // A generator's `payload.operations` (e.g. `updateAgenda`) describes operations to add: their
             // references belong to them, so they are neither dependencies nor resolved here.
@@ -412,16 +413,13 @@ impl Machine {
             };
             let doc = ParsedDocument::parse(payload);
             let doc = (doc.has_references() || template_ops.is_some()).then_some(doc);
+            // Ids and owner fields are filled in by `export`, not stored per operation.
             let mut progress = OperationProgress {
-                id: Some(OperationProgress::make_id(&pid, &op.name)),
-                cid: self.progress_template.cid.clone(),
-                customer_id: self.progress_template.customer_id.clone(),
                 added_time: Some(now),
-                agenda_progress_id: Some(pid.clone()),
                 processing_state: ProcessingState::Waiting,
                 processing_state_message: Some(pop_core::model::PENDING.to_owned()),
                 operation: Some(op.name.clone()),
-                params: op.params.clone(),
+                // `params` stays empty: it carries a handler's resume state, reported with its progress.
                 ..OperationProgress::default()
             };
             let mut status = OpStatus::Blocked;
@@ -447,8 +445,7 @@ impl Machine {
                 } else if prior.processing_state != ProcessingState::Waiting {
                     last_progress = Some(prior.clone());
                 }
-                progress =
-                    OperationProgress { id: progress.id, agenda_progress_id: progress.agenda_progress_id, ..prior };
+                progress = prior;
                 if progress.operation.is_none() {
                     progress.operation = Some(op.name.clone());
                 }
@@ -460,7 +457,7 @@ impl Machine {
             }
             self.states.push(OpState {
                 template_ops,
-                name_value: Value::String(op.name.clone()),
+                name_value: doc.as_ref().map(|_| Value::String(op.name.clone())),
                 op,
                 doc,
                 unmet: 0,
@@ -490,29 +487,43 @@ impl Machine {
             }
         }
         for i in first..self.states.len() {
-            let mut deps: Vec<String> = Vec::new();
-            if let Some(doc) = &self.states[i].doc {
-                deps.extend(doc.references().filter_map(|r| operation_of(&r.name)).map(str::to_lowercase));
-            }
-            deps.extend(self.states[i].op.depends_on().iter().map(|d| d.to_lowercase()));
-            deps.sort_unstable();
-            deps.dedup();
             if self.states[i].status == OpStatus::Succeeded {
                 continue;
             }
-            let mut unmet = 0u32;
-            for d in deps {
-                match self.by_lower.get(&d) {
-                    Some(&j) if self.states[j].status == OpStatus::Succeeded => {}
-                    Some(&j) => {
-                        unmet += 1;
-                        self.states[j].dependents.push(i as u32);
-                    }
+            let mut names: Vec<String> = Vec::new();
+            if let Some(doc) = &self.states[i].doc {
+                names.extend(doc.references().filter_map(|r| operation_of(&r.name)).map(str::to_owned));
+            }
+            names.extend(self.states[i].op.depends_on());
+            // Resolve names to operations (exact name first, then case-insensitively), then deduplicate.
+            let mut known: Vec<usize> = Vec::with_capacity(names.len());
+            let mut unknown: Vec<String> = Vec::new();
+            for n in names {
+                match self.by_exact.get(&n) {
+                    Some(&j) => known.push(j),
                     None => {
-                        unmet += 1;
-                        self.unknown_waiters.entry(d).or_default().push(i as u32);
+                        let lower = n.to_lowercase();
+                        match self.find_lower(&lower) {
+                            Some(j) => known.push(j),
+                            None => unknown.push(lower),
+                        }
                     }
                 }
+            }
+            known.sort_unstable();
+            known.dedup();
+            unknown.sort_unstable();
+            unknown.dedup();
+            let mut unmet = 0u32;
+            for j in known {
+                if self.states[j].status != OpStatus::Succeeded {
+                    unmet += 1;
+                    self.states[j].dependents.push(i as u32);
+                }
+            }
+            for d in unknown {
+                unmet += 1;
+                self.unknown_waiters.entry(d).or_default().push(i as u32);
             }
             self.states[i].unmet += unmet;
             if self.states[i].unmet == 0 && self.states[i].status == OpStatus::Blocked {
@@ -552,6 +563,11 @@ impl Machine {
         self.agenda_dirty = true;
     }
 
+    /// The operation whose lower-cased name is `lower`.
+    fn find_lower(&self, lower: &str) -> Option<usize> {
+        self.by_exact.get(lower).or_else(|| self.by_lower.get(lower)).copied()
+    }
+
     /// The operations of the run, by id.
     pub fn operation(&self, id: OpId) -> Option<&Operation> {
         self.states.get(id.0).map(|s| &s.op)
@@ -559,7 +575,7 @@ impl Machine {
 
     /// The id of the operation with this name (case-insensitive).
     pub fn op_id(&self, name: &str) -> Option<OpId> {
-        self.by_exact.get(name).or_else(|| self.by_lower.get(&name.to_lowercase())).map(|&i| OpId(i))
+        self.by_exact.get(name).copied().or_else(|| self.find_lower(&name.to_lowercase())).map(OpId)
     }
 
     /// Where an operation is.
@@ -572,9 +588,29 @@ impl Machine {
         self.states.get(id.0).and_then(|s| s.output.as_ref())
     }
 
-    /// The current progress of an operation.
-    pub fn operation_progress(&self, id: OpId) -> Option<&OperationProgress> {
-        self.states.get(id.0).map(|s| &s.progress)
+    /// The current progress of an operation, as published.
+    pub fn operation_progress(&self, id: OpId) -> Option<OperationProgress> {
+        (id.0 < self.states.len()).then(|| self.export(id.0))
+    }
+
+    /// An operation's progress with its id (`<agendaProgressId>-<name>`) and owner fields.
+    fn export(&self, i: usize) -> OperationProgress {
+        let s = &self.states[i];
+        let t = &self.progress_template;
+        let pid = t.id.as_deref().unwrap_or_default();
+        let mut p = s.progress.clone();
+        p.id = Some(OperationProgress::make_id(pid, &s.op.name));
+        p.agenda_progress_id = Some(pid.to_owned());
+        if p.cid.is_none() {
+            p.cid.clone_from(&t.cid);
+        }
+        if p.customer_id.is_none() {
+            p.customer_id.clone_from(&t.customer_id);
+        }
+        if p.operation.is_none() {
+            p.operation = Some(s.op.name.clone());
+        }
+        p
     }
 
     /// The number of operations (including generated ones).
@@ -826,7 +862,7 @@ impl Machine {
             .operations
             .into_iter()
             .filter(|op| {
-                !self.by_lower.get(&op.name.to_lowercase()).is_some_and(|&j| {
+                !self.find_lower(&op.name.to_lowercase()).is_some_and(|j| {
                     self.states[j].op.generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name))
                 })
             })
@@ -888,10 +924,11 @@ impl Machine {
             s.progress.processing_state = ProcessingState::Executing;
             s.progress.processing_state_message = Some(format!("attempt {} failed; retry at {at}", s.attempt));
             s.progress.percent_complete = 0.0;
-            s.last_progress = Some(s.progress.clone());
+            let attempt = s.attempt;
+            self.states[i].last_progress = Some(self.export(i));
             self.retry_waiting += 1;
-            self.timers.push(Reverse((at, TimerKind::RetryDue, i, s.attempt)));
-            self.outbox.push(Action::RetryAt { key: AttemptKey { op: OpId(i), attempt: s.attempt + 1 }, at });
+            self.timers.push(Reverse((at, TimerKind::RetryDue, i, attempt)));
+            self.outbox.push(Action::RetryAt { key: AttemptKey { op: OpId(i), attempt: attempt + 1 }, at });
             self.mark_dirty(i);
             return;
         }
@@ -1111,7 +1148,7 @@ impl Machine {
     /// The agenda's progress now with every operation's progress.
     pub fn full_progress(&self, now: Millis) -> AgendaProgress {
         let mut p = self.agenda_progress(now);
-        p.operation_progress = self.states.iter().map(|s| s.progress.clone()).collect();
+        p.operation_progress = (0..self.states.len()).map(|i| self.export(i)).collect();
         p
     }
 
@@ -1125,9 +1162,8 @@ impl Machine {
         let dirty = std::mem::take(&mut self.dirty);
         let mut changed = Vec::with_capacity(dirty.len());
         for i in dirty {
-            let s = &mut self.states[i];
-            s.dirty = false;
-            changed.push(s.progress.clone());
+            self.states[i].dirty = false;
+            changed.push(self.export(i));
         }
         self.agenda_dirty = false;
         Snapshot { agenda: self.agenda_progress(now), changed }
@@ -1158,14 +1194,14 @@ impl Context for RunContext<'_> {
         let m = self.machine;
         match name {
             AGENDA_ID => return Some(&m.agenda_id),
-            OPERATION_NAME => return Some(&m.states[self.op].name_value),
+            OPERATION_NAME => return m.states[self.op].name_value.as_ref(),
             PARAMS => return Some(&m.params),
             _ => {}
         }
         let op = name.strip_suffix(OUTPUT_SUFFIX)?;
         let i = match m.by_exact.get(op) {
             Some(&i) => i,
-            None => *m.by_lower.get(&op.to_lowercase())?,
+            None => m.find_lower(&op.to_lowercase())?,
         };
         m.states[i].output.as_ref()
     }
