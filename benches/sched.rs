@@ -6,7 +6,8 @@
 //! iteration to the next (the ready set is not shrunk, so every customer stays backlogged: the
 //! steady state of a loaded insight). Throughput is in picks. `view/build` measures the view alone.
 //!
-//! Run: `cargo bench -p pop-benches --bench sched`
+//! Run: `cargo bench -p pop-benches --bench sched` (`POP_BENCH_SCHED_CPU_TABLE=0` skips the CPU-time
+//! table printed first: picks per CPU-second, which stays meaningful on a shared machine).
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -84,6 +85,10 @@ fn thread_cpu_secs() -> Option<f64> {
 /// Picks per CPU-second at several counts per call, and the fixed per-call cost, printed as a
 /// markdown table.
 fn cpu_table(insight: &Insight, algos: &[Algo<'_>], now: i64) {
+    if std::env::var("POP_BENCH_SCHED_CPU_TABLE").is_ok_and(|v| v == "0") {
+        println!("cpu: table skipped (POP_BENCH_SCHED_CPU_TABLE=0)");
+        return;
+    }
     if thread_cpu_secs().is_none() {
         println!("cpu: /proc/thread-self/stat unavailable; skipping the CPU-time table");
         return;
