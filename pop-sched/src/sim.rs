@@ -3,7 +3,7 @@
 //!
 //! Model: agendas arrive into the ready set at their `at` time. Whenever slots are free (at the pool's
 //! start and each time an agenda finishes or arrives), the algorithm picks as many agendas as there are
-//! free slots (through [`pick_checked`](crate::refill::pick_checked), so its contract is enforced);
+//! free slots (through [`pick_checked`], so its contract is enforced);
 //! each runs for its `service_ms`. Events at the same instant are handled arrivals first, then
 //! completions, then one pick. Nothing reads a clock; the same trace gives the same report.
 //!
