@@ -1,10 +1,191 @@
-//! Benches for exec (placeholder until its issue lands).
+//! Benches for pop-exec: layered DAGs of no-op operations (fan-out 10, fan-in 10) run by the pure state
+//! machine alone and by the async executor with the in-process runtime on one core (tokio current-thread).
+//!
+//! Before criterion runs, a memory pass prints, for each size, the wall time of one run, operations per
+//! second and the peak heap bytes per operation, measured with a counting global allocator
+//! (`peakmem-alloc`): the peak of bytes allocated and not yet freed since the run started, divided by
+//! the number of operations. The agenda itself (built before) is reported separately.
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
-use criterion::{Criterion, criterion_group, criterion_main};
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("noop", |b| b.iter(|| 1 + 1));
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAlloc, PeakMemAllocTrait};
+use pop_core::model::{Agenda, Conclusion, Operation};
+use pop_exec::CancelToken;
+use pop_exec::executor::{Executor, ExecutorOptions, NullSink};
+use pop_exec::inprocess::InProcessRuntime;
+use pop_exec::machine::{Action, Machine, MachineOptions, OpEvent};
+use serde_json::{Value, json};
+use std::alloc::System;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: &PeakMemAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const WIDTH: usize = 100;
+const FAN: usize = 10;
+
+/// `n` no-op operations in layers of `WIDTH`; each depends on `FAN` operations of the layer before
+/// (fan-in 10) and is depended on by `FAN` of the layer after (fan-out 10).
+fn layered(n: usize) -> Agenda {
+    let mut operations = Vec::with_capacity(n);
+    for i in 0..n {
+        let (layer, j) = (i / WIDTH, i % WIDTH);
+        let params = if layer == 0 {
+            None
+        } else {
+            let deps: Vec<Value> =
+                (0..FAN).map(|t| Value::String(format!("n{}", (layer - 1) * WIDTH + (j + t) % WIDTH))).collect();
+            Some(json!({"dependsOn": deps}).as_object().cloned().unwrap_or_default())
+        };
+        operations.push(Operation {
+            name: format!("n{i}"),
+            op_type: "noop".into(),
+            payload: json!({}),
+            params,
+            ..Operation::default()
+        });
+    }
+    Agenda { id: Some("bench".into()), progress_id: Some("bench-p".into()), operations, ..Agenda::default() }
 }
 
-criterion_group!(benches, placeholder);
-criterion_main!(benches);
+/// Drives the machine alone: every launched operation succeeds at once.
+fn run_machine(agenda: Agenda) -> usize {
+    let mut m = Machine::new(agenda, None, MachineOptions::default(), 0);
+    let mut now = 0;
+    let mut launched = Vec::new();
+    let mut count = 0;
+    loop {
+        for a in m.poll(now) {
+            match a {
+                Action::Launch(l) => launched.push(l.key),
+                Action::Finished(o) => {
+                    assert_eq!(o.conclusion, Conclusion::Succeeded);
+                    return count;
+                }
+                _ => {}
+            }
+        }
+        now += 1;
+        for key in launched.drain(..) {
+            m.on_event(key, OpEvent::Started, now);
+            m.on_event(key, OpEvent::Succeeded(Value::Null), now);
+            count += 1;
+        }
+        if now % 1000 == 0 {
+            // A publish now and then, as the executor does.
+            std::hint::black_box(m.take_snapshot(now));
+        }
+    }
+}
+
+fn executor() -> Executor {
+    let runtime = InProcessRuntime::new();
+    runtime.register("noop", |_| async { Ok(Value::Null) });
+    Executor::new(Arc::new(runtime), Arc::new(NullSink), ExecutorOptions::default())
+}
+
+fn one_core() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a tokio runtime: {e}"),
+    }
+}
+
+fn run_executor(rt: &tokio::runtime::Runtime, exec: &Executor, agenda: Agenda) {
+    let p = rt.block_on(exec.run(agenda, None, CancelToken::new()));
+    match p {
+        Ok(p) => assert_eq!(p.conclusion(), Some(Conclusion::Succeeded)),
+        Err(e) => panic!("executor failed: {e}"),
+    }
+}
+
+/// CPU time of this thread (Linux `/proc/thread-self/schedstat`), unaffected by other processes' load.
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
+}
+
+/// One measured run: (wall time, thread CPU time, peak heap bytes above the start).
+fn measure(f: impl FnOnce()) -> (Duration, Option<Duration>, usize) {
+    GLOBAL.reset_peak_memory();
+    let cpu = thread_cpu();
+    let start = Instant::now();
+    f();
+    let wall = start.elapsed();
+    let cpu = cpu.and_then(|c| thread_cpu().map(|d| d.saturating_sub(c)));
+    (wall, cpu, GLOBAL.get_peak_memory())
+}
+
+fn memory_report() {
+    println!("pop-exec memory/speed pass (one run each; layered DAG, width {WIDTH}, fan-in/out {FAN})");
+    println!(
+        "{:<10} {:>8} {:>12} {:>10} {:>12} {:>14} {:>16}",
+        "what", "ops", "ops/s", "µs/op", "cpu µs/op", "peak B/op", "agenda B/op"
+    );
+    let rt = one_core();
+    let exec = executor();
+    for n in SIZES {
+        GLOBAL.reset_peak_memory();
+        let agenda = layered(n);
+        let agenda_bytes = GLOBAL.get_peak_memory();
+        let a2 = agenda.clone();
+        let (t, cpu, peak) = measure(|| {
+            run_machine(agenda);
+        });
+        row("machine", n, t, cpu, peak, agenda_bytes);
+        let (t, cpu, peak) = measure(|| run_executor(&rt, &exec, a2));
+        row("executor", n, t, cpu, peak, agenda_bytes);
+    }
+}
+
+fn row(what: &str, n: usize, t: Duration, cpu: Option<Duration>, peak: usize, agenda_bytes: usize) {
+    let secs = t.as_secs_f64();
+    let cpu = cpu.map_or_else(|| "n/a".to_owned(), |c| format!("{:.3}", c.as_secs_f64() * 1e6 / n as f64));
+    println!(
+        "{:<10} {:>8} {:>12.0} {:>10.3} {:>12} {:>14} {:>16}",
+        what,
+        n,
+        n as f64 / secs,
+        secs * 1e6 / n as f64,
+        cpu,
+        peak / n,
+        agenda_bytes / n
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("exec/machine");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for n in SIZES {
+        let agenda = layered(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &agenda, |b, a| {
+            b.iter_batched(|| a.clone(), run_machine, BatchSize::LargeInput)
+        });
+    }
+    g.finish();
+    let rt = one_core();
+    let exec = executor();
+    let mut g = c.benchmark_group("exec/executor-inprocess");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    for n in SIZES {
+        let agenda = layered(n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &agenda, |b, a| {
+            b.iter_batched(|| a.clone(), |a| run_executor(&rt, &exec, a), BatchSize::LargeInput)
+        });
+    }
+    g.finish();
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` does not, and gets criterion's quick test mode only.
+    if std::env::args().any(|a| a == "--bench") {
+        memory_report();
+    }
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}
