@@ -1,3 +1,213 @@
-//! POP's Store and QueueBackend on DynamoDB, for more than one machine.
+//! # pop-store-dynamo: POP's state and queues on DynamoDB
 //!
-//! This crate is a placeholder in the workspace until its issue is taken; see the README's crate map.
+//! [`DynamoStore`] implements [`pop_core::store::Store`] and [`DynamoQueue`] implements
+//! [`pop_core::queue::QueueBackend`] on four DynamoDB tables, so that several POP instances and pool
+//! workers on different machines share one state. Every hot-path read is a `GetItem` or a `Query`;
+//! only [`Store::scan`](pop_core::store::Store::scan) (administration, reapers) lists a whole kind,
+//! and it does so through a keys-only index, not a `Scan`.
+//!
+//! ```no_run
+//! use pop_core::store::{Kind, Store};
+//! use pop_store_dynamo::{DynamoBackend, DynamoConfig};
+//!
+//! # async fn demo() -> pop_core::Result<()> {
+//! let backend = DynamoBackend::connect(DynamoConfig::local("http://127.0.0.1:8000")).await?;
+//! backend.ensure_tables().await?; // idempotent; or create the tables yourself (below)
+//! let store = backend.store();
+//! let _queue = backend.queue();
+//! assert!(store.get(Kind::Agenda, "a-17").await?.is_none());
+//! println!("{} DynamoDB requests so far", backend.request_counts().total);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Capabilities
+//!
+//! | `Store` / `QueueBackend` operation | DynamoDB requests |
+//! |---|---|
+//! | `get` | 1 `GetItem` (consistent) |
+//! | `write` of one create / update / delete | 1 conditional `PutItem` / `DeleteItem` |
+//! | `write` of one ready insert / removal | 1 `PutItem` / `DeleteItem` |
+//! | `write` of several operations | 1 `TransactWriteItems` |
+//! | `query` by indexed field | 1 `Query` on the field's GSI per 1 MB |
+//! | `scan` of a kind | 1 `Query` on `by_kind` + 1 `BatchGetItem` per 100 objects |
+//! | `ready_get` | 1 `GetItem` |
+//! | `ready_list` | 1 `Query` on `by_insight` + 1 `BatchGetItem` per 100 entries |
+//! | `lease_acquire` / `lease_release` | 1 conditional `PutItem` / `DeleteItem` |
+//! | queue `push` | 1 conditional `PutItem` |
+//! | queue `receive(n)` | 1 `Query` on `by_push` + n conditional `UpdateItem` (in parallel) |
+//! | queue `extend` / `ack` / `release` | 1 conditional `UpdateItem` / `DeleteItem` / `UpdateItem` |
+//! | queue `expired` | 1 `Query` on `by_deadline` |
+//! | queue `len` | 1 `Query` (`Select=COUNT`) per 1 MB |
+//! | queue `contains` / `remove` | 1 `GetItem` / `DeleteItem` |
+//!
+//! [`DynamoBackend::request_counts`] counts every request sent (retries included), per action.
+//!
+//! ## Table design
+//!
+//! Four tables, named `<prefix>objects`, `<prefix>ready`, `<prefix>queue`, `<prefix>leases` (prefix
+//! `pop_` by default, [`DynamoConfig::table_prefix`]). All are on-demand (`PAY_PER_REQUEST`). Every
+//! key attribute is a string (`S`) except `dl` (`N`). [`DynamoBackend::ensure_tables`] creates them;
+//! [`TableSpec::aws_cli`] prints the equivalent `aws dynamodb create-table` commands.
+//!
+//! ### `<prefix>objects`: every stored object
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `pk` (partition key) | `<kind>#<id>`, e.g. `agenda#a-17` |
+//! | `kd`, `id` | the kind (`agenda`, `agendaProgress`, …) and the id |
+//! | `v` (N) | the version: 1 on create, +1 per update; CAS is `ConditionExpression: v = :expected` |
+//! | `b` (B) | the object's JSON |
+//! | `x_<field>` | `<kind>#<value>` for each indexed field the object has (`x_customerId`, `x_linkId`, `x_agendaId`, `x_agendaProgressId`, `x_resourcePoolId`, `x_title`) |
+//!
+//! Global secondary indexes:
+//!
+//! * `by_<field>` for each of those six fields: partition `x_<field>`, sort `id`, projection `ALL`.
+//!   `query(kind, field, value)` is one `Query` on `x_<field> = <kind>#<value>`, ids ascending. The
+//!   kind in the value keeps kinds apart in a shared index; `ALL` costs index writes on updates but
+//!   answers a query in one request.
+//! * `by_kind`: partition `kd`, sort `id`, projection `KEYS_ONLY`, for `scan`. Keys-only means updates
+//!   (which change neither `kd` nor `id`) never write to it; only creates and deletes do.
+//!
+//! Why one table for all kinds: an atomic batch (an agenda, its progress objects and its ready entry)
+//! is one `TransactWriteItems` over two tables at most, and there is one set of indexes to operate.
+//!
+//! ### `<prefix>ready`: the ready sets
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `a` (partition key) | the agenda id: one entry per agenda, so `ready_get` is one `GetItem`, a ready insert one `PutItem` that replaces the agenda's entry wherever it was, a removal one `DeleteItem` |
+//! | `ri` | the insight id |
+//! | `ro` | `hex(customer id)#<8 hex: i32::MAX − priority>#<16 hex: added, sign bit flipped>#<agenda id>` |
+//! | `b` | the `ReadyAgenda` JSON |
+//!
+//! Index `by_insight`: partition `ri`, sort `ro`, `KEYS_ONLY`. `ro` sorts an insight's entries exactly
+//! as `ready_list` must — customer id, priority descending, added ascending, agenda id (the customer
+//! id is hex-encoded so that an id that is a prefix of another cannot break the order). `ready_list`
+//! is one `Query` on it and one consistent `BatchGetItem` of the listed entries, keeping only those
+//! still at the listed place: an index that lags (AWS updates GSIs asynchronously) can make a new
+//! entry show up late, but never hands out a removed or moved one. Every ready change is one item, so
+//! a batch of [`MAX_TRANSACTION_ITEMS`] operations of any kind fits one transaction.
+//!
+//! ### `<prefix>queue`: queue items
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `q` (partition key), `a` (sort key) | insight id, agenda id: `push` is a `PutItem` with `attribute_not_exists(a)`, which is the dedup by agenda id |
+//! | `o` | push order: `<16 hex: now>` then a process sequence that follows wall time |
+//! | `ep` (N), `r`, `dl` (N) | the delivery epoch, the current delivery's receipt, its deadline |
+//! | `lq` | the insight id while the item is leased (absent when visible) |
+//! | `b`, `pt` | the `ReadyAgenda` JSON, the push time |
+//!
+//! Indexes: `by_push` (partition `q`, sort `o`, `ALL`) lists an insight's items in push order —
+//! `receive` queries it with the filter `attribute_not_exists(lq) OR dl <= :now` and leases each
+//! candidate with `UpdateItem SET ep = :ep + 1, r = :new_receipt, dl = :deadline, lq = :q` under
+//! `ep = :seen AND (attribute_not_exists(lq) OR dl <= :now)`, so two receivers never both win.
+//! `by_deadline` (partition `lq`, sort `dl`, `ALL`) is sparse — only leased items have `lq` — and
+//! `expired` is one `Query` on `lq = :q AND dl <= :now`. `ack`, `extend` and `release` are conditional
+//! on `r = :receipt AND ep = :epoch`: a lease that was delivered again fails with `Conflict`.
+//!
+//! ### `<prefix>leases`: named leases
+//!
+//! Partition key `n` (the lease name); `h` holder, `e` (N) expiry. `lease_acquire` is a `PutItem` under
+//! `attribute_not_exists(n) OR h = :holder OR e <= :now`; `lease_release` a `DeleteItem` under
+//! `h = :holder`.
+//!
+//! ## Limits and consistency
+//!
+//! * An atomic [`Store::write`](pop_core::store::Store::write) is one `TransactWriteItems`: at most
+//!   100 items ([`MAX_TRANSACTION_ITEMS`]), one per operation (several ready changes of one agenda in
+//!   a batch fold into its last). Larger batches fail with [`pop_core::Error::Unsupported`] naming the
+//!   count and the limit, before anything is written. One batch may not touch the same object twice
+//!   (`Invalid`).
+//! * An item holds at most 400 KB: larger objects are refused with `Invalid` naming kind and id.
+//! * `get`, `ready_get`, queue `len`/`contains` read consistently. `query`, `ready_list`, queue
+//!   `receive` and `expired` read GSIs, which AWS updates asynchronously (usually well within a
+//!   second): a just-written object or ready entry may be missing from them for that long (the
+//!   conformance suite's "read your writes" holds on moto, not strictly on AWS). Every write that
+//!   depends on what was read is conditional, and `ready_list` re-reads the entries it lists, so
+//!   staleness never breaks a version, a lease or a delivery, and never lists a removed entry.
+//! * Throttling (`ProvisionedThroughputExceeded`, `ThrottlingException`, `RequestLimitExceeded`),
+//!   transactions cancelled by concurrent ones (`TransactionConflict`), timeouts and 5xx are retried
+//!   with jittered exponential backoff up to [`DynamoConfig::max_attempts`]; then the error is
+//!   returned (a persistent transaction conflict as `Conflict`).
+//! * `by_kind` has one partition per kind: creations of one kind beyond ~1000/s would throttle there.
+//!
+//! ## Testing against a local server
+//!
+//! The tests and the `dynamo` bench read `POP_DYNAMODB_ENDPOINT`; unset, they skip and say so.
+//! `eval "$(bash .ci/dynamo.sh)"` installs and starts moto's server mode on loopback and sets it.
+
+mod client;
+mod codec;
+mod config;
+mod error;
+mod paging;
+mod queue;
+mod store;
+mod tables;
+
+pub use client::{RequestCounts, TableNames};
+pub use config::{DynamoConfig, StaticCredentials};
+pub use error::{BACKEND, DynamoError};
+pub use queue::DynamoQueue;
+pub use store::{DynamoStore, MAX_TRANSACTION_ITEMS};
+pub use tables::{IndexSpec, KeyAttr, KeyAttrType, TableSpec, table_specs};
+
+use std::sync::Arc;
+
+/// A connection to DynamoDB shared by a [`DynamoStore`] and a [`DynamoQueue`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DynamoBackend {
+    db: Arc<client::Db>,
+    store: DynamoStore,
+}
+
+impl DynamoBackend {
+    /// Connects (builds the SDK client; no request is sent). `Invalid` if the configuration is.
+    pub async fn connect(config: DynamoConfig) -> pop_core::Result<Self> {
+        let db = Arc::new(client::Db::connect(config).await?);
+        Ok(Self { store: DynamoStore::new(db.clone()), db })
+    }
+
+    /// Creates POP's tables and indexes where missing, and waits until they are ACTIVE. Idempotent,
+    /// safe to call from several processes at once. A table that exists with other keys is an
+    /// `Unsupported` error naming it.
+    pub async fn ensure_tables(&self) -> pop_core::Result<()> {
+        self.db.ensure_tables().await
+    }
+
+    /// The table design for this configuration's prefix (to create the tables with other tooling).
+    pub fn table_specs(&self) -> Vec<TableSpec> {
+        table_specs(&self.db.tables)
+    }
+
+    /// The table names in use.
+    pub fn table_names(&self) -> &TableNames {
+        &self.db.tables
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DynamoConfig {
+        &self.db.cfg
+    }
+
+    /// The store.
+    pub fn store(&self) -> DynamoStore {
+        self.store.clone()
+    }
+
+    /// The queue backend.
+    pub fn queue(&self) -> DynamoQueue {
+        DynamoQueue::new(self.db.clone())
+    }
+
+    /// DynamoDB requests sent so far through this connection (every attempt counts).
+    pub fn request_counts(&self) -> RequestCounts {
+        self.db.counter.snapshot()
+    }
+
+    /// The underlying SDK client, for operations POP does not wrap.
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.db.client
+    }
+}

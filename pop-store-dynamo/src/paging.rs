@@ -1,0 +1,139 @@
+//! `Query` with DynamoDB's 1 MB pages folded into POP's pages.
+
+use crate::client::{Db, no_extra};
+use crate::codec::Item;
+use crate::error::DynamoError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use pop_core::Result;
+use std::collections::HashMap;
+
+/// One `Query` description.
+pub(crate) struct QuerySpec<'a> {
+    pub(crate) table: &'a str,
+    pub(crate) index: Option<&'a str>,
+    pub(crate) key_condition: &'a str,
+    pub(crate) filter: Option<&'a str>,
+    pub(crate) names: HashMap<String, String>,
+    pub(crate) values: HashMap<String, AttributeValue>,
+    /// For messages: what is listed.
+    pub(crate) what: String,
+}
+
+impl Db {
+    /// Up to `want` items of a query from `start`, following `LastEvaluatedKey` across DynamoDB's
+    /// 1 MB pages. Returns the items and the key to continue from, if DynamoDB has more.
+    pub(crate) async fn query_items(
+        &self,
+        spec: &QuerySpec<'_>,
+        mut start: Option<Item>,
+        want: usize,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut out: Vec<Item> = Vec::new();
+        loop {
+            let remaining = want.saturating_sub(out.len()).clamp(1, i32::MAX as usize) as i32;
+            let res = self
+                .call(
+                    || format!("Query {} in table {}", spec.what, spec.table),
+                    no_extra,
+                    || {
+                        self.client
+                            .query()
+                            .table_name(spec.table)
+                            .set_index_name(spec.index.map(str::to_owned))
+                            .key_condition_expression(spec.key_condition)
+                            .set_filter_expression(spec.filter.map(str::to_owned))
+                            .set_expression_attribute_names((!spec.names.is_empty()).then(|| spec.names.clone()))
+                            .set_expression_attribute_values(Some(spec.values.clone()))
+                            .set_exclusive_start_key(start.clone())
+                            // Base-table reads are strongly consistent; GSIs only offer eventual.
+                            .consistent_read(spec.index.is_none())
+                            .limit(remaining)
+                            .send()
+                    },
+                )
+                .await
+                .map_err(|e| DynamoError::from_sdk(format!("Query {} in table {}", spec.what, spec.table), &e))?;
+            let lek = res.last_evaluated_key.filter(|k| !k.is_empty());
+            out.extend(res.items.unwrap_or_default());
+            match lek {
+                Some(k) if out.len() < want => start = Some(k),
+                other => return Ok((out, other)),
+            }
+        }
+    }
+
+    /// Counts the items of a query (all pages).
+    pub(crate) async fn query_count(&self, spec: &QuerySpec<'_>) -> Result<usize> {
+        let mut start: Option<Item> = None;
+        let mut total = 0usize;
+        loop {
+            let res = self
+                .call(
+                    || format!("Query (count) {} in table {}", spec.what, spec.table),
+                    no_extra,
+                    || {
+                        self.client
+                            .query()
+                            .table_name(spec.table)
+                            .set_index_name(spec.index.map(str::to_owned))
+                            .key_condition_expression(spec.key_condition)
+                            .set_filter_expression(spec.filter.map(str::to_owned))
+                            .set_expression_attribute_names((!spec.names.is_empty()).then(|| spec.names.clone()))
+                            .set_expression_attribute_values(Some(spec.values.clone()))
+                            .set_exclusive_start_key(start.clone())
+                            .consistent_read(spec.index.is_none())
+                            .select(aws_sdk_dynamodb::types::Select::Count)
+                            .send()
+                    },
+                )
+                .await
+                .map_err(|e| {
+                    DynamoError::from_sdk(format!("Query (count) {} in table {}", spec.what, spec.table), &e)
+                })?;
+            total += usize::try_from(res.count).unwrap_or(0);
+            match res.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) => start = Some(k),
+                None => return Ok(total),
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Consistent reads of `keys` of `table` (any number: 100 per `BatchGetItem`, unprocessed keys
+    /// retried with backoff up to `max_attempts`). Missing items are left out; the order is not kept.
+    pub(crate) async fn batch_get(&self, table: &str, keys: Vec<Item>, what: &str) -> Result<Vec<Item>> {
+        let mut out = Vec::with_capacity(keys.len());
+        let action = || format!("BatchGetItem {what} in table {table}");
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| DynamoError::other(action(), e.to_string()))?,
+            );
+            let mut rounds = 0u32;
+            while let Some(ka) = pending.take() {
+                rounds += 1;
+                let res = self
+                    .call(action, no_extra, || self.client.batch_get_item().request_items(table, ka.clone()).send())
+                    .await
+                    .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+                out.extend(res.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
+                pending = res.unprocessed_keys.and_then(|mut u| u.remove(table)).filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    if rounds >= self.cfg.max_attempts {
+                        return Err(DynamoError::other(
+                            action(),
+                            format!("keys still unprocessed after {rounds} attempts (throttled)"),
+                        )
+                        .into());
+                    }
+                    tokio::time::sleep(self.backoff(rounds)).await;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

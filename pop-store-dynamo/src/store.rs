@@ -1,0 +1,816 @@
+//! [`DynamoStore`]: POP's [`Store`] on the `objects`, `ready` and `leases` tables.
+
+use crate::client::{Db, no_extra};
+use crate::codec::{At, Item, decode_cursor, encode_cursor, get_b, get_n, get_ready, get_s, n, opt_s, ready_json, s};
+use crate::error::{BACKEND, DynamoError};
+use crate::paging::QuerySpec;
+use crate::tables::{BY_INSIGHT, BY_KIND, index_attr, index_name};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use pop_core::model::{Millis, ReadyAgenda};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
+use pop_core::{Error, Problem, Result};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// The most items of one `TransactWriteItems`, and so the most operations of one [`Store::write`].
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// DynamoDB's item size limit (400 KB), attribute names included.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Partition keys are at most 2048 bytes, sort keys 1024.
+const MAX_SORT_KEY_BYTES: usize = 1024;
+const MAX_PARTITION_KEY_BYTES: usize = 2048;
+
+fn object_pk(kind: Kind, id: &str) -> String {
+    format!("{kind}#{id}")
+}
+
+fn object_key(kind: Kind, id: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(object_pk(kind, id)))])
+}
+
+fn ready_key(agenda_id: &str) -> Item {
+    HashMap::from([("a".to_owned(), s(agenda_id))])
+}
+
+fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn build_err(what: &str, e: impl std::fmt::Display) -> Error {
+    DynamoError::other(format!("build {what}"), e.to_string()).into()
+}
+
+/// POP's [`Store`] on DynamoDB. Cheap to clone; see the crate docs for the table design.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    pub(crate) db: Arc<Db>,
+}
+
+/// One object write, checked and encoded.
+struct ObjectWrite {
+    op_index: usize,
+    kind: Kind,
+    id: String,
+    shape: ObjectShape,
+}
+
+enum ObjectShape {
+    Create(Item),
+    Update(Item, u64),
+    Delete(Option<u64>),
+}
+
+/// What a transaction item stands for, to map a cancellation reason back.
+enum Tag {
+    Object(usize),
+    Ready,
+}
+
+impl DynamoStore {
+    pub(crate) fn new(db: Arc<Db>) -> Self {
+        Self { db }
+    }
+
+    fn table(&self) -> &str {
+        &self.db.tables.objects
+    }
+
+    fn encode_record(&self, rec: &Record, version: u64, op: &str) -> Result<Item> {
+        let where_ = || format!("{op} of {} {:?}", rec.kind, rec.id);
+        let mut problems = Vec::new();
+        if rec.id.is_empty() {
+            problems.push(Problem::new(format!("{}: the id is empty", where_())).field("id"));
+        }
+        if rec.id.len() > MAX_SORT_KEY_BYTES - 1 {
+            problems.push(
+                Problem::new(format!(
+                    "{}: the id is {} bytes; DynamoDB allows {}",
+                    where_(),
+                    rec.id.len(),
+                    MAX_SORT_KEY_BYTES - 1
+                ))
+                .field("id"),
+            );
+        }
+        let mut item: Item = HashMap::from([
+            ("pk".to_owned(), s(object_pk(rec.kind, &rec.id))),
+            ("kd".to_owned(), s(rec.kind.as_str())),
+            ("id".to_owned(), s(&rec.id)),
+            ("v".to_owned(), n(version)),
+            ("b".to_owned(), AttributeValue::B(Blob::new(rec.body.clone()))),
+        ]);
+        let mut size = 2 + rec.kind.as_str().len() * 2 + rec.id.len() * 2 + 30 + rec.body.len();
+        for (field, value) in &rec.indexes {
+            // Only the kind's indexed fields are stored (and have a GSI); other values are ignored.
+            if !rec.kind.indexed_fields().contains(field) {
+                continue;
+            }
+            let attr = index_attr(*field);
+            let v = format!("{}#{}", rec.kind, value);
+            if v.len() > MAX_PARTITION_KEY_BYTES {
+                problems.push(
+                    Problem::new(format!(
+                        "{}: the {field} value is {} bytes; DynamoDB index keys allow {}",
+                        where_(),
+                        value.len(),
+                        MAX_PARTITION_KEY_BYTES - rec.kind.as_str().len() - 1
+                    ))
+                    .field(field.as_str()),
+                );
+            }
+            size += attr.len() + v.len();
+            item.insert(attr.to_owned(), s(v));
+        }
+        if size > MAX_ITEM_BYTES {
+            problems.push(
+                Problem::new(format!(
+                    "{}: the stored item would be about {size} bytes; a DynamoDB item holds at most {MAX_ITEM_BYTES}",
+                    where_()
+                ))
+                .field("body"),
+            );
+        }
+        if problems.is_empty() { Ok(item) } else { Err(Error::problems(problems)) }
+    }
+
+    fn decode_record(kind: Kind, item: &Item) -> Result<Record> {
+        let pk = opt_s(item, "pk").unwrap_or("?");
+        let id_hint = pk.split_once('#').map(|(_, id)| id).unwrap_or(pk);
+        let at = At { kind: kind.as_str(), id: id_hint };
+        let id = get_s(item, "id", at)?.to_owned();
+        let version = get_n::<u64>(item, "v", at)?;
+        let body = get_b(item, "b", at)?.to_vec();
+        let prefix = format!("{kind}#");
+        let mut indexes = Vec::new();
+        for field in kind.indexed_fields() {
+            if let Some(v) = opt_s(item, index_attr(*field)) {
+                let value = v.strip_prefix(&prefix).ok_or_else(|| Error::Corrupt {
+                    kind: kind.to_string(),
+                    id: id.clone(),
+                    reason: format!("index attribute {} = {v:?} lacks the prefix {prefix:?}", index_attr(*field)),
+                })?;
+                indexes.push((*field, value.to_owned()));
+            }
+        }
+        Ok(Record { kind, id, version, indexes, body })
+    }
+
+    /// Checks and encodes the object operations; collapses the ready operations to one final state
+    /// per agenda.
+    #[allow(clippy::type_complexity, reason = "a private helper's tuple of the two halves of a batch")]
+    fn plan(&self, ops: Vec<WriteOp>) -> Result<(Vec<ObjectWrite>, BTreeMap<String, Option<ReadyAgenda>>)> {
+        let mut objects = Vec::new();
+        let mut ready: BTreeMap<String, Option<ReadyAgenda>> = BTreeMap::new();
+        let mut seen: BTreeSet<(Kind, String)> = BTreeSet::new();
+        let mut problems = Vec::new();
+        for (op_index, op) in ops.into_iter().enumerate() {
+            let (kind, id, shape) = match op {
+                WriteOp::Create(rec) => match self.encode_record(&rec, 1, "create") {
+                    Ok(item) => (rec.kind, rec.id, ObjectShape::Create(item)),
+                    Err(e) => {
+                        problems.extend(e.problem_list().iter().cloned());
+                        continue;
+                    }
+                },
+                WriteOp::Update { record, expected_version } => {
+                    match self.encode_record(&record, expected_version.saturating_add(1), "update") {
+                        Ok(item) => (record.kind, record.id, ObjectShape::Update(item, expected_version)),
+                        Err(e) => {
+                            problems.extend(e.problem_list().iter().cloned());
+                            continue;
+                        }
+                    }
+                }
+                WriteOp::Delete { kind, id, expected_version } => {
+                    if id.is_empty() {
+                        problems.push(Problem::new(format!("delete of {kind}: the id is empty")).field("id"));
+                        continue;
+                    }
+                    (kind, id, ObjectShape::Delete(expected_version))
+                }
+                WriteOp::ReadyInsert(entry) => {
+                    if entry.agenda_id.is_empty() {
+                        problems.push(Problem::new("ready insert: the agenda id is empty").field("agendaId"));
+                        continue;
+                    }
+                    if entry.insight_id.is_empty() {
+                        problems.push(
+                            Problem::new(format!(
+                                "ready insert of agenda {}: the insight id is empty",
+                                entry.agenda_id
+                            ))
+                            .field("insightId"),
+                        );
+                        continue;
+                    }
+                    let sort_len = crate::codec::ready_sort_key(&entry).len();
+                    if sort_len > MAX_SORT_KEY_BYTES
+                        || entry.insight_id.len() > MAX_PARTITION_KEY_BYTES
+                        || entry.agenda_id.len() > MAX_PARTITION_KEY_BYTES
+                    {
+                        problems.push(
+                            Problem::new(format!(
+                                "ready insert of agenda {}: customer and agenda ids are too long for a DynamoDB \
+                                 sort key ({sort_len} of {MAX_SORT_KEY_BYTES} bytes)",
+                                entry.agenda_id
+                            ))
+                            .field("agendaId"),
+                        );
+                        continue;
+                    }
+                    ready.insert(entry.agenda_id.clone(), Some(entry));
+                    continue;
+                }
+                WriteOp::ReadyRemove { agenda_id } => {
+                    ready.insert(agenda_id, None);
+                    continue;
+                }
+            };
+            if !seen.insert((kind, id.clone())) {
+                problems.push(
+                    Problem::new(format!(
+                        "{kind} {id} appears twice in one atomic write; DynamoDB transactions touch an item once"
+                    ))
+                    .field("id"),
+                );
+                continue;
+            }
+            objects.push(ObjectWrite { op_index, kind, id, shape });
+        }
+        if problems.is_empty() { Ok((objects, ready)) } else { Err(Error::problems(problems)) }
+    }
+
+    fn object_transact_item(&self, w: &ObjectWrite) -> Result<TransactWriteItem> {
+        let table = self.table().to_owned();
+        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
+        Ok(match &w.shape {
+            ObjectShape::Create(item) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(item.clone()))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(|e| build_err("a create", e))?,
+                )
+                .build(),
+            ObjectShape::Update(item, expected) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(item.clone()))
+                        .condition_expression("v = :ev")
+                        .set_expression_attribute_values(Some(values([(":ev", n(expected))])))
+                        .return_values_on_condition_check_failure(all_old)
+                        .build()
+                        .map_err(|e| build_err("an update", e))?,
+                )
+                .build(),
+            ObjectShape::Delete(expected) => {
+                let mut d = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(object_key(w.kind, &w.id)))
+                    .return_values_on_condition_check_failure(all_old);
+                d = match expected {
+                    Some(v) => {
+                        d.condition_expression("v = :ev").set_expression_attribute_values(Some(values([(":ev", n(v))])))
+                    }
+                    None => d.condition_expression("attribute_exists(pk)"),
+                };
+                TransactWriteItem::builder().delete(d.build().map_err(|e| build_err("a delete", e))?).build()
+            }
+        })
+    }
+
+    /// The error of an object write whose condition failed; `old` is the item DynamoDB returned with
+    /// the failure, if it did (`None` may also mean the server does not return items).
+    async fn condition_error(&self, w: &ObjectWrite, old: Option<&Item>) -> Error {
+        let stored_version = match old {
+            Some(item) => Some(get_n::<u64>(item, "v", At { kind: w.kind.as_str(), id: &w.id }).ok()),
+            None => match &w.shape {
+                ObjectShape::Create(_) => Some(None),
+                _ => match self.get(w.kind, &w.id).await {
+                    Ok(r) => r.map(|r| Some(r.version)),
+                    Err(e) => return e,
+                },
+            },
+        };
+        match (&w.shape, stored_version) {
+            (ObjectShape::Create(_), _) => Error::Conflict(format!("{} {} already exists", w.kind, w.id)),
+            (ObjectShape::Update(_, expected) | ObjectShape::Delete(Some(expected)), Some(v)) => {
+                Error::Conflict(format!(
+                    "{} {} is at version {}, not the expected {expected}: it was changed meanwhile; read it again",
+                    w.kind,
+                    w.id,
+                    v.map_or_else(|| "?".to_owned(), |v| v.to_string())
+                ))
+            }
+            (ObjectShape::Delete(None), Some(_)) => {
+                Error::Conflict(format!("{} {} changed while it was being deleted", w.kind, w.id))
+            }
+            (_, None) => Error::not_found(w.kind, &w.id),
+        }
+    }
+
+    /// One object write without a transaction (half the write cost of a one-item transaction).
+    async fn write_single(&self, w: &ObjectWrite) -> Result<()> {
+        let table = self.table();
+        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
+        let action = || format!("write {} {} in table {table}", w.kind, w.id);
+        let failed: Option<Option<Item>> = match &w.shape {
+            ObjectShape::Create(item) | ObjectShape::Update(item, _) => {
+                let (cond, vals) = match &w.shape {
+                    ObjectShape::Update(_, ev) => ("v = :ev", Some(values([(":ev", n(ev))]))),
+                    _ => ("attribute_not_exists(pk)", None),
+                };
+                let r = self
+                    .db
+                    .call(action, no_extra, || {
+                        self.db
+                            .client
+                            .put_item()
+                            .table_name(table)
+                            .set_item(Some(item.clone()))
+                            .condition_expression(cond)
+                            .set_expression_attribute_values(vals.clone())
+                            .return_values_on_condition_check_failure(all_old.clone())
+                            .send()
+                    })
+                    .await;
+                match r {
+                    Ok(_) => None,
+                    Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                        Some(match se.err() {
+                            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                                c.item().cloned()
+                            }
+                            _ => None,
+                        })
+                    }
+                    Err(e) => return Err(self.write_error(&action(), &e)),
+                }
+            }
+            ObjectShape::Delete(expected) => {
+                let (cond, vals) = match expected {
+                    Some(v) => ("v = :ev", Some(values([(":ev", n(v))]))),
+                    None => ("attribute_exists(pk)", None),
+                };
+                let r = self
+                    .db
+                    .call(action, no_extra, || {
+                        self.db
+                            .client
+                            .delete_item()
+                            .table_name(table)
+                            .set_key(Some(object_key(w.kind, &w.id)))
+                            .condition_expression(cond)
+                            .set_expression_attribute_values(vals.clone())
+                            .return_values_on_condition_check_failure(all_old.clone())
+                            .send()
+                    })
+                    .await;
+                match r {
+                    Ok(_) => None,
+                    Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                        Some(match se.err() {
+                            aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
+                                c,
+                            ) => c.item().cloned(),
+                            _ => None,
+                        })
+                    }
+                    Err(e) => return Err(DynamoError::from_sdk(action(), &e).into()),
+                }
+            }
+        };
+        match failed {
+            None => Ok(()),
+            Some(old) => Err(self.condition_error(w, old.as_ref()).await),
+        }
+    }
+
+    /// A failed write: an oversized item is the caller's input, the rest the backend's.
+    fn write_error<E, R>(&self, action: &str, e: &SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        if e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("size")) {
+            return Error::problems(vec![
+                Problem::new(format!("{action}: {}", e.message().unwrap_or("item too large"))).field("body"),
+            ]);
+        }
+        DynamoError::from_sdk(action, e).into()
+    }
+
+    /// The ready entry item of an agenda.
+    fn ready_item(entry: &ReadyAgenda) -> Result<Item> {
+        let mut item = ready_key(&entry.agenda_id);
+        item.insert("ri".to_owned(), s(&entry.insight_id));
+        item.insert("ro".to_owned(), s(crate::codec::ready_sort_key(entry)));
+        item.insert("b".to_owned(), s(ready_json(entry)?));
+        Ok(item)
+    }
+
+    /// The transaction item of an agenda's final ready state in a batch: put (replacing any entry
+    /// of the agenda, wherever it was) or delete (a no-op when there is none).
+    fn ready_transact_item(&self, agenda_id: &str, target: Option<&ReadyAgenda>) -> Result<TransactWriteItem> {
+        let table = self.db.tables.ready.clone();
+        Ok(match target {
+            Some(entry) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(Self::ready_item(entry)?))
+                        .build()
+                        .map_err(|e| build_err("a ready insert", e))?,
+                )
+                .build(),
+            None => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(table)
+                        .set_key(Some(ready_key(agenda_id)))
+                        .build()
+                        .map_err(|e| build_err("a ready removal", e))?,
+                )
+                .build(),
+        })
+    }
+
+    /// One ready change without a transaction.
+    async fn write_ready_single(&self, agenda_id: &str, target: Option<&ReadyAgenda>) -> Result<()> {
+        let table = &self.db.tables.ready;
+        match target {
+            Some(entry) => {
+                let item = Self::ready_item(entry)?;
+                let action = || format!("PutItem ready entry of agenda {agenda_id} in table {table}");
+                self.db
+                    .call(action, no_extra, || {
+                        self.db.client.put_item().table_name(table).set_item(Some(item.clone())).send()
+                    })
+                    .await
+                    .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+            }
+            None => {
+                let action = || format!("DeleteItem ready entry of agenda {agenda_id} in table {table}");
+                self.db
+                    .call(action, no_extra, || {
+                        self.db.client.delete_item().table_name(table).set_key(Some(ready_key(agenda_id))).send()
+                    })
+                    .await
+                    .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reasons DynamoDB gives per item of a cancelled transaction that another attempt may clear.
+fn transient_cancel<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => {
+                let codes: Vec<&str> = c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+                codes.iter().any(|c| *c != "None")
+                    && codes.iter().all(|c| {
+                        matches!(
+                            *c,
+                            "None" | "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                        )
+                    })
+            }
+            TransactWriteItemsError::TransactionInProgressException(_) => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for DynamoStore {
+    fn backend_name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_TRANSACTION_ITEMS
+    }
+
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
+        let table = self.table();
+        let action = || format!("GetItem {kind} {id} in table {table}");
+        let res = self
+            .db
+            .call(action, no_extra, || {
+                self.db
+                    .client
+                    .get_item()
+                    .table_name(table)
+                    .set_key(Some(object_key(kind, id)))
+                    .consistent_read(true)
+                    .send()
+            })
+            .await
+            .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+        res.item.map(|item| Self::decode_record(kind, &item)).transpose()
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        if ops.len() > MAX_TRANSACTION_ITEMS {
+            return Err(Error::Unsupported(format!(
+                "an atomic write of {} operations exceeds DynamoDB's limit of {MAX_TRANSACTION_ITEMS} items per \
+                 TransactWriteItems (Store::max_batch); split it into smaller batches",
+                ops.len()
+            )));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (objects, ready) = self.plan(ops)?;
+        // Every operation is one item (ready changes of one agenda were folded into one).
+        match (objects.as_slice(), ready.len()) {
+            ([w], 0) => return self.write_single(w).await,
+            ([], 1) => {
+                if let Some((agenda, target)) = ready.iter().next() {
+                    return self.write_ready_single(agenda, target.as_ref()).await;
+                }
+            }
+            _ => {}
+        }
+        let mut items: Vec<TransactWriteItem> = Vec::with_capacity(objects.len() + ready.len());
+        let mut tags: Vec<Tag> = Vec::with_capacity(items.capacity());
+        for w in &objects {
+            items.push(self.object_transact_item(w)?);
+            tags.push(Tag::Object(w.op_index));
+        }
+        for (agenda, target) in &ready {
+            items.push(self.ready_transact_item(agenda, target.as_ref())?);
+            tags.push(Tag::Ready);
+        }
+        // The same token on every attempt makes a retried transaction idempotent (for 10 minutes).
+        let token = uuid::Uuid::new_v4().to_string();
+        let table = self.table();
+        let action = || format!("TransactWriteItems of {} items (objects in table {table})", items.len());
+        let res = self
+            .db
+            .call(action, transient_cancel, || {
+                self.db
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .client_request_token(&token)
+                    .send()
+            })
+            .await;
+        let err = match res {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let reasons = match &err {
+            SdkError::ServiceError(se) => match se.err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => c.cancellation_reasons().to_vec(),
+                _ => return Err(self.write_error(&action(), &err)),
+            },
+            _ => return Err(self.write_error(&action(), &err)),
+        };
+        // Reasons come in item order, which is operation order for the objects: the first failing
+        // condition is the one reported.
+        for (reason, tag) in reasons.iter().zip(&tags) {
+            match (reason.code().unwrap_or("None"), tag) {
+                ("ConditionalCheckFailed", Tag::Object(op_index)) => {
+                    if let Some(w) = objects.iter().find(|w| w.op_index == *op_index) {
+                        return Err(self.condition_error(w, reason.item()).await);
+                    }
+                }
+                ("ValidationError", _) => {
+                    return Err(Error::problems(vec![Problem::new(format!(
+                        "{}: DynamoDB rejected an item: {}",
+                        action(),
+                        reason.message().unwrap_or("validation error")
+                    ))]));
+                }
+                _ => {}
+            }
+        }
+        if transient_cancel(&err) {
+            return Err(Error::Conflict(format!(
+                "{}: concurrent transactions on the same items kept cancelling this one after {} attempts; retry",
+                action(),
+                self.db.cfg.max_attempts
+            )));
+        }
+        Err(DynamoError::from_sdk(action(), &err).into())
+    }
+
+    async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>> {
+        if !kind.indexed_fields().contains(&field) {
+            return Err(Error::problems(vec![
+                Problem::new(format!(
+                    "{kind} is not indexed by {field}; its indexed fields are {}",
+                    kind.indexed_fields().iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+                .field(field.as_str()),
+            ]));
+        }
+        let attr = index_attr(field);
+        let partition = format!("{kind}#{value}");
+        let what = format!("{kind} by {field} = {value:?}");
+        let keys = ["pk", "id", attr];
+        let start = page.cursor.as_deref().map(|c| decode_cursor(c, &keys, (attr, &partition), &what)).transpose()?;
+        let index = index_name(field);
+        let spec = QuerySpec {
+            table: self.table(),
+            index: Some(&index),
+            key_condition: "#k = :k",
+            filter: None,
+            names: HashMap::from([("#k".to_owned(), attr.to_owned())]),
+            values: values([(":k", s(&partition))]),
+            what,
+        };
+        let limit = page.effective_limit();
+        let (mut items, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|i| encode_cursor(i, &keys)).transpose()?
+        } else {
+            None
+        };
+        let items = items.iter().map(|i| Self::decode_record(kind, i)).collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>> {
+        let keys = ["pk", "kd", "id"];
+        let what = format!("every {kind}");
+        let start =
+            page.cursor.as_deref().map(|c| decode_cursor(c, &keys, ("kd", kind.as_str()), &what)).transpose()?;
+        let spec = QuerySpec {
+            table: self.table(),
+            index: Some(BY_KIND),
+            key_condition: "kd = :k",
+            filter: None,
+            names: HashMap::new(),
+            values: values([(":k", s(kind.as_str()))]),
+            what,
+        };
+        let limit = page.effective_limit();
+        let (mut key_items, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
+        let next = if key_items.len() > limit {
+            key_items.truncate(limit);
+            key_items.last().map(|i| encode_cursor(i, &keys)).transpose()?
+        } else {
+            None
+        };
+        // The index holds keys only (so updates cost it nothing): fetch the items, consistently.
+        let keys: Vec<Item> = key_items
+            .iter()
+            .filter_map(|i| opt_s(i, "pk").map(|pk| HashMap::from([("pk".to_owned(), s(pk))])))
+            .collect();
+        let by_pk: HashMap<String, Item> = self
+            .db
+            .batch_get(self.table(), keys, &format!("every {kind}"))
+            .await?
+            .into_iter()
+            .filter_map(|item| opt_s(&item, "pk").map(str::to_owned).map(|pk| (pk, item)))
+            .collect();
+        let mut items = Vec::with_capacity(key_items.len());
+        for k in &key_items {
+            // Deleted between the index read and the fetch: skipped.
+            if let Some(item) = opt_s(k, "pk").and_then(|pk| by_pk.get(pk)) {
+                items.push(Self::decode_record(kind, item)?);
+            }
+        }
+        Ok(Page { items, next })
+    }
+
+    async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {
+        let table = &self.db.tables.ready;
+        let action = || format!("GetItem ready entry of agenda {agenda_id} in table {table}");
+        let res = self
+            .db
+            .call(action, no_extra, || {
+                self.db
+                    .client
+                    .get_item()
+                    .table_name(table)
+                    .set_key(Some(ready_key(agenda_id)))
+                    .consistent_read(true)
+                    .send()
+            })
+            .await
+            .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+        res.item.map(|item| get_ready(&item, At { kind: "readyAgenda", id: agenda_id })).transpose()
+    }
+
+    async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
+        let keys = ["a", "ri", "ro"];
+        let what = format!("the ready set of insight {insight_id}");
+        let start = page.cursor.as_deref().map(|c| decode_cursor(c, &keys, ("ri", insight_id), &what)).transpose()?;
+        let table = &self.db.tables.ready;
+        let spec = QuerySpec {
+            table,
+            index: Some(BY_INSIGHT),
+            key_condition: "ri = :i",
+            filter: None,
+            names: HashMap::new(),
+            values: values([(":i", s(insight_id))]),
+            what: what.clone(),
+        };
+        let limit = page.effective_limit();
+        let (mut listed, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
+        let next = if listed.len() > limit {
+            listed.truncate(limit);
+            listed.last().map(|i| encode_cursor(i, &keys)).transpose()?
+        } else {
+            None
+        };
+        // The index is keys-only and, on AWS, eventually consistent: read the entries themselves
+        // (consistently) and keep those still at the listed place, so a removed or moved entry is never
+        // handed out.
+        let keys: Vec<Item> = listed.iter().filter_map(|i| opt_s(i, "a").map(ready_key)).collect();
+        let current: HashMap<String, Item> = self
+            .db
+            .batch_get(table, keys, &what)
+            .await?
+            .into_iter()
+            .filter_map(|item| opt_s(&item, "a").map(str::to_owned).map(|a| (a, item)))
+            .collect();
+        let mut out = Vec::with_capacity(listed.len());
+        for l in &listed {
+            let Some(agenda) = opt_s(l, "a") else { continue };
+            let Some(item) = current.get(agenda) else { continue };
+            if opt_s(item, "ri") != Some(insight_id) || opt_s(item, "ro") != opt_s(l, "ro") {
+                continue;
+            }
+            out.push(get_ready(item, At { kind: "readyAgenda", id: agenda })?);
+        }
+        Ok(Page { items: out, next })
+    }
+
+    async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
+        if name.is_empty() || holder.is_empty() {
+            return Err(Error::problems(vec![
+                Problem::new("a named lease needs a non-empty name and holder").field(if name.is_empty() {
+                    "name"
+                } else {
+                    "holder"
+                }),
+            ]));
+        }
+        let table = &self.db.tables.leases;
+        let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let item: Item =
+            HashMap::from([("n".to_owned(), s(name)), ("h".to_owned(), s(holder)), ("e".to_owned(), n(expires))]);
+        let action = || format!("PutItem lease {name} for {holder} in table {table}");
+        let r = self
+            .db
+            .call(action, no_extra, || {
+                self.db
+                    .client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(n) OR h = :h OR e <= :now")
+                    .set_expression_attribute_values(Some(values([(":h", s(holder)), (":now", n(now))])))
+                    .send()
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(DynamoError::from_sdk(action(), &e).into()),
+        }
+    }
+
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        let table = &self.db.tables.leases;
+        let action = || format!("DeleteItem lease {name} of {holder} in table {table}");
+        let r = self
+            .db
+            .call(action, no_extra, || {
+                self.db
+                    .client
+                    .delete_item()
+                    .table_name(table)
+                    .key("n", s(name))
+                    .condition_expression("h = :h")
+                    .expression_attribute_values(":h", s(holder))
+                    .return_values(ReturnValue::None)
+                    .send()
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(DynamoError::from_sdk(action(), &e).into()),
+        }
+    }
+}
