@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub system: Principal,
     /// Counters of the timed processes.
     pub timed: Arc<crate::timed::TimedStats>,
+    /// Customer weights cached by the scheduler: id → (weight, read at).
+    pub weights: Mutex<HashMap<String, (u32, i64)>>,
 }
 
 impl Inner {
@@ -292,6 +294,7 @@ impl PopBuilder {
             tasks: Mutex::new(Vec::new()),
             system: Principal::superuser("pop-system"),
             timed: Arc::new(crate::timed::TimedStats::default()),
+            weights: Mutex::new(HashMap::new()),
         };
         Ok(Pop { inner: Arc::new(inner) })
     }

@@ -78,7 +78,7 @@ async fn read_ready(inner: &Inner, insight_id: &str) -> Result<Snapshot> {
             let weight = match weights.get(&customer) {
                 Some(w) => *w,
                 None => {
-                    let w = inner.store.get_obj::<Customer>(&customer).await?.map(|c| c.weight.max(1)).unwrap_or(1);
+                    let w = customer_weight(inner, &customer).await?;
                     weights.insert(customer.clone(), w);
                     w
                 }
@@ -89,6 +89,24 @@ async fn read_ready(inner: &Inner, insight_id: &str) -> Result<Snapshot> {
     }
     Ok(Snapshot { entries, groups })
 }
+
+/// A customer's weight, cached for [`WEIGHT_CACHE_MS`].
+async fn customer_weight(inner: &Inner, customer: &str) -> Result<u32> {
+    let now = inner.now();
+    if let Some((w, at)) = inner.weights.lock().ok().and_then(|c| c.get(customer).copied()) {
+        if now - at < WEIGHT_CACHE_MS {
+            return Ok(w);
+        }
+    }
+    let w = inner.store.get_obj::<Customer>(customer).await?.map(|c| c.weight.max(1)).unwrap_or(1);
+    if let Ok(mut c) = inner.weights.lock() {
+        c.insert(customer.to_owned(), (w, now));
+    }
+    Ok(w)
+}
+
+/// How long a customer's weight is cached by the scheduler.
+const WEIGHT_CACHE_MS: i64 = 10_000;
 
 fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a> {
     ReadyView {
@@ -123,7 +141,13 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
     }
     let len = inner.queue.len(insight_id).await?;
     metrics::gauge!("pop_queue_depth", "insight" => insight_id.to_owned()).set(len as f64);
-    let free = pop_sched::refill_count(len, insight.effective_queue_size());
+    let size = insight.effective_queue_size();
+    // Refill at the low-water mark (half full), so that a busy insight is scheduled in batches rather
+    // than one pick per pass: reading the ready set is the expensive part of a pass.
+    if size > 1 && len > (size as usize) / 2 {
+        return Ok(0);
+    }
+    let free = pop_sched::refill_count(len, size);
     if free == 0 {
         return Ok(0);
     }

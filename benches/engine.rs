@@ -1,0 +1,135 @@
+//! End-to-end engine throughput: agendas per second through a whole embedded instance (sled with
+//! group commit, in-process no-op handlers) and submit-to-start latency at that load.
+//!
+//! A plain bench binary (not criterion: one run is seconds long and the interesting numbers are
+//! throughput and latency percentiles). Run: `cargo bench -p pop-benches --bench engine`.
+#![allow(missing_docs, reason = "bench binary")]
+
+use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
+use pop_core::authz::Principal;
+use pop_core::model::{Agenda, Customer, Insight, ProcessingState, ResourcePool};
+use pop_core::store::{IndexField, StoreExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn agenda(customer: &str, ops: usize) -> Agenda {
+    let ops: Vec<_> = (0..ops)
+        .map(|i| {
+            if i == 0 {
+                json!({"name": "op0", "type": "noop", "payload": {}})
+            } else {
+                json!({"name": format!("op{i}"), "type": "noop", "payload": {"prev": format!("@<op{}.out>", i - 1)}})
+            }
+        })
+        .collect();
+    serde_json::from_value(json!({"customerId": customer, "linkId": "bench", "operations": ops})).expect("agenda")
+}
+
+async fn setup(pop: &Pop) {
+    let su = Principal::superuser("bench");
+    let o = pop.objects();
+    o.create(&su, ResourcePool { id: Some("p".into()), customer_id: Some("ops".into()), title: Some("p".into()), ..Default::default() })
+        .await
+        .expect("pool");
+    o.create(&su, Insight {
+        id: Some("i".into()),
+        customer_id: Some("ops".into()),
+        title: Some("i".into()),
+        resource_pool_id: Some("p".into()),
+        is_global: true,
+        queue_size: Some(512),
+        scheduling_algorithm: Some("Fairness".into()),
+        mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
+        ..Default::default()
+    })
+    .await
+    .expect("insight");
+    for c in 0..8 {
+        let id = format!("c{c}");
+        o.create(&su, Customer { id: Some(id.clone()), customer_id: Some(id.clone()), title: Some(id), resource_pool_id: Some("p".into()), ..Default::default() })
+            .await
+            .expect("customer");
+    }
+}
+
+async fn run(ops_per_agenda: usize, agendas: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = pop_exec::inprocess::InProcessRuntime::new();
+    rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
+    let (store, queue) = pop_store_sled::open_both(
+        pop_store_sled::Config::new(dir.path()).flush_policy(pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: 2 }),
+    )
+    .expect("sled");
+    let config = PopConfig {
+        scheduler_interval: Duration::from_millis(5),
+        heartbeat: Duration::from_secs(5),
+        ..PopConfig::default()
+    };
+    let pop = Pop::builder()
+        .store(Arc::new(store))
+        .queue(Arc::new(queue))
+        .runtime(Arc::new(RuntimeRouter::new().with(Arc::new(rt))))
+        .config(config)
+        .build()
+        .expect("pop");
+    setup(&pop).await;
+    pop.start_all(WorkerConfig { max_running: 64, pull_count: 32, pull_wait: Duration::from_millis(2), ..WorkerConfig::for_insights(["i"]) });
+    let su = Principal::superuser("bench");
+    let start = Instant::now();
+    // 8 concurrent submitters
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let pop = pop.clone();
+        let su = su.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..agendas / 8 {
+                pop.agendas().submit(&su, agenda(&format!("c{c}"), ops_per_agenda)).await.expect("submit");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("submitter");
+    }
+    let submitted = start.elapsed();
+    let total = agendas / 8 * 8;
+    loop {
+        let page = pop
+            .store()
+            .query_all::<pop_core::model::AgendaProgress>(IndexField::LinkId, "bench")
+            .await
+            .expect("progress");
+        if page.len() == total && page.iter().all(|p| p.processing_state == ProcessingState::Complete) {
+            let elapsed = start.elapsed();
+            let mut lat: Vec<i64> = page.iter().filter_map(|p| Some(p.started_time? - p.added_time?)).collect();
+            lat.sort_unstable();
+            let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+            println!(
+                "{ops_per_agenda:>2}-operation agendas: {total} in {:.2}s = {:.0} agendas/s ({:.0} operations/s); submit phase {:.2}s; submit-to-start p50 {} ms, p99 {} ms",
+                elapsed.as_secs_f64(),
+                total as f64 / elapsed.as_secs_f64(),
+                (total * ops_per_agenda) as f64 / elapsed.as_secs_f64(),
+                submitted.as_secs_f64(),
+                pct(0.5),
+                pct(0.99)
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pop.shutdown().await;
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with `--bench` absent: keep that fast.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        if quick {
+            run(1, 80).await;
+            return;
+        }
+        run(1, 4000).await;
+        run(10, 1000).await;
+    });
+}
