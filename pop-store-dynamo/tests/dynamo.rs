@@ -1,17 +1,24 @@
 //! DynamoDB-specific behaviour beyond the conformance suite: 1 MB pages, the transaction limit,
 //! concurrent CAS, error meanings, table management and request counts. Needs
-//! `POP_DYNAMODB_ENDPOINT`; every test skips, saying why, when it is unset.
+//! `POP_DYNAMODB_ENDPOINT`; every test skips, saying why, when it is unset (except the ones that need
+//! no server).
 
 mod common;
 
+use pop_core::Error;
+use pop_core::model::ReadyAgenda;
 use pop_core::queue::QueueBackend;
+use pop_core::store::{IndexField, Kind, PageRequest, Record, Store, WriteOp};
+use pop_core::testing::unique;
+use pop_store_dynamo::{DynamoBackend, DynamoConfig, MAX_TRANSACTION_ITEMS};
+use std::sync::Arc;
 
 fn now() -> i64 {
     pop_core::testing::wall_clock()
 }
 
-fn ready(insight: &str, agenda: &str, added: i64) -> pop_core::model::ReadyAgenda {
-    pop_core::model::ReadyAgenda {
+fn ready(insight: &str, agenda: &str, added: i64) -> ReadyAgenda {
+    ReadyAgenda {
         id: agenda.to_owned(),
         insight_id: insight.to_owned(),
         agenda_id: agenda.to_owned(),
@@ -21,20 +28,348 @@ fn ready(insight: &str, agenda: &str, added: i64) -> pop_core::model::ReadyAgend
     }
 }
 
+/// An agenda record of about `size` bytes of body, indexed by `customer`.
+fn agenda(id: &str, customer: &str, size: usize) -> Record {
+    let body = serde_json::json!({"id": id, "customerId": customer, "pad": "x".repeat(size)});
+    Record {
+        kind: Kind::Agenda,
+        id: id.to_owned(),
+        version: 1,
+        indexes: vec![(IndexField::CustomerId, customer.to_owned())],
+        body: serde_json::to_vec(&body).unwrap(),
+    }
+}
+
+fn schedule(id: &str, n: u64) -> Record {
+    Record {
+        kind: Kind::InsightSchedule,
+        id: id.to_owned(),
+        version: 0,
+        indexes: vec![],
+        body: serde_json::to_vec(&serde_json::json!({ "n": n })).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_and_scans_page_across_one_megabyte_responses() {
+    let Some(b) = common::backend("queries_and_scans_page_across_one_megabyte_responses").await.unwrap() else {
+        return;
+    };
+    let store = b.store();
+    let customer = unique("big");
+    // 30 items of ~100 KB: ~3 MB, so every listing needs at least 3 DynamoDB responses.
+    let ids: Vec<String> = (0..30).map(|i| format!("{}-{i:02}", unique("a"))).collect();
+    for chunk in ids.chunks(10) {
+        store.write(chunk.iter().map(|id| WriteOp::Create(agenda(id, &customer, 100_000))).collect()).await.unwrap();
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+
+    let before = b.request_counts();
+    let page = store.query(Kind::Agenda, IndexField::CustomerId, &customer, PageRequest::first(100)).await.unwrap();
+    let used = b.request_counts().since(&before);
+    assert_eq!(page.items.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), sorted, "one POP page of all 30");
+    assert!(page.next.is_none(), "the last page has no cursor");
+    assert!(page.items.iter().all(|r| r.body.len() > 100_000), "bodies come back whole");
+    let queries = used.by_action.get("Query").copied().unwrap_or(0);
+    assert!(queries >= 3, "3 MB should take at least 3 DynamoDB Query responses, took {queries}");
+
+    // Pages of 7 across the 1 MB boundaries: same sequence, each id once.
+    let mut got = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = store
+            .query(Kind::Agenda, IndexField::CustomerId, &customer, PageRequest { limit: 7, cursor })
+            .await
+            .unwrap();
+        assert!(p.items.len() <= 7);
+        got.extend(p.items.into_iter().map(|r| r.id));
+        match p.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(got, sorted);
+
+    // scan reads the kind through the keys-only index and fetches the items in batches.
+    let mut scanned = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = store.scan(Kind::Agenda, PageRequest { limit: 12, cursor }).await.unwrap();
+        scanned.extend(p.items.into_iter().filter(|r| r.body.len() > 100_000).map(|r| r.id));
+        match p.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(scanned, sorted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_over_the_transaction_limit_is_unsupported_and_writes_nothing() {
+    let Some(b) = common::backend("a_batch_over_the_transaction_limit_is_unsupported").await.unwrap() else {
+        return;
+    };
+    let store = b.store();
+    assert_eq!(store.max_batch(), MAX_TRANSACTION_ITEMS);
+    let prefix = unique("s");
+    let ops: Vec<WriteOp> =
+        (0..=MAX_TRANSACTION_ITEMS).map(|i| WriteOp::Create(schedule(&format!("{prefix}-{i}"), 0))).collect();
+    let before = b.request_counts();
+    match store.write(ops).await {
+        Err(Error::Unsupported(msg)) => {
+            assert!(msg.contains("101") && msg.contains("100"), "names the count and the limit: {msg}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert_eq!(b.request_counts().since(&before).total, 0, "refused before any request");
+    assert!(store.get(Kind::InsightSchedule, &format!("{prefix}-0")).await.unwrap().is_none());
+
+    // Exactly 100 operations of mixed kinds (objects, ready inserts and removals) is one transaction.
+    let insight = unique("insight");
+    let mut ops: Vec<WriteOp> =
+        (0..60).map(|i| WriteOp::Create(schedule(&format!("{prefix}-m{i}"), 0))).collect::<Vec<_>>();
+    ops.extend((0..30).map(|i| WriteOp::ReadyInsert(ready(&insight, &format!("{prefix}-r{i}"), i))));
+    ops.extend((0..10).map(|i| WriteOp::ReadyRemove { agenda_id: format!("{prefix}-gone{i}") }));
+    let before = b.request_counts();
+    store.write(ops).await.unwrap();
+    let used = b.request_counts().since(&before);
+    assert_eq!(used.by_action.get("TransactWriteItems"), Some(&1), "one transaction: {used:?}");
+    assert_eq!(used.total, 1, "and nothing else: {used:?}");
+    let listed = store.ready_list(&insight, PageRequest::first(100)).await.unwrap();
+    assert_eq!(listed.items.len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_batch_reports_the_first_failing_operation_and_writes_nothing() {
+    let Some(b) = common::backend("a_failing_batch_reports_the_first_failing_operation").await.unwrap() else {
+        return;
+    };
+    let store = b.store();
+    let id = unique("s");
+    store.write(vec![WriteOp::Create(schedule(&id, 1))]).await.unwrap();
+    let fresh = unique("s");
+    let insight = unique("insight");
+    let stale = WriteOp::Update { record: schedule(&id, 2), expected_version: 7 };
+    let r = store
+        .write(vec![
+            WriteOp::Create(schedule(&fresh, 1)),
+            stale.clone(),
+            WriteOp::ReadyInsert(ready(&insight, &fresh, 1)),
+        ])
+        .await;
+    match r {
+        Err(Error::Conflict(msg)) => assert!(msg.contains(&id) && msg.contains("version 1"), "{msg}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert!(store.get(Kind::InsightSchedule, &fresh).await.unwrap().is_none(), "the create was rolled back");
+    assert!(store.ready_get(&fresh).await.unwrap().is_none(), "the ready insert was rolled back");
+
+    let missing = unique("s");
+    let r = store
+        .write(vec![
+            WriteOp::Create(schedule(&fresh, 1)),
+            WriteOp::Update { record: schedule(&missing, 2), expected_version: 1 },
+        ])
+        .await;
+    assert!(matches!(r, Err(Error::NotFound { ref id, .. }) if *id == missing), "{r:?}");
+    let r = store
+        .write(vec![WriteOp::Delete { kind: Kind::InsightSchedule, id: missing.clone(), expected_version: None }])
+        .await;
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    let r = store.write(vec![WriteOp::Create(schedule(&id, 1)), WriteOp::Create(schedule(&fresh, 1))]).await;
+    assert!(matches!(r, Err(Error::Conflict(ref m)) if m.contains("already exists")), "{r:?}");
+
+    // Touching one object twice in a batch is the caller's mistake, named before any request.
+    let r = store
+        .write(vec![
+            WriteOp::Create(schedule(&fresh, 1)),
+            WriteOp::Delete { kind: Kind::InsightSchedule, id: fresh.clone(), expected_version: None },
+        ])
+        .await;
+    assert!(matches!(r, Err(Error::Invalid(ref p)) if p.to_string().contains("twice")), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_invalid_and_names_what() {
+    let Some(b) = common::backend("bad_input_is_invalid_and_names_what").await.unwrap() else { return };
+    let store = b.store();
+    let id = unique("huge");
+    let r = store.write(vec![WriteOp::Create(agenda(&id, "c", 500_000))]).await;
+    match r {
+        Err(Error::Invalid(p)) => {
+            assert!(p.to_string().contains(&id) && p.to_string().contains("DynamoDB item"), "{p}")
+        }
+        other => panic!("expected Invalid for a 500 KB item, got {other:?}"),
+    }
+    let r = store.query(Kind::Agenda, IndexField::AgendaProgressId, "x", PageRequest::first(10)).await;
+    assert!(matches!(r, Err(Error::Invalid(ref p)) if p.to_string().contains("not indexed")), "{r:?}");
+    let r = store
+        .query(Kind::Agenda, IndexField::CustomerId, "x", PageRequest { limit: 10, cursor: Some("garbage!".into()) })
+        .await;
+    assert!(matches!(r, Err(Error::Invalid(ref p)) if p.to_string().contains("cursor")), "{r:?}");
+    // A cursor of another listing is refused too.
+    let insight = unique("insight");
+    store.write((0..3).map(|i| WriteOp::ReadyInsert(ready(&insight, &unique("a"), i))).collect()).await.unwrap();
+    let p = store.ready_list(&insight, PageRequest::first(1)).await.unwrap();
+    let r = store.ready_list(&unique("insight"), PageRequest { limit: 1, cursor: p.next }).await;
+    assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+    let r = store.write(vec![WriteOp::ReadyInsert(ready("", "a", 1))]).await;
+    assert!(matches!(r, Err(Error::Invalid(ref p)) if p.to_string().contains("insight")), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cas_from_many_tasks_loses_no_update() {
+    let Some(b) = common::backend("concurrent_cas_from_many_tasks_loses_no_update").await.unwrap() else { return };
+    let store = Arc::new(b.store());
+    let id = unique("counter");
+    store.write(vec![WriteOp::Create(schedule(&id, 0))]).await.unwrap();
+    const TASKS: u64 = 16;
+    const EACH: u64 = 8;
+    let mut handles = Vec::new();
+    for _ in 0..TASKS {
+        let (store, id) = (store.clone(), id.clone());
+        handles.push(tokio::spawn(async move {
+            let mut conflicts = 0u64;
+            let mut done = 0;
+            while done < EACH {
+                let cur = store.get(Kind::InsightSchedule, &id).await.unwrap().unwrap();
+                let n = serde_json::from_slice::<serde_json::Value>(&cur.body).unwrap()["n"].as_u64().unwrap();
+                let next = WriteOp::Update { record: schedule(&id, n + 1), expected_version: cur.version };
+                match store.write(vec![next]).await {
+                    Ok(()) => done += 1,
+                    Err(Error::Conflict(_)) => conflicts += 1,
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for h in handles {
+        conflicts += h.await.unwrap();
+    }
+    let last = store.get(Kind::InsightSchedule, &id).await.unwrap().unwrap();
+    let n = serde_json::from_slice::<serde_json::Value>(&last.body).unwrap()["n"].as_u64().unwrap();
+    assert_eq!(n, TASKS * EACH, "every successful CAS counted once");
+    assert_eq!(last.version, 1 + TASKS * EACH, "one version per successful CAS");
+    eprintln!("{} CAS updates from {TASKS} tasks, {conflicts} conflicts retried", TASKS * EACH);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn receive_pages_past_leased_items() {
     let Some(b) = common::backend("receive_pages_past_leased_items").await.unwrap() else { return };
     let q = b.queue();
     let t0 = now();
-    let insight = pop_core::testing::unique("insight");
+    let insight = unique("insight");
     for i in 0..30 {
         assert!(q.push(&insight, ready(&insight, &format!("a{i:02}"), t0), t0).await.unwrap());
     }
     let first = q.receive(&insight, 20, 60_000, t0 + 1).await.unwrap();
     assert_eq!(first.len(), 20);
-    let before = b.request_counts();
     let next = q.receive(&insight, 4, 60_000, t0 + 2).await.unwrap();
     let ids: Vec<&str> = next.iter().map(|l| l.token.agenda_id.as_str()).collect();
-    assert_eq!(ids, ["a20", "a21", "a22", "a23"]);
-    eprintln!("{:?}", b.request_counts().since(&before));
+    assert_eq!(ids, ["a20", "a21", "a22", "a23"], "the oldest visible items, past 20 leased ones");
+    let expired = q.expired(&insight, t0 + 60_001, 100).await.unwrap();
+    assert_eq!(expired.len(), 20, "the first 20 leases lapse first (by_deadline index)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_per_operation_are_as_documented() {
+    let Some(b) = common::backend("requests_per_operation_are_as_documented").await.unwrap() else { return };
+    let (store, queue) = (b.store(), b.queue());
+    let count = |before: &pop_store_dynamo::RequestCounts| b.request_counts().since(before).total;
+    let id = unique("s");
+    let t0 = now();
+    let before = b.request_counts();
+    store.write(vec![WriteOp::Create(schedule(&id, 0))]).await.unwrap();
+    assert_eq!(count(&before), 1, "create = 1 PutItem");
+    let before = b.request_counts();
+    store.get(Kind::InsightSchedule, &id).await.unwrap();
+    assert_eq!(count(&before), 1, "get = 1 GetItem");
+    let insight = unique("insight");
+    let before = b.request_counts();
+    store.write(vec![WriteOp::ReadyInsert(ready(&insight, &id, t0))]).await.unwrap();
+    assert_eq!(count(&before), 1, "ready insert = 1 PutItem");
+    let before = b.request_counts();
+    store.ready_list(&insight, PageRequest::first(10)).await.unwrap();
+    assert_eq!(count(&before), 2, "ready list = Query + BatchGetItem");
+    let before = b.request_counts();
+    assert!(queue.push(&insight, ready(&insight, &id, t0), t0).await.unwrap());
+    let leases = queue.receive(&insight, 1, 1000, t0).await.unwrap();
+    queue.ack(&leases[0].token).await.unwrap();
+    assert_eq!(count(&before), 4, "push + receive(1) (Query + UpdateItem) + ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_tables_is_idempotent_and_refuses_foreign_tables() {
+    let Some(b) = common::backend("ensure_tables_is_idempotent").await.unwrap() else { return };
+    let before = b.request_counts();
+    b.ensure_tables().await.unwrap();
+    let used = b.request_counts().since(&before);
+    assert_eq!(used.by_action.get("DescribeTable"), Some(&4), "{used:?}");
+    assert_eq!(used.total, 4, "no create when everything exists: {used:?}");
+    let specs = b.table_specs();
+    assert_eq!(specs.len(), 4);
+    assert!(specs[0].aws_cli().contains("by_customerId"));
+
+    // A table of the same name with other keys: an error naming it, not silent misuse.
+    let prefix = common::prefix();
+    let Some(endpoint) = common::endpoint("ensure_tables refuses foreign tables") else { return };
+    let other = DynamoBackend::connect(DynamoConfig::local(endpoint).table_prefix(&prefix)).await.unwrap();
+    other
+        .client()
+        .create_table()
+        .table_name(format!("{prefix}leases"))
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("name")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("name")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    match other.ensure_tables().await {
+        Err(Error::Unsupported(msg)) => assert!(msg.contains(&format!("{prefix}leases")), "{msg}"),
+        r => panic!("expected Unsupported, got {r:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_backend_error_with_a_hint() {
+    // No server needed: a closed loopback port.
+    let cfg = DynamoConfig::local("http://127.0.0.1:9").max_attempts(2);
+    let b = DynamoBackend::connect(cfg).await.unwrap();
+    let r = b.store().get(Kind::Agenda, "a-1").await;
+    match r {
+        Err(Error::Backend { backend, source }) => {
+            assert_eq!(backend, "dynamodb");
+            let msg = source.to_string();
+            assert!(msg.contains("GetItem agenda a-1") && msg.contains("endpoint"), "{msg}");
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+    assert_eq!(b.request_counts().total, 2, "attempts are bounded by max_attempts");
+}
+
+#[tokio::test]
+async fn bad_configuration_is_invalid() {
+    let cfg = DynamoConfig::local("127.0.0.1:8000").table_prefix("pop tables/").max_attempts(0);
+    match DynamoBackend::connect(cfg).await {
+        Err(Error::Invalid(p)) => {
+            let fields: Vec<_> = p.0.iter().filter_map(|p| p.field.clone()).collect();
+            assert_eq!(fields, ["max_attempts", "table_prefix", "endpoint"], "{p}");
+        }
+        other => panic!("expected Invalid, got {:?}", other.map(|_| ())),
+    }
 }
