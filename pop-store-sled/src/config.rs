@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 ///
 /// Every mutating call of [`crate::SledStore`] and [`crate::SledQueue`] (`write`, lease calls, `push`,
 /// `receive`, `extend`, `ack`, `release`, `remove`) applies its change in memory first (other callers
-/// may read it at once) and then waits as this policy says before its future completes.
+/// may read it at once) and then waits as this policy says before its future completes. If that wait
+/// fails (the flush reports an IO error), the call returns the error although the change stays
+/// applied in memory and may still reach the disk: treat it like a timeout, the outcome is unknown.
+/// Reads never wait, so a reader may see a change whose writer has not been told it is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
-    /// After each write, flush sled's log and `fsync` before returning.
+    /// After each write, flush sled's log and `fdatasync` its data file before returning.
     ///
     /// Promise: when the future completes with `Ok`, the write survives a process crash or power
-    /// loss (as far as the disk honours `fsync`). Throughput is bounded by the disk's fsync rate,
+    /// loss (as far as the disk honours `fdatasync`; sled's own flush alone, `sync_file_range` on
+    /// Linux, would not survive a power loss, hence the extra `fdatasync`). Throughput is bounded by the disk's fsync rate,
     /// shared by all concurrent writers (each write pays for a flush of its own).
     FlushEveryWrite,
     /// Group commit: one background flusher thread flushes at most every `max_delay_ms` while there

@@ -1,7 +1,7 @@
 //! [`SledStore`]: the [`Store`] on sled — a tree per kind, index trees, the ready set, named leases.
 
 use crate::config::{Config, FlushPolicy};
-use crate::durability::Durability;
+use crate::durability::{Durability, Syncer};
 use crate::error::{SledError, sled_err};
 use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, corrupt, show_key};
 use crate::queue::{QueueTrees, SledQueue};
@@ -23,6 +23,7 @@ pub const MAX_BATCH: usize = 10_000;
 pub(crate) struct Inner {
     pub(crate) db: sled::Db,
     pub(crate) path: PathBuf,
+    on_disk: bool,
     obj: Vec<Tree>,
     idx: Vec<Tree>,
     ready: Tree,
@@ -33,6 +34,10 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    fn path_if_on_disk(&self) -> Option<&Path> {
+        self.on_disk.then_some(self.path.as_path())
+    }
+
     /// Waits as the flush policy says after a mutation.
     pub(crate) async fn durable(&self) -> Result<()> {
         self.durability.wait().await
@@ -115,8 +120,9 @@ impl SledStore {
             obj,
             idx,
             q,
-            durability: Durability::start(config.flush_policy, db.clone())?,
+            durability: Durability::start(config.flush_policy, Syncer::new(db.clone(), config.path.as_deref())?)?,
             db,
+            on_disk: config.path.is_some(),
             path,
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -143,9 +149,12 @@ impl SledStore {
         &self.inner.path
     }
 
-    /// Flushes everything written so far to disk, whatever the flush policy.
+    /// Flushes everything written so far to disk (sled flush + `fdatasync`), whatever the flush policy.
     pub async fn flush(&self) -> Result<()> {
-        self.inner.db.flush_async().await.map_err(|e| sled_err("flush", e))?;
+        let syncer = Syncer::new(self.inner.db.clone(), self.inner.path_if_on_disk())?;
+        tokio::task::spawn_blocking(move || syncer.sync())
+            .await
+            .map_err(|e| SledError::Flush(format!("the flush task failed: {e}")))??;
         Ok(())
     }
 
