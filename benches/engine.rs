@@ -53,6 +53,9 @@ async fn setup(pop: &Pop) {
     }
 }
 
+/// Concurrent submitting tasks (clients).
+const SUBMITTERS: usize = 32;
+
 async fn run(ops_per_agenda: usize, agendas: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = pop_exec::inprocess::InProcessRuntime::new();
@@ -77,14 +80,14 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
     pop.start_all(WorkerConfig { max_running: 64, pull_count: 32, pull_wait: Duration::from_millis(2), ..WorkerConfig::for_insights(["i"]) });
     let su = Principal::superuser("bench");
     let start = Instant::now();
-    // 8 concurrent submitters
+    // 32 concurrent submitters
     let mut tasks = Vec::new();
-    for c in 0..8 {
+    for c in 0..SUBMITTERS {
         let pop = pop.clone();
         let su = su.clone();
         tasks.push(tokio::spawn(async move {
-            for _ in 0..agendas / 8 {
-                pop.agendas().submit(&su, agenda(&format!("c{c}"), ops_per_agenda)).await.expect("submit");
+            for _ in 0..agendas / SUBMITTERS {
+                pop.agendas().submit(&su, agenda(&format!("c{}", c % 8), ops_per_agenda)).await.expect("submit");
             }
         }));
     }
@@ -92,7 +95,7 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
         t.await.expect("submitter");
     }
     let submitted = start.elapsed();
-    let total = agendas / 8 * 8;
+    let total = agendas / SUBMITTERS * SUBMITTERS;
     loop {
         let page = pop
             .store()
@@ -104,6 +107,9 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
             let mut lat: Vec<i64> = page.iter().filter_map(|p| Some(p.started_time? - p.added_time?)).collect();
             lat.sort_unstable();
             let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+            let mut run_ms: Vec<i64> = page.iter().filter_map(|p| Some(p.completed_time? - p.started_time?)).collect();
+            run_ms.sort_unstable();
+            println!("start-to-complete p50 {} ms p99 {} ms", run_ms[run_ms.len() / 2], run_ms[run_ms.len() * 99 / 100]);
             println!(
                 "{ops_per_agenda:>2}-operation agendas: {total} in {:.2}s = {:.0} agendas/s ({:.0} operations/s); submit phase {:.2}s; submit-to-start p50 {} ms, p99 {} ms",
                 elapsed.as_secs_f64(),

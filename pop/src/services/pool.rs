@@ -57,8 +57,10 @@ impl ResourcePoolService {
         let ttl = inner.config.lease_ttl.as_millis() as u64;
         let leases = inner.queue.receive(insight_id, count, ttl, inner.now()).await?;
         let mut out = Vec::with_capacity(leases.len());
-        for lease in leases {
-            match self.start(&lease).await {
+        // Starting the leased agendas runs concurrently (their writes share a group commit).
+        let started = futures_util::future::join_all(leases.iter().map(|l| self.start(l))).await;
+        for (lease, result) in leases.into_iter().zip(started) {
+            match result {
                 Ok(Some((agenda, progress))) => out.push(AgendaLease { lease, agenda, progress }),
                 Ok(None) => {
                     let _ = inner.queue.ack(&lease.token).await;
