@@ -169,8 +169,8 @@ fn display_path(prefix: &str, path: &[PathStep<'_>]) -> String {
 
 /// Calls `f(path, text)` for every string leaf of `root` (object values and array items), in document
 /// order, without recursion. Returns an upper bound of the document's size as serialized JSON (every
-/// string byte counted as a 6-byte escape, every number as 25 bytes), so that the exact size need only
-/// be computed for documents that might be too large.
+/// string byte counted as a 6-byte escape, every number and container as 25 bytes, plus one separator
+/// per item), so that the exact size need only be computed for documents that might be too large.
 fn walk_strings<'a>(root: &'a Value, f: impl FnMut(&[PathStep<'a>], &'a str)) -> usize {
     walk_strings_with(&mut Walk::default(), root, f)
 }
@@ -178,42 +178,79 @@ fn walk_strings<'a>(root: &'a Value, f: impl FnMut(&[PathStep<'a>], &'a str)) ->
 /// The buffers of [`walk_strings`], reused from one document to the next.
 #[derive(Default)]
 struct Walk<'a> {
-    stack: Vec<(&'a Value, usize, Option<PathStep<'a>>)>,
+    /// The containers being iterated, innermost last.
+    frames: Vec<Frame<'a>>,
+    /// The path to the current container's children (one step per frame but the root's).
     path: Vec<PathStep<'a>>,
 }
 
+enum Frame<'a> {
+    Array(std::iter::Enumerate<std::slice::Iter<'a, Value>>),
+    Object(serde_json::map::Iter<'a>),
+}
+
+/// The size bound of a scalar (see [`walk_strings`]).
+fn scalar_bound(v: &Value) -> usize {
+    match v {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::String(s) => s.len().saturating_mul(6).saturating_add(2),
+        _ => 25,
+    }
+}
+
 fn walk_strings_with<'a>(walk: &mut Walk<'a>, root: &'a Value, mut f: impl FnMut(&[PathStep<'a>], &'a str)) -> usize {
-    let Walk { stack, path } = walk;
-    stack.clear();
+    let Walk { frames, path } = walk;
+    frames.clear();
     path.clear();
-    stack.push((root, 0, None));
-    let mut bound = 0usize;
-    while let Some((v, depth, step)) = stack.pop() {
-        path.truncate(depth.saturating_sub(1));
-        if let Some(step) = step {
-            path.push(step);
+    let mut bound = scalar_bound(root);
+    match root {
+        Value::String(s) => {
+            f(path, s);
+            return bound;
         }
+        Value::Array(items) => frames.push(Frame::Array(items.iter().enumerate())),
+        Value::Object(map) => frames.push(Frame::Object(map.iter())),
+        _ => return bound,
+    }
+    while let Some(frame) = frames.last_mut() {
+        let (step, v) = match frame {
+            Frame::Array(it) => match it.next() {
+                Some((i, v)) => (PathStep::Index(i), v),
+                None => {
+                    frames.pop();
+                    path.pop();
+                    continue;
+                }
+            },
+            Frame::Object(it) => match it.next() {
+                Some((k, v)) => {
+                    bound = bound.saturating_add(k.len().saturating_mul(6).saturating_add(4));
+                    (PathStep::Key(k.as_str()), v)
+                }
+                None => {
+                    frames.pop();
+                    path.pop();
+                    continue;
+                }
+            },
+        };
+        bound = bound.saturating_add(scalar_bound(v) + 1);
         match v {
-            Value::Null => bound += 4,
-            Value::Bool(_) => bound += 5,
-            Value::Number(_) => bound += 25,
             Value::String(s) => {
-                bound = bound.saturating_add(2 + 6 * s.len());
-                f(path, s)
+                path.push(step);
+                f(path, s);
+                path.pop();
             }
             Value::Array(items) => {
-                bound = bound.saturating_add(2 + items.len());
-                for (i, item) in items.iter().enumerate().rev() {
-                    stack.push((item, depth + 1, Some(PathStep::Index(i))));
-                }
+                path.push(step);
+                frames.push(Frame::Array(items.iter().enumerate()));
             }
             Value::Object(map) => {
-                bound = bound.saturating_add(2);
-                for (k, item) in map.iter().rev() {
-                    bound = bound.saturating_add(4 + 6 * k.len());
-                    stack.push((item, depth + 1, Some(PathStep::Key(k))));
-                }
+                path.push(step);
+                frames.push(Frame::Object(map.iter()));
             }
+            _ => {}
         }
     }
     bound
