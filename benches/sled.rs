@@ -1,6 +1,7 @@
 //! pop-store-sled: operations per second for get, put, CAS update, receive+ack and the submit batch
-//! (agenda + progress + 10 operation progresses + ready entry), under flush-every-write and group
-//! commit, with 1 and 64 concurrent writers; and the disk's raw fsync rate beside them.
+//! (agenda + progress + 10 operation progresses + ready entry), under flush-every-write, group commit
+//! and (as the CPU ceiling) sled's background flush, with 1 and 64 concurrent writers; and the disk's
+//! raw fsync rate beside them, before and after.
 //!
 //! Run: `cargo bench -p pop-benches --bench sled`. Every benchmark's throughput is in elements (one
 //! element = one operation), so criterion's `thrpt` line is operations per second.
@@ -103,12 +104,22 @@ where
 }
 
 fn fsync_rate(c: &mut Criterion) {
+    fsync_probe(c, "write_4k+fsync/before");
+}
+
+fn fsync_rate_after(c: &mut Criterion) {
+    fsync_probe(c, "write_4k+fsync/after");
+}
+
+/// The disk's fsync rate, on the filesystem the databases use (a temporary directory): measured
+/// before and after the store benches, because a shared machine's disk varies.
+fn fsync_probe(c: &mut Criterion, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut f = std::fs::File::create(dir.path().join("fsync-probe")).unwrap();
     let block = vec![7u8; 4096];
     let mut g = c.benchmark_group("sled/disk");
     g.throughput(Throughput::Elements(1)).sample_size(20).measurement_time(Duration::from_secs(3));
-    g.bench_function("write_4k+fsync", |b| {
+    g.bench_function(name, |b| {
         b.iter(|| {
             f.write_all(&block).unwrap();
             f.sync_all().unwrap();
@@ -119,13 +130,20 @@ fn fsync_rate(c: &mut Criterion) {
 
 fn store_ops(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let policies =
-        [("every_write", FlushPolicy::FlushEveryWrite), ("group_commit", FlushPolicy::GroupCommit { max_delay_ms: 1 })];
+    // `background` (sled's periodic flush, no waiting) is the CPU ceiling the other two approach.
+    let policies = [
+        ("every_write", FlushPolicy::FlushEveryWrite),
+        ("group_commit", FlushPolicy::GroupCommit { max_delay_ms: 1 }),
+        ("background", FlushPolicy::Background { every_ms: 500 }),
+    ];
     for (pname, policy) in policies {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(Config::new(dir.path()).flush_policy(policy)).unwrap();
         let mut g = c.benchmark_group(format!("sled/{pname}"));
-        g.throughput(Throughput::Elements(1)).sample_size(10).measurement_time(Duration::from_secs(4));
+        g.throughput(Throughput::Elements(1))
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4));
 
         if pname == "every_write" {
             // Reads do not wait for the disk: measured once.
@@ -229,5 +247,5 @@ fn store_ops(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fsync_rate, store_ops);
+criterion_group!(benches, fsync_rate, store_ops, fsync_rate_after);
 criterion_main!(benches);
