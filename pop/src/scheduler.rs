@@ -12,7 +12,6 @@ use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-
 pub(crate) async fn run(inner: Arc<Inner>) {
     loop {
         tokio::select! {
@@ -151,7 +150,7 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
     if free == 0 {
         return Ok(0);
     }
-    let algorithm = inner.algorithms.for_insight(&insight)?;
+    let algorithm = inner.algorithms.for_insight(insight)?;
     let snap = read_ready(inner, insight_id).await?;
     if snap.entries.is_empty() {
         return Ok(0);
@@ -194,4 +193,3 @@ pub(crate) async fn explain(inner: &Inner, insight_id: &str, agenda_id: &str) ->
     let (state, _) = load_state(inner, insight_id).await?;
     Ok(algorithm.explain(&view(&insight, &snap, inner.now()), &state, agenda_id))
 }
-

@@ -14,20 +14,28 @@ fn fixtures(test: &str) -> Option<PathBuf> {
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn validate_valid_and_invalid_agendas() {
     let Some(dir) = fixtures("validate_valid_and_invalid_agendas") else { return };
     let agendas = dir.join("agendas");
-    let (code, out, _) = run(pop().arg("validate").arg(agendas.join("multiSamplePayload.json")).arg(agendas.join("payload.json")));
+    let (code, out, _) =
+        run(pop().arg("validate").arg(agendas.join("multiSamplePayload.json")).arg(agendas.join("payload.json")));
     assert_eq!(code, 0, "{out}");
     let legacy = agendas.join("sampleActions-legacy-syntax.json");
     let noop = agendas.join("NoopAgenda.json");
     let (code, out, err) = run(pop().arg("validate").arg(&legacy).arg(&noop));
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.lines().any(|l| l.starts_with(&format!("{}: operation sample.2: ", legacy.display())) && l.contains("$$$")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("{}: operation sample.2: ", legacy.display())) && l.contains("$$$")),
+        "{out}"
+    );
     assert!(out.lines().any(|l| l.starts_with(&format!("{}: ", noop.display()))), "{out}");
     // unreadable / not JSON: one clear line, exit 1, no panic
     let tmp = tempfile::tempdir().unwrap();
@@ -44,15 +52,18 @@ fn resolve_the_original_vectors() {
     let Some(dir) = fixtures("resolve_the_original_vectors") else { return };
     let refs = dir.join("references");
     // the context of the first vector also holds agendaId
-    let mut ctx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(refs.join("testParams.json")).unwrap()).unwrap();
+    let mut ctx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(refs.join("testParams.json")).unwrap()).unwrap();
     ctx["agendaId"] = "456-789".into();
     let tmp = tempfile::tempdir().unwrap();
     let ctx_path = tmp.path().join("ctx.json");
     std::fs::write(&ctx_path, ctx.to_string()).unwrap();
-    let (code, out, err) = run(pop().arg("resolve").arg("--context").arg(&ctx_path).arg(refs.join("testReferences.json")));
+    let (code, out, err) =
+        run(pop().arg("resolve").arg("--context").arg(&ctx_path).arg(refs.join("testReferences.json")));
     assert_eq!(code, 0, "{err}");
     let got: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(refs.join("testExpectedResult.json")).unwrap()).unwrap();
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(refs.join("testExpectedResult.json")).unwrap()).unwrap();
     assert_eq!(got, want);
 }
 
@@ -60,10 +71,12 @@ fn resolve_the_original_vectors() {
 fn expand_the_original_template() {
     let Some(dir) = fixtures("expand_the_original_template") else { return };
     let t = dir.join("templates");
-    let (code, out, err) = run(pop().arg("expand").arg(t.join("AgendaTemplate.json")).arg(t.join("AgendaTemplateParameters.json")));
+    let (code, out, err) =
+        run(pop().arg("expand").arg(t.join("AgendaTemplate.json")).arg(t.join("AgendaTemplateParameters.json")));
     assert_eq!(code, 0, "{err}");
     let got: pop_core::model::Agenda = serde_json::from_str(&out).unwrap();
-    let want: pop_core::model::Agenda = serde_json::from_str(&std::fs::read_to_string(t.join("AgendaExpressed.json")).unwrap()).unwrap();
+    let want: pop_core::model::Agenda =
+        serde_json::from_str(&std::fs::read_to_string(t.join("AgendaExpressed.json")).unwrap()).unwrap();
     assert_eq!(got, want);
 }
 
@@ -89,7 +102,8 @@ fn run_the_65_operation_sample_agenda() {
     let Some(dir) = fixtures("run_the_65_operation_sample_agenda") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let registry = tmp.path().join("registry.json");
-    std::fs::write(&registry, serde_json::json!({"sample": {"process": {"command": sample_handler()}}}).to_string()).unwrap();
+    std::fs::write(&registry, serde_json::json!({"sample": {"process": {"command": sample_handler()}}}).to_string())
+        .unwrap();
     let (code, out, err) = run(pop()
         .arg("run")
         .arg(dir.join("agendas/multiSamplePayload.json"))

@@ -147,7 +147,10 @@ async fn automatic_retry_reaches_success_on_the_third_attempt_and_stops_at_the_c
         pop.retry_once(&retry).await.unwrap();
         let pf = pop.progress().agenda_progress(&su, &f).await.unwrap();
         let ph = pop.progress().agenda_progress(&su, &h).await.unwrap();
-        if pf.conclusion() == Some(Conclusion::Succeeded) && ph.conclusion() == Some(Conclusion::Failed) && ph.attempts_completed >= 2 {
+        if pf.conclusion() == Some(Conclusion::Succeeded)
+            && ph.conclusion() == Some(Conclusion::Failed)
+            && ph.attempts_completed >= 2
+        {
             assert_eq!(pf.attempts_completed, 3, "{pf:#?}");
             break;
         }
@@ -169,7 +172,8 @@ async fn automatic_retry_reaches_success_on_the_third_attempt_and_stops_at_the_c
 async fn data_reaper_deletes_only_old_finished_agendas_and_dry_run_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(pop::ManualClock::default());
-    let runtime = RuntimeRouter::new().with(Arc::new(pop_runtime_process::ProcessRuntime::new(process_registry(tmp.path()))));
+    let runtime =
+        RuntimeRouter::new().with(Arc::new(pop_runtime_process::ProcessRuntime::new(process_registry(tmp.path()))));
     let pop = Pop::builder()
         .sled_path(tmp.path().join("db"))
         .unwrap()
@@ -219,7 +223,11 @@ async fn rerun_modes_and_cancel_of_a_running_agenda() {
         p.operation_progress.iter().find(|o| o.operation.as_deref() == Some(name)).unwrap().completed_time.unwrap()
     };
     // operationsToReset=op1 resets op1 and its dependent op2, not op0
-    let reset = pop.agendas().rerun(&su, &id, pop::services::RerunOptions::parse(&["operationsToReset=op1"]).unwrap()).await.unwrap();
+    let reset = pop
+        .agendas()
+        .rerun(&su, &id, pop::services::RerunOptions::parse(&["operationsToReset=op1"]).unwrap())
+        .await
+        .unwrap();
     assert_eq!(reset.processing_state, ProcessingState::Waiting);
     let second = wait(id.clone()).await;
     assert_eq!(second.conclusion(), Some(Conclusion::Succeeded));

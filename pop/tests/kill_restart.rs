@@ -36,7 +36,8 @@ fn open(dir: &Path, log: PathBuf) -> Pop {
     rt.register("step", move |ctx| {
         let log = log.clone();
         async move {
-            let line = |what: &str| format!("{what} {} {} {}\n", ctx.agenda_id(), ctx.operation_name(), std::process::id());
+            let line =
+                |what: &str| format!("{what} {} {} {}\n", ctx.agenda_id(), ctx.operation_name(), std::process::id());
             append(&log, &line("start"));
             let ms = ctx.payload().get("ms").and_then(|v| v.as_u64()).unwrap_or(100);
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -84,27 +85,47 @@ async fn child() {
     let su = Principal::superuser("test");
     if !dir.join("submitted").exists() {
         let o = pop.objects();
-        o.create(&su, ResourcePool { id: Some("pool".into()), customer_id: Some("ops".into()), title: Some("p".into()), ..Default::default() })
-            .await
-            .unwrap();
-        o.create(&su, Insight {
-            id: Some("insight".into()),
-            customer_id: Some("ops".into()),
-            title: Some("i".into()),
-            resource_pool_id: Some("pool".into()),
-            is_global: true,
-            queue_size: Some(4),
-            scheduling_algorithm: Some("Fairness".into()),
-            mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
-            ..Default::default()
-        })
+        o.create(
+            &su,
+            ResourcePool {
+                id: Some("pool".into()),
+                customer_id: Some("ops".into()),
+                title: Some("p".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        o.create(
+            &su,
+            Insight {
+                id: Some("insight".into()),
+                customer_id: Some("ops".into()),
+                title: Some("i".into()),
+                resource_pool_id: Some("pool".into()),
+                is_global: true,
+                queue_size: Some(4),
+                scheduling_algorithm: Some("Fairness".into()),
+                mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
         for c in 0..3 {
             let id = format!("c{c}");
-            o.create(&su, Customer { id: Some(id.clone()), customer_id: Some(id.clone()), title: Some(id), resource_pool_id: Some("pool".into()), ..Default::default() })
-                .await
-                .unwrap();
+            o.create(
+                &su,
+                Customer {
+                    id: Some(id.clone()),
+                    customer_id: Some(id.clone()),
+                    title: Some(id),
+                    resource_pool_id: Some("pool".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         }
         let mut ids = String::new();
         for i in 0..AGENDAS {

@@ -49,14 +49,17 @@ async fn authorization_matrix() {
     let su = admin();
     let o = pop.objects();
     // acme-owned shared objects
-    o.create(&su, Insight {
-        id: Some("acme-insight".into()),
-        customer_id: Some("acme".into()),
-        title: Some("acme's".into()),
-        resource_pool_id: Some("other-pool".into()),
-        allowed_customer_ids: vec!["INITECH".into()],
-        ..Default::default()
-    })
+    o.create(
+        &su,
+        Insight {
+            id: Some("acme-insight".into()),
+            customer_id: Some("acme".into()),
+            title: Some("acme's".into()),
+            resource_pool_id: Some("other-pool".into()),
+            allowed_customer_ids: vec!["INITECH".into()],
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     o.create(&su, AgendaTemplate {
@@ -119,7 +122,14 @@ async fn authorization_matrix() {
         got.push((
             "create pool",
             out(o
-                .create(&p, ResourcePool { customer_id: Some("acme".into()), title: Some(format!("p{i}")), ..Default::default() })
+                .create(
+                    &p,
+                    ResourcePool {
+                        customer_id: Some("acme".into()),
+                        title: Some(format!("p{i}")),
+                        ..Default::default()
+                    },
+                )
                 .await),
         ));
         let deleted = out(o.delete::<AgendaTemplate>(&p, "tpl").await);
@@ -144,13 +154,20 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
     let pop = pop();
     setup(&pop, &["acme"], None, 10).await;
     let su = admin();
-    let before = (count(&pop, Kind::Agenda).await, count(&pop, Kind::AgendaProgress).await, count(&pop, Kind::OperationProgress).await);
+    let before = (
+        count(&pop, Kind::Agenda).await,
+        count(&pop, Kind::AgendaProgress).await,
+        count(&pop, Kind::OperationProgress).await,
+    );
 
     // invalid agenda: cycle and unknown reference, all problems listed
-    let bad = agenda("acme", json!([
-        {"name": "a", "type": "noop", "payload": {"x": "@<b.out>"}},
-        {"name": "b", "type": "noop", "payload": {"x": "@<a.out>", "y": "@<zzz.out>"}}
-    ]));
+    let bad = agenda(
+        "acme",
+        json!([
+            {"name": "a", "type": "noop", "payload": {"x": "@<b.out>"}},
+            {"name": "b", "type": "noop", "payload": {"x": "@<a.out>", "y": "@<zzz.out>"}}
+        ]),
+    );
     let e = pop.agendas().submit(&su, bad).await.unwrap_err();
     let text = e.to_string();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
@@ -173,19 +190,26 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
 
     // template payload that does not fit
     pop.objects()
-        .create(&su, AgendaTemplate {
-            id: Some("t".into()),
-            customer_id: Some("acme".into()),
-            title: Some("t".into()),
-            agenda: json!({"customerId": "acme", "operations": "@<pop.payload::/ops>"}),
-            ..Default::default()
-        })
+        .create(
+            &su,
+            AgendaTemplate {
+                id: Some("t".into()),
+                customer_id: Some("acme".into()),
+                title: Some("t".into()),
+                agenda: json!({"customerId": "acme", "operations": "@<pop.payload::/ops>"}),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let e = pop.agendas().run_template(&su, "t", &json!({"ops": 5})).await.unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
 
-    let after = (count(&pop, Kind::Agenda).await, count(&pop, Kind::AgendaProgress).await, count(&pop, Kind::OperationProgress).await);
+    let after = (
+        count(&pop, Kind::Agenda).await,
+        count(&pop, Kind::AgendaProgress).await,
+        count(&pop, Kind::OperationProgress).await,
+    );
     assert_eq!(before, after, "nothing half-written");
 
     // rerun of an unknown operation
@@ -202,7 +226,15 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
     // invalid insight: unknown algorithm
     let e = pop
         .objects()
-        .create(&su, Insight { customer_id: Some("ops".into()), title: Some("x".into()), scheduling_algorithm: Some("Lottery".into()), ..Default::default() })
+        .create(
+            &su,
+            Insight {
+                customer_id: Some("ops".into()),
+                title: Some("x".into()),
+                scheduling_algorithm: Some("Lottery".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(e.to_string().contains("Lottery"), "{e}");

@@ -35,7 +35,7 @@ enum Command {
         payload: PathBuf,
     },
     #[command(flatten)]
-    Instance(pop::cli::InstanceCommand),
+    Instance(Box<pop::cli::InstanceCommand>),
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {
@@ -52,9 +52,9 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), String> {
 fn validate(files: &[PathBuf]) -> Result<bool, String> {
     let mut ok = true;
     for f in files {
-        let problems: Vec<String> = match read_json(f)
-            .and_then(|v| serde_json::from_value::<pop::core::model::Agenda>(v).map_err(|e| format!("not an agenda: {e}")))
-        {
+        let problems: Vec<String> = match read_json(f).and_then(|v| {
+            serde_json::from_value::<pop::core::model::Agenda>(v).map_err(|e| format!("not an agenda: {e}"))
+        }) {
             Err(e) => vec![e],
             Ok(agenda) => match pop::core::validate::validate_agenda(&agenda, &Default::default()) {
                 Ok(()) => vec![],
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
         Command::Resolve { context, document } => resolve(&context, &document),
         Command::Expand { template, payload } => expand(&template, &payload),
         Command::Instance(cmd) => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(pop::cli::run(cmd)),
+            Ok(rt) => rt.block_on(pop::cli::run(*cmd)),
             Err(e) => Err(format!("cannot start the async runtime: {e}")),
         },
     };

@@ -58,8 +58,9 @@ impl RerunOptions {
                     }
                     o.operations_to_reset.extend(names);
                 }
-                ("operationstoreset", None) => problems
-                    .push(Problem::new("operationsToReset needs a value: operationsToReset=a,b").field("operationsToReset")),
+                ("operationstoreset", None) => problems.push(
+                    Problem::new("operationsToReset needs a value: operationsToReset=a,b").field("operationsToReset"),
+                ),
                 _ => problems.push(Problem::new(format!(
                     "unknown rerun parameter `{p}`: use resetAll, continue, skipExecution or operationsToReset=a,b"
                 ))),
@@ -82,8 +83,9 @@ impl AgendaService {
             return Err(forbidden(principal, &format!("submit agendas for customer {customer_id}")));
         }
         pop_core::validate::validate_agenda(&agenda, &inner.config.validation)?;
-        let customer: Customer = inner.store.get_obj(&customer_id).await?.ok_or_else(|| {
-            Error::NotFound { kind: "customer".into(), id: format!("{customer_id} (create the customer before submitting)") }
+        let customer: Customer = inner.store.get_obj(&customer_id).await?.ok_or_else(|| Error::NotFound {
+            kind: "customer".into(),
+            id: format!("{customer_id} (create the customer before submitting)"),
         })?;
         let insight = self.select_insight(&agenda, &customer).await?;
         let now = inner.now();
@@ -258,14 +260,16 @@ impl AgendaService {
 
     async fn select_insight(&self, agenda: &Agenda, customer: &Customer) -> Result<Insight> {
         let pool = customer.resource_pool_id.as_deref().ok_or_else(|| {
-            Error::problems(vec![Problem::new(format!(
-                "customer {} has no resourcePoolId: assign it a resource pool before submitting",
-                customer.id.as_deref().unwrap_or_default()
-            ))
-            .field("resourcePoolId")])
+            Error::problems(vec![
+                Problem::new(format!(
+                    "customer {} has no resourcePoolId: assign it a resource pool before submitting",
+                    customer.id.as_deref().unwrap_or_default()
+                ))
+                .field("resourcePoolId"),
+            ])
         })?;
         let insights: Vec<Insight> = self.inner.store.query_all(IndexField::ResourcePoolId, pool).await?;
-        pop_sched::select_insight(agenda, customer, &insights).map(|i| i.clone())
+        pop_sched::select_insight(agenda, customer, &insights).cloned()
     }
 }
 

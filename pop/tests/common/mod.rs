@@ -26,9 +26,17 @@ pub fn customer(id: &str) -> Principal {
 pub async fn setup(pop: &Pop, customers: &[&str], algorithm: Option<&str>, queue_size: u32) {
     let su = admin();
     let o = pop.objects();
-    o.create(&su, ResourcePool { id: Some("pool".into()), customer_id: Some(POOL_OWNER.into()), title: Some("pool".into()), ..Default::default() })
-        .await
-        .unwrap();
+    o.create(
+        &su,
+        ResourcePool {
+            id: Some("pool".into()),
+            customer_id: Some(POOL_OWNER.into()),
+            title: Some("pool".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let insight = Insight {
         id: Some("insight".into()),
         customer_id: Some(POOL_OWNER.into()),
@@ -37,7 +45,11 @@ pub async fn setup(pop: &Pop, customers: &[&str], algorithm: Option<&str>, queue
         queue_size: Some(queue_size),
         scheduling_algorithm: algorithm.map(str::to_owned),
         allowed_customer_ids: customers.iter().map(|c| c.to_string()).collect(),
-        mappers: [("operationType".to_string(), vec!["noop".to_string(), "sample".to_string(), "fail".to_string(), "sleep".to_string()])].into(),
+        mappers: [(
+            "operationType".to_string(),
+            vec!["noop".to_string(), "sample".to_string(), "fail".to_string(), "sleep".to_string()],
+        )]
+        .into(),
         ..Default::default()
     };
     o.create(&su, insight).await.unwrap();
@@ -58,7 +70,8 @@ pub async fn setup(pop: &Pop, customers: &[&str], algorithm: Option<&str>, queue
 }
 
 pub fn agenda(customer: &str, ops: serde_json::Value) -> Agenda {
-    serde_json::from_value(json!({"customerId": customer, "linkId": format!("link-{customer}"), "operations": ops})).unwrap()
+    serde_json::from_value(json!({"customerId": customer, "linkId": format!("link-{customer}"), "operations": ops}))
+        .unwrap()
 }
 
 pub fn chain(customer: &str, op_type: &str, n: usize) -> Agenda {
