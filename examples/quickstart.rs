@@ -72,31 +72,47 @@ fn load(name: &str, customer: &str, priority: i32) -> Result<Agenda, Box<dyn std
 
 async fn setup(pop: &Pop, admin: &Principal) -> pop_core::Result<()> {
     let o = pop.objects();
-    o.create(admin, ResourcePool { id: Some("studio".into()), customer_id: Some("operator".into()), title: Some("studio".into()), ..Default::default() })
-        .await?;
-    for (id, algorithm, lane) in [("fifo", "FirstInFirstOut", "fifo"), ("fair", "Fairness", "fair"), ("priority", "Priority", "priority")] {
-        o.create(admin, Insight {
-            id: Some(id.into()),
+    o.create(
+        admin,
+        ResourcePool {
+            id: Some("studio".into()),
             customer_id: Some("operator".into()),
-            title: Some(format!("{algorithm} lane")),
-            resource_pool_id: Some("studio".into()),
-            is_global: true,
-            queue_size: Some(2),
-            scheduling_algorithm: Some(algorithm.into()),
-            mappers: [("paramMap".to_string(), vec![format!("lane={lane}")])].into(),
+            title: Some("studio".into()),
             ..Default::default()
-        })
+        },
+    )
+    .await?;
+    for (id, algorithm, lane) in
+        [("fifo", "FirstInFirstOut", "fifo"), ("fair", "Fairness", "fair"), ("priority", "Priority", "priority")]
+    {
+        o.create(
+            admin,
+            Insight {
+                id: Some(id.into()),
+                customer_id: Some("operator".into()),
+                title: Some(format!("{algorithm} lane")),
+                resource_pool_id: Some("studio".into()),
+                is_global: true,
+                queue_size: Some(2),
+                scheduling_algorithm: Some(algorithm.into()),
+                mappers: [("paramMap".to_string(), vec![format!("lane={lane}")])].into(),
+                ..Default::default()
+            },
+        )
         .await?;
     }
     for (id, weight) in [("acme", 1), ("globex", 1), ("initech", 2)] {
-        o.create(admin, Customer {
-            id: Some(id.into()),
-            customer_id: Some(id.into()),
-            title: Some(id.into()),
-            resource_pool_id: Some("studio".into()),
-            weight,
-            ..Default::default()
-        })
+        o.create(
+            admin,
+            Customer {
+                id: Some(id.into()),
+                customer_id: Some(id.into()),
+                title: Some(id.into()),
+                resource_pool_id: Some("studio".into()),
+                weight,
+                ..Default::default()
+            },
+        )
         .await?;
     }
     Ok(())
@@ -114,7 +130,11 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let runtime = RuntimeRouter::new()
         .with(Arc::new(pop_exec::inprocess::InProcessRuntime::new()))
         .with(Arc::new(pop_runtime_process::ProcessRuntime::new(registry(tmp.path())?)));
-    let config = PopConfig { scheduler_interval: Duration::from_millis(50), heartbeat: Duration::from_secs(1), ..PopConfig::default() };
+    let config = PopConfig {
+        scheduler_interval: Duration::from_millis(50),
+        heartbeat: Duration::from_secs(1),
+        ..PopConfig::default()
+    };
     let pop = Pop::builder().sled_path(tmp.path().join("db"))?.runtime(Arc::new(runtime)).config(config).build()?;
     let admin = Principal::superuser("quickstart");
     setup(&pop, &admin).await?;
@@ -152,7 +172,11 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
                 *per.entry(c.as_str()).or_default() += 1;
             }
         }
-        let line = format!("[{:>5.1}s] {done:>2}/{} complete, {running} running   done per customer: {per:?}", started.elapsed().as_secs_f64(), all.len());
+        let line = format!(
+            "[{:>5.1}s] {done:>2}/{} complete, {running} running   done per customer: {per:?}",
+            started.elapsed().as_secs_f64(),
+            all.len()
+        );
         if line[9..] != last.get(9..).unwrap_or_default()[..] {
             println!("{line}");
             last = line;

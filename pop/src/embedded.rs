@@ -38,7 +38,15 @@ pub async fn prepare(pop: &Pop, agendas: &[Agenda]) -> Result<()> {
     let objects = pop.objects();
     if pop.store().get_obj::<ResourcePool>(POOL).await?.is_none() {
         objects
-            .create(&su, ResourcePool { id: Some(POOL.into()), customer_id: Some(OPERATOR.into()), title: Some(POOL.into()), ..Default::default() })
+            .create(
+                &su,
+                ResourcePool {
+                    id: Some(POOL.into()),
+                    customer_id: Some(OPERATOR.into()),
+                    title: Some(POOL.into()),
+                    ..Default::default()
+                },
+            )
             .await?;
     }
     let types: BTreeSet<String> = agendas.iter().flat_map(|a| a.operations.iter().map(|o| o.op_type.clone())).collect();
@@ -64,13 +72,16 @@ pub async fn prepare(pop: &Pop, agendas: &[Agenda]) -> Result<()> {
         let Some(c) = a.customer_id.as_deref() else { continue };
         if pop.store().get_obj::<Customer>(c).await?.is_none() {
             objects
-                .create(&su, Customer {
-                    id: Some(c.into()),
-                    customer_id: Some(c.into()),
-                    title: Some(c.into()),
-                    resource_pool_id: Some(POOL.into()),
-                    ..Default::default()
-                })
+                .create(
+                    &su,
+                    Customer {
+                        id: Some(c.into()),
+                        customer_id: Some(c.into()),
+                        title: Some(c.into()),
+                        resource_pool_id: Some(POOL.into()),
+                        ..Default::default()
+                    },
+                )
                 .await?;
         }
     }
@@ -106,6 +117,7 @@ pub async fn wait_all(
 
 /// Reads an agenda file, naming the file in errors.
 pub fn read_agenda(path: &Path) -> Result<Agenda> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("{}: cannot read: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("{}: cannot read: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| Error::invalid(format!("{}: not an agenda: {e}", path.display())))
 }
