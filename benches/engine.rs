@@ -29,27 +29,47 @@ fn agenda(customer: &str, ops: usize) -> Agenda {
 async fn setup(pop: &Pop) {
     let su = Principal::superuser("bench");
     let o = pop.objects();
-    o.create(&su, ResourcePool { id: Some("p".into()), customer_id: Some("ops".into()), title: Some("p".into()), ..Default::default() })
-        .await
-        .expect("pool");
-    o.create(&su, Insight {
-        id: Some("i".into()),
-        customer_id: Some("ops".into()),
-        title: Some("i".into()),
-        resource_pool_id: Some("p".into()),
-        is_global: true,
-        queue_size: Some(512),
-        scheduling_algorithm: Some("Fairness".into()),
-        mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
-        ..Default::default()
-    })
+    o.create(
+        &su,
+        ResourcePool {
+            id: Some("p".into()),
+            customer_id: Some("ops".into()),
+            title: Some("p".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("pool");
+    o.create(
+        &su,
+        Insight {
+            id: Some("i".into()),
+            customer_id: Some("ops".into()),
+            title: Some("i".into()),
+            resource_pool_id: Some("p".into()),
+            is_global: true,
+            queue_size: Some(512),
+            scheduling_algorithm: Some("Fairness".into()),
+            mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
+            ..Default::default()
+        },
+    )
     .await
     .expect("insight");
     for c in 0..8 {
         let id = format!("c{c}");
-        o.create(&su, Customer { id: Some(id.clone()), customer_id: Some(id.clone()), title: Some(id), resource_pool_id: Some("p".into()), ..Default::default() })
-            .await
-            .expect("customer");
+        o.create(
+            &su,
+            Customer {
+                id: Some(id.clone()),
+                customer_id: Some(id.clone()),
+                title: Some(id),
+                resource_pool_id: Some("p".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("customer");
     }
 }
 
@@ -61,7 +81,8 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
     let rt = pop_exec::inprocess::InProcessRuntime::new();
     rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
     let (store, queue) = pop_store_sled::open_both(
-        pop_store_sled::Config::new(dir.path()).flush_policy(pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: 2 }),
+        pop_store_sled::Config::new(dir.path())
+            .flush_policy(pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: 2 }),
     )
     .expect("sled");
     let config = PopConfig {
@@ -77,7 +98,12 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
         .build()
         .expect("pop");
     setup(&pop).await;
-    pop.start_all(WorkerConfig { max_running: 64, pull_count: 32, pull_wait: Duration::from_millis(2), ..WorkerConfig::for_insights(["i"]) });
+    pop.start_all(WorkerConfig {
+        max_running: 64,
+        pull_count: 32,
+        pull_wait: Duration::from_millis(2),
+        ..WorkerConfig::for_insights(["i"])
+    });
     let su = Principal::superuser("bench");
     let start = Instant::now();
     // 32 concurrent submitters
@@ -109,7 +135,11 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
             let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
             let mut run_ms: Vec<i64> = page.iter().filter_map(|p| Some(p.completed_time? - p.started_time?)).collect();
             run_ms.sort_unstable();
-            println!("start-to-complete p50 {} ms p99 {} ms", run_ms[run_ms.len() / 2], run_ms[run_ms.len() * 99 / 100]);
+            println!(
+                "start-to-complete p50 {} ms p99 {} ms",
+                run_ms[run_ms.len() / 2],
+                run_ms[run_ms.len() * 99 / 100]
+            );
             println!(
                 "{ops_per_agenda:>2}-operation agendas: {total} in {:.2}s = {:.0} agendas/s ({:.0} operations/s); submit phase {:.2}s; submit-to-start p50 {} ms, p99 {} ms",
                 elapsed.as_secs_f64(),
