@@ -10,7 +10,10 @@
 //!   generated operations, completion) and CRUD with visibility;
 //! * the loops: the scheduler (one per insight across instances), pool workers, the reclaimer.
 //!
-//! Features: `sled` and `process` (default) wire the embedded store and the local-process runtime.
+//! Features: `sled` and `process` (default) wire the embedded store and the local-process runtime;
+//! `dynamo` adds the DynamoDB store and queue ([`PopBuilder::dynamo`], `pop::dynamo`) for several
+//! instances on several machines; `k8s` runs handlers as Kubernetes Pods ([`PopBuilder::k8s_runtime`],
+//! `pop::k8s`); `cli` builds the `pop` command (with `pop worker`).
 //!
 //! ```no_run
 //! # async fn demo() -> pop_core::Result<()> {
@@ -25,7 +28,7 @@
 //! # let _ = progress; Ok(()) }
 //! ```
 
-#[cfg(feature = "sled")]
+#[cfg(any(feature = "sled", feature = "dynamo", feature = "k8s"))]
 mod backends;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -49,8 +52,12 @@ pub use router::RuntimeRouter;
 
 pub use pop_core as core;
 pub use pop_exec as exec;
+#[cfg(feature = "k8s")]
+pub use pop_runtime_k8s as k8s;
 #[cfg(feature = "process")]
 pub use pop_runtime_process as process;
 pub use pop_sched as sched;
+#[cfg(feature = "dynamo")]
+pub use pop_store_dynamo as dynamo;
 #[cfg(feature = "sled")]
 pub use pop_store_sled as sled;
