@@ -4,7 +4,8 @@
 //! Before criterion runs, a memory pass prints, for each size, the wall time of one run, operations per
 //! second and the peak heap bytes per operation, measured with a counting global allocator
 //! (`peakmem-alloc`): the peak of bytes allocated and not yet freed since the run started, divided by
-//! the number of operations. The agenda itself (built before) is reported separately.
+//! the number of operations. The agenda itself (built before) is reported separately. `build` is
+//! `Machine::new` (+ drop) alone: parsing payloads, indexing names, wiring dependencies.
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
@@ -131,6 +132,11 @@ fn memory_report() {
         let agenda = layered(n);
         let agenda_bytes = GLOBAL.get_peak_memory();
         let a2 = agenda.clone();
+        let a3 = agenda.clone();
+        let (t, cpu, peak) = measure(|| {
+            std::hint::black_box(Machine::new(a3, None, MachineOptions::default(), 0));
+        });
+        row("build", n, t, cpu, peak, agenda_bytes);
         let (t, cpu, peak) = measure(|| {
             run_machine(agenda);
         });
