@@ -8,6 +8,11 @@
 //! 2. the real engine (`pop::Pop` on `DynamoStore` + `DynamoQueue`, in-process no-op handlers) running
 //!    agendas from submit to COMPLETE, with its background loops' idle rate measured and subtracted.
 //!
+//! moto is a slow, single-threaded Python emulator: expect a few hundred single-item requests per
+//! second, and transactions that slow down as a table grows (moto deep-copies every table a
+//! transaction touches, once per item, to roll back) — the submit batch's number is moto's, not
+//! DynamoDB's.
+//!
 //! Run: `eval "$(bash .ci/dynamo.sh)"; cargo bench -p pop-benches --bench dynamo`. Without
 //! `POP_DYNAMODB_ENDPOINT` it prints why and exits. Without `--bench` (as under `cargo test --benches`)
 //! it only runs the request counts, on few agendas.
