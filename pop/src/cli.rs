@@ -202,12 +202,19 @@ async fn worker(args: WorkerArgs) -> Result<bool, String> {
     let (builder, store) = worker_store(builder, &args).await?;
     let (builder, runtime) = worker_runtime(builder, &args, registry).await?;
     let pop = builder.build().map_err(err)?;
-    let insights = if args.insights.is_empty() {
-        let all = crate::scheduler::all_insights(&pop.inner).await.map_err(|e| format!("listing insights: {e}"))?;
-        all.into_iter().filter_map(|i| i.id).collect::<Vec<_>>()
-    } else {
-        args.insights.clone()
-    };
+    let known: Vec<String> = crate::scheduler::all_insights(&pop.inner)
+        .await
+        .map_err(|e| format!("listing insights: {e}"))?
+        .into_iter()
+        .filter_map(|i| i.id)
+        .collect();
+    if let Some(missing) = args.insights.iter().find(|i| !known.contains(i)) {
+        return Err(format!(
+            "--insight {missing}: no such insight in the store (known: {}); create it first",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        ));
+    }
+    let insights = if args.insights.is_empty() { known } else { args.insights.clone() };
     if insights.is_empty() {
         return Err("no insight to work on: the store has none; pass --insight ID or create insights first".into());
     }

@@ -133,4 +133,14 @@ fn worker_flags_errors_are_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no insight to work on"), "{err}");
+    // a named insight that does not exist: said plainly, before any loop starts
+    let out = pop()
+        .current_dir(tmp.path())
+        .args(["worker", "--data", "empty", "--insight", "nope", "--registry"])
+        .arg(&registry)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--insight nope: no such insight in the store (known: none)"), "{err}");
 }
