@@ -88,3 +88,14 @@ pub use config::{KubeConfig, NameGenerator, NamespaceMode, PayloadMode, RetryPol
 pub use error::KubeError;
 pub use reaper::{ReapPolicy, ReapReport, launched_info};
 pub use runtime::{KubeRuntime, split_handle};
+
+/// Installs rustls' `ring` crypto provider as the process default, unless one is installed already.
+///
+/// kube's client uses rustls. When another crate in the same build enables a second rustls provider
+/// (the AWS SDK of `pop-store-dynamo` enables `aws-lc-rs`), rustls cannot pick one by itself and a
+/// client built without a default panics. [`KubeRuntime::connect`] calls this; call it yourself
+/// before building a `kube::Client` of your own.
+pub fn ensure_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -44,6 +44,7 @@ impl KubeRuntime {
     /// A runtime whose client is configured from the environment: the in-cluster service account, or
     /// `KUBECONFIG` / `~/.kube/config`.
     pub async fn connect(registry: Arc<HandlerRegistry>, config: KubeConfig) -> Result<Self> {
+        crate::ensure_crypto_provider();
         let client = kube::Client::try_default().await.map_err(|e| {
             KubeError::Config(format!(
                 "{e} (run inside a cluster with a service account, or set KUBECONFIG to a kubeconfig file)"

@@ -183,6 +183,7 @@ impl MockKube {
     /// A kube client pointed at this server.
     pub fn client(&self) -> kube::Client {
         let config = kube::Config::new(self.url.parse().expect("mock url"));
+        pop_runtime_k8s::ensure_crypto_provider();
         kube::Client::try_from(config).expect("client for the mock API")
     }
 
