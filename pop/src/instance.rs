@@ -47,8 +47,7 @@ impl Inner {
     /// An agenda progress with its operation progress joined.
     pub async fn progress_full(&self, progress_id: &str) -> Result<AgendaProgress> {
         let mut p: AgendaProgress = self.store.fetch(progress_id).await?;
-        let mut ops: Vec<OperationProgress> =
-            self.store.query_all(IndexField::AgendaProgressId, progress_id).await?;
+        let mut ops: Vec<OperationProgress> = self.store.query_all(IndexField::AgendaProgressId, progress_id).await?;
         ops.sort_by(|a, b| a.added_time.cmp(&b.added_time).then_with(|| a.id.cmp(&b.id)));
         p.operation_progress = ops;
         Ok(p)

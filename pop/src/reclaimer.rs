@@ -90,7 +90,11 @@ async fn reclaim_lease(inner: &Inner, lease: &Lease) -> Result<Option<bool>> {
             Err(e) if e.is_conflict() => continue,
             Err(e) => return Err(e),
         }
-        let r = if out_of_attempts { inner.queue.ack(&lease.token).await } else { inner.queue.release(&lease.token, inner.now()).await };
+        let r = if out_of_attempts {
+            inner.queue.ack(&lease.token).await
+        } else {
+            inner.queue.release(&lease.token, inner.now()).await
+        };
         if let Err(e) = r {
             tracing::debug!(agenda_id, error = %e, "lease changed hands during reclaim");
         }
@@ -107,7 +111,10 @@ fn count_lost_attempt(inner: &Inner, p: &mut AgendaProgress, what: &str) -> bool
     let max = p.maximum_attempts.clamp(1, 20);
     let out = p.attempts_completed >= max;
     let msg = if out {
-        format!("{what}: the worker stopped heartbeating; attempt {} of {max} lost, no attempts left", p.attempts_completed)
+        format!(
+            "{what}: the worker stopped heartbeating; attempt {} of {max} lost, no attempts left",
+            p.attempts_completed
+        )
     } else {
         format!("{what}: the worker stopped heartbeating; attempt {} of {max} lost, re-queued", p.attempts_completed)
     };
@@ -152,7 +159,8 @@ async fn repair(inner: &Inner) -> Result<ReclaimReport> {
             let had_epoch = p.lease_epoch.take().is_some();
             let mut writes = Vec::new();
             if stale_exec {
-                let failed = count_lost_attempt(inner, &mut p, "execution stopped reporting and its queue item is gone");
+                let failed =
+                    count_lost_attempt(inner, &mut p, "execution stopped reporting and its queue item is gone");
                 if failed {
                     inner.store.write(vec![update_op(&mut p)?]).await?;
                     report.failed += 1;

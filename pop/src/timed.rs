@@ -294,7 +294,11 @@ pub(crate) async fn reap_data_once(
         }
         let ops: Vec<OperationProgress> = inner.store.query_all(IndexField::AgendaProgressId, &progress_id).await?;
         for op in ops {
-            batch.push(WriteOp::Delete { kind: Kind::OperationProgress, id: op.id.unwrap_or_default(), expected_version: None });
+            batch.push(WriteOp::Delete {
+                kind: Kind::OperationProgress,
+                id: op.id.unwrap_or_default(),
+                expected_version: None,
+            });
         }
         batch.push(WriteOp::Delete { kind: Kind::AgendaProgress, id: progress_id, expected_version: Some(p.version) });
         if inner.store.get(Kind::Agenda, &agenda_id).await?.is_some() {

@@ -149,11 +149,15 @@ async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
             match pool.finish(&token, &final_progress, &ops).await {
                 Ok(()) => tracing::info!(agenda_id, %conclusion, "agenda finished"),
                 Err(e) if e.is_conflict() => tracing::info!(agenda_id, error = %e, "final progress refused"),
-                Err(e) => tracing::warn!(agenda_id, error = %e, "could not write the final progress; the lease will expire and the agenda resume"),
+                Err(e) => {
+                    tracing::warn!(agenda_id, error = %e, "could not write the final progress; the lease will expire and the agenda resume")
+                }
             }
         }
         Some(Err(e)) => tracing::warn!(agenda_id, error = %e, "executor stopped"),
-        None => tracing::info!(agenda_id, "instance shutting down; the agenda resumes elsewhere when its lease expires"),
+        None => {
+            tracing::info!(agenda_id, "instance shutting down; the agenda resumes elsewhere when its lease expires")
+        }
     }
     if let Ok(mut running) = inner.running.lock() {
         running.remove(&agenda_id);

@@ -78,10 +78,15 @@ impl ObjectService {
     /// Creates an object owned by its `customerId`; assigns an id when it has none.
     pub async fn create<T: ManagedObject>(&self, principal: &Principal, mut obj: T) -> Result<T> {
         if obj.owner_id().is_none_or(str::is_empty) {
-            return Err(Error::problems(vec![Problem::new(format!("a {} needs a customerId", T::KIND)).field("customerId")]));
+            return Err(Error::problems(vec![
+                Problem::new(format!("a {} needs a customerId", T::KIND)).field("customerId"),
+            ]));
         }
         if !can_create(principal, &obj) {
-            return Err(forbidden(principal, &format!("create a {} for customer {}", T::KIND, obj.owner_id().unwrap_or_default())));
+            return Err(forbidden(
+                principal,
+                &format!("create a {} for customer {}", T::KIND, obj.owner_id().unwrap_or_default()),
+            ));
         }
         let problems = obj.check(&self.inner.algorithms);
         if !problems.is_empty() {
@@ -155,12 +160,14 @@ impl ObjectService {
         page: PageRequest,
     ) -> Result<Page<T>> {
         if !T::KIND.indexed_fields().contains(&field) {
-            return Err(Error::problems(vec![Problem::new(format!(
-                "{} cannot be queried by {field}; indexed fields: {}",
-                T::KIND,
-                T::KIND.indexed_fields().iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-            .field(field.as_str())]));
+            return Err(Error::problems(vec![
+                Problem::new(format!(
+                    "{} cannot be queried by {field}; indexed fields: {}",
+                    T::KIND,
+                    T::KIND.indexed_fields().iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+                .field(field.as_str()),
+            ]));
         }
         let mut p = self.inner.store.query_obj::<T>(field, value, page).await?;
         p.items.retain(|o| can_read(principal, o));

@@ -39,7 +39,8 @@ pub struct ResourcePoolService {
 
 impl ResourcePoolService {
     async fn check_insight(&self, principal: &Principal, insight_id: &str) -> Result<Insight> {
-        let insight: Insight = self.inner.store.get_obj(insight_id).await?.ok_or_else(|| Error::not_found("insight", insight_id))?;
+        let insight: Insight =
+            self.inner.store.get_obj(insight_id).await?.ok_or_else(|| Error::not_found("insight", insight_id))?;
         if !owns(principal, &insight) {
             return Err(forbidden(principal, &format!("pull from insight {insight_id}")));
         }
@@ -50,7 +51,9 @@ impl ResourcePoolService {
     /// already finished (cancelled while queued) are dropped from the queue instead.
     pub async fn get_agendas(&self, principal: &Principal, insight_id: &str, count: usize) -> Result<Vec<AgendaLease>> {
         if count == 0 || count > 100 {
-            return Err(Error::problems(vec![Problem::new(format!("count must be 1..=100, got {count}")).field("count")]));
+            return Err(Error::problems(vec![
+                Problem::new(format!("count must be 1..=100, got {count}")).field("count"),
+            ]));
         }
         self.check_insight(principal, insight_id).await?;
         let inner = &self.inner;
@@ -112,7 +115,11 @@ impl ResourcePoolService {
     pub async fn heartbeat(&self, principal: &Principal, token: &LeaseToken) -> Result<i64> {
         self.check_insight(principal, &token.insight_id).await?;
         let inner = &self.inner;
-        inner.queue.extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now()).await.map_err(|e| lost(token, e))
+        inner
+            .queue
+            .extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now())
+            .await
+            .map_err(|e| lost(token, e))
     }
 
     /// Writes progress (the agenda's and the changed operations'), fenced by the lease.
@@ -134,7 +141,11 @@ impl ResourcePoolService {
         operations: &[OperationProgress],
     ) -> Result<()> {
         let inner = &self.inner;
-        inner.queue.extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now()).await.map_err(|e| lost(token, e))?;
+        inner
+            .queue
+            .extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now())
+            .await
+            .map_err(|e| lost(token, e))?;
         let agenda_id = &token.agenda_id;
         let progress_id = progress.id.clone().ok_or_else(|| Error::invalid("progress update without an id"))?;
         loop {
@@ -221,9 +232,18 @@ impl ResourcePoolService {
         self.append(token, operations, params).await
     }
 
-    pub(crate) async fn append(&self, token: &LeaseToken, operations: Vec<Operation>, params: Option<Params>) -> Result<Agenda> {
+    pub(crate) async fn append(
+        &self,
+        token: &LeaseToken,
+        operations: Vec<Operation>,
+        params: Option<Params>,
+    ) -> Result<Agenda> {
         let inner = &self.inner;
-        inner.queue.extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now()).await.map_err(|e| lost(token, e))?;
+        inner
+            .queue
+            .extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now())
+            .await
+            .map_err(|e| lost(token, e))?;
         loop {
             let mut agenda: Agenda = inner.store.fetch(&token.agenda_id).await?;
             let new: Vec<Operation> =
@@ -268,7 +288,12 @@ impl ResourcePoolService {
         self.finish(token, progress, operations).await
     }
 
-    pub(crate) async fn finish(&self, token: &LeaseToken, progress: &AgendaProgress, operations: &[OperationProgress]) -> Result<()> {
+    pub(crate) async fn finish(
+        &self,
+        token: &LeaseToken,
+        progress: &AgendaProgress,
+        operations: &[OperationProgress],
+    ) -> Result<()> {
         self.write_progress(token, progress, operations).await?;
         self.inner.queue.ack(&token.clone()).await.map_err(|e| lost(token, e))?;
         self.inner.wake.notify_waiters();

@@ -100,17 +100,29 @@ impl ProgressService {
                 return Ok(mk(
                     "running",
                     None,
-                    format!("running: {:.0}% complete, attempt {}", progress.percent_complete, progress.attempts_completed + 1),
+                    format!(
+                        "running: {:.0}% complete, attempt {}",
+                        progress.percent_complete,
+                        progress.attempts_completed + 1
+                    ),
                 ));
             }
             ProcessingState::Waiting => {}
         }
         let insight_id = agenda.insight_id().unwrap_or_default().to_owned();
         if self.inner.queue.contains(&insight_id, agenda_id).await? {
-            return Ok(mk("queued", Some(0), format!("in the queue of insight {insight_id}, waiting for a pool worker")));
+            return Ok(mk(
+                "queued",
+                Some(0),
+                format!("in the queue of insight {insight_id}, waiting for a pool worker"),
+            ));
         }
         if self.inner.store.ready_get(agenda_id).await?.is_none() {
-            let why = if agenda.do_not_run() { "the agenda has doNotRun" } else { "no ready entry: the reclaimer's repair will re-queue it" };
+            let why = if agenda.do_not_run() {
+                "the agenda has doNotRun"
+            } else {
+                "no ready entry: the reclaimer's repair will re-queue it"
+            };
             return Ok(mk("not scheduled", None, why.into()));
         }
         let explanation = crate::scheduler::explain(&self.inner, &insight_id, agenda_id).await?;
@@ -133,11 +145,15 @@ impl ProgressService {
 /// The original's summary rules: any failed → COMPLETE (no percent); else percent = min(100, average);
 /// EXECUTING if any executes; WAITING if all wait; EXECUTING if some wait and some are done; else COMPLETE.
 pub fn summarize(list: Vec<AgendaProgress>) -> ProgressSummary {
-    let any_failed = list.iter().any(|p| {
-        p.processing_state_message.as_deref().and_then(Conclusion::parse) == Some(Conclusion::Failed)
-    });
+    let any_failed = list
+        .iter()
+        .any(|p| p.processing_state_message.as_deref().and_then(Conclusion::parse) == Some(Conclusion::Failed));
     if any_failed {
-        return ProgressSummary { progress_list: list, processing_state: ProcessingState::Complete, processing_percent: None };
+        return ProgressSummary {
+            progress_list: list,
+            processing_state: ProcessingState::Complete,
+            processing_percent: None,
+        };
     }
     let n = list.len().max(1) as f64;
     let percent = (list.iter().map(|p| p.percent_complete).sum::<f64>() / n).min(100.0);
