@@ -7,7 +7,7 @@
 
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
-use pop_core::model::{Agenda, Customer, Insight, ProcessingState, ResourcePool};
+use pop_core::model::{Agenda, Insight, ProcessingState};
 use pop_core::store::{IndexField, StoreExt};
 use serde_json::json;
 use std::sync::Arc;
@@ -27,50 +27,21 @@ fn agenda(customer: &str, ops: usize) -> Agenda {
 }
 
 async fn setup(pop: &Pop) {
-    let su = Principal::superuser("bench");
-    let o = pop.objects();
-    o.create(
-        &su,
-        ResourcePool {
-            id: Some("p".into()),
-            customer_id: Some("ops".into()),
-            title: Some("p".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("pool");
-    o.create(
-        &su,
-        Insight {
-            id: Some("i".into()),
-            customer_id: Some("ops".into()),
-            title: Some("i".into()),
-            resource_pool_id: Some("p".into()),
-            is_global: true,
-            queue_size: Some(512),
-            scheduling_algorithm: Some("Fairness".into()),
-            mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("insight");
-    for c in 0..8 {
-        let id = format!("c{c}");
-        o.create(
-            &su,
-            Customer {
-                id: Some(id.clone()),
-                customer_id: Some(id.clone()),
-                title: Some(id),
-                resource_pool_id: Some("p".into()),
-                ..Default::default()
-            },
-        )
+    let insight = Insight {
+        id: Some("i".into()),
+        title: Some("i".into()),
+        is_global: true,
+        queue_size: Some(512),
+        scheduling_algorithm: Some("Fairness".into()),
+        mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
+        ..Default::default()
+    };
+    let customers: Vec<String> = (0..8).map(|c| format!("c{c}")).collect();
+    let customers: Vec<&str> = customers.iter().map(String::as_str).collect();
+    pop.objects()
+        .provision_pool(&Principal::superuser("bench"), "p", "ops", insight, &customers)
         .await
-        .expect("customer");
-    }
+        .expect("provision");
 }
 
 /// Concurrent submitting tasks (clients).

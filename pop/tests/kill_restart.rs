@@ -7,7 +7,7 @@
 #![cfg(feature = "sled")]
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
-use pop_core::model::{Agenda, AgendaProgress, Customer, Insight, OperationProgress, ProcessingState, ResourcePool};
+use pop_core::model::{Agenda, AgendaProgress, Insight, OperationProgress, ProcessingState};
 use pop_core::store::{Kind, PageRequest, Store};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -84,49 +84,16 @@ async fn child() {
     let pop = open(&dir, dir.join("handler.log"));
     let su = Principal::superuser("test");
     if !dir.join("submitted").exists() {
-        let o = pop.objects();
-        o.create(
-            &su,
-            ResourcePool {
-                id: Some("pool".into()),
-                customer_id: Some("ops".into()),
-                title: Some("p".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        o.create(
-            &su,
-            Insight {
-                id: Some("insight".into()),
-                customer_id: Some("ops".into()),
-                title: Some("i".into()),
-                resource_pool_id: Some("pool".into()),
-                is_global: true,
-                queue_size: Some(4),
-                scheduling_algorithm: Some("Fairness".into()),
-                mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        for c in 0..3 {
-            let id = format!("c{c}");
-            o.create(
-                &su,
-                Customer {
-                    id: Some(id.clone()),
-                    customer_id: Some(id.clone()),
-                    title: Some(id),
-                    resource_pool_id: Some("pool".into()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        }
+        let insight = Insight {
+            id: Some("insight".into()),
+            title: Some("i".into()),
+            is_global: true,
+            queue_size: Some(4),
+            scheduling_algorithm: Some("Fairness".into()),
+            mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
+            ..Default::default()
+        };
+        pop.objects().provision_pool(&su, "pool", "ops", insight, &["c0", "c1", "c2"]).await.unwrap();
         let mut ids = String::new();
         for i in 0..AGENDAS {
             let a = pop.agendas().submit(&su, agenda(i)).await.unwrap();

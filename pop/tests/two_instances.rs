@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use pop::dynamo::{DynamoBackend, DynamoConfig};
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
-use pop_core::model::{Agenda, Customer, Insight, Millis, ProcessingState, ReadyAgenda, ResourcePool};
+use pop_core::model::{Agenda, Insight, Millis, ProcessingState, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -256,49 +256,16 @@ async fn two_instances_share_dynamodb_and_survive_a_kill() {
         .build()
         .unwrap();
     let su = Principal::superuser("test");
-    let o = pop.objects();
-    o.create(
-        &su,
-        ResourcePool {
-            id: Some("pool".into()),
-            customer_id: Some("ops".into()),
-            title: Some("p".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    o.create(
-        &su,
-        Insight {
-            id: Some("insight".into()),
-            customer_id: Some("ops".into()),
-            title: Some("i".into()),
-            resource_pool_id: Some("pool".into()),
-            is_global: true,
-            queue_size: Some(4),
-            scheduling_algorithm: Some("Fairness".into()),
-            mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    for c in 0..3 {
-        let id = format!("c{c}");
-        o.create(
-            &su,
-            Customer {
-                id: Some(id.clone()),
-                customer_id: Some(id.clone()),
-                title: Some(id),
-                resource_pool_id: Some("pool".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    }
+    let insight = Insight {
+        id: Some("insight".into()),
+        title: Some("i".into()),
+        is_global: true,
+        queue_size: Some(4),
+        scheduling_algorithm: Some("Fairness".into()),
+        mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
+        ..Default::default()
+    };
+    pop.objects().provision_pool(&su, "pool", "ops", insight, &["c0", "c1", "c2"]).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..AGENDAS {
         ids.push(pop.agendas().submit(&su, agenda(i)).await.unwrap().id.unwrap());

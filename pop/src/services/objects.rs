@@ -101,6 +101,42 @@ impl ObjectService {
         Ok(obj)
     }
 
+    /// Creates a resource pool owned by `owner`, one insight in it (its `resourcePoolId` and, when unset,
+    /// its owner are filled in) and a self-owned customer in the pool for each id of `customers`: the
+    /// smallest setup that accepts submissions. Returns the insight as stored.
+    pub async fn provision_pool(
+        &self,
+        principal: &Principal,
+        pool_id: &str,
+        owner: &str,
+        mut insight: Insight,
+        customers: &[&str],
+    ) -> Result<Insight> {
+        let pool = ResourcePool {
+            id: Some(pool_id.to_owned()),
+            customer_id: Some(owner.to_owned()),
+            title: Some(pool_id.to_owned()),
+            ..Default::default()
+        };
+        self.create(principal, pool).await?;
+        insight.resource_pool_id = Some(pool_id.to_owned());
+        if insight.customer_id.is_none() {
+            insight.customer_id = Some(owner.to_owned());
+        }
+        let insight = self.create(principal, insight).await?;
+        for c in customers {
+            let customer = Customer {
+                id: Some((*c).to_owned()),
+                customer_id: Some((*c).to_owned()),
+                title: Some((*c).to_owned()),
+                resource_pool_id: Some(pool_id.to_owned()),
+                ..Default::default()
+            };
+            self.create(principal, customer).await?;
+        }
+        Ok(insight)
+    }
+
     /// The object, if the caller may see it (`NotFound` otherwise).
     pub async fn get<T: ManagedObject>(&self, principal: &Principal, id: &str) -> Result<T> {
         self.inner

@@ -3,7 +3,7 @@
 
 use pop::{Pop, PopConfig};
 use pop_core::authz::Principal;
-use pop_core::model::{Agenda, Customer, Insight, ResourcePool};
+use pop_core::model::{Agenda, Insight};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -24,24 +24,9 @@ pub fn customer(id: &str) -> Principal {
 /// Creates a pool `pool`, an insight `insight` for the given customers (FIFO unless `algorithm`), and
 /// self-owned customers.
 pub async fn setup(pop: &Pop, customers: &[&str], algorithm: Option<&str>, queue_size: u32) {
-    let su = admin();
-    let o = pop.objects();
-    o.create(
-        &su,
-        ResourcePool {
-            id: Some("pool".into()),
-            customer_id: Some(POOL_OWNER.into()),
-            title: Some("pool".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
     let insight = Insight {
         id: Some("insight".into()),
-        customer_id: Some(POOL_OWNER.into()),
         title: Some("main".into()),
-        resource_pool_id: Some("pool".into()),
         queue_size: Some(queue_size),
         scheduling_algorithm: algorithm.map(str::to_owned),
         allowed_customer_ids: customers.iter().map(|c| c.to_string()).collect(),
@@ -52,21 +37,7 @@ pub async fn setup(pop: &Pop, customers: &[&str], algorithm: Option<&str>, queue
         .into(),
         ..Default::default()
     };
-    o.create(&su, insight).await.unwrap();
-    for c in customers {
-        o.create(
-            &su,
-            Customer {
-                id: Some(c.to_string()),
-                customer_id: Some(c.to_string()),
-                title: Some(c.to_string()),
-                resource_pool_id: Some("pool".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    }
+    pop.objects().provision_pool(&admin(), "pool", POOL_OWNER, insight, customers).await.unwrap();
 }
 
 pub fn agenda(customer: &str, ops: serde_json::Value) -> Agenda {
