@@ -58,6 +58,38 @@ fn not_current(token: &LeaseToken, what: &str) -> Error {
 }
 
 impl DynamoQueue {
+    /// A conditional `UpdateItem` of an item whose lease `token` still holds (same receipt and epoch);
+    /// `update` may use `:t`, bound to `value`. A lease that moved on is `Conflict`.
+    async fn update_held(&self, token: &LeaseToken, verb: &str, update: &str, value: AttributeValue) -> Result<()> {
+        let table = self.table();
+        let action = || format!("UpdateItem {verb} lease of agenda {} in table {table}", token.agenda_id);
+        let r = self
+            .db
+            .call(action, no_extra, || {
+                self.db
+                    .client
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(key(&token.insight_id, &token.agenda_id)))
+                    .update_expression(update)
+                    .condition_expression("r = :r AND ep = :ep")
+                    .set_expression_attribute_values(Some(values([
+                        (":t", value.clone()),
+                        (":r", s(&token.receipt)),
+                        (":ep", n(token.epoch)),
+                    ])))
+                    .send()
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Err(not_current(token, verb))
+            }
+            Err(e) => Err(DynamoError::from_sdk(action(), &e).into()),
+        }
+    }
+
     pub(crate) fn new(db: Arc<Db>) -> Self {
         Self { db }
     }
@@ -210,34 +242,9 @@ impl QueueBackend for DynamoQueue {
     }
 
     async fn extend(&self, token: &LeaseToken, ttl_ms: u64, now: Millis) -> Result<Millis> {
-        let table = self.table();
         let dl = deadline(now, ttl_ms);
-        let action = || format!("UpdateItem extend lease of agenda {} in table {table}", token.agenda_id);
-        let r = self
-            .db
-            .call(action, no_extra, || {
-                self.db
-                    .client
-                    .update_item()
-                    .table_name(table)
-                    .set_key(Some(key(&token.insight_id, &token.agenda_id)))
-                    .update_expression("SET dl = :dl")
-                    .condition_expression("r = :r AND ep = :ep")
-                    .set_expression_attribute_values(Some(values([
-                        (":dl", n(dl)),
-                        (":r", s(&token.receipt)),
-                        (":ep", n(token.epoch)),
-                    ])))
-                    .send()
-            })
-            .await;
-        match r {
-            Ok(_) => Ok(dl),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Err(not_current(token, "extend"))
-            }
-            Err(e) => Err(DynamoError::from_sdk(action(), &e).into()),
-        }
+        self.update_held(token, "extend", "SET dl = :t", n(dl)).await?;
+        Ok(dl)
     }
 
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
@@ -266,33 +273,7 @@ impl QueueBackend for DynamoQueue {
     }
 
     async fn release(&self, token: &LeaseToken, now: Millis) -> Result<()> {
-        let table = self.table();
-        let action = || format!("UpdateItem release agenda {} in table {table}", token.agenda_id);
-        let r = self
-            .db
-            .call(action, no_extra, || {
-                self.db
-                    .client
-                    .update_item()
-                    .table_name(table)
-                    .set_key(Some(key(&token.insight_id, &token.agenda_id)))
-                    .update_expression("SET dl = :now REMOVE lq, r")
-                    .condition_expression("r = :r AND ep = :ep")
-                    .set_expression_attribute_values(Some(values([
-                        (":now", n(now)),
-                        (":r", s(&token.receipt)),
-                        (":ep", n(token.epoch)),
-                    ])))
-                    .send()
-            })
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Err(not_current(token, "release"))
-            }
-            Err(e) => Err(DynamoError::from_sdk(action(), &e).into()),
-        }
+        self.update_held(token, "release", "SET dl = :t REMOVE lq, r", n(now)).await
     }
 
     async fn len(&self, insight_id: &str) -> Result<usize> {
