@@ -5,14 +5,15 @@
 //! The child is this test binary itself, re-run with `POP_KILL_CHILD=<dir>` (see `child`).
 
 #![cfg(feature = "sled")]
+
+mod common;
+
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, AgendaProgress, Insight, OperationProgress, ProcessingState};
 use pop_core::store::{Kind, PageRequest, Store};
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,19 +33,7 @@ fn config() -> PopConfig {
 }
 
 fn open(dir: &Path, log: PathBuf) -> Pop {
-    let rt = pop_exec::inprocess::InProcessRuntime::new();
-    rt.register("step", move |ctx| {
-        let log = log.clone();
-        async move {
-            let line =
-                |what: &str| format!("{what} {} {} {}\n", ctx.agenda_id(), ctx.operation_name(), std::process::id());
-            append(&log, &line("start"));
-            let ms = ctx.payload().get("ms").and_then(|v| v.as_u64()).unwrap_or(100);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            append(&log, &line("end"));
-            Ok(json!({"done": ctx.operation_name()}))
-        }
-    });
+    let rt = common::step_runtime(log);
     Pop::builder()
         .sled_path(dir.join("db"))
         .unwrap()
@@ -54,26 +43,8 @@ fn open(dir: &Path, log: PathBuf) -> Pop {
         .unwrap()
 }
 
-fn append(path: &Path, line: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    f.write_all(line.as_bytes()).unwrap();
-    f.sync_data().unwrap();
-}
-
 fn agenda(i: usize) -> Agenda {
-    // a -> (b, c) -> d, with sleeps so that kills land mid-run
-    serde_json::from_value(json!({
-        "customerId": format!("c{}", i % 3),
-        "linkId": "kill",
-        "params": {"maximumAttempts": 20},
-        "operations": [
-            {"name": "a", "type": "step", "payload": {"ms": 150}},
-            {"name": "b", "type": "step", "payload": {"ms": 200, "in": "@<a.out::/done>"}},
-            {"name": "c", "type": "step", "payload": {"ms": 120, "in": "@<a.out::/done>"}},
-            {"name": "d", "type": "step", "payload": {"ms": 100, "x": "@<b.out>", "y": "@<c.out>"}}
-        ]
-    }))
-    .unwrap()
+    common::step_agenda(i, "kill", 200)
 }
 
 /// The child role: open the instance, submit the agendas once, run until killed.

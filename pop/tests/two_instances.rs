@@ -12,15 +12,17 @@
 //! wrapper around the real `DynamoStore`.
 
 #![cfg(all(feature = "dynamo", unix))]
+
+mod common;
+
 use async_trait::async_trait;
+use common::{append, now_ms};
 use pop::dynamo::{DynamoBackend, DynamoConfig};
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, Insight, Millis, ProcessingState, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,15 +45,6 @@ fn config(name: &str) -> PopConfig {
 
 fn dynamo(endpoint: &str, prefix: &str) -> DynamoConfig {
     DynamoConfig::local(endpoint).table_prefix(prefix)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn append(path: &Path, line: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    f.write_all(line.as_bytes()).unwrap();
 }
 
 /// The real store, plus a line in `log` for every scheduler lease this process acquires or renews.
@@ -105,19 +98,7 @@ impl Store for LeaseLog {
 }
 
 fn agenda(i: usize) -> Agenda {
-    // a -> (b, c) -> d, with sleeps so that the kill lands mid-run
-    serde_json::from_value(json!({
-        "customerId": format!("c{}", i % 3),
-        "linkId": "two",
-        "params": {"maximumAttempts": 20},
-        "operations": [
-            {"name": "a", "type": "step", "payload": {"ms": 150}},
-            {"name": "b", "type": "step", "payload": {"ms": 250, "in": "@<a.out::/done>"}},
-            {"name": "c", "type": "step", "payload": {"ms": 150, "in": "@<a.out::/done>"}},
-            {"name": "d", "type": "step", "payload": {"ms": 100, "x": "@<b.out>", "y": "@<c.out>"}}
-        ]
-    }))
-    .unwrap()
+    common::step_agenda(i, "two", 250)
 }
 
 /// The child role: an instance on the shared tables with scheduler, reclaimer and a pool worker, until
@@ -130,20 +111,7 @@ async fn child() {
     let prefix = std::env::var("POP_TWO_PREFIX").unwrap();
     let endpoint = std::env::var("POP_DYNAMODB_ENDPOINT").unwrap();
     let log = dir.join("handler.log");
-    let rt = pop_exec::inprocess::InProcessRuntime::new();
-    rt.register("step", move |ctx| {
-        let log = log.clone();
-        async move {
-            let line = |what: &str| {
-                format!("{what} {} {} {} {}\n", ctx.agenda_id(), ctx.operation_name(), std::process::id(), now_ms())
-            };
-            append(&log, &line("start"));
-            let ms = ctx.payload().get("ms").and_then(|v| v.as_u64()).unwrap_or(100);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            append(&log, &line("end"));
-            Ok(json!({"done": ctx.operation_name()}))
-        }
-    });
+    let rt = common::step_runtime(log);
     let backend = DynamoBackend::connect(dynamo(&endpoint, &prefix)).await.unwrap();
     let store = Arc::new(LeaseLog { inner: Arc::new(backend.store()), log: dir.join("sched.log") });
     let pop = Pop::builder()
