@@ -229,10 +229,10 @@ impl AgendaService {
         let progress_id = agenda.progress_id.clone().ok_or_else(|| Error::not_found("agendaProgress", agenda_id))?;
         // Mark cancelled first: a running executor's next progress write is then refused, which stops it
         // wherever it runs.
-        let progress = loop {
+        let cancelled_now = loop {
             let mut p: AgendaProgress = inner.store.fetch(&progress_id).await?;
             if p.processing_state == ProcessingState::Complete {
-                break p;
+                break false;
             }
             let now = inner.now();
             p.processing_state = ProcessingState::Complete;
@@ -241,21 +241,23 @@ impl AgendaService {
             p.updated_time = Some(now);
             p.diagnostic_events.push(DiagnosticEvent::new(format!("cancelled by {}", principal.user_id), now));
             match inner.store.update_obj(&mut p).await {
-                Ok(()) => break p,
+                Ok(()) => break true,
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e),
             }
         };
-        inner.store.write(vec![WriteOp::ReadyRemove { agenda_id: agenda_id.to_owned() }]).await?;
-        if let Some(insight) = agenda.insight_id() {
-            inner.queue.remove(insight, agenda_id).await?;
+        if cancelled_now {
+            inner.store.write(vec![WriteOp::ReadyRemove { agenda_id: agenda_id.to_owned() }]).await?;
+            if let Some(insight) = agenda.insight_id() {
+                inner.queue.remove(insight, agenda_id).await?;
+            }
+            let token = inner.running.lock().ok().and_then(|r| r.get(agenda_id).cloned());
+            if let Some(t) = token {
+                t.cancel();
+            }
+            tracing::info!(agenda_id, "agenda cancelled");
         }
-        let token = inner.running.lock().ok().and_then(|r| r.get(agenda_id).cloned());
-        if let Some(t) = token {
-            t.cancel();
-        }
-        tracing::info!(agenda_id, "agenda cancelled");
-        inner.progress_full(&progress.id.clone().unwrap_or_default()).await
+        inner.progress_full(&progress_id).await
     }
 
     async fn select_insight(&self, agenda: &Agenda, customer: &Customer) -> Result<Insight> {
