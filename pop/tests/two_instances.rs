@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const AGENDAS: usize = 10;
+const AGENDAS: usize = 24;
 const SCHEDULER_LEASE_MS: u64 = 1500;
 
 fn config(name: &str) -> PopConfig {
@@ -98,7 +98,7 @@ impl Store for LeaseLog {
 }
 
 fn agenda(i: usize) -> Agenda {
-    common::step_agenda(i, "two", 250)
+    common::step_agenda(i, "two", 600)
 }
 
 /// The child role: an instance on the shared tables with scheduler, reclaimer and a pool worker, until
@@ -121,7 +121,8 @@ async fn child() {
         .config(config(&name))
         .build()
         .unwrap();
-    pop.start_all(WorkerConfig { max_running: 4, ..WorkerConfig::for_insights(["insight"]) });
+    // small pulls, so that the two workers share the queue rather than one taking every refill
+    pop.start_all(WorkerConfig { max_running: 4, pull_count: 2, ..WorkerConfig::for_insights(["insight"]) });
     println!("CHILD READY {name}");
     tokio::time::sleep(Duration::from_secs(300)).await;
 }
@@ -234,22 +235,33 @@ async fn two_instances_share_dynamodb_and_survive_a_kill() {
         ..Default::default()
     };
     pop.objects().provision_pool(&su, "pool", "ops", insight, &["c0", "c1", "c2"]).await.unwrap();
+    // both children are up before anything is submitted, so that a slow start of one cannot leave the
+    // whole run to the other
+    let mut a = spawn_child(dir, "A", &prefix);
+    let mut b = spawn_child(dir, "B", &prefix);
+    let ready_by = Instant::now() + Duration::from_secs(120);
+    for name in ["A", "B"] {
+        while !std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap_or_default().contains("CHILD READY") {
+            if Instant::now() > ready_by {
+                let _ = (a.kill(), b.kill());
+                panic!("child {name} did not start within 120 s; see {}/{name}.err", dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let mut ids = Vec::new();
     for i in 0..AGENDAS {
         ids.push(pop.agendas().submit(&su, agenda(i)).await.unwrap().id.unwrap());
     }
-
-    let mut a = spawn_child(dir, "A", &prefix);
-    let mut b = spawn_child(dir, "B", &prefix);
     let log = dir.join("handler.log");
     let sched = dir.join("sched.log");
 
-    // run until both processes have finished operations, then SIGKILL the scheduler holder while one of
+    // run until both processes have started operations, then SIGKILL the scheduler holder while one of
     // its operations runs
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let lines = read_log(&log);
-        let pids: HashSet<u32> = lines.iter().filter(|l| !l.start).map(|l| l.pid).collect();
+        let pids: HashSet<u32> = lines.iter().map(|l| l.pid).collect();
         if pids.contains(&a.id()) && pids.contains(&b.id()) {
             break;
         }
@@ -262,8 +274,12 @@ async fn two_instances_share_dynamodb_and_survive_a_kill() {
     let holder = read_sched(&sched).last().map(|e| e.0).unwrap();
     let (mut victim, mut survivor) = if holder == a.id() { (a, b) } else { (b, a) };
     assert_eq!(victim.id(), holder, "the scheduler lease is held by a process that is not a child");
-    let wait_open = Instant::now() + Duration::from_secs(10);
-    while !open_ops(&read_log(&log)).keys().any(|k| k.0 == victim.id()) && Instant::now() < wait_open {
+    let wait_open = Instant::now() + Duration::from_secs(30);
+    while !open_ops(&read_log(&log)).keys().any(|k| k.0 == victim.id()) {
+        if Instant::now() > wait_open {
+            let _ = (victim.kill(), survivor.kill());
+            panic!("the scheduler holder ran no operation for 30 s; see {}/[AB].err", dir.display());
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     victim.kill().unwrap();
