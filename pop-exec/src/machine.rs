@@ -40,8 +40,13 @@ use pop_core::model::{
 use pop_core::refs::{AGENDA_ID, Context, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, ParsedDocument, operation_of};
 use pop_core::runtime::ProgressUpdate;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Maps keyed by operation names hash with foldhash (randomly seeded, several times cheaper than SipHash on
+/// short names).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Default cap on operations running at once in one agenda (the original's thread-pool size).
 pub const DEFAULT_PARALLELISM: usize = 50;
@@ -220,11 +225,19 @@ enum TimerKind {
     Deadline,
 }
 
+/// What an operation whose payload holds references (or a generator's operation templates) needs at launch.
+/// Boxed: most operations of a large agenda have none.
+struct Refs {
+    doc: ParsedDocument,
+    /// A generator's `payload.operations`, put back unresolved at launch.
+    template_ops: Option<Value>,
+    /// The operation's name as a JSON string (`pop.operationName`).
+    name_value: Value,
+}
+
 struct OpState {
     op: Operation,
-    doc: Option<ParsedDocument>,
-    template_ops: Option<Value>,
-    name_value: Option<Value>,
+    refs: Option<Box<Refs>>,
     unmet: u32,
     dependents: Vec<u32>,
     status: OpStatus,
@@ -234,7 +247,7 @@ struct OpState {
     output: Option<Value>,
     percent: f64,
     progress: OperationProgress,
-    last_progress: Option<OperationProgress>,
+    last_progress: Option<Box<OperationProgress>>,
     running_pos: usize,
     cancel_requested: bool,
     dirty: bool,
@@ -247,10 +260,10 @@ pub struct Machine {
     progress_template: AgendaProgress,
     params: Value,
     states: Vec<OpState>,
-    by_exact: HashMap<String, usize>,
-    by_lower: HashMap<String, usize>,
-    unknown_waiters: HashMap<String, Vec<u32>>,
-    prior_ops: HashMap<String, OperationProgress>,
+    by_exact: FastMap<String, usize>,
+    by_lower: FastMap<String, usize>,
+    unknown_waiters: FastMap<String, Vec<u32>>,
+    prior_ops: FastMap<String, OperationProgress>,
     ready: VecDeque<usize>,
     running: Vec<usize>,
     timers: BinaryHeap<Reverse<(Millis, TimerKind, usize, u32)>>,
@@ -316,7 +329,7 @@ impl Machine {
             agenda_insight: agenda.agenda_insight.clone().or_else(|| prior.and_then(|p| p.agenda_insight.clone())),
             ..AgendaProgress::default()
         };
-        let prior_ops: HashMap<String, OperationProgress> = prior
+        let prior_ops: FastMap<String, OperationProgress> = prior
             .map(|p| {
                 p.operation_progress
                     .iter()
@@ -330,9 +343,9 @@ impl Machine {
             params: agenda.params.clone().map(Value::Object).unwrap_or(Value::Null),
             progress_template,
             states: Vec::with_capacity(agenda.operations.len()),
-            by_exact: HashMap::with_capacity(agenda.operations.len()),
-            by_lower: HashMap::with_capacity(agenda.operations.len()),
-            unknown_waiters: HashMap::new(),
+            by_exact: FastMap::with_capacity_and_hasher(agenda.operations.len(), Default::default()),
+            by_lower: FastMap::default(),
+            unknown_waiters: FastMap::default(),
             prior_ops,
             ready: VecDeque::new(),
             running: Vec::new(),
@@ -379,9 +392,10 @@ impl Machine {
     /// wires dependencies. Returns the index of the first added operation.
     fn add_operations(&mut self, ops: Vec<Operation>, now: Millis, problems: &mut Vec<String>) -> usize {
         let first = self.states.len();
+        self.states.reserve(ops.len());
         for op in ops {
             let i = self.states.len();
-            let lower = op.name.to_lowercase();
+            let lower = lowercase(&op.name);
             if op.name.trim().is_empty() {
                 problems.push(format!("operation #{i} has an empty name"));
             } else if self.find_lower(&lower).is_some() {
@@ -400,19 +414,25 @@ impl Machine {
                 None
             });
             self.by_exact.entry(op.name.clone()).or_insert(i);
-            if lower != op.name {
-                self.by_lower.entry(lower.clone()).or_insert(i);
+            if *lower != *op.name {
+                self.by_lower.entry(lower.clone().into_owned()).or_insert(i);
             }
-            let prior = self.prior_ops.remove(&lower);
+            let prior = if self.prior_ops.is_empty() { None } else { self.prior_ops.remove(&*lower) };
             // A generator's `payload.operations` (e.g. `updateAgenda`) describes operations to add: their
             // references belong to them, so they are neither dependencies nor resolved here.
-            let mut payload = op.payload.clone();
-            let template_ops = match (&mut payload, op.generator().is_some()) {
-                (Value::Object(map), true) => map.remove(GENERATED_OPERATIONS_KEY),
-                _ => None,
+            let is_generator = op.generator().is_some();
+            let refs = if is_generator || may_hold_references(&op.payload) {
+                let mut payload = op.payload.clone();
+                let template_ops = match (&mut payload, is_generator) {
+                    (Value::Object(map), true) => map.remove(GENERATED_OPERATIONS_KEY),
+                    _ => None,
+                };
+                let doc = ParsedDocument::parse(payload);
+                (doc.has_references() || template_ops.is_some())
+                    .then(|| Box::new(Refs { doc, template_ops, name_value: Value::String(op.name.clone()) }))
+            } else {
+                None
             };
-            let doc = ParsedDocument::parse(payload);
-            let doc = (doc.has_references() || template_ops.is_some()).then_some(doc);
             // Ids and owner fields are filled in by `export`, not stored per operation.
             let mut progress = OperationProgress {
                 added_time: Some(now),
@@ -439,11 +459,11 @@ impl Machine {
                             );
                             let mut p = prior.clone();
                             p.diagnostic_events.push(DiagnosticEvent::new(msg, now));
-                            last_progress = Some(p);
+                            last_progress = Some(Box::new(p));
                         }
                     }
                 } else if prior.processing_state != ProcessingState::Waiting {
-                    last_progress = Some(prior.clone());
+                    last_progress = Some(Box::new(prior.clone()));
                 }
                 progress = prior;
                 if progress.operation.is_none() {
@@ -455,11 +475,12 @@ impl Machine {
             } else {
                 self.blocked += 1;
             }
+            // Operations that waited for this name (unknown until now) depend on it.
+            let waiters = if self.unknown_waiters.is_empty() { None } else { self.unknown_waiters.remove(&*lower) };
+            drop(lower);
             self.states.push(OpState {
-                template_ops,
-                name_value: doc.as_ref().map(|_| Value::String(op.name.clone())),
                 op,
-                doc,
+                refs,
                 unmet: 0,
                 dependents: Vec::new(),
                 status,
@@ -475,8 +496,7 @@ impl Machine {
                 dirty: false,
             });
             self.mark_dirty(i);
-            // Operations that waited for this name (unknown until now) depend on it.
-            if let Some(waiters) = self.unknown_waiters.remove(&lower) {
+            if let Some(waiters) = waiters {
                 if self.states[i].status == OpStatus::Succeeded {
                     for w in waiters {
                         self.satisfy(w as usize);
@@ -486,26 +506,24 @@ impl Machine {
                 }
             }
         }
+        // Buffers reused across operations.
+        let mut known: Vec<usize> = Vec::new();
+        let mut unknown: Vec<String> = Vec::new();
         for i in first..self.states.len() {
             if self.states[i].status == OpStatus::Succeeded {
                 continue;
             }
-            let mut names: Vec<String> = Vec::new();
-            if let Some(doc) = &self.states[i].doc {
-                names.extend(doc.references().filter_map(|r| operation_of(&r.name)).map(str::to_owned));
-            }
-            names.extend(self.states[i].op.depends_on());
+            let s = &self.states[i];
+            let referenced = s.refs.iter().flat_map(|r| r.doc.references()).filter_map(|r| operation_of(&r.name));
             // Resolve names to operations (exact name first, then case-insensitively), then deduplicate.
-            let mut known: Vec<usize> = Vec::with_capacity(names.len());
-            let mut unknown: Vec<String> = Vec::new();
-            for n in names {
-                match self.by_exact.get(&n) {
+            for n in referenced.chain(depends_on_names(&s.op)) {
+                match self.by_exact.get(n) {
                     Some(&j) => known.push(j),
                     None => {
-                        let lower = n.to_lowercase();
+                        let lower = lowercase(n);
                         match self.find_lower(&lower) {
                             Some(j) => known.push(j),
-                            None => unknown.push(lower),
+                            None => unknown.push(lower.into_owned()),
                         }
                     }
                 }
@@ -515,13 +533,13 @@ impl Machine {
             unknown.sort_unstable();
             unknown.dedup();
             let mut unmet = 0u32;
-            for j in known {
+            for j in known.drain(..) {
                 if self.states[j].status != OpStatus::Succeeded {
                     unmet += 1;
                     self.states[j].dependents.push(i as u32);
                 }
             }
-            for d in unknown {
+            for d in unknown.drain(..) {
                 unmet += 1;
                 self.unknown_waiters.entry(d).or_default().push(i as u32);
             }
@@ -575,7 +593,7 @@ impl Machine {
 
     /// The id of the operation with this name (case-insensitive).
     pub fn op_id(&self, name: &str) -> Option<OpId> {
-        self.by_exact.get(name).copied().or_else(|| self.find_lower(&name.to_lowercase())).map(OpId)
+        self.by_exact.get(name).copied().or_else(|| self.find_lower(&lowercase(name))).map(OpId)
     }
 
     /// Where an operation is.
@@ -599,7 +617,12 @@ impl Machine {
         let t = &self.progress_template;
         let pid = t.id.as_deref().unwrap_or_default();
         let mut p = s.progress.clone();
-        p.id = Some(OperationProgress::make_id(pid, &s.op.name));
+        // `OperationProgress::make_id`, without the formatting machinery.
+        let mut id = String::with_capacity(pid.len() + 1 + s.op.name.len());
+        id.push_str(pid);
+        id.push('-');
+        id.push_str(&s.op.name);
+        p.id = Some(id);
         p.agenda_progress_id = Some(pid.to_owned());
         if p.cid.is_none() {
             p.cid.clone_from(&t.cid);
@@ -862,7 +885,7 @@ impl Machine {
             .operations
             .into_iter()
             .filter(|op| {
-                !self.find_lower(&op.name.to_lowercase()).is_some_and(|j| {
+                !self.find_lower(&lowercase(&op.name)).is_some_and(|j| {
                     self.states[j].op.generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name))
                 })
             })
@@ -925,7 +948,7 @@ impl Machine {
             s.progress.processing_state_message = Some(format!("attempt {} failed; retry at {at}", s.attempt));
             s.progress.percent_complete = 0.0;
             let attempt = s.attempt;
-            self.states[i].last_progress = Some(self.export(i));
+            self.states[i].last_progress = Some(Box::new(self.export(i)));
             self.retry_waiting += 1;
             self.timers.push(Reverse((at, TimerKind::RetryDue, i, attempt)));
             self.outbox.push(Action::RetryAt { key: AttemptKey { op: OpId(i), attempt: attempt + 1 }, at });
@@ -1010,11 +1033,11 @@ impl Machine {
         self.states[i].cancel_requested = false;
         self.running.push(i);
         let key = AttemptKey { op: OpId(i), attempt };
-        let payload = match &self.states[i].doc {
+        let payload = match &self.states[i].refs {
             None => Ok(self.states[i].op.payload.clone()),
-            Some(doc) => {
+            Some(refs) => {
                 let ctx = RunContext { machine: self, op: i };
-                let r = doc.resolve(&ctx);
+                let r = refs.doc.resolve(&ctx);
                 if !r.invalid.is_empty() {
                     let list: Vec<String> = r.invalid.iter().map(|x| x.message.clone()).collect();
                     Err(format!("operation {} has invalid references: {}", self.states[i].op.name, list.join("; ")))
@@ -1026,7 +1049,7 @@ impl Machine {
                     ))
                 } else {
                     let mut value = r.value;
-                    if let (Value::Object(map), Some(ops)) = (&mut value, &self.states[i].template_ops) {
+                    if let (Value::Object(map), Some(ops)) = (&mut value, &refs.template_ops) {
                         map.insert(GENERATED_OPERATIONS_KEY.to_owned(), ops.clone());
                     }
                     Ok(value)
@@ -1061,7 +1084,7 @@ impl Machine {
             op_type: s.op.op_type.clone(),
             operation_id: s.op.id.clone(),
             payload,
-            last_progress: s.last_progress.clone().map(Box::new),
+            last_progress: s.last_progress.clone(),
             deadline,
         };
         self.mark_dirty(i);
@@ -1175,6 +1198,41 @@ impl Machine {
     }
 }
 
+/// `name` lower-cased, borrowed when it has no upper-case letter (the common case: no allocation).
+fn lowercase(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        Cow::Owned(name.to_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The names of `params.dependsOn` exactly as [`Operation::depends_on`] reads them (a comma string or an
+/// array of them; trimmed, empties dropped), borrowed instead of allocated.
+fn depends_on_names(op: &Operation) -> impl Iterator<Item = &str> {
+    let (single, items): (Option<&str>, &[Value]) = match op.params.as_ref().and_then(|p| p.get(param_keys::DEPENDS_ON))
+    {
+        Some(Value::String(s)) => (Some(s.as_str()), &[]),
+        Some(Value::Array(items)) => (None, items.as_slice()),
+        _ => (None, &[]),
+    };
+    single
+        .into_iter()
+        .chain(items.iter().filter_map(Value::as_str))
+        .flat_map(|s| s.split(',').map(str::trim).filter(|n| !n.is_empty()))
+}
+
+/// Whether some string leaf of `v` (object values and array items, as [`ParsedDocument::parse`] reads them)
+/// holds `@<`, the start of every reference. `false` means parsing would find no reference.
+fn may_hold_references(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("@<"),
+        Value::Array(items) => items.iter().any(may_hold_references),
+        Value::Object(map) => map.values().any(may_hold_references),
+        _ => false,
+    }
+}
+
 fn restore_output(text: Option<&str>) -> Result<Value, serde_json::Error> {
     match text.map(str::trim) {
         None | Some("") | Some("null") => Ok(Value::Object(Default::default())),
@@ -1194,14 +1252,14 @@ impl Context for RunContext<'_> {
         let m = self.machine;
         match name {
             AGENDA_ID => return Some(&m.agenda_id),
-            OPERATION_NAME => return m.states[self.op].name_value.as_ref(),
+            OPERATION_NAME => return m.states[self.op].refs.as_ref().map(|r| &r.name_value),
             PARAMS => return Some(&m.params),
             _ => {}
         }
         let op = name.strip_suffix(OUTPUT_SUFFIX)?;
         let i = match m.by_exact.get(op) {
             Some(&i) => i,
-            None => m.find_lower(&op.to_lowercase())?,
+            None => m.find_lower(&lowercase(op))?,
         };
         m.states[i].output.as_ref()
     }

@@ -687,3 +687,48 @@ fn generator_payload_operations_are_templates_not_dependencies() {
     m.on_event(l.key, OpEvent::Succeeded(json!({"operations": ops_template})), 1);
     assert_eq!(names(&launches(&m.poll(1))), ["g1"]);
 }
+
+#[test]
+fn borrowed_depends_on_reads_what_operation_depends_on_reads() {
+    let cases = [
+        json!({"dependsOn": "a, b,,c "}),
+        json!({"dependsOn": ["a", " b ", "", "c,d", 7, null]}),
+        json!({"dependsOn": null}),
+        json!({"dependsOn": 3}),
+        json!({"dependsOn": ""}),
+        json!({"other": "a"}),
+    ];
+    for params in cases {
+        let op: Operation = serde_json::from_value(op_p("x", json!({}), params.clone())).expect("op");
+        let borrowed: Vec<&str> = depends_on_names(&op).collect();
+        assert_eq!(borrowed, op.depends_on(), "params {params}");
+    }
+    let op: Operation = serde_json::from_value(op("x", json!({}))).expect("op");
+    assert_eq!(depends_on_names(&op).count(), 0);
+}
+
+#[test]
+fn reference_precheck_agrees_with_the_parser() {
+    let docs = [
+        json!({}),
+        json!({"a": "plain", "b": [1, "x@y", {"c": "<@"}]}),
+        json!({"a": "@<x.out>"}),
+        json!({"a": ["text @<x.out::/p> more"]}),
+        json!({"@<x.out>": "keys are never references"}),
+        json!("@<pop.agendaId>"),
+        json!({"a": "@<"}),
+    ];
+    for d in docs {
+        let parsed = ParsedDocument::parse(d.clone());
+        if parsed.has_references() || !parsed.malformed().is_empty() {
+            assert!(may_hold_references(&d), "{d}");
+        }
+        if !may_hold_references(&d) {
+            assert!(!parsed.has_references(), "{d}");
+        }
+    }
+    assert!(!may_hold_references(&json!({"@<x.out>": 1})));
+    assert_eq!(lowercase("abc"), Cow::Borrowed("abc"));
+    assert_eq!(lowercase("aBc"), "abc");
+    assert_eq!(lowercase("ÄB"), "äb");
+}
