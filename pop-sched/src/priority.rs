@@ -12,7 +12,7 @@
 //! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
 //! higher-priority work keeps arriving.
 
-use crate::fair::{Accounts, Ratio, effective, runs};
+use crate::fair::{Accounts, Ratio, TopK, effective, runs};
 use pop_core::model::ReadyAgenda;
 use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
 use std::cmp::Ordering;
@@ -163,13 +163,16 @@ impl Priority {
         let mut acc = Accounts::load(view, state, self.config.cost_weighted);
         let mut runs = Runs::of(view);
         let n = view.customers.len();
-        let keys: Vec<Key> = (0..n)
-            .filter_map(|i| {
-                let (eff, run) = self.best_head(view, &runs, i)?;
-                Some(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32, run: run as u32 })
-            })
-            .collect();
-        let mut heap = BinaryHeap::from(keys);
+        // Keys only get worse as a customer is served: the first `count` picks are among the
+        // `count` best initial keys.
+        let mut best = TopK::new(count);
+        for i in 0..n {
+            if let Some((eff, run)) = self.best_head(view, &runs, i) {
+                best.offer(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32, run: run as u32 });
+            }
+        }
+        let mut heap = BinaryHeap::from(best.into_vec());
+        let mut served: Vec<usize> = Vec::new();
         let mut made = 0;
         while made < count {
             let Some(Key { idx, run, eff, .. }) = heap.pop() else { break };
@@ -179,6 +182,7 @@ impl Priority {
             made += 1;
             span.0 += 1;
             acc.charge_pick(i);
+            served.push(i);
             if let Some((eff, run)) = self.best_head(view, &runs, i) {
                 heap.push(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx, run: run as u32 });
             }
@@ -186,7 +190,11 @@ impl Priority {
                 break;
             }
         }
-        acc.store(view, state, |i| runs.of_customer(i).any(|r| runs.spans[r].0 < runs.spans[r].1));
+        served.sort_unstable();
+        served.dedup();
+        let picked: Vec<(usize, bool)> =
+            served.into_iter().map(|i| (i, runs.of_customer(i).any(|r| runs.spans[r].0 < runs.spans[r].1))).collect();
+        acc.store(view, state, &picked);
     }
 }
 

@@ -9,11 +9,12 @@
 //! weight-proportional share. With cost weighting a customer is charged its observed mean cost per
 //! agenda, so a customer of long agendas cannot take more than its share of the pool's time.
 //!
-//! A pick call costs O(customers) to read the state and build a heap over customers, then
-//! O(log customers) per pick. Each customer's own entries are taken in their list order
+//! A pick call costs one pass over the customers (matching the view to the stored state, one id
+//! comparison each, and keeping the `count` best keys) plus O(log customers) per pick and per
+//! stored entry that changes. Each customer's own entries are taken in their list order
 //! (priority desc, added asc).
 
-use crate::fair::{Accounts, Ratio};
+use crate::fair::{Accounts, Ratio, TopK};
 use pop_core::model::ReadyAgenda;
 use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
 use std::cmp::Ordering;
@@ -48,17 +49,24 @@ impl RoundRobin {
 }
 
 /// A customer in the per-call heap: smallest finish tag first, then the first to reach its tag.
+/// `cursor` is the customer's next entry (not part of the order: a customer is in the heap once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     tag: Ratio,
     seq: u64,
     idx: u32,
+    cursor: u32,
 }
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
         // BinaryHeap is a max-heap: the "greatest" key is the smallest tag.
-        other.tag.cmp_to(&self.tag).then_with(|| other.seq.cmp(&self.seq)).then_with(|| other.idx.cmp(&self.idx))
+        other
+            .tag
+            .cmp_to(&self.tag)
+            .then_with(|| other.seq.cmp(&self.seq))
+            .then_with(|| other.idx.cmp(&self.idx))
+            .then_with(|| other.cursor.cmp(&self.cursor))
     }
 }
 
@@ -71,6 +79,9 @@ impl PartialOrd for Key {
 impl RoundRobin {
     /// Runs the rotation over `view` from `state`, calling `visit(customer index, entry)` for each
     /// pick until it returns false or `count` picks are made; updates `state`.
+    ///
+    /// A customer's key only grows as it is served, so the first `count` picks are among the
+    /// `count` customers of smallest initial key: the heap starts with those alone.
     fn run(
         &self,
         view: &ReadyView<'_>,
@@ -82,30 +93,34 @@ impl RoundRobin {
             return;
         }
         let mut acc = Accounts::load(view, state, self.cost_weighted);
-        let n = view.customers.len();
-        let keys: Vec<Key> = (0..n)
-            .filter(|&i| !view.customers[i].entries.is_empty())
-            .map(|i| Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32 })
-            .collect();
-        let mut heap = BinaryHeap::from(keys);
-        let mut cursor = vec![0usize; n];
+        let mut best = TopK::new(count);
+        for (i, c) in view.customers.iter().enumerate() {
+            if !c.entries.is_empty() {
+                best.offer(Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32, cursor: 0 });
+            }
+        }
+        let mut heap = BinaryHeap::from(best.into_vec());
+        let mut drained = Vec::new();
         let mut made = 0;
         while made < count {
-            let Some(Key { idx, .. }) = heap.pop() else { break };
+            let Some(Key { idx, cursor, .. }) = heap.pop() else { break };
             let i = idx as usize;
             let entries = view.customers[i].entries;
-            let go_on = visit(i, &entries[cursor[i]]);
+            let go_on = visit(i, &entries[cursor as usize]);
             made += 1;
-            cursor[i] += 1;
             acc.charge_pick(i);
-            if cursor[i] < entries.len() {
-                heap.push(Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx });
+            if cursor as usize + 1 < entries.len() {
+                heap.push(Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx, cursor: cursor + 1 });
+            } else {
+                drained.push((i, false));
             }
             if !go_on {
                 break;
             }
         }
-        acc.store(view, state, |i| cursor[i] < view.customers[i].entries.len());
+        let mut picked = drained;
+        picked.extend(heap.into_iter().filter(|k| k.cursor > 0).map(|k| (k.idx as usize, true)));
+        acc.store(view, state, &picked);
     }
 }
 
