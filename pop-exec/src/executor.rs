@@ -14,17 +14,23 @@
 use crate::CancelToken;
 use crate::machine::{Action, AttemptKey, Machine, MachineOptions, OpEvent};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use pop_core::Result;
 use pop_core::model::{Agenda, AgendaProgress, DiagnosticEvent, Millis, Operation, OperationProgress, Params};
 use pop_core::runtime::{LaunchRequest, Launched, PodRuntime, RuntimeEvent};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
+
+mod events;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Where the executor publishes progress. Errors stop the executor (e.g. a lost lease).
 #[async_trait::async_trait]
@@ -133,7 +139,6 @@ enum Item {
 
 #[derive(Default)]
 struct Inflight {
-    name: String,
     handle: Option<String>,
     output: Option<Value>,
     cancel_wanted: bool,
@@ -158,10 +163,12 @@ struct Run<'e> {
     machine: Machine,
     template: LaunchRequest,
     launching: FuturesUnordered<BoxFuture<'static, (AttemptKey, LaunchResult)>>,
-    streams: SelectAll<BoxStream<'static, (AttemptKey, Item)>>,
-    inflight: HashMap<AttemptKey, Inflight>,
+    streams: events::EventSet,
+    inflight: FastMap<AttemptKey, Inflight>,
     chores: FuturesUnordered<BoxFuture<'static, ()>>,
     last_publish: Instant,
+    /// A launch failed while the machine's actions were carried out: poll the machine again before waiting.
+    repoll: bool,
 }
 
 impl Executor {
@@ -198,9 +205,10 @@ impl Executor {
             machine,
             template,
             launching: FuturesUnordered::new(),
-            streams: SelectAll::new(),
-            inflight: HashMap::new(),
+            streams: events::EventSet::new(),
+            inflight: FastMap::default(),
             chores: FuturesUnordered::new(),
+            repoll: false,
         };
         tracing::Instrument::instrument(run.drive(cancel), span).await
     }
@@ -256,6 +264,9 @@ impl Run<'_> {
                     }
                 }
             }
+            if std::mem::take(&mut self.repoll) && !finished {
+                continue;
+            }
             if finished {
                 // Let cancels and cleanups reach the runtime before returning.
                 let chores = std::mem::take(&mut self.chores);
@@ -263,7 +274,8 @@ impl Run<'_> {
                 if let Err(e) = self.publish().await {
                     return Err(self.stop(e).await);
                 }
-                return Ok(self.machine.full_progress(self.clock.now()));
+                let now = self.clock.now();
+                return Ok(self.machine.into_full_progress(now));
             }
             // Timers: the machine's next wake-up, the coalesced publish.
             let next = self.machine.next_wakeup().map(|at| self.clock.instant(at));
@@ -295,15 +307,12 @@ impl Run<'_> {
                 Some((key, result)) = self.launching.next(), if !self.launching.is_empty() => {
                     self.launched(key, result);
                 }
-                Some((key, item)) = self.streams.next(), if !self.streams.is_empty() => {
-                    self.item(key, item);
-                    // Take what else is ready without waiting: one machine poll per batch.
-                    for _ in 1..BATCH {
-                        match self.streams.next().now_or_never() {
-                            Some(Some((key, item))) => self.item(key, item),
-                            _ => break,
-                        }
+                mut batch = std::future::poll_fn(|cx| self.streams.poll_batch(cx, BATCH)), if !self.streams.is_empty() => {
+                    // Everything the woken streams had ready: one machine poll per batch.
+                    for (key, item) in batch.drain(..) {
+                        self.item(key, item);
                     }
+                    self.streams.recycle(batch);
                 }
                 _ = &mut wake, if wake_at.is_some() => {
                     wake_at = None;
@@ -352,42 +361,63 @@ impl Run<'_> {
         error
     }
 
+    /// The name of the operation of `key` (for messages).
+    fn name_of(&self, key: AttemptKey) -> &str {
+        self.machine.operation(key.op).map(|o| o.name.as_str()).unwrap_or_default()
+    }
+
     fn launch(&mut self, l: crate::machine::Launch) {
         let key = l.key;
+        tracing::debug!(operation = %l.name, attempt = key.attempt, "launch");
         let request = LaunchRequest {
-            operation_name: l.name.clone(),
+            operation_name: l.name,
             operation_id: l.operation_id,
             operation_type: l.op_type,
             payload: l.payload,
             last_progress: l.last_progress.map(|b| *b),
             ..self.template.clone()
         };
-        tracing::debug!(operation = %l.name, attempt = key.attempt, "launch");
-        self.inflight.insert(key, Inflight { name: l.name, ..Inflight::default() });
+        self.inflight.insert(key, Inflight::default());
         let runtime = self.exec.runtime.clone();
         let fut = async move {
             let r = AssertUnwindSafe(runtime.launch(request)).catch_unwind().await;
             (key, r.map_err(|p| panic_text(&*p)))
         };
-        self.launching.push(Box::pin(fut));
+        // Most runtimes launch without waiting (the in-process one always): poll once here, and only a
+        // launch that is not done yet joins the set of pending launches.
+        let mut fut: BoxFuture<'static, (AttemptKey, LaunchResult)> = Box::pin(fut);
+        match poll_once(&mut fut) {
+            Poll::Ready((key, result)) => self.launched(key, result),
+            Poll::Pending => self.launching.push(fut),
+        }
+    }
+
+    /// Runs a chore (cancel, cleanup) as far as it goes now; one that must wait joins the chores.
+    fn chore(&mut self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut fut: BoxFuture<'static, ()> = Box::pin(fut);
+        if poll_once(&mut fut).is_pending() {
+            self.chores.push(fut);
+        }
     }
 
     fn launched(&mut self, key: AttemptKey, result: LaunchResult) {
         let now = self.clock.now();
-        let name = self.inflight.get(&key).map(|f| f.name.clone()).unwrap_or_default();
-        let runtime_name = self.exec.runtime.name().to_owned();
         let launched = match result {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
                 self.inflight.remove(&key);
+                let (name, runtime_name) = (self.name_of(key), self.exec.runtime.name());
                 let msg = format!("could not launch operation {name} on the {runtime_name} runtime: {e}");
                 self.machine.on_event(key, OpEvent::Failed(DiagnosticEvent::new(msg, now)), now);
+                self.repoll = true;
                 return;
             }
             Err(panic) => {
                 self.inflight.remove(&key);
+                let (name, runtime_name) = (self.name_of(key), self.exec.runtime.name());
                 let msg = format!("the {runtime_name} runtime panicked while launching operation {name}: {panic}");
                 self.machine.on_event(key, OpEvent::Failed(DiagnosticEvent::new(msg, now)), now);
+                self.repoll = true;
                 return;
             }
         };
@@ -402,28 +432,24 @@ impl Run<'_> {
         if cancel_now {
             self.spawn_cancel(handle);
         }
-        let stream = AssertUnwindSafe(events)
-            .catch_unwind()
-            .map(move |r| match r {
-                Ok(e) => (key, Item::Event(e)),
-                Err(p) => (key, Item::Panicked(panic_text(&*p))),
-            })
-            .chain(futures_util::stream::once(async move { (key, Item::End) }));
-        self.streams.push(Box::pin(stream));
+        self.streams.push(key, events);
     }
 
     fn spawn_cancel(&mut self, handle: String) {
         let runtime = self.exec.runtime.clone();
-        self.chores.push(Box::pin(async move {
+        self.chore(async move {
             if let Err(e) = runtime.cancel(&handle).await {
                 tracing::warn!(handle = %handle, error = %e, "could not cancel a handler");
             }
-        }));
+        });
     }
 
     fn cancel_attempt(&mut self, key: AttemptKey, reason: &str) {
+        if !self.inflight.contains_key(&key) {
+            return;
+        }
+        tracing::info!(operation = %self.name_of(key), attempt = key.attempt, reason, "cancelling");
         let Some(f) = self.inflight.get_mut(&key) else { return };
-        tracing::info!(operation = %f.name, attempt = key.attempt, reason, "cancelling");
         match f.handle.clone() {
             Some(h) => self.spawn_cancel(h),
             None => f.cancel_wanted = true,
@@ -445,8 +471,9 @@ impl Run<'_> {
                 }
             }
             Item::Event(RuntimeEvent::Log(stream, line)) => {
-                let name = self.inflight.get(&key).map(|f| f.name.as_str()).unwrap_or_default();
-                tracing::debug!(operation = %name, ?stream, "{line}");
+                if self.inflight.contains_key(&key) {
+                    tracing::debug!(operation = %self.name_of(key), ?stream, "{line}");
+                }
             }
             Item::Event(RuntimeEvent::Exited(exit)) => {
                 let Some(f) = self.inflight.remove(&key) else { return };
@@ -455,7 +482,7 @@ impl Run<'_> {
                 } else {
                     let mut diag = exit.diagnostic.unwrap_or_else(|| {
                         let msg = if exit.message.is_empty() {
-                            format!("operation {} failed", f.name)
+                            format!("operation {} failed", self.name_of(key))
                         } else {
                             exit.message.clone()
                         };
@@ -471,25 +498,32 @@ impl Run<'_> {
                     && let Some(h) = f.handle
                 {
                     let runtime = self.exec.runtime.clone();
-                    self.chores.push(Box::pin(async move {
+                    self.chore(async move {
                         if let Err(e) = runtime.cleanup(&h).await {
                             tracing::debug!(handle = %h, error = %e, "cleanup failed");
                         }
-                    }));
+                    });
                 }
             }
             Item::Panicked(p) => {
-                if let Some(f) = self.inflight.remove(&key) {
-                    let msg = format!("the runtime panicked while following operation {}: {p}", f.name);
+                if self.inflight.remove(&key).is_some() {
+                    let msg = format!("the runtime panicked while following operation {}: {p}", self.name_of(key));
                     self.machine.on_event(key, OpEvent::Failed(DiagnosticEvent::new(msg, now)), now);
                 }
             }
             Item::End => {
-                if let Some(f) = self.inflight.remove(&key) {
-                    let msg = format!("the events of operation {} ended without an exit", f.name);
+                if self.inflight.remove(&key).is_some() {
+                    let msg = format!("the events of operation {} ended without an exit", self.name_of(key));
                     self.machine.on_event(key, OpEvent::Failed(DiagnosticEvent::new(msg, now)), now);
                 }
             }
         }
     }
+}
+
+/// Polls `fut` once without a task to wake: a future that is not ready must then be polled by something
+/// that registers a real waker (the sets of pending launches and chores do at their next poll).
+fn poll_once<T>(fut: &mut BoxFuture<'static, T>) -> Poll<T> {
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    fut.as_mut().poll(&mut cx)
 }

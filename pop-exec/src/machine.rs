@@ -614,14 +614,18 @@ impl Machine {
     /// An operation's progress with its id (`<agendaProgressId>-<name>`) and owner fields.
     fn export(&self, i: usize) -> OperationProgress {
         let s = &self.states[i];
+        self.stamp(&s.op.name, s.progress.clone())
+    }
+
+    /// Fills in the id and owner fields of operation `name`'s progress `p`.
+    fn stamp(&self, name: &str, mut p: OperationProgress) -> OperationProgress {
         let t = &self.progress_template;
         let pid = t.id.as_deref().unwrap_or_default();
-        let mut p = s.progress.clone();
         // `OperationProgress::make_id`, without the formatting machinery.
-        let mut id = String::with_capacity(pid.len() + 1 + s.op.name.len());
+        let mut id = String::with_capacity(pid.len() + 1 + name.len());
         id.push_str(pid);
         id.push('-');
-        id.push_str(&s.op.name);
+        id.push_str(name);
         p.id = Some(id);
         p.agenda_progress_id = Some(pid.to_owned());
         if p.cid.is_none() {
@@ -631,7 +635,7 @@ impl Machine {
             p.customer_id.clone_from(&t.customer_id);
         }
         if p.operation.is_none() {
-            p.operation = Some(s.op.name.clone());
+            p.operation = Some(name.to_owned());
         }
         p
     }
@@ -1172,6 +1176,15 @@ impl Machine {
     pub fn full_progress(&self, now: Millis) -> AgendaProgress {
         let mut p = self.agenda_progress(now);
         p.operation_progress = (0..self.states.len()).map(|i| self.export(i)).collect();
+        p
+    }
+
+    /// [`Machine::full_progress`], consuming the machine: every operation's progress is moved out, not
+    /// copied (what the executor returns when a run is over).
+    pub fn into_full_progress(mut self, now: Millis) -> AgendaProgress {
+        let mut p = self.agenda_progress(now);
+        let states = std::mem::take(&mut self.states);
+        p.operation_progress = states.into_iter().map(|s| self.stamp(&s.op.name, s.progress)).collect();
         p
     }
 

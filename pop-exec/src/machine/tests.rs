@@ -732,3 +732,19 @@ fn reference_precheck_agrees_with_the_parser() {
     assert_eq!(lowercase("aBc"), "abc");
     assert_eq!(lowercase("ÄB"), "äb");
 }
+
+#[test]
+fn into_full_progress_moves_what_full_progress_copies() {
+    let mut m = Machine::new(
+        agenda(json!([op("a", json!({})), op("b", json!({"x": "@<a.out::/v>"})), op("c", json!({}))])),
+        None,
+        MachineOptions::default(),
+        0,
+    );
+    let ls = launches(&m.poll(1));
+    m.on_event(ls[0].key, OpEvent::Succeeded(json!({"v": 1})), 2);
+    m.poll(3);
+    let copied = m.full_progress(4);
+    assert_eq!(copied.operation_progress.len(), 3);
+    assert_eq!(m.into_full_progress(4), copied);
+}
