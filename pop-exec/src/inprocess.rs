@@ -20,6 +20,7 @@
 //! ```
 
 use futures_core::Stream;
+use futures_util::task::AtomicWaker;
 use pop_core::model::{DiagnosticEvent, Millis, OperationProgress};
 use pop_core::runtime::{
     EventStream, Exit, LaunchRequest, Launched, LaunchedInfo, LaunchedState, LogStream, PodRuntime, ProgressUpdate,
@@ -30,11 +31,15 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinError, JoinHandle};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The prefix of this runtime's handles (`inproc-<n>`).
+const HANDLE_PREFIX: &str = "inproc-";
 
 /// What a handler returns: its output, or an error whose text becomes the failure diagnostic.
 pub type HandlerResult = std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>>;
@@ -105,10 +110,56 @@ impl HandlerContext {
     }
 }
 
+/// What a running handler reported and its follower has not read yet. Unlike a channel it allocates
+/// nothing until something is reported (most handlers report nothing).
+#[derive(Default)]
+struct Reports {
+    queue: Mutex<VecDeque<RuntimeEvent>>,
+    waker: AtomicWaker,
+    /// The follower (the event stream) is gone: reports are dropped.
+    closed: AtomicBool,
+}
+
+impl Reports {
+    fn send(&self, event: RuntimeEvent) {
+        // Nobody follows the operation any more: nothing to tell.
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match self.queue.lock() {
+            Ok(mut q) => q.push_back(event),
+            Err(poisoned) => poisoned.into_inner().push_back(event),
+        }
+        self.waker.wake();
+    }
+
+    fn try_recv(&self) -> Option<RuntimeEvent> {
+        match self.queue.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(poisoned) => poisoned.into_inner().pop_front(),
+        }
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Option<RuntimeEvent> {
+        if let Some(e) = self.try_recv() {
+            return Some(e);
+        }
+        self.waker.register(cx.waker());
+        // A report that arrived between the check and the registration.
+        self.try_recv()
+    }
+}
+
 /// Sends progress and log lines of one running handler.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProgressReporter {
-    tx: mpsc::UnboundedSender<RuntimeEvent>,
+    reports: Arc<Reports>,
+}
+
+impl std::fmt::Debug for ProgressReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressReporter").field("closed", &self.reports.closed.load(Ordering::Relaxed)).finish()
+    }
 }
 
 impl ProgressReporter {
@@ -119,13 +170,12 @@ impl ProgressReporter {
 
     /// Reports a progress update.
     pub fn report(&self, update: ProgressUpdate) {
-        // The receiver is gone only when nobody follows the operation any more: nothing to tell.
-        let _ = self.tx.send(RuntimeEvent::Progress(update));
+        self.reports.send(RuntimeEvent::Progress(update));
     }
 
     /// Writes a log line.
     pub fn log(&self, line: impl Into<String>) {
-        let _ = self.tx.send(RuntimeEvent::Log(LogStream::Stdout, line.into()));
+        self.reports.send(RuntimeEvent::Log(LogStream::Stdout, line.into()));
     }
 }
 
@@ -136,15 +186,21 @@ struct Entry {
 
 struct Inner {
     name: String,
-    handlers: RwLock<HashMap<String, BoxedHandler>>,
-    launched: Mutex<HashMap<String, Entry>>,
+    handlers: RwLock<FastMap<String, BoxedHandler>>,
+    /// Launched handlers by the number in their handle.
+    launched: Mutex<FastMap<u64, Entry>>,
     next: AtomicU64,
 }
 
+/// The number in one of this runtime's handles.
+fn handle_number(handle: &str) -> Option<u64> {
+    handle.strip_prefix(HANDLE_PREFIX)?.parse().ok()
+}
+
 impl Inner {
-    fn finished(&self, handle: &str) {
+    fn finished(&self, n: u64) {
         if let Ok(mut launched) = self.launched.lock()
-            && let Some(e) = launched.get_mut(handle)
+            && let Some(e) = launched.get_mut(&n)
         {
             e.info.state = LaunchedState::Finished;
             e.info.finished = Some(now_millis());
@@ -221,8 +277,8 @@ impl InProcessRuntime {
         Self {
             inner: Arc::new(Inner {
                 name: "in-process".to_owned(),
-                handlers: RwLock::new(HashMap::new()),
-                launched: Mutex::new(HashMap::new()),
+                handlers: RwLock::new(FastMap::default()),
+                launched: Mutex::new(FastMap::default()),
                 next: AtomicU64::new(1),
             }),
         }
@@ -271,8 +327,8 @@ impl PodRuntime for InProcessRuntime {
             )));
         };
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let handle = format!("inproc-{n}");
-        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = format!("{HANDLE_PREFIX}{n}");
+        let reports = Arc::new(Reports::default());
         let info = LaunchedInfo {
             handle: handle.clone(),
             agenda_id: request.agenda_id.clone(),
@@ -283,19 +339,21 @@ impl PodRuntime for InProcessRuntime {
             finished: None,
         };
         let operation = request.operation_name.clone();
-        let ctx = HandlerContext { request, reporter: ProgressReporter { tx } };
+        let ctx = HandlerContext { request, reporter: ProgressReporter { reports: reports.clone() } };
         let join = tokio::spawn(handler(ctx));
         if let Ok(mut launched) = self.inner.launched.lock() {
-            launched.insert(handle.clone(), Entry { info, abort: join.abort_handle() });
+            launched.insert(n, Entry { info, abort: join.abort_handle() });
         }
         let events = InProcessEvents {
             started: false,
-            rx,
+            reports,
             join: Some(join),
             tail: VecDeque::new(),
+            output: None,
+            exit: None,
             done: false,
             inner: self.inner.clone(),
-            handle: handle.clone(),
+            n,
             operation,
         };
         let events: EventStream = Box::pin(events);
@@ -303,8 +361,9 @@ impl PodRuntime for InProcessRuntime {
     }
 
     async fn cancel(&self, handle: &str) -> Result<()> {
-        if let Ok(launched) = self.inner.launched.lock()
-            && let Some(e) = launched.get(handle)
+        if let Some(n) = handle_number(handle)
+            && let Ok(launched) = self.inner.launched.lock()
+            && let Some(e) = launched.get(&n)
         {
             e.abort.abort();
         }
@@ -321,8 +380,9 @@ impl PodRuntime for InProcessRuntime {
     }
 
     async fn cleanup(&self, handle: &str) -> Result<()> {
-        if let Ok(mut launched) = self.inner.launched.lock()
-            && let Some(e) = launched.remove(handle)
+        if let Some(n) = handle_number(handle)
+            && let Ok(mut launched) = self.inner.launched.lock()
+            && let Some(e) = launched.remove(&n)
         {
             e.abort.abort();
         }
@@ -334,24 +394,40 @@ impl PodRuntime for InProcessRuntime {
 /// task's channel and its join handle (no extra task).
 struct InProcessEvents {
     started: bool,
-    rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+    reports: Arc<Reports>,
     join: Option<JoinHandle<HandlerResult>>,
+    /// Reports read after the handler ended (allocated only when there are some).
     tail: VecDeque<RuntimeEvent>,
+    /// The handler's output, after the tail.
+    output: Option<Value>,
+    /// The exit, last.
+    exit: Option<Exit>,
     done: bool,
     inner: Arc<Inner>,
-    handle: String,
+    /// The number of the handle.
+    n: u64,
     operation: String,
+}
+
+impl Drop for InProcessEvents {
+    fn drop(&mut self) {
+        // Whatever the handler still reports has no reader.
+        self.reports.closed.store(true, Ordering::Release);
+        if let Ok(mut q) = self.reports.queue.lock() {
+            q.clear();
+        }
+    }
 }
 
 impl InProcessEvents {
     fn end(&mut self, result: std::result::Result<HandlerResult, JoinError>) {
         // Everything the task sent before it ended comes first.
-        while let Ok(e) = self.rx.try_recv() {
+        while let Some(e) = self.reports.try_recv() {
             self.tail.push_back(e);
         }
         let exit = match result {
             Ok(Ok(output)) => {
-                self.tail.push_back(RuntimeEvent::Output(output));
+                self.output = Some(output);
                 Exit::success()
             }
             Ok(Err(e)) => {
@@ -380,8 +456,23 @@ impl InProcessEvents {
                 exit
             }
         };
-        self.tail.push_back(RuntimeEvent::Exited(exit));
-        self.inner.finished(&self.handle);
+        self.exit = Some(exit);
+        self.inner.finished(self.n);
+    }
+}
+
+impl InProcessEvents {
+    /// After the handler ended: its last reports, its output, then its exit (which ends the stream).
+    fn next_tail(&mut self) -> Option<RuntimeEvent> {
+        if let Some(e) = self.tail.pop_front() {
+            return Some(e);
+        }
+        if let Some(v) = self.output.take() {
+            return Some(RuntimeEvent::Output(v));
+        }
+        let exit = self.exit.take()?;
+        self.done = true;
+        Some(RuntimeEvent::Exited(exit))
     }
 }
 
@@ -397,17 +488,14 @@ impl Stream for InProcessEvents {
             this.started = true;
             return Poll::Ready(Some(RuntimeEvent::Started));
         }
-        if let Some(e) = this.tail.pop_front() {
-            if matches!(e, RuntimeEvent::Exited(_)) {
-                this.done = true;
-            }
+        if let Some(e) = this.next_tail() {
             return Poll::Ready(Some(e));
         }
         let Some(join) = this.join.as_mut() else {
             this.done = true;
             return Poll::Ready(None);
         };
-        if let Poll::Ready(Some(e)) = this.rx.poll_recv(cx) {
+        if let Some(e) = this.reports.poll_recv(cx) {
             return Poll::Ready(Some(e));
         }
         match Pin::new(join).poll(cx) {
@@ -415,15 +503,7 @@ impl Stream for InProcessEvents {
             Poll::Ready(result) => {
                 this.join = None;
                 this.end(result);
-                match this.tail.pop_front() {
-                    Some(e) => {
-                        if matches!(e, RuntimeEvent::Exited(_)) {
-                            this.done = true;
-                        }
-                        Poll::Ready(Some(e))
-                    }
-                    None => Poll::Ready(None),
-                }
+                Poll::Ready(this.next_tail())
             }
         }
     }
@@ -504,6 +584,29 @@ mod tests {
         assert!(exit(&ev).success);
         assert!(ev.contains(&RuntimeEvent::Output(Value::Null)));
         assert!(ev.contains(&RuntimeEvent::Log(LogStream::Stdout, "hello".into())));
+    }
+
+    #[tokio::test]
+    async fn reports_without_a_reader_are_dropped() {
+        let rt = InProcessRuntime::new();
+        let kept: Arc<Mutex<Option<ProgressReporter>>> = Arc::default();
+        let k2 = kept.clone();
+        rt.register("keeps", move |ctx| {
+            *k2.lock().unwrap() = Some(ctx.reporter());
+            async move { Ok(Value::Null) }
+        });
+        let launched = rt.launch(request("keeps", json!({}))).await.expect("launch");
+        let ev: Vec<RuntimeEvent> = launched.events.collect().await;
+        assert!(exit(&ev).success);
+        // The stream is gone: a reporter the handler kept reports into nothing.
+        let reporter = kept.lock().unwrap().take().expect("the handler ran");
+        reporter.progress(5.0);
+        reporter.log("late");
+        assert!(reporter.reports.queue.lock().unwrap().is_empty());
+        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
+        assert!(rt.cancel("inproc-not-a-number").await.is_ok());
+        assert!(rt.cleanup("other-1").await.is_ok());
+        assert_eq!(rt.list().await.unwrap().len(), 1, "unknown handles change nothing");
     }
 
     #[tokio::test]
