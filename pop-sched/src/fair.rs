@@ -168,6 +168,26 @@ fn map_is_sorted() -> bool {
     })
 }
 
+/// Byte equality of two ids, inlined (ids are short: a call to `memcmp` per customer costs more
+/// than the comparison).
+#[inline]
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let (mut p, mut q) = ([0u8; 8], [0u8; 8]);
+        p.copy_from_slice(x);
+        q.copy_from_slice(y);
+        if u64::from_ne_bytes(p) != u64::from_ne_bytes(q) {
+            return false;
+        }
+    }
+    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+}
+
 /// `max(r.scaled_ceil(w), floor.scaled_ceil(w))`, without dividing when `r` is at least `floor`.
 fn ceil_max(r: Ratio, floor: Ratio, w: u64) -> u64 {
     if floor.cmp_to(&r) == Ordering::Greater { r.scaled_ceil(w).max(floor.scaled_ceil(w)) } else { r.scaled_ceil(w) }
@@ -230,7 +250,7 @@ impl Accounts {
             let mut stored = None;
             let mut matched = false;
             while let Some((k, val)) = pending {
-                if k.as_str() == id {
+                if same_id(k, id) {
                     stored = parse_entry(val);
                     matched = true;
                     pending = it.next();
@@ -595,30 +615,89 @@ impl<T: Ord> TopK<T> {
 /// The runs of equal priority of one customer's entries (sorted priority desc, added asc), as
 /// half-open index ranges, highest priority first.
 pub(crate) fn runs(entries: &[ReadyAgenda], out: &mut Vec<(usize, usize)>) {
-    let len = entries.len();
-    if len == 0 {
-        return;
-    }
-    if entries[0].priority == entries[len - 1].priority {
-        out.push((0, len));
-        return;
-    }
-    let mut start = 0;
-    while start < len {
-        let p = entries[start].priority;
-        // Galloping search from the run's start: probes stay near memory already touched.
-        // Invariant: entries[start..=start + good] are in the run.
-        let (mut good, mut bound) = (0usize, 1usize);
-        while start + bound < len && entries[start + bound].priority >= p {
-            good = bound;
-            bound *= 2;
+    for_each_runs(std::iter::once(entries), |_, _, runs| out.extend_from_slice(runs));
+}
+
+/// How many lists [`for_each_runs`] searches in lockstep.
+const LANES: usize = 16;
+
+/// A run search in progress (see [`for_each_runs`]).
+#[derive(Clone, Copy, Default)]
+struct Search {
+    len: usize,
+    last: i32,
+    /// Start and priority of the run whose end is searched in `lo..hi`.
+    start: usize,
+    p: i32,
+    lo: usize,
+    hi: usize,
+    done: bool,
+}
+
+/// Calls `f(i, runs)` with the runs of every list (as [`runs`] finds them), in list order.
+///
+/// The lists are searched sixteen at a time in lockstep, one probe of each per round, so that the
+/// memory reads of different customers overlap instead of waiting for each other: the probes of a
+/// binary search in a large ready set mostly miss the cache.
+pub(crate) fn for_each_runs<'a>(
+    lists: impl Iterator<Item = &'a [ReadyAgenda]>,
+    mut f: impl FnMut(usize, &'a [ReadyAgenda], &[(usize, usize)]),
+) {
+    let mut lists = lists.enumerate().peekable();
+    let mut batch: Vec<(usize, &[ReadyAgenda])> = Vec::with_capacity(LANES);
+    let mut out: [Vec<(usize, usize)>; LANES] = Default::default();
+    let mut st = [Search::default(); LANES];
+    while lists.peek().is_some() {
+        batch.clear();
+        batch.extend(lists.by_ref().take(LANES));
+        for (g, &(_, entries)) in batch.iter().enumerate() {
+            out[g].clear();
+            let s = &mut st[g];
+            let Some(last) = entries.last().map(|e| e.priority) else {
+                s.done = true;
+                continue;
+            };
+            let p = entries[0].priority;
+            *s = Search { len: entries.len(), last, start: 0, p, lo: 1, hi: entries.len() - 1, done: false };
+            if p <= last {
+                out[g].push((0, s.len));
+                s.done = true;
+            }
         }
-        let (lo, hi) = (start + good + 1, (start + bound).min(len));
-        let end = lo + entries[lo..hi].partition_point(|e| e.priority >= p);
-        // Guard against an unsorted list: always make progress.
-        let end = end.max(start + 1);
-        out.push((start, end));
-        start = end;
+        loop {
+            let mut active = false;
+            for (g, &(_, entries)) in batch.iter().enumerate() {
+                let s = &mut st[g];
+                if s.done {
+                    continue;
+                }
+                active = true;
+                if s.lo < s.hi {
+                    let mid = s.lo + (s.hi - s.lo) / 2;
+                    let ge = entries[mid].priority >= s.p;
+                    s.lo = if ge { mid + 1 } else { s.lo };
+                    s.hi = if ge { s.hi } else { mid };
+                } else {
+                    // The run ends at `lo`; the next starts there.
+                    out[g].push((s.start, s.lo));
+                    s.start = s.lo;
+                    s.p = entries[s.start].priority;
+                    if s.p <= s.last {
+                        out[g].push((s.start, s.len));
+                        s.done = true;
+                    } else {
+                        s.lo = s.start + 1;
+                        s.hi = s.len - 1;
+                    }
+                }
+            }
+            if !active {
+                break;
+            }
+        }
+        for (g, &(i, entries)) in batch.iter().enumerate() {
+            f(i, entries, &out[g]);
+        }
     }
 }
 
@@ -671,6 +750,39 @@ mod tests {
     }
 
     #[test]
+    fn runs_in_lockstep_match_runs_one_by_one() {
+        let mut rng = Rng(7);
+        let lists: Vec<Vec<ReadyAgenda>> = (0..53)
+            .map(|n| {
+                let len = rng.below(40) as usize;
+                let mut p: Vec<i32> = (0..len).map(|_| rng.below(1 + n % 5) as i32).collect();
+                if n % 7 != 3 {
+                    p.sort_unstable_by(|a, b| b.cmp(a));
+                }
+                p.into_iter().map(|priority| ReadyAgenda { priority, ..ReadyAgenda::default() }).collect()
+            })
+            .collect();
+        let mut seen = 0;
+        for_each_runs(lists.iter().map(Vec::as_slice), |i, entries, got| {
+            assert_eq!(i, seen);
+            seen += 1;
+            assert_eq!(entries.len(), lists[i].len());
+            let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
+            if priorities.is_sorted_by(|a, b| a >= b) {
+                assert_eq!(got, naive(&priorities), "list {i}");
+            }
+            // Sorted or not, the runs cover the list in order, each non-empty.
+            let mut at = 0;
+            for &(s, e) in got {
+                assert!(s == at && e > s, "list {i}: {got:?}");
+                at = e;
+            }
+            assert_eq!(at, entries.len(), "list {i}: {got:?}");
+        });
+        assert_eq!(seen, lists.len());
+    }
+
+    #[test]
     fn ratios_compare_exactly_and_round_up() {
         let third = Ratio { num: 1, den: 3 };
         let two_sixths = Ratio { num: 2, den: 6 };
@@ -697,10 +809,11 @@ mod tests {
     /// weight, have no entries, and stored entries are malformed.
     #[test]
     fn fast_and_general_paths_agree() {
-        use crate::{Priority, PriorityConfig, RoundRobin};
+        use crate::{FirstInFirstOut, Priority, PriorityConfig, RoundRobin};
         use pop_core::model::Insight;
         use pop_core::sched::{CustomerReady, SchedulingAlgorithm};
         let algorithms: Vec<Box<dyn SchedulingAlgorithm>> = vec![
+            Box::new(FirstInFirstOut),
             Box::new(RoundRobin::new()),
             Box::new(RoundRobin::cost_weighted()),
             Box::new(Priority::new()),

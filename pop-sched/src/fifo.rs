@@ -1,10 +1,11 @@
 //! `FirstInFirstOut`: oldest `added` first across customers (ties by agenda id).
 //!
 //! A customer's list is ordered by priority first, so it is oldest-first only within a run of equal
-//! priority; the algorithm merges those runs with a heap over runs (one per customer when priorities
-//! are equal): O(customers) to build, O(log runs) per pick. It keeps no state.
+//! priority; the algorithm merges those runs with a heap over the runs of the `count` oldest heads
+//! (one run per customer when priorities are equal): one pass over the customers (a binary search
+//! per run boundary), then O(log count) per pick. It keeps no state.
 
-use crate::fair::runs;
+use crate::fair::{TopK, for_each_runs, runs};
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
 use std::cmp::{Ordering, Reverse};
@@ -19,11 +20,27 @@ impl FirstInFirstOut {
     pub const NAME: &'static str = "FirstInFirstOut";
 }
 
+/// The head of a run: ordered by (added, agenda id), then by run (customer, then position).
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Head<'a> {
     added: Millis,
     agenda_id: &'a str,
-    run: usize,
+    customer: u32,
+    cursor: u32,
+    end: u32,
+}
+
+impl<'a> Head<'a> {
+    fn at(entries: &'a [ReadyAgenda], customer: usize, cursor: usize, end: usize) -> Reverse<Self> {
+        let e = &entries[cursor];
+        Reverse(Head {
+            added: e.added,
+            agenda_id: &e.agenda_id,
+            customer: customer as u32,
+            cursor: cursor as u32,
+            end: end as u32,
+        })
+    }
 }
 
 fn older(a: &ReadyAgenda, added: Millis, agenda_id: &str) -> bool {
@@ -35,37 +52,28 @@ impl SchedulingAlgorithm for FirstInFirstOut {
         Self::NAME
     }
 
+    /// Each run is oldest-first, so the first `count` picks come from the runs whose heads are
+    /// among the `count` oldest heads: one pass over the customers keeps those, then a heap over
+    /// them merges the runs.
     fn pick(&self, view: &ReadyView<'_>, _state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
         if count == 0 {
             return Vec::new();
         }
-        // runs[r] = (customer, cursor, end)
-        let mut spans = Vec::new();
-        let mut all: Vec<(usize, usize, usize)> = Vec::with_capacity(view.customers.len());
-        for (ci, c) in view.customers.iter().enumerate() {
-            spans.clear();
-            runs(c.entries, &mut spans);
-            all.extend(spans.iter().map(|&(s, e)| (ci, s, e)));
-        }
-        let heads: Vec<Reverse<Head<'_>>> = all
-            .iter()
-            .enumerate()
-            .map(|(r, &(ci, s, _))| {
-                let e = &view.customers[ci].entries[s];
-                Reverse(Head { added: e.added, agenda_id: &e.agenda_id, run: r })
-            })
-            .collect();
-        let mut heap = BinaryHeap::from(heads);
+        let mut best = TopK::new(count);
+        for_each_runs(view.customers.iter().map(|c| c.entries), |ci, entries, spans| {
+            for &(s, e) in spans {
+                best.offer(Head::at(entries, ci, s, e));
+            }
+        });
+        let mut heap = BinaryHeap::from(best.into_vec());
         let mut out = Vec::with_capacity(count.min(view.len()));
         while out.len() < count {
-            let Some(Reverse(Head { run, .. })) = heap.pop() else { break };
-            let (ci, cursor, end) = &mut all[run];
-            let entries = view.customers[*ci].entries;
-            out.push(entries[*cursor].clone());
-            *cursor += 1;
-            if *cursor < *end {
-                let e = &entries[*cursor];
-                heap.push(Reverse(Head { added: e.added, agenda_id: &e.agenda_id, run }));
+            let Some(Reverse(Head { customer, cursor, end, .. })) = heap.pop() else { break };
+            let (ci, cursor, end) = (customer as usize, cursor as usize, end as usize);
+            let entries = view.customers[ci].entries;
+            out.push(entries[cursor].clone());
+            if cursor + 1 < end {
+                heap.push(Head::at(entries, ci, cursor + 1, end));
             }
         }
         out

@@ -12,7 +12,7 @@
 //! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
 //! higher-priority work keeps arriving.
 
-use crate::fair::{Accounts, Ratio, TopK, effective, runs};
+use crate::fair::{Accounts, Ratio, TopK, effective, for_each_runs, runs};
 use pop_core::model::ReadyAgenda;
 use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
 use std::cmp::Ordering;
@@ -76,6 +76,8 @@ impl Priority {
     }
 }
 
+/// A customer in the per-call heap. `run` is the run of its best head (its index among the
+/// customer's runs); `slot` its runs in [`Runs`], `u32::MAX` until its first pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     eff: i64,
@@ -83,6 +85,7 @@ struct Key {
     seq: u64,
     idx: u32,
     run: u32,
+    slot: u32,
 }
 
 impl Ord for Key {
@@ -93,6 +96,8 @@ impl Ord for Key {
             .then_with(|| other.tag.cmp_to(&self.tag))
             .then_with(|| other.seq.cmp(&self.seq))
             .then_with(|| other.idx.cmp(&self.idx))
+            .then_with(|| other.run.cmp(&self.run))
+            .then_with(|| other.slot.cmp(&self.slot))
     }
 }
 
@@ -102,26 +107,21 @@ impl PartialOrd for Key {
     }
 }
 
-/// The runs of every customer: flat `(cursor, end)` list and each customer's slice of it.
+/// The runs of the customers picked in a call, each customer's `(cursor, end)` spans added at its
+/// first pick.
+#[derive(Default)]
 struct Runs {
     spans: Vec<(usize, usize)>,
-    first: Vec<usize>,
+    /// Per slot: (customer, its spans in `spans`).
+    slots: Vec<(usize, std::ops::Range<usize>)>,
 }
 
 impl Runs {
-    fn of(view: &ReadyView<'_>) -> Self {
-        let mut spans = Vec::with_capacity(view.customers.len());
-        let mut first = Vec::with_capacity(view.customers.len() + 1);
-        for c in &view.customers {
-            first.push(spans.len());
-            runs(c.entries, &mut spans);
-        }
-        first.push(spans.len());
-        Self { spans, first }
-    }
-
-    fn of_customer(&self, i: usize) -> std::ops::Range<usize> {
-        self.first[i]..self.first[i + 1]
+    fn add(&mut self, customer: usize, entries: &[ReadyAgenda]) -> usize {
+        let first = self.spans.len();
+        runs(entries, &mut self.spans);
+        self.slots.push((customer, first..self.spans.len()));
+        self.slots.len() - 1
     }
 }
 
@@ -130,12 +130,16 @@ impl Priority {
         effective(e, view.now, self.config.aging_step_ms)
     }
 
-    /// Customer `i`'s best remaining head: (effective priority, run), earliest run on ties.
-    fn best_head(&self, view: &ReadyView<'_>, runs: &Runs, i: usize) -> Option<(i64, usize)> {
-        let entries = view.customers[i].entries;
+    /// The best remaining head among a customer's runs: (effective priority, run), earliest run on
+    /// ties.
+    fn best_head(
+        &self,
+        view: &ReadyView<'_>,
+        entries: &[ReadyAgenda],
+        spans: &[(usize, usize)],
+    ) -> Option<(i64, usize)> {
         let mut best: Option<(i64, usize)> = None;
-        for r in runs.of_customer(i) {
-            let (cursor, end) = runs.spans[r];
+        for (r, &(cursor, end)) in spans.iter().enumerate() {
             if cursor < end {
                 let eff = self.eff(&entries[cursor], view);
                 if best.is_none_or(|(b, _)| eff > b) {
@@ -150,6 +154,10 @@ impl Priority {
 impl Priority {
     /// Runs the algorithm over `view` from `state`, calling `visit(customer index, entry, effective
     /// priority)` for each pick until it returns false or `count` picks are made; updates `state`.
+    ///
+    /// A customer's key only gets worse as it is served (its best head's effective priority cannot
+    /// rise, its tag rises), so the first `count` picks are among the `count` customers of best
+    /// initial key: one pass over the customers keeps those, and only they get their runs stored.
     fn run(
         &self,
         view: &ReadyView<'_>,
@@ -161,39 +169,40 @@ impl Priority {
             return;
         }
         let mut acc = Accounts::load(view, state, self.config.cost_weighted);
-        let mut runs = Runs::of(view);
-        let n = view.customers.len();
-        // Keys only get worse as a customer is served: the first `count` picks are among the
-        // `count` best initial keys.
         let mut best = TopK::new(count);
-        for i in 0..n {
-            if let Some((eff, run)) = self.best_head(view, &runs, i) {
-                best.offer(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32, run: run as u32 });
+        for_each_runs(view.customers.iter().map(|c| c.entries), |i, entries, spans| {
+            if let Some((eff, run)) = self.best_head(view, entries, spans) {
+                let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
+                best.offer(Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX });
             }
-        }
+        });
         let mut heap = BinaryHeap::from(best.into_vec());
-        let mut served: Vec<usize> = Vec::new();
+        let mut runs = Runs::default();
         let mut made = 0;
         while made < count {
-            let Some(Key { idx, run, eff, .. }) = heap.pop() else { break };
-            let (i, r) = (idx as usize, run as usize);
-            let span = &mut runs.spans[r];
-            let go_on = visit(i, &view.customers[i].entries[span.0], eff);
+            let Some(Key { idx, run, eff, slot, .. }) = heap.pop() else { break };
+            let i = idx as usize;
+            let entries = view.customers[i].entries;
+            let slot = if slot == u32::MAX { runs.add(i, entries) } else { slot as usize };
+            let spans = &mut runs.spans[runs.slots[slot].1.clone()];
+            let span = &mut spans[run as usize];
+            let go_on = visit(i, &entries[span.0], eff);
             made += 1;
             span.0 += 1;
             acc.charge_pick(i);
-            served.push(i);
-            if let Some((eff, run)) = self.best_head(view, &runs, i) {
-                heap.push(Key { eff, tag: acc.finish(i, 1), seq: acc.seq[i], idx, run: run as u32 });
+            if let Some((eff, run)) = self.best_head(view, entries, spans) {
+                let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
+                heap.push(Key { eff, tag, seq, idx, run: run as u32, slot: slot as u32 });
             }
             if !go_on {
                 break;
             }
         }
-        served.sort_unstable();
-        served.dedup();
-        let picked: Vec<(usize, bool)> =
-            served.into_iter().map(|i| (i, runs.of_customer(i).any(|r| runs.spans[r].0 < runs.spans[r].1))).collect();
+        let picked: Vec<(usize, bool)> = runs
+            .slots
+            .iter()
+            .map(|(i, r)| (*i, runs.spans[r.clone()].iter().any(|&(cursor, end)| cursor < end)))
+            .collect();
         acc.store(view, state, &picked);
     }
 }
