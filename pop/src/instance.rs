@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub timed: Arc<crate::timed::TimedStats>,
     /// Customer weights cached by the scheduler: id → (weight, read at).
     pub weights: Mutex<HashMap<String, (u32, i64)>>,
+    /// Scheduler leases this instance holds: insight id → held until (epoch ms).
+    pub sched_leases: Mutex<HashMap<String, i64>>,
 }
 
 impl Inner {
@@ -294,6 +296,7 @@ impl PopBuilder {
             system: Principal::superuser("pop-system"),
             timed: Arc::new(crate::timed::TimedStats::default()),
             weights: Mutex::new(HashMap::new()),
+            sched_leases: Mutex::new(HashMap::new()),
         };
         Ok(Pop { inner: Arc::new(inner) })
     }

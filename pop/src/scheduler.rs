@@ -133,11 +133,6 @@ async fn load_state(inner: &Inner, insight_id: &str) -> Result<(serde_json::Valu
 async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
     let Some(insight_id) = insight.id.as_deref() else { return Ok(0) };
     let now = inner.now();
-    let lease_name = format!("scheduler/{insight_id}");
-    let lease_ms = inner.config.scheduler_lease.as_millis() as u64;
-    if !inner.store.lease_acquire(&lease_name, &inner.config.instance_id, lease_ms, now).await? {
-        return Ok(0);
-    }
     let len = inner.queue.len(insight_id).await?;
     metrics::gauge!("pop_queue_depth", "insight" => insight_id.to_owned()).set(len as f64);
     let size = insight.effective_queue_size();
@@ -146,6 +141,15 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
     if size > 1 && len > (size as usize) / 2 {
         return Ok(0);
     }
+    let free = pop_sched::refill_count(len, size);
+    if free == 0 {
+        return Ok(0);
+    }
+    if !hold_lease(inner, insight_id, now).await? {
+        return Ok(0);
+    }
+    // the queue may have been refilled by the previous holder since it was measured
+    let len = inner.queue.len(insight_id).await?;
     let free = pop_sched::refill_count(len, size);
     if free == 0 {
         return Ok(0);
@@ -183,6 +187,26 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
         tracing::debug!(insight_id, queued = picks.len(), algorithm = algorithm.name(), "queue refilled");
     }
     Ok(picks.len())
+}
+
+/// Whether this instance holds the insight's scheduler lease, acquiring or renewing it in the store
+/// once less than half of it is left (a held lease is not rewritten on every pass).
+async fn hold_lease(inner: &Inner, insight_id: &str, now: i64) -> Result<bool> {
+    let lease_ms = inner.config.scheduler_lease.as_millis() as u64;
+    let held_until = inner.sched_leases.lock().ok().and_then(|l| l.get(insight_id).copied());
+    if held_until.is_some_and(|until| now + ((lease_ms / 2) as i64) < until) {
+        return Ok(true);
+    }
+    let got =
+        inner.store.lease_acquire(&format!("scheduler/{insight_id}"), &inner.config.instance_id, lease_ms, now).await?;
+    if let Ok(mut leases) = inner.sched_leases.lock() {
+        if got {
+            leases.insert(insight_id.to_owned(), now + lease_ms as i64);
+        } else {
+            leases.remove(insight_id);
+        }
+    }
+    Ok(got)
 }
 
 /// The algorithm's explanation of a ready agenda's position.

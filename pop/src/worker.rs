@@ -3,6 +3,7 @@
 
 use crate::config::WorkerConfig;
 use crate::instance::Inner;
+use crate::services::pool::WriteCache;
 use crate::services::{AgendaLease, ResourcePoolService};
 use async_trait::async_trait;
 use pop_core::Result;
@@ -58,6 +59,8 @@ struct LeaseSink {
     token: LeaseToken,
     /// Operation name → type, for per-type metrics.
     types: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The rows this worker wrote under the lease, and the lease's deadline.
+    cache: tokio::sync::Mutex<WriteCache>,
 }
 
 impl LeaseSink {
@@ -87,7 +90,8 @@ impl ProgressSink for LeaseSink {
         if agenda.processing_state == ProcessingState::Complete {
             return Ok(());
         }
-        self.pool.write_progress(&self.token, agenda, changed).await
+        let mut cache = self.cache.lock().await;
+        self.pool.write_progress_with(&self.token, agenda, changed, &mut cache).await
     }
 
     async fn operations_generated(
@@ -115,7 +119,9 @@ async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
     }
     let pool = ResourcePoolService { inner: inner.clone() };
     let types = agenda.operations.iter().map(|o| (o.name.clone(), o.op_type.clone())).collect();
-    let sink = Arc::new(LeaseSink { pool: pool.clone(), token: token.clone(), types: std::sync::Mutex::new(types) });
+    let cache = tokio::sync::Mutex::new(WriteCache::seeded(lease.deadline, &progress));
+    let sink =
+        Arc::new(LeaseSink { pool: pool.clone(), token: token.clone(), types: std::sync::Mutex::new(types), cache });
     let opts = ExecutorOptions {
         parallelism: inner.config.parallelism,
         fail_fast: inner.config.fail_fast,
@@ -146,7 +152,8 @@ async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
             metrics::histogram!("pop_agenda_duration_seconds", "conclusion" => conclusion.clone())
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("pop_agendas_completed_total", "conclusion" => conclusion.clone()).increment(1);
-            match pool.finish(&token, &final_progress, &ops).await {
+            let mut cache = sink.cache.lock().await;
+            match pool.finish(&token, &final_progress, &ops, &mut cache).await {
                 Ok(()) => tracing::info!(agenda_id, %conclusion, "agenda finished"),
                 Err(e) if e.is_conflict() => tracing::info!(agenda_id, error = %e, "final progress refused"),
                 Err(e) => {

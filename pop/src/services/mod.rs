@@ -4,7 +4,7 @@
 pub(crate) mod agenda;
 pub(crate) use self::agenda as agenda_internals;
 mod objects;
-mod pool;
+pub(crate) mod pool;
 mod progress;
 
 pub use agenda::{AgendaService, RerunOptions};

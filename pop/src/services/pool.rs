@@ -9,7 +9,7 @@ use crate::instance::Inner;
 use crate::services::agenda_internals::{new_operation_progress, write_ordered};
 use pop_core::authz::Principal;
 use pop_core::model::{
-    Agenda, AgendaProgress, Conclusion, Insight, Operation, OperationProgress, Params, ProcessingState,
+    Agenda, AgendaProgress, Conclusion, Insight, Millis, Operation, OperationProgress, Params, ProcessingState,
     RUNNING_OPERATIONS,
 };
 use pop_core::queue::{Lease, LeaseToken};
@@ -17,6 +17,7 @@ use pop_core::store::{StoreExt, create_op, update_op};
 use pop_core::visibility::owns;
 use pop_core::{Error, Problem, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// An agenda handed to a pool worker.
@@ -140,16 +141,34 @@ impl ResourcePoolService {
         progress: &AgendaProgress,
         operations: &[OperationProgress],
     ) -> Result<()> {
+        self.write_progress_with(token, progress, operations, &mut WriteCache::default()).await
+    }
+
+    /// [`Self::write_progress`] for a worker that keeps a [`WriteCache`] across the writes of one lease:
+    /// rows it wrote itself are not read again, a write that would change nothing (but the timestamp)
+    /// is skipped, and the lease is extended only once half of it has run out. The agenda progress's
+    /// compare-and-set stays in every batch that writes anything, so the epoch fence and a concurrent
+    /// cancel are seen exactly as without the cache (a conflict drops the cache and re-reads).
+    pub(crate) async fn write_progress_with(
+        &self,
+        token: &LeaseToken,
+        progress: &AgendaProgress,
+        operations: &[OperationProgress],
+        cache: &mut WriteCache,
+    ) -> Result<()> {
         let inner = &self.inner;
-        inner
-            .queue
-            .extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now())
-            .await
-            .map_err(|e| lost(token, e))?;
+        let ttl = inner.config.lease_ttl.as_millis() as i64;
+        if cache.deadline.is_none_or(|d| inner.now() + ttl / 2 >= d) {
+            let deadline = inner.queue.extend(token, ttl as u64, inner.now()).await.map_err(|e| lost(token, e))?;
+            cache.deadline = Some(deadline);
+        }
         let agenda_id = &token.agenda_id;
         let progress_id = progress.id.clone().ok_or_else(|| Error::invalid("progress update without an id"))?;
         loop {
-            let mut stored: AgendaProgress = inner.store.fetch(&progress_id).await?;
+            let mut stored: AgendaProgress = match cache.stored.take() {
+                Some(s) if s.id.as_deref() == Some(progress_id.as_str()) => s,
+                _ => inner.store.fetch(&progress_id).await?,
+            };
             if stored.agenda_id.as_deref() != Some(agenda_id.as_str()) {
                 return Err(Error::Forbidden(format!("progress {progress_id} does not belong to agenda {agenda_id}")));
             }
@@ -168,6 +187,7 @@ impl ResourcePoolService {
                 return Err(Error::Conflict(format!("agenda {agenda_id} {why}; progress refused")));
             }
             let now = inner.now();
+            let before = stored.clone();
             let completing = progress.processing_state == ProcessingState::Complete;
             stored.processing_state = progress.processing_state;
             stored.processing_state_message = progress.processing_state_message.clone();
@@ -187,8 +207,12 @@ impl ResourcePoolService {
                 stored.attempts_completed += 1;
             }
             stored.lease_epoch = Some(token.epoch);
-            stored.updated_time = Some(now);
+            // A progress row untouched for half a lease is rewritten anyway: its `updatedTime` is how
+            // the repair pass tells a live execution from a lost one.
+            let fresh = before.updated_time.is_some_and(|t| now - t < ttl / 2);
+            let progress_changed = stored != before || !fresh;
             let mut writes = Vec::with_capacity(operations.len() + 1);
+            let mut rows = Vec::with_capacity(operations.len());
             for op in operations {
                 let name = op.operation.clone().unwrap_or_default();
                 let id = OperationProgress::make_id(&progress_id, &name);
@@ -197,24 +221,48 @@ impl ResourcePoolService {
                 row.agenda_progress_id = Some(progress_id.clone());
                 row.customer_id = stored.customer_id.clone();
                 row.cid = stored.cid.clone();
-                row.updated_time = Some(now);
-                match inner.store.get_obj::<OperationProgress>(&id).await? {
+                let existing = match cache.ops.get(&name) {
+                    Some(r) => Some(r.clone()),
+                    None => inner.store.get_obj::<OperationProgress>(&id).await?,
+                };
+                match existing {
                     Some(existing) => {
                         row.version = existing.version;
                         row.added_time = existing.added_time;
+                        row.updated_time = existing.updated_time;
+                        if row == existing {
+                            continue;
+                        }
+                        row.updated_time = Some(now);
                         writes.push(update_op(&mut row)?);
                     }
                     None => {
                         row.added_time = Some(now);
+                        row.updated_time = Some(now);
                         writes.push(create_op(&mut row)?);
                     }
                 }
+                rows.push((name, row));
             }
+            if writes.is_empty() && !progress_changed {
+                cache.stored = Some(before);
+                return Ok(());
+            }
+            stored.updated_time = Some(now);
             writes.push(update_op(&mut stored)?);
             match write_ordered(inner, writes).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e),
+                Ok(()) => {
+                    cache.stored = Some(stored);
+                    cache.ops.extend(rows);
+                    return Ok(());
+                }
+                Err(e) => {
+                    cache.stored = None;
+                    cache.ops.clear();
+                    if !e.is_conflict() {
+                        return Err(e);
+                    }
+                }
             }
         }
     }
@@ -285,7 +333,7 @@ impl ResourcePoolService {
         operations: &[OperationProgress],
     ) -> Result<()> {
         self.check_insight(principal, &token.insight_id).await?;
-        self.finish(token, progress, operations).await
+        self.finish(token, progress, operations, &mut WriteCache::default()).await
     }
 
     pub(crate) async fn finish(
@@ -293,11 +341,34 @@ impl ResourcePoolService {
         token: &LeaseToken,
         progress: &AgendaProgress,
         operations: &[OperationProgress],
+        cache: &mut WriteCache,
     ) -> Result<()> {
-        self.write_progress(token, progress, operations).await?;
+        self.write_progress_with(token, progress, operations, cache).await?;
         self.inner.queue.ack(&token.clone()).await.map_err(|e| lost(token, e))?;
         self.inner.wake.notify_waiters();
         Ok(())
+    }
+}
+
+/// What a worker knows of the rows it wrote under one lease (see
+/// [`ResourcePoolService::write_progress_with`]).
+#[derive(Debug, Default)]
+pub(crate) struct WriteCache {
+    /// The lease's deadline after this worker's last extend.
+    deadline: Option<Millis>,
+    /// The agenda progress (without operation progress) as last written or read.
+    stored: Option<AgendaProgress>,
+    /// Operation progress rows as last written or read, by operation name.
+    ops: HashMap<String, OperationProgress>,
+}
+
+impl WriteCache {
+    /// The cache of a lease just started: its deadline and the progress `get_agendas` returned.
+    pub(crate) fn seeded(deadline: Millis, progress: &AgendaProgress) -> Self {
+        let mut stored = progress.clone();
+        let rows = std::mem::take(&mut stored.operation_progress);
+        let ops = rows.into_iter().filter_map(|r| Some((r.operation.clone()?, r))).collect();
+        Self { deadline: Some(deadline), stored: Some(stored), ops }
     }
 }
 
@@ -309,5 +380,89 @@ fn lost(token: &LeaseToken, e: Error) -> Error {
         ))
     } else {
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::{Pop, RuntimeRouter};
+    use pop_core::memory::{MemoryQueue, MemoryStore};
+    use pop_core::store::Kind;
+    use serde_json::json;
+
+    async fn version(pop: &Pop, kind: Kind, id: &str) -> u64 {
+        pop.store().get(kind, id).await.unwrap().unwrap().version
+    }
+
+    /// The worker's cache: a publish that changes nothing writes nothing, a changed operation writes
+    /// its row with the progress, a row untouched for half a lease is rewritten (the repair pass reads
+    /// its age), and a cancel made meanwhile is still seen through the progress compare-and-set.
+    #[tokio::test]
+    async fn the_write_cache_skips_no_op_writes_and_still_sees_a_cancel() {
+        let clock = Arc::new(ManualClock::default());
+        let pop = Pop::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .queue(Arc::new(MemoryQueue::new()))
+            .runtime(Arc::new(RuntimeRouter::new()))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let su = Principal::superuser("t");
+        let insight = Insight {
+            id: Some("i".into()),
+            title: Some("i".into()),
+            is_global: true,
+            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+            ..Default::default()
+        };
+        pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
+        let agenda: Agenda = serde_json::from_value(json!({"customerId": "c", "operations": [
+            {"name": "a", "type": "t", "payload": {}},
+            {"name": "b", "type": "t", "payload": {"x": "@<a.out>"}}
+        ]}))
+        .unwrap();
+        let agenda_id = pop.agendas().submit(&su, agenda).await.unwrap().id.unwrap();
+        crate::scheduler::run_once(&pop.inner).await.unwrap();
+        let pool = ResourcePoolService { inner: pop.inner.clone() };
+        let AgendaLease { lease, progress, .. } = pool.get_agendas(&su, "i", 1).await.unwrap().pop().unwrap();
+        let token = lease.token.clone();
+        let progress_id = progress.id.clone().unwrap();
+        let op_id = |name: &str| OperationProgress::make_id(&progress_id, name);
+        let mut cache = WriteCache::seeded(lease.deadline, &progress);
+        let mut snapshot = progress.clone();
+        snapshot.operation_progress.clear();
+        let v0 = version(&pop, Kind::AgendaProgress, &progress_id).await;
+        let a0 = version(&pop, Kind::OperationProgress, &op_id("a")).await;
+
+        // nothing changed since get_agendas: no write
+        pool.write_progress_with(&token, &snapshot, &[], &mut cache).await.unwrap();
+        assert_eq!(version(&pop, Kind::AgendaProgress, &progress_id).await, v0);
+
+        // an operation starts: its row and the progress are written; the same again writes nothing
+        let mut a = progress.operation_progress.iter().find(|o| o.operation.as_deref() == Some("a")).unwrap().clone();
+        a.processing_state = ProcessingState::Executing;
+        a.started_time = Some(pop.inner.now());
+        for _ in 0..2 {
+            pool.write_progress_with(&token, &snapshot, std::slice::from_ref(&a), &mut cache).await.unwrap();
+            assert_eq!(version(&pop, Kind::AgendaProgress, &progress_id).await, v0 + 1);
+            assert_eq!(version(&pop, Kind::OperationProgress, &op_id("a")).await, a0 + 1);
+        }
+
+        // half a lease later, an unchanged publish rewrites the progress (its age is a liveness signal)
+        // and extends the lease
+        clock.advance(pop.config().lease_ttl.as_millis() as i64 / 2 + 1);
+        pool.write_progress_with(&token, &snapshot, &[], &mut cache).await.unwrap();
+        assert_eq!(version(&pop, Kind::AgendaProgress, &progress_id).await, v0 + 2);
+        assert!(cache.deadline.unwrap() > lease.deadline, "the lease was not extended");
+
+        // a cancel in between is seen: the cached progress is stale, the CAS fails, the re-read refuses
+        pop.agendas().cancel(&su, &agenda_id).await.unwrap();
+        let mut b = progress.operation_progress.iter().find(|o| o.operation.as_deref() == Some("b")).unwrap().clone();
+        b.processing_state = ProcessingState::Executing;
+        let err = pool.write_progress_with(&token, &snapshot, &[b], &mut cache).await.unwrap_err();
+        assert!(err.is_conflict() && err.to_string().contains("cancelled"), "{err}");
+        assert!(cache.stored.is_none(), "a refused write must drop the cache");
     }
 }
