@@ -21,6 +21,13 @@
 //! backlogged customers, the sequence counter, and an entry per backlogged customer and per idle
 //! customer still ahead of the round: at most one small entry per customer, independent of the
 //! number of ready agendas. A missing or malformed state is a fresh start.
+//!
+//! Cost per call: the view's customers and the stored map are both sorted by customer id, so they
+//! are walked together, one id comparison per customer; only the entries that change (picked
+//! customers, joiners, leavers, idle entries falling behind the round) are written back, each an
+//! O(log customers) map operation. A view or map that is not sorted takes the general path, which
+//! looks every customer up and rewrites every entry; both give the same state (a unit test runs them
+//! side by side). The format is the one earlier versions wrote, so stored states load unchanged.
 
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, ReadyView};
@@ -615,7 +622,30 @@ impl<T: Ord> TopK<T> {
 /// The runs of equal priority of one customer's entries (sorted priority desc, added asc), as
 /// half-open index ranges, highest priority first.
 pub(crate) fn runs(entries: &[ReadyAgenda], out: &mut Vec<(usize, usize)>) {
-    for_each_runs(std::iter::once(entries), |_, _, runs| out.extend_from_slice(runs));
+    let Some(last) = entries.last().map(|e| e.priority) else { return };
+    let len = entries.len();
+    let mut start = 0;
+    loop {
+        let p = entries[start].priority;
+        if p <= last {
+            // The last run (or, in an unsorted list, the rest as one run).
+            out.push((start, len));
+            return;
+        }
+        // Binary search between the run's start and the last entry, which is of lower priority
+        // (the same probes as `for_each_runs`).
+        let (mut lo, mut hi) = (start + 1, len - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if entries[mid].priority >= p {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        out.push((start, lo));
+        start = lo;
+    }
 }
 
 /// How many lists [`for_each_runs`] searches in lockstep.
@@ -643,13 +673,21 @@ pub(crate) fn for_each_runs<'a>(
     lists: impl Iterator<Item = &'a [ReadyAgenda]>,
     mut f: impl FnMut(usize, &'a [ReadyAgenda], &[(usize, usize)]),
 ) {
-    let mut lists = lists.enumerate().peekable();
-    let mut batch: Vec<(usize, &[ReadyAgenda])> = Vec::with_capacity(LANES);
+    let mut lists = lists.enumerate();
+    let empty: &[ReadyAgenda] = &[];
+    let mut lanes = [(0usize, empty); LANES];
     let mut out: [Vec<(usize, usize)>; LANES] = Default::default();
     let mut st = [Search::default(); LANES];
-    while lists.peek().is_some() {
-        batch.clear();
-        batch.extend(lists.by_ref().take(LANES));
+    loop {
+        let mut used = 0;
+        for (slot, list) in lanes.iter_mut().zip(lists.by_ref()) {
+            *slot = list;
+            used += 1;
+        }
+        if used == 0 {
+            return;
+        }
+        let batch = &lanes[..used];
         for (g, &(_, entries)) in batch.iter().enumerate() {
             out[g].clear();
             let s = &mut st[g];
@@ -768,6 +806,9 @@ mod tests {
             seen += 1;
             assert_eq!(entries.len(), lists[i].len());
             let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
+            let mut one = Vec::new();
+            runs(entries, &mut one);
+            assert_eq!(got, one, "list {i}: lockstep and one by one");
             if priorities.is_sorted_by(|a, b| a >= b) {
                 assert_eq!(got, naive(&priorities), "list {i}");
             }

@@ -5,7 +5,7 @@
 //! (one run per customer when priorities are equal): one pass over the customers (a binary search
 //! per run boundary), then O(log count) per pick. It keeps no state.
 
-use crate::fair::{TopK, for_each_runs, runs};
+use crate::fair::{TopK, for_each_runs};
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
 use std::cmp::{Ordering, Reverse};
@@ -82,21 +82,18 @@ impl SchedulingAlgorithm for FirstInFirstOut {
     fn explain(&self, view: &ReadyView<'_>, _state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
         let target = &view.customers[c].entries[j];
-        let mut spans = Vec::new();
         let mut ahead = 0usize;
         let mut customers = 0usize;
-        for cust in &view.customers {
-            spans.clear();
-            runs(cust.entries, &mut spans);
+        for_each_runs(view.customers.iter().map(|c| c.entries), |_, entries, spans| {
             let n: usize = spans
                 .iter()
-                .map(|&(s, e)| cust.entries[s..e].partition_point(|x| older(x, target.added, &target.agenda_id)))
+                .map(|&(s, e)| entries[s..e].partition_point(|x| older(x, target.added, &target.agenda_id)))
                 .sum();
             if n > 0 {
                 ahead += n;
                 customers += 1;
             }
-        }
+        });
         let reason = if ahead == 0 {
             "next: the oldest ready agenda (first in, first out)".to_string()
         } else {

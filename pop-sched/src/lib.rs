@@ -17,8 +17,11 @@
 //!   and says why it waits;
 //! * [`sim`]: a deterministic simulator replaying a trace through any algorithm.
 //!
-//! Per pick call an algorithm costs O(customers) (reading its state, building a heap over customers)
-//! plus O(log customers) per pick; its state holds at most one small entry per customer.
+//! Per pick call an algorithm makes one pass over the view's customers — a few reads per customer:
+//! the head (and, with mixed priorities, a binary search per priority run, sixteen customers in
+//! lockstep) and, for `RoundRobin` and `Priority`, one id comparison against the stored state — and
+//! keeps only the `count` best candidates; then each pick costs O(log count), and each state entry
+//! that changes O(log customers). Its state holds at most one small entry per customer.
 //!
 //! ```
 //! use pop_core::model::{Insight, ReadyAgenda};
