@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
+use tracing::Instrument;
 
 /// Everything the follower needs about one launched Pod.
 pub(crate) struct Follow {
@@ -82,8 +83,9 @@ impl Follow {
 
     async fn follow(&mut self) -> Exit {
         let (watch_tx, mut watch_rx) = mpsc::channel(64);
-        let _watch_task =
-            AbortOnDrop(tokio::spawn(watch_pod(self.api.clone(), self.name.clone(), self.retry, watch_tx)));
+        let _watch_task = AbortOnDrop(tokio::spawn(
+            watch_pod(self.api.clone(), self.name.clone(), self.retry, watch_tx).in_current_span(),
+        ));
         let (log_tx, mut log_rx) = mpsc::channel::<LogMsg>(256);
         let (finished_tx, finished_rx) = watch::channel(false);
         let mut log_task: Option<AbortOnDrop> = None;
@@ -161,13 +163,10 @@ impl Follow {
                         last_log = Instant::now();
                         self.emit(RuntimeEvent::Started).await;
                         if let Some(tx) = log_tx.take() {
-                            log_task = Some(AbortOnDrop(tokio::spawn(follow_logs(
-                                self.api.clone(),
-                                self.name.clone(),
-                                self.retry,
-                                tx,
-                                finished_rx.clone(),
-                            ))));
+                            log_task = Some(AbortOnDrop(tokio::spawn(
+                                follow_logs(self.api.clone(), self.name.clone(), self.retry, tx, finished_rx.clone())
+                                    .in_current_span(),
+                            )));
                         }
                     }
                     if matches!(phase.as_str(), "Succeeded" | "Failed") {

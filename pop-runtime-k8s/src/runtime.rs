@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 /// The original's defaults when the registry leaves a timeout unset.
 const DEFAULT_SCHEDULING_TIMEOUT_MS: u64 = 5 * 60 * 1000;
@@ -191,12 +192,17 @@ impl PodRuntime for KubeRuntime {
         };
         let running = Arc::clone(&self.running);
         let done_handle = handle.clone();
-        tokio::spawn(async move {
-            follow.run().await;
-            if let Ok(mut running) = running.lock() {
-                running.remove(&done_handle);
+        // The follower stays in the caller's span (the engine's `operation` span: agenda id, cid,
+        // operation name), so its log lines carry that context.
+        tokio::spawn(
+            async move {
+                follow.run().await;
+                if let Ok(mut running) = running.lock() {
+                    running.remove(&done_handle);
+                }
             }
-        });
+            .in_current_span(),
+        );
         let events = futures_util::stream::unfold(events_rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
         Ok(Launched { handle, events: Box::pin(events) })
     }

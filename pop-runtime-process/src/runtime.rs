@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tracing::Instrument;
 
 /// Runs handlers as local child processes, as the registry's `process` sections say.
 ///
@@ -239,17 +240,22 @@ impl PodRuntime for ProcessRuntime {
         let exit_handle = handle.clone();
         let label = op.label();
         let exit_tx = op.tx.clone();
-        tokio::spawn(async move {
-            // The supervisor runs in its own task so that even a panic in it still ends the stream with
-            // a failed `Exited` instead of leaving the executor waiting.
-            let exit = match tokio::spawn(async move { op.run(cancel_rx).await }).await {
-                Ok(exit) => exit,
-                Err(e) => Exit::failure(format!("{label}: the process runtime's supervisor failed: {e}")),
-            };
-            inner.finish(&exit_handle);
-            let _ = done_tx.send(true);
-            let _ = exit_tx.send(RuntimeEvent::Exited(exit)).await;
-        });
+        // The tasks stay in the caller's span (e.g. the engine's `operation` span with agenda id, cid
+        // and operation name), so the supervisor's log lines carry that context.
+        tokio::spawn(
+            async move {
+                // The supervisor runs in its own task so that even a panic in it still ends the stream
+                // with a failed `Exited` instead of leaving the executor waiting.
+                let exit = match tokio::spawn(async move { op.run(cancel_rx).await }.in_current_span()).await {
+                    Ok(exit) => exit,
+                    Err(e) => Exit::failure(format!("{label}: the process runtime's supervisor failed: {e}")),
+                };
+                inner.finish(&exit_handle);
+                let _ = done_tx.send(true);
+                let _ = exit_tx.send(RuntimeEvent::Exited(exit)).await;
+            }
+            .in_current_span(),
+        );
         Ok(Launched { handle, events: Box::pin(EventReceiver(rx)) })
     }
 
@@ -534,10 +540,10 @@ impl Operation {
         };
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            readers.push(tokio::spawn(ctx(&self.tx).read(out, LogStream::Stdout)));
+            readers.push(tokio::spawn(ctx(&self.tx).read(out, LogStream::Stdout).in_current_span()));
         }
         if let Some(err) = child.stderr.take() {
-            readers.push(tokio::spawn(ctx(&self.tx).read(err, LogStream::Stderr)));
+            readers.push(tokio::spawn(ctx(&self.tx).read(err, LogStream::Stderr).in_current_span()));
         }
         drop(control_tx);
 

@@ -281,6 +281,7 @@ impl PopBuilder {
         for a in self.algorithms {
             algorithms.register(a);
         }
+        let runtime: Arc<dyn PodRuntime> = Arc::new(crate::traced::TracedRuntime(runtime));
         let inner = Inner {
             store,
             queue,

@@ -43,6 +43,7 @@ pub mod router;
 mod scheduler;
 pub mod services;
 pub mod timed;
+mod traced;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};

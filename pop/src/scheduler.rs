@@ -29,7 +29,8 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 pub(crate) async fn run_once(inner: &Inner) -> Result<usize> {
     let mut queued = 0;
     for insight in all_insights(inner).await? {
-        match schedule_insight(inner, &insight).await {
+        let span = tracing::debug_span!("schedule", insight_id = insight.id.as_deref().unwrap_or_default());
+        match tracing::Instrument::instrument(schedule_insight(inner, &insight), span).await {
             Ok(n) => queued += n,
             Err(e) => tracing::warn!(insight = ?insight.id, error = %e, "scheduling an insight failed"),
         }
@@ -169,6 +170,7 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
         result?;
         metrics::histogram!("pop_ready_wait_seconds", "insight" => insight_id.to_owned())
             .record((now - pick.added).max(0) as f64 / 1000.0);
+        tracing::debug!(agenda_id = %pick.agenda_id, customer = %pick.customer_id, "queued");
         removals.push(WriteOp::ReadyRemove { agenda_id: pick.agenda_id.clone() });
     }
     if !removals.is_empty() {
