@@ -438,7 +438,7 @@ impl Machine {
                 added_time: Some(now),
                 processing_state: ProcessingState::Waiting,
                 processing_state_message: Some(pop_core::model::PENDING.to_owned()),
-                operation: Some(op.name.clone()),
+                // `operation` (the name) is filled in by `export`.
                 // `params` stays empty: it carries a handler's resume state, reported with its progress.
                 ..OperationProgress::default()
             };
@@ -466,9 +466,6 @@ impl Machine {
                     last_progress = Some(Box::new(prior.clone()));
                 }
                 progress = prior;
-                if progress.operation.is_none() {
-                    progress.operation = Some(op.name.clone());
-                }
             }
             if status == OpStatus::Succeeded {
                 self.completed += 1;
@@ -509,6 +506,8 @@ impl Machine {
         // Buffers reused across operations.
         let mut known: Vec<usize> = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
+        // (dependency, dependent) pairs, added once counted (each list allocated once, at its size).
+        let mut edges: Vec<(u32, u32)> = Vec::new();
         for i in first..self.states.len() {
             if self.states[i].status == OpStatus::Succeeded {
                 continue;
@@ -536,7 +535,7 @@ impl Machine {
             for j in known.drain(..) {
                 if self.states[j].status != OpStatus::Succeeded {
                     unmet += 1;
-                    self.states[j].dependents.push(i as u32);
+                    edges.push((j as u32, i as u32));
                 }
             }
             for d in unknown.drain(..) {
@@ -549,6 +548,22 @@ impl Machine {
                 self.blocked -= 1;
                 self.ready.push_back(i);
             }
+        }
+        if first == 0 {
+            // The whole agenda: count each operation's dependents first. (A generator's few operations are
+            // pushed directly: a count over every operation would cost O(agenda) per generator.)
+            let mut counts = vec![0u32; self.states.len()];
+            for &(j, _) in &edges {
+                counts[j as usize] += 1;
+            }
+            for (s, &c) in self.states.iter_mut().zip(&counts) {
+                if c > 0 {
+                    s.dependents.reserve_exact(c as usize);
+                }
+            }
+        }
+        for (j, i) in edges {
+            self.states[j as usize].dependents.push(i);
         }
         self.agenda_dirty = true;
         first
