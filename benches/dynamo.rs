@@ -22,7 +22,7 @@ use criterion::{Criterion, Throughput};
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
 use pop_core::model::{
-    Agenda, AgendaProgress, Customer, Insight, Millis, OperationProgress, ProcessingState, ReadyAgenda, ResourcePool,
+    Agenda, AgendaProgress, Customer, Insight, Millis, OperationProgress, ProcessingState, ReadyAgenda,
 };
 use pop_core::queue::QueueBackend;
 use pop_core::store::{
@@ -272,59 +272,18 @@ async fn api_lifecycle(endpoint: &str) {
 }
 
 async fn engine_setup(pop: &Pop, insight: &str) {
-    let su = Principal::superuser("bench");
-    let o = pop.objects();
-    o.create(
-        &su,
-        ResourcePool {
-            id: Some("p".into()),
-            customer_id: Some("ops".into()),
-            title: Some("p".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("pool");
-    o.create(
-        &su,
-        Insight {
-            id: Some(insight.into()),
-            customer_id: Some("ops".into()),
-            title: Some(insight.into()),
-            resource_pool_id: Some("p".into()),
-            is_global: true,
-            queue_size: Some(64),
-            mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("insight");
-    o.create(
-        &su,
-        Customer {
-            id: Some("c0".into()),
-            customer_id: Some("c0".into()),
-            title: Some("c0".into()),
-            resource_pool_id: Some("p".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("customer");
-}
-
-fn engine_agenda(ops: usize) -> Agenda {
-    let ops: Vec<_> = (0..ops)
-        .map(|i| {
-            if i == 0 {
-                json!({"name": "op0", "type": "noop", "payload": {}})
-            } else {
-                json!({"name": format!("op{i}"), "type": "noop", "payload": {"prev": format!("@<op{}.out>", i - 1)}})
-            }
-        })
-        .collect();
-    serde_json::from_value(json!({"customerId": "c0", "linkId": "bench", "operations": ops})).expect("agenda")
+    let insight = Insight {
+        id: Some(insight.into()),
+        title: Some(insight.into()),
+        is_global: true,
+        queue_size: Some(64),
+        mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
+        ..Default::default()
+    };
+    pop.objects()
+        .provision_pool(&Principal::superuser("bench"), "p", "ops", insight, &["c0"])
+        .await
+        .expect("provision");
 }
 
 /// The real engine on DynamoDB: `agendas` agendas of `ops` operations from submit to COMPLETE.
@@ -365,7 +324,7 @@ async fn engine_lifecycle(endpoint: &str, ops: usize, agendas: usize) {
     let before = b.request_counts();
     let start = Instant::now();
     for _ in 0..agendas {
-        pop.agendas().submit(&su, engine_agenda(ops)).await.expect("submit");
+        pop.agendas().submit(&su, pop_benches::chain_agenda("c0", ops)).await.expect("submit");
     }
     let observer_store = observer.store();
     loop {

@@ -7,24 +7,11 @@
 
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::authz::Principal;
-use pop_core::model::{Agenda, Insight, ProcessingState};
+use pop_core::model::{Insight, ProcessingState};
 use pop_core::store::{IndexField, StoreExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn agenda(customer: &str, ops: usize) -> Agenda {
-    let ops: Vec<_> = (0..ops)
-        .map(|i| {
-            if i == 0 {
-                json!({"name": "op0", "type": "noop", "payload": {}})
-            } else {
-                json!({"name": format!("op{i}"), "type": "noop", "payload": {"prev": format!("@<op{}.out>", i - 1)}})
-            }
-        })
-        .collect();
-    serde_json::from_value(json!({"customerId": customer, "linkId": "bench", "operations": ops})).expect("agenda")
-}
 
 async fn setup(pop: &Pop) {
     let insight = Insight {
@@ -84,7 +71,10 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
         let su = su.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..agendas / SUBMITTERS {
-                pop.agendas().submit(&su, agenda(&format!("c{}", c % 8), ops_per_agenda)).await.expect("submit");
+                pop.agendas()
+                    .submit(&su, pop_benches::chain_agenda(&format!("c{}", c % 8), ops_per_agenda))
+                    .await
+                    .expect("submit");
             }
         }));
     }
