@@ -271,11 +271,14 @@ impl Run<'_> {
                 // Let cancels and cleanups reach the runtime before returning.
                 let chores = std::mem::take(&mut self.chores);
                 let _ = tokio::time::timeout(opts.cancel_grace, chores.collect::<Vec<()>>()).await;
-                if let Err(e) = self.publish().await {
+                // The last publish and the final progress, each operation exported once.
+                let (agenda, changed, full) = self.machine.finish(self.clock.now());
+                self.last_publish = Instant::now();
+                let rows = changed.as_deref().unwrap_or(&full.operation_progress);
+                if let Err(e) = self.exec.sink.publish(&agenda, rows).await {
                     return Err(self.stop(e).await);
                 }
-                let now = self.clock.now();
-                return Ok(self.machine.into_full_progress(now));
+                return Ok(full);
             }
             // Timers: the machine's next wake-up, the coalesced publish.
             let next = self.machine.next_wakeup().map(|at| self.clock.instant(at));

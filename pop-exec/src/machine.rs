@@ -360,7 +360,7 @@ impl Machine {
             finished_reported: false,
             completed_time: None,
             outbox: Vec::new(),
-            dirty: Vec::new(),
+            dirty: Vec::with_capacity(agenda.operations.len()),
             agenda_dirty: true,
         };
         if agenda.operations.is_empty() {
@@ -1197,10 +1197,33 @@ impl Machine {
     /// [`Machine::full_progress`], consuming the machine: every operation's progress is moved out, not
     /// copied (what the executor returns when a run is over).
     pub fn into_full_progress(mut self, now: Millis) -> AgendaProgress {
+        self.drain_full_progress(now)
+    }
+
+    /// The full progress, moving every operation's progress out (the machine keeps empty ones).
+    fn drain_full_progress(&mut self, now: Millis) -> AgendaProgress {
         let mut p = self.agenda_progress(now);
-        let states = std::mem::take(&mut self.states);
-        p.operation_progress = states.into_iter().map(|s| self.stamp(&s.op.name, s.progress)).collect();
+        let mut states = std::mem::take(&mut self.states);
+        p.operation_progress =
+            states.iter_mut().map(|s| self.stamp(&s.op.name, std::mem::take(&mut s.progress))).collect();
+        self.states = states;
         p
+    }
+
+    /// For a run that is over: what to publish last and the final progress, exporting each operation once
+    /// even when every operation changed since the previous snapshot (a run shorter than the publish
+    /// interval). Returns the agenda progress to publish, the changed rows to publish (`None`: every row of
+    /// the final progress), and the final progress. The machine keeps no operation progress afterwards.
+    pub(crate) fn finish(&mut self, now: Millis) -> (AgendaProgress, Option<Vec<OperationProgress>>, AgendaProgress) {
+        if self.dirty.len() < self.states.len() {
+            let snapshot = self.take_snapshot(now);
+            return (snapshot.agenda, Some(snapshot.changed), self.drain_full_progress(now));
+        }
+        for i in std::mem::take(&mut self.dirty) {
+            self.states[i].dirty = false;
+        }
+        self.agenda_dirty = false;
+        (self.agenda_progress(now), None, self.drain_full_progress(now))
     }
 
     /// Whether anything changed since the last [`Machine::take_snapshot`].

@@ -748,3 +748,43 @@ fn into_full_progress_moves_what_full_progress_copies() {
     assert_eq!(copied.operation_progress.len(), 3);
     assert_eq!(m.into_full_progress(4), copied);
 }
+
+/// Runs `a` then `b` to success; with `mid_snapshot`, a snapshot is taken between the two.
+fn two_step_run(mid_snapshot: bool) -> Machine {
+    let mut m = Machine::new(
+        agenda(json!([op("a", json!({})), op("b", json!({"x": "@<a.out>"}))])),
+        None,
+        MachineOptions::default(),
+        0,
+    );
+    for t in 1..4 {
+        for l in launches(&m.poll(t)) {
+            m.on_event(l.key, OpEvent::Succeeded(json!({"t": t})), t);
+        }
+        if mid_snapshot && t == 1 {
+            m.take_snapshot(t);
+        }
+    }
+    assert!(m.is_finished());
+    m
+}
+
+#[test]
+fn finish_publishes_what_changed_and_returns_the_full_progress() {
+    for mid in [false, true] {
+        let mut reference = two_step_run(mid);
+        let snapshot = reference.take_snapshot(9);
+        let full = reference.full_progress(9);
+        let mut m = two_step_run(mid);
+        let (agenda, changed, got_full) = m.finish(9);
+        assert_eq!(agenda, snapshot.agenda);
+        assert_eq!(got_full, full);
+        let mut rows = changed.unwrap_or_else(|| got_full.operation_progress.clone());
+        let mut expected = snapshot.changed;
+        rows.sort_by(|x, y| x.id.cmp(&y.id));
+        expected.sort_by(|x, y| x.id.cmp(&y.id));
+        assert_eq!(rows, expected, "mid-run snapshot: {mid}");
+        assert_eq!(rows.len(), if mid { 1 } else { 2 });
+        assert!(!m.has_changes());
+    }
+}
