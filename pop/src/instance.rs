@@ -31,8 +31,6 @@ pub(crate) struct Inner {
     pub running: Mutex<HashMap<String, pop_exec::CancelToken>>,
     pub shutdown: CancellationToken,
     pub tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// Service identity for internal calls.
-    pub system: Principal,
     /// Counters of the timed processes.
     pub timed: Arc<crate::timed::TimedStats>,
     /// Customer weights cached by the scheduler: id → (weight, read at).
@@ -294,7 +292,6 @@ impl PopBuilder {
             running: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
-            system: Principal::superuser("pop-system"),
             timed: Arc::new(crate::timed::TimedStats::default()),
             weights: Mutex::new(HashMap::new()),
             sched_leases: Mutex::new(HashMap::new()),

@@ -27,7 +27,7 @@ pub(crate) async fn run(inner: Arc<Inner>, config: WorkerConfig) {
             if free == 0 {
                 break;
             }
-            match pool.get_agendas(&inner.system, insight, free).await {
+            match pool.pull(insight, free).await {
                 Ok(leases) => {
                     for lease in leases {
                         pulled += 1;

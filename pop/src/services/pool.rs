@@ -57,9 +57,15 @@ impl ResourcePoolService {
             ]));
         }
         self.check_insight(principal, insight_id).await?;
+        self.pull(insight_id, count).await
+    }
+
+    /// [`Self::get_agendas`] for this instance's own workers, which need no authorization check (and
+    /// so no read of the insight on every poll).
+    pub(crate) async fn pull(&self, insight_id: &str, count: usize) -> Result<Vec<AgendaLease>> {
         let inner = &self.inner;
         let ttl = inner.config.lease_ttl.as_millis() as u64;
-        let leases = inner.queue.receive(insight_id, count, ttl, inner.now()).await?;
+        let leases = inner.queue.receive(insight_id, count.clamp(1, 100), ttl, inner.now()).await?;
         let mut out = Vec::with_capacity(leases.len());
         // Starting the leased agendas runs concurrently (their writes share a group commit).
         let started = futures_util::future::join_all(leases.iter().map(|l| self.start(l))).await;
