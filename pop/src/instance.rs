@@ -47,10 +47,15 @@ impl Inner {
     /// An agenda progress with its operation progress joined.
     pub async fn progress_full(&self, progress_id: &str) -> Result<AgendaProgress> {
         let mut p: AgendaProgress = self.store.fetch(progress_id).await?;
+        p.operation_progress = self.operation_progress(progress_id).await?;
+        Ok(p)
+    }
+
+    /// The operation progress of an agenda progress, in the order the operations were added.
+    pub async fn operation_progress(&self, progress_id: &str) -> Result<Vec<OperationProgress>> {
         let mut ops: Vec<OperationProgress> = self.store.query_all(IndexField::AgendaProgressId, progress_id).await?;
         ops.sort_by(|a, b| a.added_time.cmp(&b.added_time).then_with(|| a.id.cmp(&b.id)));
-        p.operation_progress = ops;
-        Ok(p)
+        Ok(ops)
     }
 
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {

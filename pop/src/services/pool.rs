@@ -109,8 +109,8 @@ impl ResourcePoolService {
             p.lease_epoch = Some(lease.token.epoch);
             match inner.store.update_obj(&mut p).await {
                 Ok(()) => {
-                    let full = inner.progress_full(&progress_id).await?;
-                    return Ok(Some((agenda, full)));
+                    p.operation_progress = inner.operation_progress(&progress_id).await?;
+                    return Ok(Some((agenda, p)));
                 }
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e),
