@@ -162,7 +162,7 @@ struct Run<'e> {
     clock: Clock,
     machine: Machine,
     template: LaunchRequest,
-    launching: FuturesUnordered<BoxFuture<'static, (AttemptKey, LaunchResult)>>,
+    launching: FuturesUnordered<BoxFuture<'e, (AttemptKey, LaunchResult)>>,
     streams: events::EventSet,
     inflight: FastMap<AttemptKey, Inflight>,
     chores: FuturesUnordered<BoxFuture<'static, ()>>,
@@ -214,7 +214,7 @@ impl Executor {
     }
 }
 
-impl Run<'_> {
+impl<'e> Run<'e> {
     async fn drive(mut self, cancel: CancelToken) -> Result<AgendaProgress> {
         let opts = self.exec.opts.clone();
         let cancelled = cancel.cancelled();
@@ -381,17 +381,21 @@ impl Run<'_> {
             ..self.template.clone()
         };
         self.inflight.insert(key, Inflight::default());
-        let runtime = self.exec.runtime.clone();
-        let fut = async move {
-            let r = AssertUnwindSafe(runtime.launch(request)).catch_unwind().await;
-            (key, r.map_err(|p| panic_text(&*p)))
+        let exec: &'e Executor = self.exec;
+        let mut fut = match std::panic::catch_unwind(AssertUnwindSafe(|| exec.runtime.launch(request))) {
+            Ok(fut) => fut,
+            Err(p) => return self.launched(key, Err(panic_text(&*p))),
         };
         // Most runtimes launch without waiting (the in-process one always): poll once here, and only a
         // launch that is not done yet joins the set of pending launches.
-        let mut fut: BoxFuture<'static, (AttemptKey, LaunchResult)> = Box::pin(fut);
-        match poll_once(&mut fut) {
-            Poll::Ready((key, result)) => self.launched(key, result),
-            Poll::Pending => self.launching.push(fut),
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut)));
+        match polled {
+            Ok(Poll::Ready(result)) => self.launched(key, Ok(result)),
+            Err(p) => self.launched(key, Err(panic_text(&*p))),
+            Ok(Poll::Pending) => self.launching.push(Box::pin(async move {
+                let r = AssertUnwindSafe(fut).catch_unwind().await;
+                (key, r.map_err(|p| panic_text(&*p)))
+            })),
         }
     }
 
@@ -526,7 +530,7 @@ impl Run<'_> {
 
 /// Polls `fut` once without a task to wake: a future that is not ready must then be polled by something
 /// that registers a real waker (the sets of pending launches and chores do at their next poll).
-fn poll_once<T>(fut: &mut BoxFuture<'static, T>) -> Poll<T> {
+fn poll_once<T>(fut: &mut BoxFuture<'_, T>) -> Poll<T> {
     let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
     fut.as_mut().poll(&mut cx)
 }

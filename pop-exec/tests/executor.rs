@@ -453,3 +453,54 @@ async fn a_resumed_run_reruns_only_what_did_not_succeed() {
     assert_eq!(*runs.lock().unwrap(), vec![("b".to_owned(), true), ("c".to_owned(), false)]);
     assert_eq!(op_progress(&second, "b").result_payload.as_deref(), Some(r#"{"from":"b","in":{"x":"a"}}"#));
 }
+
+/// The in-process runtime behind launches that wait before they answer (as a process or Pod runtime's do),
+/// and one type whose launch panics after waiting.
+struct WaitingLaunches(InProcessRuntime);
+
+#[async_trait::async_trait]
+impl PodRuntime for WaitingLaunches {
+    fn name(&self) -> &str {
+        "waiting"
+    }
+    fn supports(&self, operation_type: &str) -> bool {
+        self.0.supports(operation_type)
+    }
+    async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if request.operation_type == "panic-later" {
+            panic!("late launch bug");
+        }
+        self.0.launch(request).await
+    }
+    async fn cancel(&self, handle: &str) -> Result<()> {
+        self.0.cancel(handle).await
+    }
+    async fn list(&self) -> Result<Vec<LaunchedInfo>> {
+        self.0.list().await
+    }
+    async fn cleanup(&self, handle: &str) -> Result<()> {
+        self.0.cleanup(handle).await
+    }
+}
+
+#[tokio::test]
+async fn launches_that_wait_are_followed_to_the_end() {
+    let inner = InProcessRuntime::new();
+    inner.register("t", |ctx| async move { Ok(json!({"n": ctx.payload()["n"].as_i64().unwrap_or(0) + 1})) });
+    let exec = Executor::new(Arc::new(WaitingLaunches(inner)), Arc::new(RecordingSink::default()), opts());
+    let ops = json!([
+        {"name": "a", "type": "t", "payload": {"n": 1}},
+        {"name": "b", "type": "t", "payload": {"n": "@<a.out::/n>"}},
+        {"name": "c", "type": "t", "payload": {"n": "@<b.out::/n>"}}
+    ]);
+    let p = exec.run(agenda(ops), None, CancelToken::new()).await.unwrap();
+    assert_eq!(p.conclusion(), Some(Conclusion::Succeeded), "{}", messages(&p));
+    assert_eq!(op_progress(&p, "c").result_payload.as_deref(), Some(r#"{"n":4}"#));
+    let p = exec
+        .run(agenda(json!([{"name": "x", "type": "panic-later", "payload": {}}])), None, CancelToken::new())
+        .await
+        .unwrap();
+    assert_eq!(p.conclusion(), Some(Conclusion::Failed));
+    assert!(messages(&p).contains("panicked while launching operation x: late launch bug"), "{}", messages(&p));
+}
