@@ -1,8 +1,9 @@
 //! Benches for pop-exec: layered DAGs of no-op operations (fan-out 10, fan-in 10) run by the pure state
 //! machine alone and by the async executor with the in-process runtime on one core (tokio current-thread).
 //!
-//! Before criterion runs, a memory pass prints, for each size, the wall time of one run, operations per
-//! second and the peak heap bytes per operation, measured with a counting global allocator
+//! Before criterion runs, a memory pass prints, for each size, the wall and thread CPU time per operation
+//! over runs repeated to about 100,000 operations in all, operations per second, and the peak heap bytes
+//! per operation of one run, measured with a counting global allocator
 //! (`peakmem-alloc`): the peak of bytes allocated and not yet freed since the run started, divided by
 //! the number of operations. The agenda itself (built before) is reported separately. `build` is
 //! `Machine::new` (+ drop) alone: parsing payloads, indexing names, wiring dependencies.
@@ -109,15 +110,32 @@ fn thread_cpu() -> Option<Duration> {
     text.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
 }
 
-/// One measured run: (wall time, thread CPU time, peak heap bytes above the start).
-fn measure(f: impl FnOnce()) -> (Duration, Option<Duration>, usize) {
+/// Runs of one size repeated until about 100,000 operations in all: the thread's CPU time is accounted in
+/// scheduler ticks, too coarse for one run of 1,000 operations.
+fn reps(n: usize) -> usize {
+    (100_000 / n).max(1)
+}
+
+/// Measured runs, one per agenda: (wall time, thread CPU time, peak heap bytes above the start). With
+/// several agendas the times add up and the peak is the highest of any run (each frees what it built).
+fn measure(agendas: Vec<Agenda>, mut f: impl FnMut(Agenda)) -> (Duration, Option<Duration>, usize) {
     GLOBAL.reset_peak_memory();
     let cpu = thread_cpu();
     let start = Instant::now();
-    f();
+    for a in agendas {
+        f(a);
+    }
     let wall = start.elapsed();
     let cpu = cpu.and_then(|c| thread_cpu().map(|d| d.saturating_sub(c)));
     (wall, cpu, GLOBAL.get_peak_memory())
+}
+
+/// One run for the peak heap, then `reps(n)` runs for the times.
+fn measure_size(agenda: &Agenda, mut f: impl FnMut(Agenda)) -> (Duration, Option<Duration>, usize, usize) {
+    let (_, _, peak) = measure(vec![agenda.clone()], &mut f);
+    let runs = reps(agenda.operations.len());
+    let (t, cpu, _) = measure(vec![agenda.clone(); runs], &mut f);
+    (t, cpu, peak, runs)
 }
 
 fn memory_report() {
@@ -132,30 +150,29 @@ fn memory_report() {
         GLOBAL.reset_peak_memory();
         let agenda = layered(n);
         let agenda_bytes = GLOBAL.get_peak_memory();
-        let a2 = agenda.clone();
-        let a3 = agenda.clone();
-        let (t, cpu, peak) = measure(|| {
-            std::hint::black_box(Machine::new(a3, None, MachineOptions::default(), 0));
+        let m = measure_size(&agenda, |a| {
+            std::hint::black_box(Machine::new(a, None, MachineOptions::default(), 0));
         });
-        row("build", n, t, cpu, peak, agenda_bytes);
-        let (t, cpu, peak) = measure(|| {
-            run_machine(agenda);
+        row("build", n, m, agenda_bytes);
+        let m = measure_size(&agenda, |a| {
+            run_machine(a);
         });
-        row("machine", n, t, cpu, peak, agenda_bytes);
-        let (t, cpu, peak) = measure(|| run_executor(&rt, &exec, a2));
-        row("executor", n, t, cpu, peak, agenda_bytes);
+        row("machine", n, m, agenda_bytes);
+        let m = measure_size(&agenda, |a| run_executor(&rt, &exec, a));
+        row("executor", n, m, agenda_bytes);
     }
 }
 
-fn row(what: &str, n: usize, t: Duration, cpu: Option<Duration>, peak: usize, agenda_bytes: usize) {
+fn row(what: &str, n: usize, (t, cpu, peak, runs): (Duration, Option<Duration>, usize, usize), agenda_bytes: usize) {
+    let ops = (n * runs) as f64;
     let secs = t.as_secs_f64();
-    let cpu = cpu.map_or_else(|| "n/a".to_owned(), |c| format!("{:.3}", c.as_secs_f64() * 1e6 / n as f64));
+    let cpu = cpu.map_or_else(|| "n/a".to_owned(), |c| format!("{:.3}", c.as_secs_f64() * 1e6 / ops));
     println!(
         "{:<10} {:>8} {:>12.0} {:>10.3} {:>12} {:>14} {:>16}",
         what,
         n,
-        n as f64 / secs,
-        secs * 1e6 / n as f64,
+        ops / secs,
+        secs * 1e6 / ops,
         cpu,
         peak / n,
         agenda_bytes / n

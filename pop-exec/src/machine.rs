@@ -43,6 +43,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 
 /// Maps keyed by operation names hash with foldhash (randomly seeded, several times cheaper than SipHash on
 /// short names).
@@ -238,6 +239,8 @@ struct Refs {
 struct OpState {
     op: Operation,
     refs: Option<Box<Refs>>,
+    /// `op.generator().is_some()`, read once (the params stay in memory the run does not touch).
+    is_generator: bool,
     unmet: u32,
     dependents: Vec<u32>,
     status: OpStatus,
@@ -260,7 +263,10 @@ pub struct Machine {
     progress_template: AgendaProgress,
     params: Value,
     states: Vec<OpState>,
-    by_exact: FastMap<String, usize>,
+    /// Operation indices by exact name (hashed with `hasher`); the names are not copied: a lookup compares
+    /// with the operation's own.
+    by_exact: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     by_lower: FastMap<String, usize>,
     unknown_waiters: FastMap<String, Vec<u32>>,
     prior_ops: FastMap<String, OperationProgress>,
@@ -343,7 +349,8 @@ impl Machine {
             params: agenda.params.clone().map(Value::Object).unwrap_or(Value::Null),
             progress_template,
             states: Vec::with_capacity(agenda.operations.len()),
-            by_exact: FastMap::with_capacity_and_hasher(agenda.operations.len(), Default::default()),
+            by_exact: hashbrown::HashTable::with_capacity(agenda.operations.len()),
+            hasher: Default::default(),
             by_lower: FastMap::default(),
             unknown_waiters: FastMap::default(),
             prior_ops,
@@ -378,7 +385,7 @@ impl Machine {
         // Restored generators add the operations they generated unless the agenda already holds them.
         for i in first..m.states.len() {
             if m.states[i].status == OpStatus::Succeeded
-                && m.states[i].op.generator().is_some()
+                && m.states[i].is_generator
                 && let Err(message) = m.expand_generator(i, now)
             {
                 m.fail_run(DiagnosticEvent::new(message, now));
@@ -413,7 +420,6 @@ impl Machine {
                 problems.push(format!("operation {}: {e}", op.name));
                 None
             });
-            self.by_exact.entry(op.name.clone()).or_insert(i);
             if *lower != *op.name {
                 self.by_lower.entry(lower.clone().into_owned()).or_insert(i);
             }
@@ -478,6 +484,7 @@ impl Machine {
             self.states.push(OpState {
                 op,
                 refs,
+                is_generator,
                 unmet: 0,
                 dependents: Vec::new(),
                 status,
@@ -492,6 +499,7 @@ impl Machine {
                 cancel_requested: false,
                 dirty: false,
             });
+            self.index_name(i);
             self.mark_dirty(i);
             if let Some(waiters) = waiters {
                 if self.states[i].status == OpStatus::Succeeded {
@@ -516,8 +524,8 @@ impl Machine {
             let referenced = s.refs.iter().flat_map(|r| r.doc.references()).filter_map(|r| operation_of(&r.name));
             // Resolve names to operations (exact name first, then case-insensitively), then deduplicate.
             for n in referenced.chain(depends_on_names(&s.op)) {
-                match self.by_exact.get(n) {
-                    Some(&j) => known.push(j),
+                match self.find_exact(n) {
+                    Some(j) => known.push(j),
                     None => {
                         let lower = lowercase(n);
                         match self.find_lower(&lower) {
@@ -596,9 +604,26 @@ impl Machine {
         self.agenda_dirty = true;
     }
 
+    /// The operation named exactly `name`.
+    fn find_exact(&self, name: &str) -> Option<usize> {
+        let h = self.hasher.hash_one(name);
+        self.by_exact.find(h, |&j| self.states[j as usize].op.name == name).map(|&j| j as usize)
+    }
+
+    /// Indexes operation `i`'s name (the first operation of a name keeps it).
+    fn index_name(&mut self, i: usize) {
+        let states = &self.states;
+        let name = states[i].op.name.as_str();
+        let h = self.hasher.hash_one(name);
+        if self.by_exact.find(h, |&j| states[j as usize].op.name == name).is_none() {
+            let hasher = &self.hasher;
+            self.by_exact.insert_unique(h, i as u32, |&j| hasher.hash_one(states[j as usize].op.name.as_str()));
+        }
+    }
+
     /// The operation whose lower-cased name is `lower`.
     fn find_lower(&self, lower: &str) -> Option<usize> {
-        self.by_exact.get(lower).or_else(|| self.by_lower.get(lower)).copied()
+        self.find_exact(lower).or_else(|| self.by_lower.get(lower).copied())
     }
 
     /// The operations of the run, by id.
@@ -608,7 +633,7 @@ impl Machine {
 
     /// The id of the operation with this name (case-insensitive).
     pub fn op_id(&self, name: &str) -> Option<OpId> {
-        self.by_exact.get(name).copied().or_else(|| self.find_lower(&lowercase(name))).map(OpId)
+        self.find_exact(name).or_else(|| self.find_lower(&lowercase(name))).map(OpId)
     }
 
     /// Where an operation is.
@@ -869,7 +894,7 @@ impl Machine {
 
     fn succeed(&mut self, i: usize, output: Value, now: Millis) {
         let output = if output.is_null() { Value::Object(Default::default()) } else { output };
-        if self.states[i].op.generator().is_some() {
+        if self.states[i].is_generator {
             self.states[i].output = Some(output.clone());
             if let Err(message) = self.expand_generator(i, now) {
                 self.states[i].output = None;
@@ -1308,8 +1333,8 @@ impl Context for RunContext<'_> {
             _ => {}
         }
         let op = name.strip_suffix(OUTPUT_SUFFIX)?;
-        let i = match m.by_exact.get(op) {
-            Some(&i) => i,
+        let i = match m.find_exact(op) {
+            Some(i) => i,
             None => m.find_lower(&lowercase(op))?,
         };
         m.states[i].output.as_ref()
