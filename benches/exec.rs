@@ -139,7 +139,9 @@ fn measure_size(agenda: &Agenda, mut f: impl FnMut(Agenda)) -> (Duration, Option
 }
 
 fn memory_report() {
-    println!("pop-exec memory/speed pass (one run each; layered DAG, width {WIDTH}, fan-in/out {FAN})");
+    println!(
+        "pop-exec memory/speed pass (times over runs repeated to ~100k operations, peak heap of one run; layered DAG, width {WIDTH}, fan-in/out {FAN})"
+    );
     println!(
         "{:<10} {:>8} {:>12} {:>10} {:>12} {:>14} {:>16}",
         "what", "ops", "ops/s", "µs/op", "cpu µs/op", "peak B/op", "agenda B/op"
