@@ -66,9 +66,11 @@ impl ResourcePoolService {
         let inner = &self.inner;
         let ttl = inner.config.lease_ttl.as_millis() as u64;
         let leases = inner.queue.receive(insight_id, count.clamp(1, 100), ttl, inner.now()).await?;
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = self.start_all(&leases).await;
         let mut out = Vec::with_capacity(leases.len());
-        // Starting the leased agendas runs concurrently (their writes share a group commit).
-        let started = futures_util::future::join_all(leases.iter().map(|l| self.start(l))).await;
         for (lease, result) in leases.into_iter().zip(started) {
             match result {
                 Ok(Some((agenda, progress))) => out.push(AgendaLease { lease, agenda, progress }),
@@ -84,32 +86,74 @@ impl ResourcePoolService {
         Ok(out)
     }
 
-    async fn start(&self, lease: &Lease) -> Result<Option<(Agenda, AgendaProgress)>> {
+    /// Marks leased agendas EXECUTING: all of them in one atomic batch when nothing changed them since
+    /// they were read (the common case: one write for a whole pull), otherwise each on its own.
+    async fn start_all(&self, leases: &[Lease]) -> Vec<Result<Option<(Agenda, AgendaProgress)>>> {
+        let inner = &self.inner;
+        let loaded = futures_util::future::join_all(leases.iter().map(|l| self.load(l))).await;
+        let batchable = leases.len() > 1
+            && leases.len() <= inner.store.max_batch()
+            && loaded.iter().all(|r| matches!(r, Ok(Some(_))));
+        if batchable {
+            let now = inner.now();
+            let mut rows = Vec::with_capacity(leases.len());
+            let mut writes = Vec::with_capacity(leases.len());
+            for (lease, loaded) in leases.iter().zip(loaded) {
+                let Ok(Some((agenda, mut p))) = loaded else { unreachable!("checked above") };
+                mark_started(&mut p, lease, now);
+                if let Ok(w) = update_op(&mut p) {
+                    writes.push(w);
+                }
+                rows.push((agenda, p));
+            }
+            // (a row that does not encode leaves the batch short: the one-at-a-time path reports it)
+            if writes.len() == rows.len() && inner.store.write(writes).await.is_ok() {
+                let ops = futures_util::future::join_all(
+                    rows.iter().map(|(_, p)| inner.operation_progress(p.id.as_deref().unwrap_or_default())),
+                )
+                .await;
+                return rows
+                    .into_iter()
+                    .zip(ops)
+                    .map(|((agenda, mut p), ops)| {
+                        p.operation_progress = ops?;
+                        Ok(Some((agenda, p)))
+                    })
+                    .collect();
+            }
+        }
+        // One at a time, concurrently (their writes share a group commit); each retries its own conflicts.
+        futures_util::future::join_all(leases.iter().map(|l| self.start(l))).await
+    }
+
+    /// A leased agenda and its progress, if it is still to run; `Conflict` if a newer lease exists.
+    async fn load(&self, lease: &Lease) -> Result<Option<(Agenda, AgendaProgress)>> {
         let inner = &self.inner;
         let agenda_id = &lease.token.agenda_id;
         let Some(agenda) = inner.store.get_obj::<Agenda>(agenda_id).await? else {
             tracing::warn!(agenda_id, "queued agenda no longer exists; dropped");
             return Ok(None);
         };
-        let Some(progress_id) = agenda.progress_id.clone() else { return Ok(None) };
+        let Some(progress_id) = agenda.progress_id.as_deref() else { return Ok(None) };
+        let p: AgendaProgress = inner.store.fetch(progress_id).await?;
+        if p.processing_state == ProcessingState::Complete {
+            tracing::info!(agenda_id, "queued agenda already complete; dropped");
+            return Ok(None);
+        }
+        if p.lease_epoch.is_some_and(|e| e > lease.token.epoch) {
+            return Err(Error::Conflict(format!("agenda {agenda_id}: a newer lease exists")));
+        }
+        Ok(Some((agenda, p)))
+    }
+
+    async fn start(&self, lease: &Lease) -> Result<Option<(Agenda, AgendaProgress)>> {
+        let inner = &self.inner;
         loop {
-            let mut p: AgendaProgress = inner.store.fetch(&progress_id).await?;
-            if p.processing_state == ProcessingState::Complete {
-                tracing::info!(agenda_id, "queued agenda already complete; dropped");
-                return Ok(None);
-            }
-            if p.lease_epoch.is_some_and(|e| e > lease.token.epoch) {
-                return Err(Error::Conflict(format!("agenda {agenda_id}: a newer lease exists")));
-            }
-            let now = inner.now();
-            p.processing_state = ProcessingState::Executing;
-            p.processing_state_message = Some(RUNNING_OPERATIONS.into());
-            p.started_time = Some(now);
-            p.updated_time = Some(now);
-            p.lease_epoch = Some(lease.token.epoch);
+            let Some((agenda, mut p)) = self.load(lease).await? else { return Ok(None) };
+            mark_started(&mut p, lease, inner.now());
             match inner.store.update_obj(&mut p).await {
                 Ok(()) => {
-                    p.operation_progress = inner.operation_progress(&progress_id).await?;
+                    p.operation_progress = inner.operation_progress(p.id.as_deref().unwrap_or_default()).await?;
                     return Ok(Some((agenda, p)));
                 }
                 Err(e) if e.is_conflict() => continue,
@@ -378,6 +422,15 @@ impl WriteCache {
     }
 }
 
+/// The progress of an agenda a worker starts under `lease`.
+fn mark_started(p: &mut AgendaProgress, lease: &Lease, now: Millis) {
+    p.processing_state = ProcessingState::Executing;
+    p.processing_state_message = Some(RUNNING_OPERATIONS.into());
+    p.started_time = Some(now);
+    p.updated_time = Some(now);
+    p.lease_epoch = Some(lease.token.epoch);
+}
+
 fn lost(token: &LeaseToken, e: Error) -> Error {
     if e.is_conflict() {
         Error::Conflict(format!(
@@ -470,5 +523,145 @@ mod tests {
         let err = pool.write_progress_with(&token, &snapshot, &[b], &mut cache).await.unwrap_err();
         assert!(err.is_conflict() && err.to_string().contains("cancelled"), "{err}");
         assert!(cache.stored.is_none(), "a refused write must drop the cache");
+    }
+
+    /// A store that counts batch writes with more than one operation and can refuse the next one.
+    struct Counting {
+        inner: MemoryStore,
+        batches: std::sync::atomic::AtomicUsize,
+        refuse_next_batch: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl pop_core::store::Store for Counting {
+        fn backend_name(&self) -> &'static str {
+            "counting"
+        }
+        fn max_batch(&self) -> usize {
+            self.inner.max_batch()
+        }
+        async fn get(&self, kind: Kind, id: &str) -> Result<Option<pop_core::store::Record>> {
+            self.inner.get(kind, id).await
+        }
+        async fn write(&self, ops: Vec<pop_core::store::WriteOp>) -> Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if ops.len() > 1 {
+                self.batches.fetch_add(1, SeqCst);
+                if self.refuse_next_batch.swap(false, SeqCst) {
+                    return Err(Error::Conflict("refused by the test".into()));
+                }
+            }
+            self.inner.write(ops).await
+        }
+        async fn query(
+            &self,
+            kind: Kind,
+            field: pop_core::store::IndexField,
+            value: &str,
+            page: pop_core::store::PageRequest,
+        ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
+            self.inner.query(kind, field, value, page).await
+        }
+        async fn scan(
+            &self,
+            kind: Kind,
+            page: pop_core::store::PageRequest,
+        ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
+            self.inner.scan(kind, page).await
+        }
+        async fn ready_get(&self, agenda_id: &str) -> Result<Option<pop_core::model::ReadyAgenda>> {
+            self.inner.ready_get(agenda_id).await
+        }
+        async fn ready_list(
+            &self,
+            insight_id: &str,
+            page: pop_core::store::PageRequest,
+        ) -> Result<pop_core::store::Page<pop_core::model::ReadyAgenda>> {
+            self.inner.ready_list(insight_id, page).await
+        }
+        async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
+            self.inner.lease_acquire(name, holder, ttl_ms, now).await
+        }
+        async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+            self.inner.lease_release(name, holder).await
+        }
+    }
+
+    /// A pull starts its agendas in one batch write; when that batch is refused, each agenda is
+    /// started on its own; an agenda cancelled while queued is dropped, and the rest still start.
+    #[tokio::test]
+    async fn a_pull_starts_its_agendas_in_one_batch_and_falls_back_one_by_one() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let store = Arc::new(Counting {
+            inner: MemoryStore::new(),
+            batches: Default::default(),
+            refuse_next_batch: Default::default(),
+        });
+        let pop = Pop::builder()
+            .store(store.clone())
+            .queue(Arc::new(MemoryQueue::new()))
+            .runtime(Arc::new(RuntimeRouter::new()))
+            .build()
+            .unwrap();
+        let su = Principal::superuser("t");
+        let insight = Insight {
+            id: Some("i".into()),
+            title: Some("i".into()),
+            is_global: true,
+            queue_size: Some(100),
+            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+            ..Default::default()
+        };
+        pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
+        let agenda = || -> Agenda {
+            serde_json::from_value(
+                json!({"customerId": "c", "operations": [{"name": "a", "type": "t", "payload": {}}]}),
+            )
+            .unwrap()
+        };
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(pop.agendas().submit(&su, agenda()).await.unwrap().id.unwrap());
+        }
+        crate::scheduler::run_once(&pop.inner).await.unwrap();
+        let pool = ResourcePoolService { inner: pop.inner.clone() };
+        let executing = |leases: &[AgendaLease]| {
+            leases.iter().all(|l| {
+                l.progress.processing_state == ProcessingState::Executing
+                    && l.progress.lease_epoch == Some(l.lease.token.epoch)
+                    && l.progress.operation_progress.len() == 1
+            })
+        };
+
+        // three in one batch write
+        let mut pulled = std::collections::HashSet::new();
+        let before = store.batches.load(SeqCst);
+        let leases = pool.pull("i", 3).await.unwrap();
+        pulled.extend(leases.iter().map(|l| l.lease.token.agenda_id.clone()));
+        assert_eq!(leases.len(), 3);
+        assert!(executing(&leases));
+        assert_eq!(store.batches.load(SeqCst) - before, 1, "one batch for the pull");
+        for l in &leases {
+            let p: AgendaProgress = pop.store().fetch(l.progress.id.as_deref().unwrap()).await.unwrap();
+            assert_eq!(p.processing_state, ProcessingState::Executing);
+            assert_eq!(p.version, l.progress.version, "the lease carries the stored version");
+        }
+
+        // the batch is refused: each starts on its own
+        store.refuse_next_batch.store(true, SeqCst);
+        let leases = pool.pull("i", 2).await.unwrap();
+        assert_eq!(leases.len(), 2);
+        assert!(executing(&leases));
+        pulled.extend(leases.iter().map(|l| l.lease.token.agenda_id.clone()));
+
+        // one of the last two is cancelled while queued: the other starts, the cancelled one is dropped
+        let rest: Vec<&String> = ids.iter().filter(|id| !pulled.contains(id.as_str())).collect();
+        assert_eq!(rest.len(), 2);
+        pop.agendas().cancel(&su, rest[0]).await.unwrap();
+        let leases = pool.pull("i", 2).await.unwrap();
+        let started: Vec<&str> = leases.iter().map(|l| l.lease.token.agenda_id.as_str()).collect();
+        assert_eq!(started, vec![rest[1].as_str()]);
+        assert!(executing(&leases));
+        assert!(pool.pull("i", 2).await.unwrap().is_empty(), "the cancelled agenda must not come back");
     }
 }
