@@ -54,6 +54,18 @@ pub trait QueueBackend: Send + Sync + 'static {
     /// Enqueues `item` in `insight_id`'s queue; `false` if the agenda is already queued there.
     async fn push(&self, insight_id: &str, item: ReadyAgenda, now: Millis) -> Result<bool>;
 
+    /// Enqueues several items in order, each as [`Self::push`] would (a second item for an agenda
+    /// already queued is a no-op `false`). The default pushes them one after the other; a backend may
+    /// do better (the sled queue writes them in one transaction, DynamoDB sends them concurrently). On
+    /// an error, some items may have been pushed: pushing them again is a no-op.
+    async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, now: Millis) -> Result<Vec<bool>> {
+        let mut pushed = Vec::with_capacity(items.len());
+        for item in items {
+            pushed.push(self.push(insight_id, item, now).await?);
+        }
+        Ok(pushed)
+    }
+
     /// Leases up to `max` visible items, oldest push first, until `now + ttl_ms`.
     async fn receive(&self, insight_id: &str, max: usize, ttl_ms: u64, now: Millis) -> Result<Vec<Lease>>;
 

@@ -161,6 +161,17 @@ impl QueueBackend for DynamoQueue {
         BACKEND
     }
 
+    async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, now: Millis) -> Result<Vec<bool>> {
+        // Concurrent conditional puts; a duplicate agenda later in the batch is reported as not pushed
+        // without a request.
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<bool> = items.iter().map(|i| seen.insert(i.agenda_id.clone())).collect();
+        let pushes =
+            items.into_iter().zip(&first).filter(|(_, f)| **f).map(|(item, _)| self.push(insight_id, item, now));
+        let mut results = futures_util::future::join_all(pushes).await.into_iter();
+        first.into_iter().map(|f| if f { results.next().unwrap_or(Ok(false)) } else { Ok(false) }).collect()
+    }
+
     async fn push(&self, insight_id: &str, item: ReadyAgenda, now: Millis) -> Result<bool> {
         if item.agenda_id.is_empty() || insight_id.is_empty() {
             return Err(Error::problems(vec![

@@ -238,6 +238,52 @@ impl QueueBackend for SledQueue {
         Ok(pushed)
     }
 
+    async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, _now: Millis) -> Result<Vec<bool>> {
+        if let Some(bad) = items.iter().position(|i| i.agenda_id.is_empty()) {
+            return Err(Error::invalid(format!("push to queue {insight_id}: item {bad} of the batch has no agendaId")));
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::with_capacity(items.len());
+        for item in items {
+            let seq = self.inner.db.generate_id().map_err(|e| sled_err(format!("push to queue {insight_id}"), e))?;
+            let dk = dedup_key(insight_id, &item.agenda_id);
+            let ik = item_key(insight_id, seq);
+            let entry = serde_json::to_vec(&Entry { item, epoch: 0, receipt: None, deadline: None })
+                .map_err(|e| Error::backend("codec", e))?;
+            rows.push((seq, dk, ik, entry));
+        }
+        // One transaction for the batch: one durable write instead of one per item.
+        let pushed = self
+            .trees()
+            .transaction(|tx: &Tx5| {
+                let (items, visible, _, dedup, count) = tx;
+                let mut pushed = Vec::with_capacity(rows.len());
+                let mut added = 0;
+                for (seq, dk, ik, entry) in &rows {
+                    if dedup.get(dk)?.is_some() {
+                        pushed.push(false);
+                        continue;
+                    }
+                    items.insert(ik.as_slice(), entry.as_slice())?;
+                    visible.insert(ik.as_slice(), &[])?;
+                    dedup.insert(dk.as_slice(), &seq.to_be_bytes())?;
+                    added += 1;
+                    pushed.push(true);
+                }
+                if added > 0 {
+                    bump(count, insight_id, added)?;
+                }
+                Ok(pushed)
+            })
+            .map_err(|e| tx_err(e, format!("push {} agendas to queue {insight_id}", rows.len())))?;
+        if pushed.contains(&true) {
+            self.inner.durable().await?;
+        }
+        Ok(pushed)
+    }
+
     async fn receive(&self, insight_id: &str, max: usize, ttl_ms: u64, now: Millis) -> Result<Vec<Lease>> {
         let mut out: Vec<Lease> = Vec::new();
         let deadline = ttl(now, ttl_ms);

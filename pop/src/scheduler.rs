@@ -162,12 +162,10 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
     }
     let (mut state, version) = load_state(inner, insight_id).await?;
     let picks = algorithm.pick(&view(insight, &snap, now), &mut state, free);
-    // Pushes run concurrently so that a group-committing backend covers them with one flush.
-    let pushes = picks.iter().map(|pick| inner.queue.push(insight_id, pick.clone(), now));
-    let pushed = futures_util::future::join_all(pushes).await;
+    // One push of the whole refill (one transaction on sled, concurrent requests on DynamoDB).
+    inner.queue.push_many(insight_id, picks.clone(), now).await?;
     let mut removals = Vec::with_capacity(picks.len());
-    for (pick, result) in picks.iter().zip(pushed) {
-        result?;
+    for pick in &picks {
         metrics::histogram!("pop_ready_wait_seconds", "insight" => insight_id.to_owned())
             .record((now - pick.added).max(0) as f64 / 1000.0);
         tracing::debug!(agenda_id = %pick.agenda_id, customer = %pick.customer_id, "queued");

@@ -320,6 +320,7 @@ macro_rules! queue_conformance {
                     extend_postpones,
                     release_returns_at_once,
                     push_of_queued_agenda_is_noop,
+                    push_many_in_order_with_dedup,
                     len_counts_visible_and_leased,
                     expired_lists_lapsed_leases,
                     contains_and_remove,

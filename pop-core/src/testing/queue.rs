@@ -217,6 +217,34 @@ pub async fn release_returns_at_once(queue: &dyn QueueBackend) {
     ok(queue, "ack", queue.ack(&second[0].token).await);
 }
 
+/// `push_many` enqueues in order, skips agendas already queued (in the queue or earlier in the batch),
+/// and an empty batch changes nothing.
+pub async fn push_many_in_order_with_dedup(queue: &dyn QueueBackend) {
+    let t0 = wall_clock();
+    let q = unique("insight");
+    let (a, b, c) = (unique("agenda"), unique("agenda"), unique("agenda"));
+    assert!(push(queue, &q, &a, t0).await, "[{}] first push", name(queue));
+    assert_eq!(
+        ok(queue, "push_many of nothing", queue.push_many(&q, Vec::new(), t0).await),
+        Vec::<bool>::new(),
+        "[{}] push_many of nothing",
+        name(queue)
+    );
+    let batch = vec![item(&q, &b, t0 + 1), item(&q, &a, t0 + 1), item(&q, &c, t0 + 1), item(&q, &b, t0 + 2)];
+    let pushed = ok(queue, "push_many", queue.push_many(&q, batch, t0 + 1).await);
+    assert_eq!(
+        pushed,
+        vec![true, false, true, false],
+        "[{}] push_many reports each item: new, already queued, new, duplicate within the batch",
+        name(queue)
+    );
+    assert_eq!(len(queue, &q).await, 3, "[{}] len after push_many", name(queue));
+    let leases = receive(queue, &q, 10, 60_000, t0 + 3).await;
+    assert_eq!(ids(&leases), vec![a.clone(), b.clone(), c.clone()], "[{}] receive order after push_many", name(queue));
+    let b_item = leases.iter().find(|l| l.token.agenda_id == b).map(|l| l.item.clone());
+    assert_eq!(b_item, Some(item(&q, &b, t0 + 1)), "[{}] the first item of an agenda in a batch wins", name(queue));
+}
+
 /// Pushing an agenda already queued, visible or leased, is a no-op returning `false`; after ack it can
 /// be pushed again.
 pub async fn push_of_queued_agenda_is_noop(queue: &dyn QueueBackend) {
