@@ -34,7 +34,19 @@ async fn setup(pop: &Pop) {
 /// Concurrent submitting tasks (clients).
 const SUBMITTERS: usize = 32;
 
-async fn run(ops_per_agenda: usize, agendas: usize) {
+/// Whether workers run while agendas are submitted (`Mixed`), or every agenda is submitted first and
+/// the workers then drain the backlog (`Drain`: submission and execution measured apart).
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Mixed,
+    Drain,
+}
+
+fn cpu() -> f64 {
+    pop_benches::process_cpu_secs().unwrap_or(f64::NAN)
+}
+
+async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = pop_exec::inprocess::InProcessRuntime::new();
     rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
@@ -56,14 +68,17 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
         .build()
         .expect("pop");
     setup(&pop).await;
-    pop.start_all(WorkerConfig {
+    let workers = WorkerConfig {
         max_running: 64,
         pull_count: 32,
         pull_wait: Duration::from_millis(2),
         ..WorkerConfig::for_insights(["i"])
-    });
+    };
+    if mode == Mode::Mixed {
+        pop.start_all(workers.clone());
+    }
     let su = Principal::superuser("bench");
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu());
     // 32 concurrent submitters
     let mut tasks = Vec::new();
     for c in 0..SUBMITTERS {
@@ -81,8 +96,21 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
     for t in tasks {
         t.await.expect("submitter");
     }
-    let submitted = start.elapsed();
     let total = agendas / SUBMITTERS * SUBMITTERS;
+    let (submitted, submit_cpu) = (start.elapsed(), cpu() - cpu_start);
+    let (start, cpu_start) = match mode {
+        Mode::Mixed => (start, cpu_start),
+        Mode::Drain => {
+            println!(
+                "{ops_per_agenda:>2}-operation agendas: submission alone: {total} in {:.2}s = {:.0} agendas/s, {:.2} ms CPU per agenda",
+                submitted.as_secs_f64(),
+                total as f64 / submitted.as_secs_f64(),
+                submit_cpu * 1000.0 / total as f64
+            );
+            pop.start_all(workers);
+            (Instant::now(), cpu())
+        }
+    };
     loop {
         let page = pop
             .store()
@@ -91,28 +119,36 @@ async fn run(ops_per_agenda: usize, agendas: usize) {
             .expect("progress");
         if page.len() == total && page.iter().all(|p| p.processing_state == ProcessingState::Complete) {
             let elapsed = start.elapsed();
+            let used = cpu() - cpu_start;
             let mut lat: Vec<i64> = page.iter().filter_map(|p| Some(p.started_time? - p.added_time?)).collect();
             lat.sort_unstable();
             let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
             let mut run_ms: Vec<i64> = page.iter().filter_map(|p| Some(p.completed_time? - p.started_time?)).collect();
             run_ms.sort_unstable();
+            let what = match mode {
+                Mode::Mixed => "submitted while running",
+                Mode::Drain => "execution of the backlog alone",
+            };
             println!(
-                "start-to-complete p50 {} ms p99 {} ms",
-                run_ms[run_ms.len() / 2],
-                run_ms[run_ms.len() * 99 / 100]
-            );
-            println!(
-                "{ops_per_agenda:>2}-operation agendas: {total} in {:.2}s = {:.0} agendas/s ({:.0} operations/s); submit phase {:.2}s; submit-to-start p50 {} ms, p99 {} ms",
+                "{ops_per_agenda:>2}-operation agendas, {what}: {total} in {:.2}s = {:.0} agendas/s ({:.0} operations/s), {:.2} ms CPU per agenda; start-to-complete p50 {} ms, p99 {} ms",
                 elapsed.as_secs_f64(),
                 total as f64 / elapsed.as_secs_f64(),
                 (total * ops_per_agenda) as f64 / elapsed.as_secs_f64(),
-                submitted.as_secs_f64(),
-                pct(0.5),
-                pct(0.99)
+                used * 1000.0 / total as f64,
+                run_ms[run_ms.len() / 2],
+                run_ms[run_ms.len() * 99 / 100]
             );
+            if mode == Mode::Mixed {
+                println!(
+                    "    submit phase {:.2}s; submit-to-start p50 {} ms, p99 {} ms",
+                    submitted.as_secs_f64(),
+                    pct(0.5),
+                    pct(0.99)
+                );
+            }
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     pop.shutdown().await;
 }
@@ -123,10 +159,13 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
     rt.block_on(async {
         if quick {
-            run(1, 80).await;
+            run(1, 64, Mode::Mixed).await;
+            run(1, 64, Mode::Drain).await;
             return;
         }
-        run(1, 4000).await;
-        run(10, 1000).await;
+        run(1, 4000, Mode::Mixed).await;
+        run(1, 4000, Mode::Drain).await;
+        run(10, 1000, Mode::Mixed).await;
+        run(10, 1000, Mode::Drain).await;
     });
 }

@@ -18,3 +18,14 @@ pub fn chain_agenda(customer: &str, ops: usize) -> Agenda {
     serde_json::from_value(json!({"customerId": customer, "linkId": "bench", "operations": ops}))
         .expect("a chain agenda is valid JSON for Agenda")
 }
+
+/// This process's CPU time (user + system, all threads) in seconds, from `/proc/self/stat` (Linux,
+/// 100 Hz ticks); `None` elsewhere. On a shared machine wall time also counts the time other processes
+/// hold the cores; CPU time does not.
+pub fn process_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
