@@ -1,10 +1,10 @@
 //! Runs one operation as a Kubernetes Pod, straight through `pop-runtime-k8s` (no POP instance).
 //!
 //! ```text
-//! cargo run -p pop-runtime-k8s --example k8s -- <registry.json> <operation type> [payload JSON] [namespace]
+//! cargo run -p pop-runtime-k8s --example run_pod -- <registry.json> <operation type> [payload JSON] [namespace]
 //! # e.g. with kind or minikube and the deploy/k8s material applied:
 //! kubectl apply -f deploy/k8s/rbac.yaml
-//! cargo run -p pop-runtime-k8s --example k8s -- registry.json sample '{"hello": "world"}' pop
+//! cargo run -p pop-runtime-k8s --example run_pod -- registry.json sample '{"hello": "world"}' pop
 //! ```
 //!
 //! The registry is the original POP's `registry.json` format (`basePodConfig` + one entry per operation
