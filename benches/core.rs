@@ -7,6 +7,7 @@
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use pop_benches::thread_cpu_secs;
 use pop_core::model::{Agenda, AgendaTemplate};
 use pop_core::refs::ParsedDocument;
 use pop_core::validate::{ValidationOptions, dependencies, validate_agenda};
@@ -132,15 +133,6 @@ fn core(c: &mut Criterion) {
     c.bench_function("core/template_expand_2ops", |b| {
         b.iter(|| pop_core::template::expand(black_box(&template), black_box(&payload)))
     });
-}
-
-/// This thread's CPU time (user + system) in seconds, from `/proc/thread-self/stat` (Linux, 100 Hz).
-fn thread_cpu_secs() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
-    let user: f64 = fields.get(11)?.parse().ok()?;
-    let system: f64 = fields.get(12)?.parse().ok()?;
-    Some((user + system) / 100.0)
 }
 
 /// CPU time per call of `f`, run until it has used at least one CPU-second: on a shared machine, wall

@@ -11,98 +11,16 @@
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAlloc, PeakMemAllocTrait};
-use pop_core::model::{Agenda, Conclusion, Operation};
-use pop_exec::CancelToken;
-use pop_exec::executor::{Executor, ExecutorOptions, NullSink};
-use pop_exec::inprocess::InProcessRuntime;
-use pop_exec::machine::{Action, Machine, MachineOptions, OpEvent};
-use serde_json::{Value, json};
+use pop_benches::exec::{FAN, WIDTH, executor, layered, one_core, run_executor, run_machine};
+use pop_core::model::Agenda;
+use pop_exec::machine::{Machine, MachineOptions};
 use std::alloc::System;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: &PeakMemAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
-const WIDTH: usize = 100;
-const FAN: usize = 10;
-
-/// `n` no-op operations in layers of `WIDTH`; each depends on `FAN` operations of the layer before
-/// (fan-in 10) and is depended on by `FAN` of the layer after (fan-out 10).
-fn layered(n: usize) -> Agenda {
-    let mut operations = Vec::with_capacity(n);
-    for i in 0..n {
-        let (layer, j) = (i / WIDTH, i % WIDTH);
-        let params = if layer == 0 {
-            None
-        } else {
-            let deps: Vec<Value> =
-                (0..FAN).map(|t| Value::String(format!("n{}", (layer - 1) * WIDTH + (j + t) % WIDTH))).collect();
-            Some(json!({"dependsOn": deps}).as_object().cloned().unwrap_or_default())
-        };
-        operations.push(Operation {
-            name: format!("n{i}"),
-            op_type: "noop".into(),
-            payload: json!({}),
-            params,
-            ..Operation::default()
-        });
-    }
-    Agenda { id: Some("bench".into()), progress_id: Some("bench-p".into()), operations, ..Agenda::default() }
-}
-
-/// Drives the machine alone: every launched operation succeeds at once.
-fn run_machine(agenda: Agenda) -> usize {
-    let mut m = Machine::new(agenda, None, MachineOptions::default(), 0);
-    let mut now = 0;
-    let mut launched = Vec::new();
-    let mut count = 0;
-    loop {
-        for a in m.poll(now) {
-            match a {
-                Action::Launch(l) => launched.push(l.key),
-                Action::Finished(o) => {
-                    assert_eq!(o.conclusion, Conclusion::Succeeded);
-                    return count;
-                }
-                _ => {}
-            }
-        }
-        now += 1;
-        for key in launched.drain(..) {
-            m.on_event(key, OpEvent::Started, now);
-            m.on_event(key, OpEvent::Succeeded(Value::Null), now);
-            count += 1;
-            if count % 1000 == 0 {
-                // A publish every 1,000 completed operations, as the executor does now and then (every
-                // operation is exported about once whatever the agenda's size).
-                std::hint::black_box(m.take_snapshot(now));
-            }
-        }
-    }
-}
-
-fn executor() -> Executor {
-    let runtime = InProcessRuntime::new();
-    runtime.register("noop", |_| async { Ok(Value::Null) });
-    Executor::new(Arc::new(runtime), Arc::new(NullSink), ExecutorOptions::default())
-}
-
-fn one_core() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-        Ok(rt) => rt,
-        Err(e) => panic!("cannot build a tokio runtime: {e}"),
-    }
-}
-
-fn run_executor(rt: &tokio::runtime::Runtime, exec: &Executor, agenda: Agenda) {
-    let p = rt.block_on(exec.run(agenda, None, CancelToken::new()));
-    match p {
-        Ok(p) => assert_eq!(p.conclusion(), Some(Conclusion::Succeeded)),
-        Err(e) => panic!("executor failed: {e}"),
-    }
-}
 
 /// CPU time of this thread (Linux `/proc/thread-self/schedstat`), unaffected by other processes' load.
 fn thread_cpu() -> Option<Duration> {

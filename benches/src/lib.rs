@@ -1,5 +1,8 @@
 //! Criterion benchmarks for POP for Rust: see the `benches` targets of this package.
 
+pub mod exec;
+pub mod sched;
+
 use pop_core::model::Agenda;
 use serde_json::json;
 
@@ -23,7 +26,18 @@ pub fn chain_agenda(customer: &str, ops: usize) -> Agenda {
 /// 100 Hz ticks); `None` elsewhere. On a shared machine wall time also counts the time other processes
 /// hold the cores; CPU time does not.
 pub fn process_cpu_secs() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_cpu_secs("/proc/self/stat")
+}
+
+/// This thread's CPU time (user + system) in seconds, from `/proc/thread-self/stat` (Linux, 100 Hz
+/// ticks); `None` elsewhere.
+pub fn thread_cpu_secs() -> Option<f64> {
+    stat_cpu_secs("/proc/thread-self/stat")
+}
+
+/// utime + stime of a `/proc/.../stat` file, in seconds.
+fn stat_cpu_secs(path: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(path).ok()?;
     let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
     let user: f64 = fields.get(11)?.parse().ok()?;
     let system: f64 = fields.get(12)?.parse().ok()?;

@@ -455,28 +455,36 @@ mod tests {
         pop.store().get(kind, id).await.unwrap().unwrap().version
     }
 
+    /// An instance on `store` with an in-memory queue, pool `p` and insight `i` (operation type `t`,
+    /// queue size 100) for customer `c`.
+    async fn provisioned(store: Arc<dyn pop_core::store::Store>, clock: Arc<ManualClock>) -> Pop {
+        let pop = Pop::builder()
+            .store(store)
+            .queue(Arc::new(MemoryQueue::new()))
+            .runtime(Arc::new(RuntimeRouter::new()))
+            .clock(clock)
+            .build()
+            .unwrap();
+        let insight = Insight {
+            id: Some("i".into()),
+            title: Some("i".into()),
+            is_global: true,
+            queue_size: Some(100),
+            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+            ..Default::default()
+        };
+        pop.objects().provision_pool(&Principal::superuser("t"), "p", "ops", insight, &["c"]).await.unwrap();
+        pop
+    }
+
     /// The worker's cache: a publish that changes nothing writes nothing, a changed operation writes
     /// its row with the progress, a row untouched for half a lease is rewritten (the repair pass reads
     /// its age), and a cancel made meanwhile is still seen through the progress compare-and-set.
     #[tokio::test]
     async fn the_write_cache_skips_no_op_writes_and_still_sees_a_cancel() {
         let clock = Arc::new(ManualClock::default());
-        let pop = Pop::builder()
-            .store(Arc::new(MemoryStore::new()))
-            .queue(Arc::new(MemoryQueue::new()))
-            .runtime(Arc::new(RuntimeRouter::new()))
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+        let pop = provisioned(Arc::new(MemoryStore::new()), clock.clone()).await;
         let su = Principal::superuser("t");
-        let insight = Insight {
-            id: Some("i".into()),
-            title: Some("i".into()),
-            is_global: true,
-            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
-            ..Default::default()
-        };
-        pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
         let agenda: Agenda = serde_json::from_value(json!({"customerId": "c", "operations": [
             {"name": "a", "type": "t", "payload": {}},
             {"name": "b", "type": "t", "payload": {"x": "@<a.out>"}}
@@ -597,22 +605,8 @@ mod tests {
             batches: Default::default(),
             refuse_next_batch: Default::default(),
         });
-        let pop = Pop::builder()
-            .store(store.clone())
-            .queue(Arc::new(MemoryQueue::new()))
-            .runtime(Arc::new(RuntimeRouter::new()))
-            .build()
-            .unwrap();
+        let pop = provisioned(store.clone(), Arc::new(ManualClock::default())).await;
         let su = Principal::superuser("t");
-        let insight = Insight {
-            id: Some("i".into()),
-            title: Some("i".into()),
-            is_global: true,
-            queue_size: Some(100),
-            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
-            ..Default::default()
-        };
-        pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
         let agenda = || -> Agenda {
             serde_json::from_value(
                 json!({"customerId": "c", "operations": [{"name": "a", "type": "t", "payload": {}}]}),

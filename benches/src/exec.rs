@@ -1,9 +1,4 @@
-//! One run of the executor bench's workload, for profilers (callgrind counts instructions repeatably on a
-//! loaded machine): `cargo run --release -p pop-exec --example exec_profile -- <build|machine|executor> <n>`.
-//!
-//! The agenda is the bench's layered DAG (width 100, fan-in/out 10, no-op operations). The measured work is
-//! in the `#[inline(never)]` function `measured_*`, so that
-//! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_*'` counts only it.
+//! The executor benches' workload: layered DAGs of no-op operations and a driver for the machine alone.
 
 use pop_core::model::{Agenda, Conclusion, Operation};
 use pop_exec::CancelToken;
@@ -13,10 +8,14 @@ use pop_exec::machine::{Action, Machine, MachineOptions, OpEvent};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-const WIDTH: usize = 100;
-const FAN: usize = 10;
+/// Operations per layer.
+pub const WIDTH: usize = 100;
+/// Fan-in and fan-out of every operation between layers.
+pub const FAN: usize = 10;
 
-fn layered(n: usize) -> Agenda {
+/// `n` no-op operations in layers of [`WIDTH`]; each depends on [`FAN`] operations of the layer before
+/// (fan-in 10) and is depended on by [`FAN`] of the layer after (fan-out 10).
+pub fn layered(n: usize) -> Agenda {
     let mut operations = Vec::with_capacity(n);
     for i in 0..n {
         let (layer, j) = (i / WIDTH, i % WIDTH);
@@ -38,13 +37,8 @@ fn layered(n: usize) -> Agenda {
     Agenda { id: Some("bench".into()), progress_id: Some("bench-p".into()), operations, ..Agenda::default() }
 }
 
-#[inline(never)]
-fn measured_build(agenda: Agenda) {
-    std::hint::black_box(Machine::new(agenda, None, MachineOptions::default(), 0));
-}
-
-#[inline(never)]
-fn measured_machine(agenda: Agenda) -> usize {
+/// Drives the machine alone: every launched operation succeeds at once. Returns the operations run.
+pub fn run_machine(agenda: Agenda) -> usize {
     let mut m = Machine::new(agenda, None, MachineOptions::default(), 0);
     let mut now = 0;
     let mut launched = Vec::new();
@@ -74,34 +68,25 @@ fn measured_machine(agenda: Agenda) -> usize {
     }
 }
 
-#[inline(never)]
-fn measured_executor(rt: &tokio::runtime::Runtime, exec: &Executor, agenda: Agenda) {
+/// An executor over the in-process runtime with a `noop` handler, publishing nowhere.
+pub fn executor() -> Executor {
+    let runtime = InProcessRuntime::new();
+    runtime.register("noop", |_| async { Ok(Value::Null) });
+    Executor::new(Arc::new(runtime), Arc::new(NullSink), ExecutorOptions::default())
+}
+
+/// A tokio runtime on the calling thread only (the executor on one core).
+pub fn one_core() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a tokio runtime: {e}"),
+    }
+}
+
+/// Runs `agenda` to the end with `exec` on `rt`; it must succeed.
+pub fn run_executor(rt: &tokio::runtime::Runtime, exec: &Executor, agenda: Agenda) {
     match rt.block_on(exec.run(agenda, None, CancelToken::new())) {
         Ok(p) => assert_eq!(p.conclusion(), Some(Conclusion::Succeeded)),
         Err(e) => panic!("executor failed: {e}"),
     }
-}
-
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mode = args.get(1).map_or("executor", String::as_str);
-    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let agenda = layered(n);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-        Ok(rt) => rt,
-        Err(e) => panic!("cannot build a tokio runtime: {e}"),
-    };
-    let runtime = InProcessRuntime::new();
-    runtime.register("noop", |_| async { Ok(Value::Null) });
-    let exec = Executor::new(Arc::new(runtime), Arc::new(NullSink), ExecutorOptions::default());
-    let start = std::time::Instant::now();
-    match mode {
-        "build" => measured_build(agenda),
-        "machine" => {
-            measured_machine(agenda);
-        }
-        "executor" => measured_executor(&rt, &exec, agenda),
-        other => panic!("unknown mode {other}: use build, machine or executor"),
-    }
-    println!("{mode} {n}: {:?}", start.elapsed());
 }

@@ -1,0 +1,62 @@
+//! The scheduling benches' workload: 1,000,000 ready agendas of 10,000 customers with uuid-shaped ids.
+
+use pop_core::model::{Insight, ReadyAgenda};
+use pop_core::sched::{CustomerReady, ReadyView};
+
+/// Customers with ready work.
+pub const CUSTOMERS: usize = 10_000;
+/// Ready agendas per customer.
+pub const PER_CUSTOMER: usize = 100;
+
+/// A deterministic uuid-shaped id (36 characters, as the store's ids).
+pub fn uuid_like(n: u64, salt: u64) -> String {
+    let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    let y = x.rotate_left(17).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        (x >> 32) as u32,
+        (x >> 16) as u16,
+        (x & 0xfff) as u16,
+        (y >> 52) as u16,
+        y & 0xffff_ffff_ffff
+    )
+}
+
+/// customer id → entries sorted (priority desc, added asc); `mixed`: priorities 0..=3.
+pub fn dataset(mixed: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
+    let mut n = 0u64;
+    (0..CUSTOMERS)
+        .map(|c| {
+            let customer = format!("customer-{c:05}");
+            let mut entries: Vec<ReadyAgenda> = (0..PER_CUSTOMER)
+                .map(|k| {
+                    n += 1;
+                    ReadyAgenda {
+                        id: uuid_like(n, 1),
+                        insight_id: "insight-1".to_owned(),
+                        agenda_id: uuid_like(n, 2),
+                        customer_id: customer.clone(),
+                        // Interleaved arrivals across customers.
+                        added: 1_700_000_000_000 + (k * CUSTOMERS + c) as i64,
+                        priority: if mixed { ((n * 7) % 4) as i32 } else { 0 },
+                    }
+                })
+                .collect();
+            entries.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+            (customer, entries)
+        })
+        .collect()
+}
+
+/// The view the scheduler loop would build over `data` (weights 1–3).
+pub fn view<'a>(insight: &'a Insight, data: &'a [(String, Vec<ReadyAgenda>)], now: i64) -> ReadyView<'a> {
+    ReadyView {
+        insight,
+        customers: data
+            .iter()
+            .map(|(c, e)| CustomerReady { customer_id: c, weight: 1 + (c.len() as u32 % 3), entries: e })
+            .collect(),
+        costs: None,
+        now,
+    }
+}
