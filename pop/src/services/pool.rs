@@ -215,9 +215,9 @@ impl ResourcePoolService {
         let agenda_id = &token.agenda_id;
         let progress_id = progress.id.clone().ok_or_else(|| Error::invalid("progress update without an id"))?;
         loop {
-            let mut stored: AgendaProgress = match cache.stored.take() {
-                Some(s) if s.id.as_deref() == Some(progress_id.as_str()) => s,
-                _ => inner.store.fetch(&progress_id).await?,
+            let (mut stored, from_cache): (AgendaProgress, bool) = match cache.stored.take() {
+                Some(s) if s.id.as_deref() == Some(progress_id.as_str()) => (s, true),
+                _ => (inner.store.fetch(&progress_id).await?, false),
             };
             if stored.agenda_id.as_deref() != Some(agenda_id.as_str()) {
                 return Err(Error::Forbidden(format!("progress {progress_id} does not belong to agenda {agenda_id}")));
@@ -295,6 +295,11 @@ impl ResourcePoolService {
                 rows.push((name, row));
             }
             if writes.is_empty() && !progress_changed {
+                if from_cache {
+                    // Nothing to write (typically a heartbeat): read the progress instead, so that a
+                    // cancel or a newer lease made elsewhere stops this executor as a write would.
+                    continue;
+                }
                 cache.stored = Some(before);
                 return Ok(());
             }
@@ -503,7 +508,7 @@ mod tests {
         let v0 = version(&pop, Kind::AgendaProgress, &progress_id).await;
         let a0 = version(&pop, Kind::OperationProgress, &op_id("a")).await;
 
-        // nothing changed since get_agendas: no write
+        // nothing changed since get_agendas: no write (a read instead)
         pool.write_progress_with(&token, &snapshot, &[], &mut cache).await.unwrap();
         assert_eq!(version(&pop, Kind::AgendaProgress, &progress_id).await, v0);
 
@@ -524,8 +529,13 @@ mod tests {
         assert_eq!(version(&pop, Kind::AgendaProgress, &progress_id).await, v0 + 2);
         assert!(cache.deadline.unwrap() > lease.deadline, "the lease was not extended");
 
-        // a cancel in between is seen: the cached progress is stale, the CAS fails, the re-read refuses
+        // a cancel in between is seen: a publish with nothing to write re-reads the progress and refuses;
+        // one with a change fails its CAS on the stale cached progress, re-reads and refuses
         pop.agendas().cancel(&su, &agenda_id).await.unwrap();
+        let err = pool.write_progress_with(&token, &snapshot, &[], &mut cache).await.unwrap_err();
+        assert!(err.is_conflict() && err.to_string().contains("cancelled"), "{err}");
+        // (a fresh cache from the lease, with a deadline far enough not to extend: the CAS path)
+        let mut cache = WriteCache::seeded(pop.inner.now() + 600_000, &progress);
         let mut b = progress.operation_progress.iter().find(|o| o.operation.as_deref() == Some("b")).unwrap().clone();
         b.processing_state = ProcessingState::Executing;
         let err = pool.write_progress_with(&token, &snapshot, &[b], &mut cache).await.unwrap_err();
