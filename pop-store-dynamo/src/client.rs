@@ -201,6 +201,19 @@ impl Db {
     }
 }
 
+impl Db {
+    /// [`Db::call`] retrying only transient failures, with the SDK error turned into a [`DynamoError`]
+    /// that names `action`.
+    pub(crate) async fn request<T, E, F, Fut>(&self, action: impl Fn() -> String, send: F) -> Result<T, DynamoError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.call(&action, no_extra, send).await.map_err(|e| DynamoError::from_sdk(action(), &e))
+    }
+}
+
 /// Never retry beyond the transient codes.
 pub(crate) fn no_extra<E, R>(_: &SdkError<E, R>) -> bool {
     false

@@ -117,9 +117,8 @@ impl Db {
             while let Some(ka) = pending.take() {
                 rounds += 1;
                 let res = self
-                    .call(action, no_extra, || self.client.batch_get_item().request_items(table, ka.clone()).send())
-                    .await
-                    .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+                    .request(action, || self.client.batch_get_item().request_items(table, ka.clone()).send())
+                    .await?;
                 out.extend(res.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
                 pending = res.unprocessed_keys.and_then(|mut u| u.remove(table)).filter(|k| !k.keys().is_empty());
                 if pending.is_some() {

@@ -322,7 +322,7 @@ impl QueueBackend for DynamoQueue {
         let action = || format!("GetItem agenda {agenda_id} in insight {insight_id}'s queue (table {table})");
         let res = self
             .db
-            .call(action, no_extra, || {
+            .request(action, || {
                 self.db
                     .client
                     .get_item()
@@ -332,8 +332,7 @@ impl QueueBackend for DynamoQueue {
                     .projection_expression("a")
                     .send()
             })
-            .await
-            .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+            .await?;
         Ok(res.item.is_some_and(|i| !i.is_empty()))
     }
 
@@ -342,7 +341,7 @@ impl QueueBackend for DynamoQueue {
         let action = || format!("DeleteItem agenda {agenda_id} from insight {insight_id}'s queue (table {table})");
         let res = self
             .db
-            .call(action, no_extra, || {
+            .request(action, || {
                 self.db
                     .client
                     .delete_item()
@@ -351,8 +350,7 @@ impl QueueBackend for DynamoQueue {
                     .return_values(ReturnValue::AllOld)
                     .send()
             })
-            .await
-            .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+            .await?;
         Ok(res.attributes.is_some_and(|a| !a.is_empty()))
     }
 }

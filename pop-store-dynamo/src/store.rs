@@ -453,20 +453,16 @@ impl DynamoStore {
                 let item = Self::ready_item(entry)?;
                 let action = || format!("PutItem ready entry of agenda {agenda_id} in table {table}");
                 self.db
-                    .call(action, no_extra, || {
-                        self.db.client.put_item().table_name(table).set_item(Some(item.clone())).send()
-                    })
-                    .await
-                    .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+                    .request(action, || self.db.client.put_item().table_name(table).set_item(Some(item.clone())).send())
+                    .await?;
             }
             None => {
                 let action = || format!("DeleteItem ready entry of agenda {agenda_id} in table {table}");
                 self.db
-                    .call(action, no_extra, || {
+                    .request(action, || {
                         self.db.client.delete_item().table_name(table).set_key(Some(ready_key(agenda_id))).send()
                     })
-                    .await
-                    .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+                    .await?;
             }
         }
         Ok(())
@@ -509,7 +505,7 @@ impl Store for DynamoStore {
         let action = || format!("GetItem {kind} {id} in table {table}");
         let res = self
             .db
-            .call(action, no_extra, || {
+            .request(action, || {
                 self.db
                     .client
                     .get_item()
@@ -518,8 +514,7 @@ impl Store for DynamoStore {
                     .consistent_read(true)
                     .send()
             })
-            .await
-            .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+            .await?;
         res.item.map(|item| Self::decode_record(kind, &item)).transpose()
     }
 
@@ -696,7 +691,7 @@ impl Store for DynamoStore {
         let action = || format!("GetItem ready entry of agenda {agenda_id} in table {table}");
         let res = self
             .db
-            .call(action, no_extra, || {
+            .request(action, || {
                 self.db
                     .client
                     .get_item()
@@ -705,8 +700,7 @@ impl Store for DynamoStore {
                     .consistent_read(true)
                     .send()
             })
-            .await
-            .map_err(|e| DynamoError::from_sdk(action(), &e))?;
+            .await?;
         res.item.map(|item| get_ready(&item, At { kind: "readyAgenda", id: agenda_id })).transpose()
     }
 
