@@ -1,6 +1,6 @@
 //! `Query` with DynamoDB's 1 MB pages folded into POP's pages.
 
-use crate::client::{Db, no_extra};
+use crate::client::Db;
 use crate::codec::Item;
 use crate::error::DynamoError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
@@ -32,27 +32,11 @@ impl Db {
         loop {
             let remaining = want.saturating_sub(out.len()).clamp(1, i32::MAX as usize) as i32;
             let res = self
-                .call(
+                .request(
                     || format!("Query {} in table {}", spec.what, spec.table),
-                    no_extra,
-                    || {
-                        self.client
-                            .query()
-                            .table_name(spec.table)
-                            .set_index_name(spec.index.map(str::to_owned))
-                            .key_condition_expression(spec.key_condition)
-                            .set_filter_expression(spec.filter.map(str::to_owned))
-                            .set_expression_attribute_names((!spec.names.is_empty()).then(|| spec.names.clone()))
-                            .set_expression_attribute_values(Some(spec.values.clone()))
-                            .set_exclusive_start_key(start.clone())
-                            // Base-table reads are strongly consistent; GSIs only offer eventual.
-                            .consistent_read(spec.index.is_none())
-                            .limit(remaining)
-                            .send()
-                    },
+                    || self.query(spec, start.clone()).limit(remaining).send(),
                 )
-                .await
-                .map_err(|e| DynamoError::from_sdk(format!("Query {} in table {}", spec.what, spec.table), &e))?;
+                .await?;
             let lek = res.last_evaluated_key.filter(|k| !k.is_empty());
             out.extend(res.items.unwrap_or_default());
             match lek {
@@ -62,34 +46,36 @@ impl Db {
         }
     }
 
+    /// The request for one page of `spec` from `start`.
+    fn query(
+        &self,
+        spec: &QuerySpec<'_>,
+        start: Option<Item>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(spec.table)
+            .set_index_name(spec.index.map(str::to_owned))
+            .key_condition_expression(spec.key_condition)
+            .set_filter_expression(spec.filter.map(str::to_owned))
+            .set_expression_attribute_names((!spec.names.is_empty()).then(|| spec.names.clone()))
+            .set_expression_attribute_values(Some(spec.values.clone()))
+            .set_exclusive_start_key(start)
+            // Base-table reads are strongly consistent; GSIs only offer eventual.
+            .consistent_read(spec.index.is_none())
+    }
+
     /// Counts the items of a query (all pages).
     pub(crate) async fn query_count(&self, spec: &QuerySpec<'_>) -> Result<usize> {
         let mut start: Option<Item> = None;
         let mut total = 0usize;
         loop {
             let res = self
-                .call(
+                .request(
                     || format!("Query (count) {} in table {}", spec.what, spec.table),
-                    no_extra,
-                    || {
-                        self.client
-                            .query()
-                            .table_name(spec.table)
-                            .set_index_name(spec.index.map(str::to_owned))
-                            .key_condition_expression(spec.key_condition)
-                            .set_filter_expression(spec.filter.map(str::to_owned))
-                            .set_expression_attribute_names((!spec.names.is_empty()).then(|| spec.names.clone()))
-                            .set_expression_attribute_values(Some(spec.values.clone()))
-                            .set_exclusive_start_key(start.clone())
-                            .consistent_read(spec.index.is_none())
-                            .select(aws_sdk_dynamodb::types::Select::Count)
-                            .send()
-                    },
+                    || self.query(spec, start.clone()).select(aws_sdk_dynamodb::types::Select::Count).send(),
                 )
-                .await
-                .map_err(|e| {
-                    DynamoError::from_sdk(format!("Query (count) {} in table {}", spec.what, spec.table), &e)
-                })?;
+                .await?;
             total += usize::try_from(res.count).unwrap_or(0);
             match res.last_evaluated_key.filter(|k| !k.is_empty()) {
                 Some(k) => start = Some(k),
