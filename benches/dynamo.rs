@@ -20,14 +20,11 @@
 
 use criterion::{Criterion, Throughput};
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
+use pop_benches::store::{customer_record, ready, submit_batch};
 use pop_core::authz::Principal;
-use pop_core::model::{
-    Agenda, AgendaProgress, Customer, Insight, Millis, OperationProgress, ProcessingState, ReadyAgenda,
-};
+use pop_core::model::{Agenda, AgendaProgress, Insight, Millis, ProcessingState};
 use pop_core::queue::QueueBackend;
-use pop_core::store::{
-    IndexField, Kind, PageRequest, Record, Store, StoreExt, WriteOp, create_op, to_record, update_op,
-};
+use pop_core::store::{IndexField, Kind, PageRequest, Store, StoreExt, WriteOp, update_op};
 use pop_store_dynamo::{DynamoBackend, DynamoConfig, RequestCounts};
 use serde_json::json;
 use std::sync::Arc;
@@ -44,64 +41,6 @@ fn unique(prefix: &str) -> String {
 
 fn now() -> Millis {
     pop_core::testing::wall_clock()
-}
-
-fn ready(insight: &str, agenda_id: &str) -> ReadyAgenda {
-    ReadyAgenda {
-        id: format!("{agenda_id}.r"),
-        insight_id: insight.into(),
-        agenda_id: agenda_id.into(),
-        customer_id: "acme".into(),
-        added: now(),
-        priority: 0,
-    }
-}
-
-/// The submit batch of an agenda with 10 operations: agenda, its progress, 10 operation progresses
-/// and the ready entry (13 writes, one transaction).
-fn submit_batch(agenda_id: &str, insight: &str) -> (Vec<WriteOp>, AgendaProgress, Vec<OperationProgress>) {
-    let customer = "acme".to_owned();
-    let mut ops = Vec::with_capacity(13);
-    let mut a = Agenda {
-        id: Some(agenda_id.into()),
-        customer_id: Some(customer.clone()),
-        title: Some("bench".into()),
-        ..Default::default()
-    };
-    ops.push(create_op(&mut a).expect("agenda"));
-    let pid = format!("{agenda_id}.p");
-    let mut p = AgendaProgress {
-        id: Some(pid.clone()),
-        customer_id: Some(customer.clone()),
-        agenda_id: Some(agenda_id.into()),
-        ..Default::default()
-    };
-    ops.push(create_op(&mut p).expect("progress"));
-    let mut op_progress = Vec::new();
-    for i in 0..10 {
-        let mut op = OperationProgress {
-            id: Some(format!("{agenda_id}.op{i}")),
-            customer_id: Some(customer.clone()),
-            agenda_progress_id: Some(pid.clone()),
-            ..Default::default()
-        };
-        ops.push(create_op(&mut op).expect("operation progress"));
-        op_progress.push(op);
-    }
-    ops.push(WriteOp::ReadyInsert(ready(insight, agenda_id)));
-    (ops, p, op_progress)
-}
-
-fn customer_record(id: &str) -> Record {
-    let c = Customer {
-        id: Some(id.into()),
-        customer_id: Some(id.into()),
-        title: Some("bench".into()),
-        ..Default::default()
-    };
-    let mut r = to_record(&c).expect("customer");
-    r.version = 1;
-    r
 }
 
 /// A backend on fresh tables (moto copies a whole table for every transaction item, so each

@@ -8,9 +8,10 @@
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pop_core::model::{Agenda, AgendaProgress, Customer, Millis, OperationProgress, ReadyAgenda};
+use pop_benches::store::{customer_record, now, submit_batch};
+use pop_core::model::ReadyAgenda;
 use pop_core::queue::QueueBackend;
-use pop_core::store::{Kind, Record, Store, WriteOp, create_op, to_record};
+use pop_core::store::{Kind, Store, WriteOp};
 use pop_store_sled::{Config, FlushPolicy, SledStore};
 use std::io::Write;
 use std::sync::Arc;
@@ -21,60 +22,6 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", UNIQUE.fetch_add(1, Ordering::Relaxed))
-}
-
-fn now() -> Millis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
-}
-
-fn submit_batch(agenda_id: &str, insight: &str) -> Vec<WriteOp> {
-    let customer = "acme".to_owned();
-    let mut ops = Vec::with_capacity(13);
-    let mut a = Agenda {
-        id: Some(agenda_id.into()),
-        customer_id: Some(customer.clone()),
-        title: Some("bench".into()),
-        ..Default::default()
-    };
-    ops.push(create_op(&mut a).unwrap());
-    let pid = format!("{agenda_id}.p");
-    let mut p = AgendaProgress {
-        id: Some(pid.clone()),
-        customer_id: Some(customer.clone()),
-        agenda_id: Some(agenda_id.into()),
-        ..Default::default()
-    };
-    ops.push(create_op(&mut p).unwrap());
-    for i in 0..10 {
-        let mut op = OperationProgress {
-            id: Some(format!("{agenda_id}.op{i}")),
-            customer_id: Some(customer.clone()),
-            agenda_progress_id: Some(pid.clone()),
-            ..Default::default()
-        };
-        ops.push(create_op(&mut op).unwrap());
-    }
-    ops.push(WriteOp::ReadyInsert(ReadyAgenda {
-        id: format!("{agenda_id}.r"),
-        insight_id: insight.into(),
-        agenda_id: agenda_id.into(),
-        customer_id: customer,
-        added: now(),
-        priority: 0,
-    }));
-    ops
-}
-
-fn customer_record(id: &str) -> Record {
-    let c = Customer {
-        id: Some(id.into()),
-        customer_id: Some(id.into()),
-        title: Some("bench".into()),
-        ..Default::default()
-    };
-    let mut r = to_record(&c).unwrap();
-    r.version = 1;
-    r
 }
 
 /// Runs `iters` operations split over `writers` tasks; `op(task, i)` does one; returns the wall time.
@@ -237,7 +184,7 @@ fn store_ops(c: &mut Criterion) {
                     let s = s.clone();
                     run_concurrent(&rt, iters, writers, move |_, _| {
                         let s = s.clone();
-                        async move { s.write(submit_batch(&unique("agenda"), "bench-insight")).await.unwrap() }
+                        async move { s.write(submit_batch(&unique("agenda"), "bench-insight").0).await.unwrap() }
                     })
                 })
             });

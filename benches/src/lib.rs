@@ -2,6 +2,7 @@
 
 pub mod exec;
 pub mod sched;
+pub mod store;
 
 use pop_core::model::Agenda;
 use serde_json::json;
