@@ -399,7 +399,7 @@ impl ResourcePoolService {
         cache: &mut WriteCache,
     ) -> Result<()> {
         self.write_progress_with(token, progress, operations, cache).await?;
-        self.inner.queue.ack(&token.clone()).await.map_err(|e| lost(token, e))?;
+        self.inner.queue.ack(token).await.map_err(|e| lost(token, e))?;
         self.inner.wake.notify_waiters();
         Ok(())
     }
