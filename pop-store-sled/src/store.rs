@@ -101,7 +101,7 @@ impl SledStore {
             None => sc.temporary(true),
         };
         let path = config.path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
-        let db = sc.open().map_err(|e| sled_err(format!("open sled database at {}", path.display()), e))?;
+        let db = open_db(&sc, &path)?;
         check_format(&db, &path)?;
         let open = |name: &str| db.open_tree(name).map_err(|e| sled_err(format!("open tree {name}"), e));
         let obj = Kind::ALL.iter().map(|k| open(&format::obj_tree(*k))).collect::<Result<Vec<_>>>()?;
@@ -245,6 +245,35 @@ impl SledStore {
         }
         crate::queue::check_queue_integrity(&self.inner.q, &mut r)?;
         Ok(r)
+    }
+}
+
+/// How long opening waits for the database's file lock: a store dropped in this process may hold it for a
+/// moment while sled's background threads finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database, waiting up to [`LOCK_WAIT`] while its lock is held; after that the error
+/// says that another process (or an open store) has the directory.
+fn open_db(sc: &sled::Config, path: &std::path::Path) -> Result<sled::Db> {
+    let until = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sc.open() {
+            Ok(db) => return Ok(db),
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= until {
+                    return Err(sled_err(
+                        format!(
+                            "open sled database at {}: it is in use by another process or another open store \
+                             (waited {LOCK_WAIT:?} for its lock); stop that one first",
+                            path.display()
+                        ),
+                        e,
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(sled_err(format!("open sled database at {}", path.display()), e)),
+        }
     }
 }
 

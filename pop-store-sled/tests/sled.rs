@@ -43,6 +43,19 @@ async fn data_survives_reopen_and_is_consistent() {
     }
 }
 
+/// A directory held by an open store cannot be opened a second time: after waiting for the lock, the
+/// error says the database is in use; once the first store is dropped, it opens at once.
+#[tokio::test]
+async fn a_database_in_use_is_a_clear_error_and_opens_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = on_disk(dir.path(), FlushPolicy::GroupCommit { max_delay_ms: 1 });
+    let err = SledStore::open(Config::new(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("in use by another process or another open store"), "{err}");
+    drop(first);
+    let again = SledStore::open(Config::new(dir.path()));
+    assert!(again.is_ok(), "reopen after drop: {:?}", again.err());
+}
+
 #[tokio::test]
 async fn unknown_format_version_is_a_typed_error_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
