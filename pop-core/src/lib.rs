@@ -10,6 +10,7 @@
 //! * [`visibility`]: who may see and change what, as pure functions;
 //! * the traits the backends implement: [`store::Store`], [`queue::QueueBackend`],
 //!   [`sched::SchedulingAlgorithm`], [`authz::Authorizer`], [`runtime::PodRuntime`];
+//! * [`clock`]: time as a dependency ([`clock::Clock`]), so every loop and the executor read one clock;
 //! * [`memory`]: thread-safe in-memory reference backends;
 //! * `testing` (feature `testing`): the conformance suite every backend runs.
 //!
@@ -28,6 +29,7 @@
 //! ```
 
 pub mod authz;
+pub mod clock;
 pub mod compat;
 pub mod error;
 pub mod memory;

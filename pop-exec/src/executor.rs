@@ -17,6 +17,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use pop_core::Result;
+use pop_core::clock::{Clock, SystemClock};
 use pop_core::model::{Agenda, AgendaProgress, DiagnosticEvent, Millis, Operation, OperationProgress, Params};
 use pop_core::runtime::{LaunchRequest, Launched, PodRuntime, RuntimeEvent};
 use serde_json::Value;
@@ -99,6 +100,7 @@ pub struct Executor {
     runtime: Arc<dyn PodRuntime>,
     sink: Arc<dyn ProgressSink>,
     opts: ExecutorOptions,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -107,28 +109,36 @@ impl std::fmt::Debug for Executor {
     }
 }
 
-/// Epoch milliseconds from tokio's clock (so paused test time drives retries and timeouts too).
-struct Clock {
+/// Epoch milliseconds that advance with tokio's clock (so paused test time drives retries and timeouts
+/// too): the executor's default [`Clock`] when none is given.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
     base_ms: Millis,
     base: Instant,
 }
 
-impl Clock {
-    fn new() -> Self {
-        let base_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as Millis)
-            .unwrap_or_default();
-        Self { base_ms, base: Instant::now() }
+impl TokioClock {
+    /// The system time now, advancing with tokio's clock from here on.
+    pub fn new() -> Self {
+        Self { base_ms: SystemClock.now(), base: Instant::now() }
     }
+}
 
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
     fn now(&self) -> Millis {
         self.base_ms + self.base.elapsed().as_millis() as Millis
     }
+}
 
-    fn instant(&self, at: Millis) -> Instant {
-        self.base + Duration::from_millis(at.saturating_sub(self.base_ms).max(0) as u64)
-    }
+/// The tokio instant at which `clock` reads `at` (now, if `at` has passed).
+fn instant_at(clock: &dyn Clock, at: Millis) -> Instant {
+    Instant::now() + Duration::from_millis(at.saturating_sub(clock.now()).max(0) as u64)
 }
 
 enum Item {
@@ -159,7 +169,7 @@ const BATCH: usize = 256;
 
 struct Run<'e> {
     exec: &'e Executor,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     machine: Machine,
     template: LaunchRequest,
     launching: FuturesUnordered<BoxFuture<'e, (AttemptKey, LaunchResult)>>,
@@ -174,7 +184,14 @@ struct Run<'e> {
 impl Executor {
     /// An executor.
     pub fn new(runtime: Arc<dyn PodRuntime>, sink: Arc<dyn ProgressSink>, opts: ExecutorOptions) -> Self {
-        Self { runtime, sink, opts }
+        Self { runtime, sink, opts, clock: None }
+    }
+
+    /// Reads time from `clock` (the engine's), for the progress rows' timestamps, retry backoffs and
+    /// timeouts. Without one, a [`TokioClock`] started at each run.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Runs `agenda` to its end (resuming from `prior` if given) and returns its final progress, with every
@@ -186,7 +203,7 @@ impl Executor {
         prior: Option<AgendaProgress>,
         cancel: CancelToken,
     ) -> Result<AgendaProgress> {
-        let clock = Clock::new();
+        let clock: Arc<dyn Clock> = self.clock.clone().unwrap_or_else(|| Arc::new(TokioClock::new()));
         let template = LaunchRequest {
             agenda_id: agenda.id.clone().unwrap_or_default(),
             agenda_progress_id: agenda.progress_id.clone().or_else(|| prior.as_ref().and_then(|p| p.id.clone())),
@@ -281,7 +298,7 @@ impl<'e> Run<'e> {
                 return Ok(full);
             }
             // Timers: the machine's next wake-up, the coalesced publish.
-            let next = self.machine.next_wakeup().map(|at| self.clock.instant(at));
+            let next = self.machine.next_wakeup().map(|at| instant_at(self.clock.as_ref(), at));
             if next != wake_at {
                 wake_at = next;
                 wake.as_mut().reset(next.unwrap_or(far));

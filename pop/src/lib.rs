@@ -3,17 +3,18 @@
 //! POP (Priority Operation Processing) is a multi-tenant workflow orchestrator you embed in a Rust
 //! application. This facade composes an instance from the POP crates:
 //!
-//! * [`Pop`] and its [`PopBuilder`]: store, queue, runtime(s), authorizer, scheduling algorithms,
-//!   configuration;
-//! * the services ([`services`]): agendas (submit, run a template, rerun, cancel, query), progress
-//!   (progress, summary by linkId, explain), the resource-pool API (leases, heartbeat, fenced progress,
+//! * [`Pop`] (an [`Engine`] with a builder) and its [`PopBuilder`]: store, queue, runtime(s),
+//!   authorizer, scheduling algorithms, configuration, clock;
+//! * the engine's services ([`services`]): agendas (submit, run a template, rerun, cancel, query),
+//!   progress (progress, summary by linkId, explain), the resource-pool API (leases, fenced progress,
 //!   generated operations, completion) and CRUD with visibility;
-//! * the loops: the scheduler (one per insight across instances), pool workers, the reclaimer.
+//! * the engine's loops: the scheduler (one per insight across instances), pool workers, the
+//!   reclaimer, the timed processes.
 //!
-//! Features: `sled` and `process` (default) wire the embedded store and the local-process runtime;
-//! `dynamo` adds the DynamoDB store and queue ([`PopBuilder::dynamo`], `pop::dynamo`) for several
-//! instances on several machines; `k8s` runs handlers as Kubernetes Pods ([`PopBuilder::k8s_runtime`],
-//! `pop::k8s`); `cli` builds the `pop` command (with `pop worker`).
+//! Features pick the backends: `sled` and `process` (default) wire the embedded store and the
+//! local-process runtime; `dynamo` adds the DynamoDB store and queue ([`PopBuilder::dynamo`],
+//! `pop::dynamo`) for several instances on several machines; `k8s` runs handlers as Kubernetes Pods
+//! (`PopBuilder::k8s_runtime`, `pop::k8s`). The `pop` command-line tool is the `pop-cli` package.
 //!
 //! ```no_run
 //! # async fn demo() -> pop_core::Result<()> {
@@ -30,28 +31,17 @@
 
 #[cfg(any(feature = "sled", feature = "dynamo", feature = "k8s"))]
 mod backends;
-#[cfg(feature = "cli")]
-pub mod cli;
-pub mod clock;
-pub mod config;
+mod builder;
 #[cfg(all(feature = "sled", feature = "process"))]
 pub mod embedded;
-mod instance;
-pub mod reclaimer;
-pub mod rerun;
-pub mod router;
-mod scheduler;
-pub mod services;
-pub mod timed;
-mod traced;
-mod worker;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{PopConfig, WorkerConfig};
-pub use instance::{Pop, PopBuilder};
-pub use router::RuntimeRouter;
+pub use builder::{Pop, PopBuilder};
+pub use pop_core::clock::{Clock, ManualClock, SystemClock};
+pub use pop_engine::{Engine, EngineParts, PopConfig, RuntimeRouter, WorkerConfig};
+pub use pop_engine::{config, reclaimer, rerun, router, services, timed};
 
 pub use pop_core as core;
+pub use pop_engine as engine;
 pub use pop_exec as exec;
 #[cfg(feature = "k8s")]
 pub use pop_runtime_k8s as k8s;

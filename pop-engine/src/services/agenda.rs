@@ -1,7 +1,7 @@
 //! Agenda services: submit, run a template, rerun, cancel, get, query.
 
 use super::{forbidden, new_id};
-use crate::instance::Inner;
+use crate::context::Ctx;
 use pop_core::authz::Principal;
 use pop_core::model::{
     Agenda, AgendaInsight, AgendaProgress, AgendaTemplate, Conclusion, Customer, DiagnosticEvent, Insight,
@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// Agenda services.
 #[derive(Clone)]
 pub struct AgendaService {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) ctx: Arc<Ctx>,
 }
 
 /// How a rerun resets an agenda (the original's `RerunAgendaRequest.params`).
@@ -74,7 +74,7 @@ impl AgendaService {
     /// Submits one agenda: authorize, validate, select the insight, then write the agenda, its
     /// progress, one progress per operation and the ready entry atomically. Returns the stored agenda.
     pub async fn submit(&self, principal: &Principal, agenda: Agenda) -> Result<Agenda> {
-        let inner = &self.inner;
+        let ctx = &self.ctx;
         let customer_id = match agenda.customer_id.as_deref().map(str::trim) {
             Some(c) if !c.is_empty() => c.to_owned(),
             _ => return Err(Error::problems(vec![Problem::new("customerId is required").field("customerId")])),
@@ -82,13 +82,13 @@ impl AgendaService {
         if !can_create(principal, &agenda) {
             return Err(forbidden(principal, &format!("submit agendas for customer {customer_id}")));
         }
-        pop_core::validate::validate_agenda(&agenda, &inner.config.validation)?;
-        let customer: Customer = inner.store.get_obj(&customer_id).await?.ok_or_else(|| Error::NotFound {
+        pop_core::validate::validate_agenda(&agenda, &ctx.config.validation)?;
+        let customer: Customer = ctx.store.get_obj(&customer_id).await?.ok_or_else(|| Error::NotFound {
             kind: "customer".into(),
             id: format!("{customer_id} (create the customer before submitting)"),
         })?;
         let insight = self.select_insight(&agenda, &customer).await?;
-        let now = inner.now();
+        let now = ctx.now();
         let mut agenda = agenda;
         let agenda_id = new_id();
         let progress_id = new_id();
@@ -120,10 +120,10 @@ impl AgendaService {
         if let Some(r) = ready {
             writes.push(WriteOp::ReadyInsert(r));
         }
-        write_ordered(inner, writes).await?;
+        write_ordered(ctx, writes).await?;
         metrics::counter!("pop_agendas_submitted_total").increment(1);
         tracing::info!(agenda_id = %agenda_id, cid = ?agenda.cid, customer = %customer_id, insight = ?insight.id, "agenda submitted");
-        inner.wake.notify_waiters();
+        ctx.signals.wake.notify_waiters();
         Ok(agenda)
     }
 
@@ -145,7 +145,7 @@ impl AgendaService {
         payload: &serde_json::Value,
     ) -> Result<Agenda> {
         let template: AgendaTemplate = self
-            .inner
+            .ctx
             .store
             .get_obj(template_id)
             .await?
@@ -170,7 +170,7 @@ impl AgendaService {
 
     /// The agenda, if the caller may see it.
     pub async fn get(&self, principal: &Principal, agenda_id: &str) -> Result<Agenda> {
-        self.inner
+        self.ctx
             .store
             .get_obj::<Agenda>(agenda_id)
             .await?
@@ -186,15 +186,15 @@ impl AgendaService {
         value: &str,
         page: PageRequest,
     ) -> Result<Page<Agenda>> {
-        let mut p = self.inner.store.query_obj::<Agenda>(field, value, page).await?;
+        let mut p = self.ctx.store.query_obj::<Agenda>(field, value, page).await?;
         p.items.retain(|a| can_read(principal, a));
         Ok(p)
     }
 
     /// Reruns an agenda (`resetAll` by default, `continue`, `operationsToReset`, `skipExecution`).
     pub async fn rerun(&self, principal: &Principal, agenda_id: &str, options: RerunOptions) -> Result<AgendaProgress> {
-        let inner = &self.inner;
-        let agenda: Agenda = inner
+        let ctx = &self.ctx;
+        let agenda: Agenda = ctx
             .store
             .get_obj(agenda_id)
             .await?
@@ -204,20 +204,20 @@ impl AgendaService {
             return Err(forbidden(principal, &format!("rerun agenda {agenda_id}")));
         }
         let progress_id = agenda.progress_id.clone().ok_or_else(|| Error::not_found("agendaProgress", agenda_id))?;
-        let progress = inner.progress_full(&progress_id).await?;
+        let progress = ctx.progress_full(&progress_id).await?;
         if progress.processing_state == ProcessingState::Executing {
             return Err(Error::Conflict(format!(
                 "agenda {agenda_id} is executing: wait for it to finish or cancel it before a rerun"
             )));
         }
-        crate::rerun::reset(inner, agenda, progress, &options).await
+        crate::rerun::reset(ctx, agenda, progress, &options).await
     }
 
     /// Cancels an agenda in any state: queued work is dropped, running handlers are killed, the agenda
     /// ends COMPLETE/`cancelled`. Cancelling a finished agenda changes nothing.
     pub async fn cancel(&self, principal: &Principal, agenda_id: &str) -> Result<AgendaProgress> {
-        let inner = &self.inner;
-        let agenda: Agenda = inner
+        let ctx = &self.ctx;
+        let agenda: Agenda = ctx
             .store
             .get_obj(agenda_id)
             .await?
@@ -230,34 +230,31 @@ impl AgendaService {
         // Mark cancelled first: a running executor's next progress write is then refused, which stops it
         // wherever it runs.
         let cancelled_now = loop {
-            let mut p: AgendaProgress = inner.store.fetch(&progress_id).await?;
+            let mut p: AgendaProgress = ctx.store.fetch(&progress_id).await?;
             if p.processing_state == ProcessingState::Complete {
                 break false;
             }
-            let now = inner.now();
+            let now = ctx.now();
             p.processing_state = ProcessingState::Complete;
             p.processing_state_message = Some(Conclusion::Cancelled.as_str().into());
             p.completed_time = Some(now);
             p.updated_time = Some(now);
             p.diagnostic_events.push(DiagnosticEvent::new(format!("cancelled by {}", principal.user_id), now));
-            match inner.store.update_obj(&mut p).await {
+            match ctx.store.update_obj(&mut p).await {
                 Ok(()) => break true,
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e),
             }
         };
         if cancelled_now {
-            inner.store.write(vec![WriteOp::ReadyRemove { agenda_id: agenda_id.to_owned() }]).await?;
+            ctx.store.write(vec![WriteOp::ReadyRemove { agenda_id: agenda_id.to_owned() }]).await?;
             if let Some(insight) = agenda.insight_id() {
-                inner.queue.remove(insight, agenda_id).await?;
+                ctx.queue.remove(insight, agenda_id).await?;
             }
-            let token = inner.running.lock().ok().and_then(|r| r.get(agenda_id).cloned());
-            if let Some(t) = token {
-                t.cancel();
-            }
+            ctx.signals.running.cancel(agenda_id);
             tracing::info!(agenda_id, "agenda cancelled");
         }
-        inner.progress_full(&progress_id).await
+        ctx.progress_full(&progress_id).await
     }
 
     async fn select_insight(&self, agenda: &Agenda, customer: &Customer) -> Result<Insight> {
@@ -270,7 +267,7 @@ impl AgendaService {
                 .field("resourcePoolId"),
             ])
         })?;
-        let insights: Vec<Insight> = self.inner.store.query_all(IndexField::ResourcePoolId, pool).await?;
+        let insights: Vec<Insight> = self.ctx.store.query_all(IndexField::ResourcePoolId, pool).await?;
         pop_sched::select_insight(agenda, customer, &insights).cloned()
     }
 }
@@ -335,15 +332,15 @@ pub(crate) fn ready_entry(agenda: &Agenda, now: i64) -> ReadyAgenda {
 
 /// Writes atomically when the store allows a batch this large; otherwise in chunks, in the given
 /// order (callers put the ready entry last, so a crash leaves no queued agenda without its rows).
-pub(crate) async fn write_ordered(inner: &Inner, writes: Vec<WriteOp>) -> Result<()> {
-    let max = inner.store.max_batch().max(1);
+pub(crate) async fn write_ordered(ctx: &Ctx, writes: Vec<WriteOp>) -> Result<()> {
+    let max = ctx.store.max_batch().max(1);
     if writes.len() <= max {
-        return inner.store.write(writes).await;
+        return ctx.store.write(writes).await;
     }
     let mut writes = writes;
     while !writes.is_empty() {
         let rest = writes.split_off(writes.len().min(max));
-        inner.store.write(std::mem::replace(&mut writes, rest)).await?;
+        ctx.store.write(std::mem::replace(&mut writes, rest)).await?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! attempts); EXECUTING agendas that lost their queue item and stopped heartbeating are re-queued the
 //! same way; WAITING agendas found in neither the ready set nor a queue are re-queued (repair).
 
-use crate::instance::Inner;
+use crate::context::Ctx;
 use crate::services::agenda_internals::ready_entry;
 use pop_core::Result;
 use pop_core::model::{Agenda, AgendaProgress, Conclusion, DiagnosticEvent, PENDING, ProcessingState};
@@ -22,40 +22,54 @@ pub struct ReclaimReport {
     pub repaired: usize,
 }
 
-pub(crate) async fn run(inner: Arc<Inner>) {
-    let mut last_repair = 0i64;
-    loop {
-        tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(inner.config.reclaim_interval) => {}
-        }
-        if let Err(e) = reclaim(&inner).await {
-            tracing::warn!(error = %e, "reclaimer pass failed");
-        }
-        let now = inner.now();
-        if now - last_repair >= inner.config.repair_interval.as_millis() as i64 {
-            last_repair = now;
-            if let Err(e) = repair(&inner).await {
-                tracing::warn!(error = %e, "repair pass failed");
+/// The reclaimer loop: reclaims every `reclaim_interval`, repairs every `repair_interval`.
+pub(crate) struct Reclaimer {
+    ctx: Arc<Ctx>,
+    /// When the last repair pass ran (epoch ms).
+    last_repair: i64,
+}
+
+impl Reclaimer {
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        Self { ctx, last_repair: 0 }
+    }
+
+    pub async fn run(mut self) {
+        let ctx = self.ctx.clone();
+        loop {
+            tokio::select! {
+                _ = ctx.signals.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(ctx.config.reclaim_interval) => {}
+            }
+            if let Err(e) = reclaim(&ctx).await {
+                tracing::warn!(error = %e, "reclaimer pass failed");
+            }
+            let now = ctx.now();
+            if now - self.last_repair >= ctx.config.repair_interval.as_millis() as i64 {
+                self.last_repair = now;
+                if let Err(e) = repair(&ctx).await {
+                    tracing::warn!(error = %e, "repair pass failed");
+                }
             }
         }
     }
+
+    /// One full pass: reclaim, then repair.
+    pub async fn run_once(&mut self) -> Result<ReclaimReport> {
+        let mut r = reclaim(&self.ctx).await?;
+        r.repaired = repair(&self.ctx).await?.repaired;
+        self.last_repair = self.ctx.now();
+        Ok(r)
+    }
 }
 
-/// One full pass: reclaim, then repair.
-pub(crate) async fn run_once(inner: &Inner) -> Result<ReclaimReport> {
-    let mut r = reclaim(inner).await?;
-    r.repaired = repair(inner).await?.repaired;
-    Ok(r)
-}
-
-async fn reclaim(inner: &Inner) -> Result<ReclaimReport> {
+async fn reclaim(ctx: &Ctx) -> Result<ReclaimReport> {
     let mut report = ReclaimReport::default();
-    for insight in crate::scheduler::all_insights(inner).await? {
+    for insight in ctx.insights().await? {
         let Some(insight_id) = insight.id.as_deref() else { continue };
-        let expired = inner.queue.expired(insight_id, inner.now(), 100).await?;
+        let expired = ctx.queue.expired(insight_id, ctx.now(), 100).await?;
         for lease in expired {
-            match reclaim_lease(inner, &lease).await {
+            match reclaim_lease(ctx, &lease).await {
                 Ok(Some(true)) => report.failed += 1,
                 Ok(Some(false)) => report.requeued += 1,
                 Ok(None) => {}
@@ -65,35 +79,35 @@ async fn reclaim(inner: &Inner) -> Result<ReclaimReport> {
     }
     if report.requeued + report.failed > 0 {
         metrics::counter!("pop_reclaims_total").increment((report.requeued + report.failed) as u64);
-        inner.wake.notify_waiters();
+        ctx.signals.wake.notify_waiters();
     }
     Ok(report)
 }
 
 /// `Some(true)` failed for good, `Some(false)` re-queued, `None` nothing to do.
-async fn reclaim_lease(inner: &Inner, lease: &Lease) -> Result<Option<bool>> {
+async fn reclaim_lease(ctx: &Ctx, lease: &Lease) -> Result<Option<bool>> {
     let agenda_id = &lease.token.agenda_id;
-    let Some(agenda) = inner.store.get_obj::<Agenda>(agenda_id).await? else {
-        let _ = inner.queue.ack(&lease.token).await;
+    let Some(agenda) = ctx.store.get_obj::<Agenda>(agenda_id).await? else {
+        let _ = ctx.queue.ack(&lease.token).await;
         return Ok(None);
     };
     let Some(progress_id) = agenda.progress_id.clone() else { return Ok(None) };
     loop {
-        let mut p: AgendaProgress = inner.store.fetch(&progress_id).await?;
+        let mut p: AgendaProgress = ctx.store.fetch(&progress_id).await?;
         if p.processing_state == ProcessingState::Complete {
-            let _ = inner.queue.ack(&lease.token).await;
+            let _ = ctx.queue.ack(&lease.token).await;
             return Ok(None);
         }
-        let out_of_attempts = count_lost_attempt(inner, &mut p, &format!("lease epoch {} expired", lease.token.epoch));
-        match inner.store.update_obj(&mut p).await {
+        let out_of_attempts = count_lost_attempt(ctx, &mut p, &format!("lease epoch {} expired", lease.token.epoch));
+        match ctx.store.update_obj(&mut p).await {
             Ok(()) => {}
             Err(e) if e.is_conflict() => continue,
             Err(e) => return Err(e),
         }
         let r = if out_of_attempts {
-            inner.queue.ack(&lease.token).await
+            ctx.queue.ack(&lease.token).await
         } else {
-            inner.queue.release(&lease.token, inner.now()).await
+            ctx.queue.release(&lease.token, ctx.now()).await
         };
         if let Err(e) = r {
             tracing::debug!(agenda_id, error = %e, "lease changed hands during reclaim");
@@ -105,8 +119,8 @@ async fn reclaim_lease(inner: &Inner, lease: &Lease) -> Result<Option<bool>> {
 
 /// Counts a lost attempt on `p` with a diagnostic; marks it failed when out of attempts. Returns
 /// whether it is now failed.
-fn count_lost_attempt(inner: &Inner, p: &mut AgendaProgress, what: &str) -> bool {
-    let now = inner.now();
+fn count_lost_attempt(ctx: &Ctx, p: &mut AgendaProgress, what: &str) -> bool {
+    let now = ctx.now();
     p.attempts_completed += 1;
     let max = p.maximum_attempts.clamp(1, 20);
     let out = p.attempts_completed >= max;
@@ -131,27 +145,27 @@ fn count_lost_attempt(inner: &Inner, p: &mut AgendaProgress, what: &str) -> bool
     out
 }
 
-async fn repair(inner: &Inner) -> Result<ReclaimReport> {
+async fn repair(ctx: &Ctx) -> Result<ReclaimReport> {
     let mut report = ReclaimReport::default();
     let mut cursor = None;
-    let stale_ms = 2 * inner.config.lease_ttl.as_millis() as i64;
+    let stale_ms = 2 * ctx.config.lease_ttl.as_millis() as i64;
     loop {
-        let page = inner.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
+        let page = ctx.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
         for r in &page.items {
             let Ok(p) = pop_core::store::from_record::<AgendaProgress>(r) else { continue };
             let stale_exec = p.processing_state == ProcessingState::Executing
-                && p.updated_time.is_some_and(|t| inner.now() - t > stale_ms);
+                && p.updated_time.is_some_and(|t| ctx.now() - t > stale_ms);
             if p.processing_state != ProcessingState::Waiting && !stale_exec {
                 continue;
             }
             let Some(agenda_id) = p.agenda_id.clone() else { continue };
             let agenda_id = agenda_id.as_str();
-            let Some(agenda) = inner.store.get_obj::<Agenda>(agenda_id).await? else { continue };
+            let Some(agenda) = ctx.store.get_obj::<Agenda>(agenda_id).await? else { continue };
             if agenda.do_not_run() {
                 continue;
             }
             let insight_id = agenda.insight_id().unwrap_or_default();
-            if inner.store.ready_get(agenda_id).await?.is_some() || inner.queue.contains(insight_id, agenda_id).await? {
+            if ctx.store.ready_get(agenda_id).await?.is_some() || ctx.queue.contains(insight_id, agenda_id).await? {
                 continue;
             }
             let mut p = p;
@@ -159,10 +173,9 @@ async fn repair(inner: &Inner) -> Result<ReclaimReport> {
             let had_epoch = p.lease_epoch.take().is_some();
             let mut writes = Vec::new();
             if stale_exec {
-                let failed =
-                    count_lost_attempt(inner, &mut p, "execution stopped reporting and its queue item is gone");
+                let failed = count_lost_attempt(ctx, &mut p, "execution stopped reporting and its queue item is gone");
                 if failed {
-                    inner.store.write(vec![update_op(&mut p)?]).await?;
+                    ctx.store.write(vec![update_op(&mut p)?]).await?;
                     report.failed += 1;
                     continue;
                 }
@@ -170,8 +183,8 @@ async fn repair(inner: &Inner) -> Result<ReclaimReport> {
             if had_epoch || stale_exec {
                 writes.push(update_op(&mut p)?);
             }
-            writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, inner.now())));
-            match inner.store.write(writes).await {
+            writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, ctx.now())));
+            match ctx.store.write(writes).await {
                 Ok(()) => {
                     tracing::info!(agenda_id, "lost agenda re-queued");
                     report.repaired += 1;
@@ -186,7 +199,7 @@ async fn repair(inner: &Inner) -> Result<ReclaimReport> {
         }
     }
     if report.repaired > 0 {
-        inner.wake.notify_waiters();
+        ctx.signals.wake.notify_waiters();
     }
     Ok(report)
 }

@@ -1,6 +1,6 @@
 //! Rerun: resetting an agenda's progress (the original's `ProgressResetProcessor`).
 
-use crate::instance::Inner;
+use crate::context::Ctx;
 use crate::services::RerunOptions;
 use crate::services::agenda_internals::{dependent_closure, ready_entry, write_ordered};
 use pop_core::model::{Agenda, AgendaProgress, OperationProgress, PENDING, ProcessingState};
@@ -40,7 +40,7 @@ pub fn plan(agenda: &Agenda, seeds: &BTreeSet<String>) -> ResetPlan {
 }
 
 pub(crate) async fn reset(
-    inner: &Inner,
+    ctx: &Ctx,
     mut agenda: Agenda,
     mut progress: AgendaProgress,
     options: &RerunOptions,
@@ -80,7 +80,7 @@ pub(crate) async fn reset(
         agenda.operations.iter().filter(|o| o.generated_parent().is_none()).map(|o| o.name.clone()).collect()
     };
     let plan = plan(&agenda, &seeds);
-    let now = inner.now();
+    let now = ctx.now();
     let mut writes = Vec::new();
     let mut kept_ops = Vec::new();
     for mut op in std::mem::take(&mut progress.operation_progress) {
@@ -120,10 +120,10 @@ pub(crate) async fn reset(
     if queue_it {
         writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, now)));
     }
-    write_ordered(inner, writes).await?;
+    write_ordered(ctx, writes).await?;
     tracing::info!(agenda_id = %agenda_id, reset = plan.reset.len(), deleted = plan.delete.len(), queued = queue_it, "agenda rerun");
     if queue_it {
-        inner.wake.notify_waiters();
+        ctx.signals.wake.notify_waiters();
     }
     progress.operation_progress = kept_ops;
     Ok(progress)

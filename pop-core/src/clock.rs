@@ -1,6 +1,6 @@
 //! Time as a dependency, so timed behaviour can be tested with a controllable clock.
 
-use pop_core::model::Millis;
+use crate::model::Millis;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A source of the current time in epoch milliseconds.

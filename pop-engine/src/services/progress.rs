@@ -1,6 +1,6 @@
 //! Progress services: an agenda's progress, the summary of a linkId, explain.
 
-use crate::instance::Inner;
+use crate::context::Ctx;
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, AgendaProgress, Conclusion, ProcessingState};
 use pop_core::store::{IndexField, PageRequest, StoreExt};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// Progress services.
 #[derive(Clone)]
 pub struct ProgressService {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) ctx: Arc<Ctx>,
 }
 
 /// The rolled-up progress of the agendas of one linkId (the original's `ProgressSummaryResponse`).
@@ -50,12 +50,12 @@ impl ProgressService {
     pub async fn agenda_progress(&self, principal: &Principal, agenda_id: &str) -> Result<AgendaProgress> {
         let agenda = self.visible_agenda(principal, agenda_id).await?;
         let progress_id = agenda.progress_id.ok_or_else(|| Error::not_found("agendaProgress", agenda_id))?;
-        self.inner.progress_full(&progress_id).await
+        self.ctx.progress_full(&progress_id).await
     }
 
     /// A progress by its own id.
     pub async fn by_id(&self, principal: &Principal, progress_id: &str) -> Result<AgendaProgress> {
-        let p = self.inner.progress_full(progress_id).await?;
+        let p = self.ctx.progress_full(progress_id).await?;
         if can_read(principal, &p) { Ok(p) } else { Err(Error::not_found("agendaProgress", progress_id)) }
     }
 
@@ -65,7 +65,7 @@ impl ProgressService {
         let mut cursor = None;
         loop {
             let page = self
-                .inner
+                .ctx
                 .store
                 .query_obj::<AgendaProgress>(IndexField::LinkId, link_id, PageRequest { limit: 500, cursor })
                 .await?;
@@ -82,7 +82,7 @@ impl ProgressService {
     pub async fn explain(&self, principal: &Principal, agenda_id: &str) -> Result<Explain> {
         let agenda = self.visible_agenda(principal, agenda_id).await?;
         let progress_id = agenda.progress_id.clone().unwrap_or_default();
-        let progress: AgendaProgress = self.inner.store.fetch(&progress_id).await?;
+        let progress: AgendaProgress = self.ctx.store.fetch(&progress_id).await?;
         let state = progress.processing_state;
         let mk = |stage: &str, position: Option<usize>, reason: String| Explain {
             agenda_id: agenda_id.to_owned(),
@@ -110,14 +110,14 @@ impl ProgressService {
             ProcessingState::Waiting => {}
         }
         let insight_id = agenda.insight_id().unwrap_or_default().to_owned();
-        if self.inner.queue.contains(&insight_id, agenda_id).await? {
+        if self.ctx.queue.contains(&insight_id, agenda_id).await? {
             return Ok(mk(
                 "queued",
                 Some(0),
                 format!("in the queue of insight {insight_id}, waiting for a pool worker"),
             ));
         }
-        if self.inner.store.ready_get(agenda_id).await?.is_none() {
+        if self.ctx.store.ready_get(agenda_id).await?.is_none() {
             let why = if agenda.do_not_run() {
                 "the agenda has doNotRun"
             } else {
@@ -125,7 +125,7 @@ impl ProgressService {
             };
             return Ok(mk("not scheduled", None, why.into()));
         }
-        let explanation = crate::scheduler::explain(&self.inner, &insight_id, agenda_id).await?;
+        let explanation = crate::scheduler::explain(&self.ctx, &insight_id, agenda_id).await?;
         Ok(match explanation {
             Some(e) => mk("ready", Some(e.position), e.reason),
             None => mk("ready", None, format!("ready in insight {insight_id}")),
@@ -133,7 +133,7 @@ impl ProgressService {
     }
 
     async fn visible_agenda(&self, principal: &Principal, agenda_id: &str) -> Result<Agenda> {
-        self.inner
+        self.ctx
             .store
             .get_obj::<Agenda>(agenda_id)
             .await?

@@ -2,7 +2,7 @@
 //! heartbeats and persists progress through the fenced resource-pool service, acks at the end.
 
 use crate::config::WorkerConfig;
-use crate::instance::Inner;
+use crate::context::Ctx;
 use crate::services::pool::WriteCache;
 use crate::services::{AgendaLease, ResourcePoolService};
 use async_trait::async_trait;
@@ -14,11 +14,27 @@ use pop_exec::executor::{Executor, ExecutorOptions, ProgressSink};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-pub(crate) async fn run(inner: Arc<Inner>, config: WorkerConfig) {
-    let pool = ResourcePoolService { inner: inner.clone() };
+/// A pool worker of this engine.
+pub(crate) struct Worker {
+    ctx: Arc<Ctx>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<Ctx>, config: WorkerConfig) -> Self {
+        Self { ctx, config }
+    }
+
+    pub async fn run(self) {
+        run(self.ctx, self.config).await
+    }
+}
+
+async fn run(ctx: Arc<Ctx>, config: WorkerConfig) {
+    let pool = ResourcePoolService { ctx: ctx.clone() };
     let slots = Arc::new(Semaphore::new(config.max_running.max(1)));
     loop {
-        if inner.shutdown.is_cancelled() {
+        if ctx.signals.shutdown.is_cancelled() {
             return;
         }
         let mut pulled = 0;
@@ -32,9 +48,9 @@ pub(crate) async fn run(inner: Arc<Inner>, config: WorkerConfig) {
                     for lease in leases {
                         pulled += 1;
                         let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                        let inner = inner.clone();
+                        let ctx = ctx.clone();
                         tokio::spawn(async move {
-                            run_agenda(inner, lease).await;
+                            run_agenda(ctx, lease).await;
                             drop(permit);
                         });
                     }
@@ -44,9 +60,9 @@ pub(crate) async fn run(inner: Arc<Inner>, config: WorkerConfig) {
         }
         if pulled == 0 || slots.available_permits() == 0 {
             tokio::select! {
-                _ = inner.shutdown.cancelled() => return,
+                _ = ctx.signals.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(config.pull_wait) => {}
-                _ = inner.wake.notified() => {}
+                _ = ctx.signals.wake.notified() => {}
             }
         }
     }
@@ -109,30 +125,28 @@ impl ProgressSink for LeaseSink {
     }
 }
 
-async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
+async fn run_agenda(ctx: Arc<Ctx>, lease: AgendaLease) {
     let AgendaLease { lease, agenda, progress } = lease;
     let token = lease.token;
     let agenda_id = token.agenda_id.clone();
     let cancel = CancelToken::new();
-    if let Ok(mut running) = inner.running.lock() {
-        running.insert(agenda_id.clone(), cancel.clone());
-    }
-    let pool = ResourcePoolService { inner: inner.clone() };
+    ctx.signals.running.insert(&agenda_id, cancel.clone());
+    let pool = ResourcePoolService { ctx: ctx.clone() };
     let types = agenda.operations.iter().map(|o| (o.name.clone(), o.op_type.clone())).collect();
     let cache = tokio::sync::Mutex::new(WriteCache::seeded(lease.deadline, &progress));
     let sink =
         Arc::new(LeaseSink { pool: pool.clone(), token: token.clone(), types: std::sync::Mutex::new(types), cache });
     let opts = ExecutorOptions {
-        parallelism: inner.config.parallelism,
-        fail_fast: inner.config.fail_fast,
-        heartbeat: inner.config.heartbeat,
+        parallelism: ctx.config.parallelism,
+        fail_fast: ctx.config.fail_fast,
+        heartbeat: ctx.config.heartbeat,
         ..ExecutorOptions::default()
     };
-    let executor = Executor::new(inner.runtime.clone(), sink.clone(), opts);
+    let executor = Executor::new(ctx.runtime.clone(), sink.clone(), opts);
     let started = std::time::Instant::now();
-    let started_ms = inner.now();
+    let started_ms = ctx.now();
     let span = tracing::info_span!("execute", agenda_id = %agenda_id, cid = ?agenda.cid, epoch = token.epoch);
-    let shutdown = inner.shutdown.clone();
+    let shutdown = ctx.signals.shutdown.clone();
     let stop_on_shutdown = {
         let cancel = cancel.clone();
         async move {
@@ -166,7 +180,5 @@ async fn run_agenda(inner: Arc<Inner>, lease: AgendaLease) {
             tracing::info!(agenda_id, "instance shutting down; the agenda resumes elsewhere when its lease expires")
         }
     }
-    if let Ok(mut running) = inner.running.lock() {
-        running.remove(&agenda_id);
-    }
+    ctx.signals.running.remove(&agenda_id);
 }

@@ -5,7 +5,7 @@
 //! progress was last written with is refused with `Conflict`, so a zombie executor can change nothing.
 
 use super::forbidden;
-use crate::instance::Inner;
+use crate::context::Ctx;
 use crate::services::agenda_internals::{new_operation_progress, write_ordered};
 use pop_core::authz::Principal;
 use pop_core::model::{
@@ -35,13 +35,13 @@ pub struct AgendaLease {
 /// Resource-pool services.
 #[derive(Clone)]
 pub struct ResourcePoolService {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) ctx: Arc<Ctx>,
 }
 
 impl ResourcePoolService {
     async fn check_insight(&self, principal: &Principal, insight_id: &str) -> Result<Insight> {
         let insight: Insight =
-            self.inner.store.get_obj(insight_id).await?.ok_or_else(|| Error::not_found("insight", insight_id))?;
+            self.ctx.store.get_obj(insight_id).await?.ok_or_else(|| Error::not_found("insight", insight_id))?;
         if !owns(principal, &insight) {
             return Err(forbidden(principal, &format!("pull from insight {insight_id}")));
         }
@@ -63,9 +63,9 @@ impl ResourcePoolService {
     /// [`Self::get_agendas`] for this instance's own workers, which need no authorization check (and
     /// so no read of the insight on every poll).
     pub(crate) async fn pull(&self, insight_id: &str, count: usize) -> Result<Vec<AgendaLease>> {
-        let inner = &self.inner;
-        let ttl = inner.config.lease_ttl.as_millis() as u64;
-        let leases = inner.queue.receive(insight_id, count.clamp(1, 100), ttl, inner.now()).await?;
+        let ctx = &self.ctx;
+        let ttl = ctx.lease_ttl_ms();
+        let leases = ctx.queue.receive(insight_id, count.clamp(1, 100), ttl, ctx.now()).await?;
         if leases.is_empty() {
             return Ok(Vec::new());
         }
@@ -75,11 +75,11 @@ impl ResourcePoolService {
             match result {
                 Ok(Some((agenda, progress))) => out.push(AgendaLease { lease, agenda, progress }),
                 Ok(None) => {
-                    let _ = inner.queue.ack(&lease.token).await;
+                    let _ = ctx.queue.ack(&lease.token).await;
                 }
                 Err(e) => {
                     tracing::warn!(agenda_id = %lease.token.agenda_id, error = %e, "could not start a leased agenda; releasing it");
-                    let _ = inner.queue.release(&lease.token, inner.now()).await;
+                    let _ = ctx.queue.release(&lease.token, ctx.now()).await;
                 }
             }
         }
@@ -89,13 +89,13 @@ impl ResourcePoolService {
     /// Marks leased agendas EXECUTING: all of them in one atomic batch when nothing changed them since
     /// they were read (the common case: one write for a whole pull), otherwise each on its own.
     async fn start_all(&self, leases: &[Lease]) -> Vec<Result<Option<(Agenda, AgendaProgress)>>> {
-        let inner = &self.inner;
+        let ctx = &self.ctx;
         let loaded = futures_util::future::join_all(leases.iter().map(|l| self.load(l))).await;
         let batchable = leases.len() > 1
-            && leases.len() <= inner.store.max_batch()
+            && leases.len() <= ctx.store.max_batch()
             && loaded.iter().all(|r| matches!(r, Ok(Some(_))));
         if batchable {
-            let now = inner.now();
+            let now = ctx.now();
             let mut rows = Vec::with_capacity(leases.len());
             let mut writes = Vec::with_capacity(leases.len());
             for (lease, loaded) in leases.iter().zip(loaded) {
@@ -107,9 +107,9 @@ impl ResourcePoolService {
                 rows.push((agenda, p));
             }
             // (a row that does not encode leaves the batch short: the one-at-a-time path reports it)
-            if writes.len() == rows.len() && inner.store.write(writes).await.is_ok() {
+            if writes.len() == rows.len() && ctx.store.write(writes).await.is_ok() {
                 let ops = futures_util::future::join_all(
-                    rows.iter().map(|(_, p)| inner.operation_progress(p.id.as_deref().unwrap_or_default())),
+                    rows.iter().map(|(_, p)| ctx.operation_progress(p.id.as_deref().unwrap_or_default())),
                 )
                 .await;
                 return rows
@@ -128,14 +128,14 @@ impl ResourcePoolService {
 
     /// A leased agenda and its progress, if it is still to run; `Conflict` if a newer lease exists.
     async fn load(&self, lease: &Lease) -> Result<Option<(Agenda, AgendaProgress)>> {
-        let inner = &self.inner;
+        let ctx = &self.ctx;
         let agenda_id = &lease.token.agenda_id;
-        let Some(agenda) = inner.store.get_obj::<Agenda>(agenda_id).await? else {
+        let Some(agenda) = ctx.store.get_obj::<Agenda>(agenda_id).await? else {
             tracing::warn!(agenda_id, "queued agenda no longer exists; dropped");
             return Ok(None);
         };
         let Some(progress_id) = agenda.progress_id.as_deref() else { return Ok(None) };
-        let p: AgendaProgress = inner.store.fetch(progress_id).await?;
+        let p: AgendaProgress = ctx.store.fetch(progress_id).await?;
         if p.processing_state == ProcessingState::Complete {
             tracing::info!(agenda_id, "queued agenda already complete; dropped");
             return Ok(None);
@@ -147,13 +147,13 @@ impl ResourcePoolService {
     }
 
     async fn start(&self, lease: &Lease) -> Result<Option<(Agenda, AgendaProgress)>> {
-        let inner = &self.inner;
+        let ctx = &self.ctx;
         loop {
             let Some((agenda, mut p)) = self.load(lease).await? else { return Ok(None) };
-            mark_started(&mut p, lease, inner.now());
-            match inner.store.update_obj(&mut p).await {
+            mark_started(&mut p, lease, ctx.now());
+            match ctx.store.update_obj(&mut p).await {
                 Ok(()) => {
-                    p.operation_progress = inner.operation_progress(p.id.as_deref().unwrap_or_default()).await?;
+                    p.operation_progress = ctx.operation_progress(p.id.as_deref().unwrap_or_default()).await?;
                     return Ok(Some((agenda, p)));
                 }
                 Err(e) if e.is_conflict() => continue,
@@ -165,12 +165,8 @@ impl ResourcePoolService {
     /// Extends the lease; `Conflict` when it is no longer held.
     pub async fn heartbeat(&self, principal: &Principal, token: &LeaseToken) -> Result<i64> {
         self.check_insight(principal, &token.insight_id).await?;
-        let inner = &self.inner;
-        inner
-            .queue
-            .extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now())
-            .await
-            .map_err(|e| lost(token, e))
+        let ctx = &self.ctx;
+        ctx.queue.extend(token, ctx.lease_ttl_ms(), ctx.now()).await.map_err(|e| lost(token, e))
     }
 
     /// Writes progress (the agenda's and the changed operations'), fenced by the lease.
@@ -206,10 +202,10 @@ impl ResourcePoolService {
         operations: &[OperationProgress],
         cache: &mut WriteCache,
     ) -> Result<()> {
-        let inner = &self.inner;
-        let ttl = inner.config.lease_ttl.as_millis() as i64;
-        if cache.deadline.is_none_or(|d| inner.now() + ttl / 2 >= d) {
-            let deadline = inner.queue.extend(token, ttl as u64, inner.now()).await.map_err(|e| lost(token, e))?;
+        let ctx = &self.ctx;
+        let ttl = ctx.config.lease_ttl.as_millis() as i64;
+        if cache.deadline.is_none_or(|d| ctx.now() + ttl / 2 >= d) {
+            let deadline = ctx.queue.extend(token, ttl as u64, ctx.now()).await.map_err(|e| lost(token, e))?;
             cache.deadline = Some(deadline);
         }
         let agenda_id = &token.agenda_id;
@@ -217,7 +213,7 @@ impl ResourcePoolService {
         loop {
             let (mut stored, from_cache): (AgendaProgress, bool) = match cache.stored.take() {
                 Some(s) if s.id.as_deref() == Some(progress_id.as_str()) => (s, true),
-                _ => (inner.store.fetch(&progress_id).await?, false),
+                _ => (ctx.store.fetch(&progress_id).await?, false),
             };
             if stored.agenda_id.as_deref() != Some(agenda_id.as_str()) {
                 return Err(Error::Forbidden(format!("progress {progress_id} does not belong to agenda {agenda_id}")));
@@ -236,7 +232,7 @@ impl ResourcePoolService {
                 };
                 return Err(Error::Conflict(format!("agenda {agenda_id} {why}; progress refused")));
             }
-            let now = inner.now();
+            let now = ctx.now();
             let before = stored.clone();
             let completing = progress.processing_state == ProcessingState::Complete;
             stored.processing_state = progress.processing_state;
@@ -273,7 +269,7 @@ impl ResourcePoolService {
                 row.cid = stored.cid.clone();
                 let existing = match cache.ops.get(&name) {
                     Some(r) => Some(r.clone()),
-                    None => inner.store.get_obj::<OperationProgress>(&id).await?,
+                    None => ctx.store.get_obj::<OperationProgress>(&id).await?,
                 };
                 match existing {
                     Some(existing) => {
@@ -305,7 +301,7 @@ impl ResourcePoolService {
             }
             stored.updated_time = Some(now);
             writes.push(update_op(&mut stored)?);
-            match write_ordered(inner, writes).await {
+            match write_ordered(ctx, writes).await {
                 Ok(()) => {
                     cache.stored = Some(stored);
                     cache.ops.extend(rows);
@@ -341,22 +337,18 @@ impl ResourcePoolService {
         operations: Vec<Operation>,
         params: Option<Params>,
     ) -> Result<Agenda> {
-        let inner = &self.inner;
-        inner
-            .queue
-            .extend(token, inner.config.lease_ttl.as_millis() as u64, inner.now())
-            .await
-            .map_err(|e| lost(token, e))?;
+        let ctx = &self.ctx;
+        ctx.queue.extend(token, ctx.lease_ttl_ms(), ctx.now()).await.map_err(|e| lost(token, e))?;
         loop {
-            let mut agenda: Agenda = inner.store.fetch(&token.agenda_id).await?;
+            let mut agenda: Agenda = ctx.store.fetch(&token.agenda_id).await?;
             let new: Vec<Operation> =
                 operations.iter().filter(|o| agenda.operation(&o.name).is_none()).cloned().collect();
             if new.is_empty() && params.is_none() {
                 return Ok(agenda);
             }
-            pop_core::validate::validate_generated(&agenda.operations, &new, &inner.config.validation)?;
+            pop_core::validate::validate_generated(&agenda.operations, &new, &ctx.config.validation)?;
             let progress_id = agenda.progress_id.clone().unwrap_or_default();
-            let now = inner.now();
+            let now = ctx.now();
             let mut writes = Vec::new();
             for op in &new {
                 let mut row = new_operation_progress(&agenda, &progress_id, op, now);
@@ -371,7 +363,7 @@ impl ResourcePoolService {
             }
             agenda.updated_time = Some(now);
             writes.push(update_op(&mut agenda)?);
-            match write_ordered(inner, writes).await {
+            match write_ordered(ctx, writes).await {
                 Ok(()) => return Ok(agenda),
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e),
@@ -399,8 +391,8 @@ impl ResourcePoolService {
         cache: &mut WriteCache,
     ) -> Result<()> {
         self.write_progress_with(token, progress, operations, cache).await?;
-        self.inner.queue.ack(token).await.map_err(|e| lost(token, e))?;
-        self.inner.wake.notify_waiters();
+        self.ctx.queue.ack(token).await.map_err(|e| lost(token, e))?;
+        self.ctx.signals.wake.notify_waiters();
         Ok(())
     }
 }
@@ -450,8 +442,8 @@ fn lost(token: &LeaseToken, e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::{Pop, RuntimeRouter};
+    use crate::{Engine as Pop, EngineParts, RuntimeRouter};
+    use pop_core::clock::ManualClock;
     use pop_core::memory::{MemoryQueue, MemoryStore};
     use pop_core::store::Kind;
     use serde_json::json;
@@ -463,13 +455,9 @@ mod tests {
     /// An instance on `store` with an in-memory queue, pool `p` and insight `i` (operation type `t`,
     /// queue size 100) for customer `c`.
     async fn provisioned(store: Arc<dyn pop_core::store::Store>, clock: Arc<ManualClock>) -> Pop {
-        let pop = Pop::builder()
-            .store(store)
-            .queue(Arc::new(MemoryQueue::new()))
-            .runtime(Arc::new(RuntimeRouter::new()))
-            .clock(clock)
-            .build()
-            .unwrap();
+        let mut parts = EngineParts::new(store, Arc::new(MemoryQueue::new()), Arc::new(RuntimeRouter::new()));
+        parts.clock = clock;
+        let pop = Pop::new(parts);
         let insight = Insight {
             id: Some("i".into()),
             title: Some("i".into()),
@@ -496,8 +484,8 @@ mod tests {
         ]}))
         .unwrap();
         let agenda_id = pop.agendas().submit(&su, agenda).await.unwrap().id.unwrap();
-        crate::scheduler::run_once(&pop.inner).await.unwrap();
-        let pool = ResourcePoolService { inner: pop.inner.clone() };
+        pop.schedule_once().await.unwrap();
+        let pool = pop.pool();
         let AgendaLease { lease, progress, .. } = pool.get_agendas(&su, "i", 1).await.unwrap().pop().unwrap();
         let token = lease.token.clone();
         let progress_id = progress.id.clone().unwrap();
@@ -515,7 +503,7 @@ mod tests {
         // an operation starts: its row and the progress are written; the same again writes nothing
         let mut a = progress.operation_progress.iter().find(|o| o.operation.as_deref() == Some("a")).unwrap().clone();
         a.processing_state = ProcessingState::Executing;
-        a.started_time = Some(pop.inner.now());
+        a.started_time = Some(pop.clock().now());
         for _ in 0..2 {
             pool.write_progress_with(&token, &snapshot, std::slice::from_ref(&a), &mut cache).await.unwrap();
             assert_eq!(version(&pop, Kind::AgendaProgress, &progress_id).await, v0 + 1);
@@ -535,7 +523,7 @@ mod tests {
         let err = pool.write_progress_with(&token, &snapshot, &[], &mut cache).await.unwrap_err();
         assert!(err.is_conflict() && err.to_string().contains("cancelled"), "{err}");
         // (a fresh cache from the lease, with a deadline far enough not to extend: the CAS path)
-        let mut cache = WriteCache::seeded(pop.inner.now() + 600_000, &progress);
+        let mut cache = WriteCache::seeded(pop.clock().now() + 600_000, &progress);
         let mut b = progress.operation_progress.iter().find(|o| o.operation.as_deref() == Some("b")).unwrap().clone();
         b.processing_state = ProcessingState::Executing;
         let err = pool.write_progress_with(&token, &snapshot, &[b], &mut cache).await.unwrap_err();
@@ -545,7 +533,7 @@ mod tests {
 
     /// A store that counts batch writes with more than one operation and can refuse the next one.
     struct Counting {
-        inner: MemoryStore,
+        ctx: MemoryStore,
         batches: std::sync::atomic::AtomicUsize,
         refuse_next_batch: std::sync::atomic::AtomicBool,
     }
@@ -556,10 +544,10 @@ mod tests {
             "counting"
         }
         fn max_batch(&self) -> usize {
-            self.inner.max_batch()
+            self.ctx.max_batch()
         }
         async fn get(&self, kind: Kind, id: &str) -> Result<Option<pop_core::store::Record>> {
-            self.inner.get(kind, id).await
+            self.ctx.get(kind, id).await
         }
         async fn write(&self, ops: Vec<pop_core::store::WriteOp>) -> Result<()> {
             use std::sync::atomic::Ordering::SeqCst;
@@ -569,7 +557,7 @@ mod tests {
                     return Err(Error::Conflict("refused by the test".into()));
                 }
             }
-            self.inner.write(ops).await
+            self.ctx.write(ops).await
         }
         async fn query(
             &self,
@@ -578,30 +566,30 @@ mod tests {
             value: &str,
             page: pop_core::store::PageRequest,
         ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
-            self.inner.query(kind, field, value, page).await
+            self.ctx.query(kind, field, value, page).await
         }
         async fn scan(
             &self,
             kind: Kind,
             page: pop_core::store::PageRequest,
         ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
-            self.inner.scan(kind, page).await
+            self.ctx.scan(kind, page).await
         }
         async fn ready_get(&self, agenda_id: &str) -> Result<Option<pop_core::model::ReadyAgenda>> {
-            self.inner.ready_get(agenda_id).await
+            self.ctx.ready_get(agenda_id).await
         }
         async fn ready_list(
             &self,
             insight_id: &str,
             page: pop_core::store::PageRequest,
         ) -> Result<pop_core::store::Page<pop_core::model::ReadyAgenda>> {
-            self.inner.ready_list(insight_id, page).await
+            self.ctx.ready_list(insight_id, page).await
         }
         async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
-            self.inner.lease_acquire(name, holder, ttl_ms, now).await
+            self.ctx.lease_acquire(name, holder, ttl_ms, now).await
         }
         async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
-            self.inner.lease_release(name, holder).await
+            self.ctx.lease_release(name, holder).await
         }
     }
 
@@ -611,7 +599,7 @@ mod tests {
     async fn a_pull_starts_its_agendas_in_one_batch_and_falls_back_one_by_one() {
         use std::sync::atomic::Ordering::SeqCst;
         let store = Arc::new(Counting {
-            inner: MemoryStore::new(),
+            ctx: MemoryStore::new(),
             batches: Default::default(),
             refuse_next_batch: Default::default(),
         });
@@ -627,8 +615,8 @@ mod tests {
         for _ in 0..7 {
             ids.push(pop.agendas().submit(&su, agenda()).await.unwrap().id.unwrap());
         }
-        crate::scheduler::run_once(&pop.inner).await.unwrap();
-        let pool = ResourcePoolService { inner: pop.inner.clone() };
+        pop.schedule_once().await.unwrap();
+        let pool = pop.pool();
         let executing = |leases: &[AgendaLease]| {
             leases.iter().all(|l| {
                 l.progress.processing_state == ProcessingState::Executing

@@ -2,7 +2,7 @@
 //! reaper. Each has an interval, a time budget per run, a dry-run mode that only logs what it would do,
 //! and counters ([`TimedStats`]).
 
-use crate::instance::Inner;
+use crate::context::Ctx;
 use crate::services::RerunOptions;
 use pop_core::Result;
 use pop_core::model::{Agenda, AgendaProgress, Conclusion, OperationProgress, ProcessingState};
@@ -188,14 +188,14 @@ pub fn retry_due_at(p: &AgendaProgress, config: &RetryConfig) -> Option<i64> {
 }
 
 /// Every agenda progress, read page by page until done or until the budget is spent.
-async fn scan_progress(inner: &Inner, start: Instant, budget: Duration) -> Result<(Vec<AgendaProgress>, bool)> {
+async fn scan_progress(ctx: &Ctx, start: Instant, budget: Duration) -> Result<(Vec<AgendaProgress>, bool)> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
         if start.elapsed() >= budget {
             return Ok((out, true));
         }
-        let page = inner.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
+        let page = ctx.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
         for r in &page.items {
             match pop_core::store::from_record::<AgendaProgress>(r) {
                 Ok(p) => out.push(p),
@@ -210,11 +210,11 @@ async fn scan_progress(inner: &Inner, start: Instant, budget: Duration) -> Resul
 }
 
 /// One automatic-retry run.
-pub(crate) async fn retry_once(inner: &Inner, config: &RetryConfig, stats: &TimedStats) -> Result<RunReport> {
+async fn retry_once(ctx: &Ctx, config: &RetryConfig, stats: &TimedStats) -> Result<RunReport> {
     let start = Instant::now();
-    let now = inner.now();
+    let now = ctx.now();
     let mut report = RunReport { dry_run: config.timing.dry_run, ..Default::default() };
-    let (all, exhausted) = scan_progress(inner, start, config.timing.budget).await?;
+    let (all, exhausted) = scan_progress(ctx, start, config.timing.budget).await?;
     report.budget_exhausted = exhausted;
     let due: Vec<AgendaProgress> =
         all.into_iter().filter(|p| retry_due_at(p, config).is_some_and(|at| at <= now)).collect();
@@ -229,10 +229,10 @@ pub(crate) async fn retry_once(inner: &Inner, config: &RetryConfig, stats: &Time
             report.ids.push(agenda_id);
             continue;
         }
-        let Some(agenda) = inner.store.get_obj::<Agenda>(&agenda_id).await? else { continue };
-        let full = inner.progress_full(p.id.as_deref().unwrap_or_default()).await?;
+        let Some(agenda) = ctx.store.get_obj::<Agenda>(&agenda_id).await? else { continue };
+        let full = ctx.progress_full(p.id.as_deref().unwrap_or_default()).await?;
         let options = RerunOptions { continue_: true, ..Default::default() };
-        match crate::rerun::reset(inner, agenda, full, &options).await {
+        match crate::rerun::reset(ctx, agenda, full, &options).await {
             Ok(_) => {
                 tracing::info!(agenda_id, attempt = p.attempts_completed + 1, "automatic retry");
                 metrics::counter!("pop_agenda_retries_total").increment(1);
@@ -249,17 +249,17 @@ pub(crate) async fn retry_once(inner: &Inner, config: &RetryConfig, stats: &Time
 }
 
 /// One data-reaper run.
-pub(crate) async fn reap_data_once(
-    inner: &Inner,
+async fn reap_data_once(
+    ctx: &Ctx,
     config: &DataReaperConfig,
     retry: &RetryConfig,
     stats: &TimedStats,
 ) -> Result<RunReport> {
     let start = Instant::now();
-    let now = inner.now();
+    let now = ctx.now();
     let cutoff = now - config.agenda_ttl.as_millis() as i64;
     let mut report = RunReport { dry_run: config.timing.dry_run, ..Default::default() };
-    let (all, exhausted) = scan_progress(inner, start, config.timing.budget).await?;
+    let (all, exhausted) = scan_progress(ctx, start, config.timing.budget).await?;
     report.budget_exhausted = exhausted;
     let candidates: Vec<AgendaProgress> = all
         .into_iter()
@@ -279,11 +279,11 @@ pub(crate) async fn reap_data_once(
         let agenda_id = p.agenda_id.clone().unwrap_or_default();
         let progress_id = p.id.clone().unwrap_or_default();
         // queued or ready work is never reaped, whatever its progress says
-        if inner.store.ready_get(&agenda_id).await?.is_some() {
+        if ctx.store.ready_get(&agenda_id).await?.is_some() {
             continue;
         }
-        if let Some(a) = inner.store.get_obj::<Agenda>(&agenda_id).await? {
-            if inner.queue.contains(a.insight_id().unwrap_or_default(), &agenda_id).await? {
+        if let Some(a) = ctx.store.get_obj::<Agenda>(&agenda_id).await? {
+            if ctx.queue.contains(a.insight_id().unwrap_or_default(), &agenda_id).await? {
                 continue;
             }
         }
@@ -292,7 +292,7 @@ pub(crate) async fn reap_data_once(
             report.ids.push(agenda_id);
             continue;
         }
-        let ops: Vec<OperationProgress> = inner.store.query_all(IndexField::AgendaProgressId, &progress_id).await?;
+        let ops: Vec<OperationProgress> = ctx.store.query_all(IndexField::AgendaProgressId, &progress_id).await?;
         for op in ops {
             batch.push(WriteOp::Delete {
                 kind: Kind::OperationProgress,
@@ -301,15 +301,15 @@ pub(crate) async fn reap_data_once(
             });
         }
         batch.push(WriteOp::Delete { kind: Kind::AgendaProgress, id: progress_id, expected_version: Some(p.version) });
-        if inner.store.get(Kind::Agenda, &agenda_id).await?.is_some() {
+        if ctx.store.get(Kind::Agenda, &agenda_id).await?.is_some() {
             batch.push(WriteOp::Delete { kind: Kind::Agenda, id: agenda_id.clone(), expected_version: None });
         }
         report.ids.push(agenda_id);
         if report.ids.len() % config.batch_size.max(1) == 0 {
-            flush(inner, &mut batch, stats).await;
+            flush(ctx, &mut batch, stats).await;
         }
     }
-    flush(inner, &mut batch, stats).await;
+    flush(ctx, &mut batch, stats).await;
     if !report.dry_run {
         metrics::counter!("pop_reaped_objects_total").increment(report.ids.len() as u64);
     }
@@ -317,23 +317,23 @@ pub(crate) async fn reap_data_once(
     Ok(report)
 }
 
-async fn flush(inner: &Inner, batch: &mut Vec<WriteOp>, stats: &TimedStats) {
+async fn flush(ctx: &Ctx, batch: &mut Vec<WriteOp>, stats: &TimedStats) {
     if batch.is_empty() {
         return;
     }
     let ops = std::mem::take(batch);
-    if let Err(e) = crate::services::agenda_internals::write_ordered(inner, ops).await {
+    if let Err(e) = crate::services::agenda_internals::write_ordered(ctx, ops).await {
         stats.data_reaper.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "data reaper: a delete batch failed (the agenda changed meanwhile?)");
     }
 }
 
 /// One pod-reaper run.
-pub(crate) async fn reap_pods_once(inner: &Inner, config: &PodReaperConfig, stats: &TimedStats) -> Result<RunReport> {
+async fn reap_pods_once(ctx: &Ctx, config: &PodReaperConfig, stats: &TimedStats) -> Result<RunReport> {
     let start = Instant::now();
-    let now = inner.now();
+    let now = ctx.now();
     let mut report = RunReport { dry_run: config.timing.dry_run, ..Default::default() };
-    for info in inner.runtime.list().await? {
+    for info in ctx.runtime.list().await? {
         if start.elapsed() >= config.timing.budget {
             report.budget_exhausted = true;
             break;
@@ -349,7 +349,7 @@ pub(crate) async fn reap_pods_once(inner: &Inner, config: &PodReaperConfig, stat
         }
         if config.timing.dry_run {
             tracing::info!(handle = %info.handle, agenda_id = %info.agenda_id, operation = %info.operation_name, state = ?info.state, "dry run: would reap");
-        } else if let Err(e) = inner.runtime.cleanup(&info.handle).await {
+        } else if let Err(e) = ctx.runtime.cleanup(&info.handle).await {
             stats.pod_reaper.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(handle = %info.handle, error = %e, "pod reaper: cleanup failed");
             continue;
@@ -371,17 +371,50 @@ pub struct TimedConfig {
     pub pod_reaper: PodReaperConfig,
 }
 
-pub(crate) async fn run(inner: Arc<Inner>, config: TimedConfig, stats: Arc<TimedStats>) {
+/// The timed processes of one engine: their configuration and counters.
+pub(crate) struct TimedProcesses {
+    ctx: Arc<Ctx>,
+    config: TimedConfig,
+    stats: Arc<TimedStats>,
+}
+
+impl TimedProcesses {
+    pub fn new(ctx: Arc<Ctx>, config: TimedConfig, stats: Arc<TimedStats>) -> Self {
+        Self { ctx, config, stats }
+    }
+
+    /// Runs each process at its interval until the engine shuts down.
+    pub async fn run(self) {
+        run(self.ctx, self.config, self.stats).await
+    }
+
+    /// One automatic-retry run.
+    pub async fn retry_once(&self) -> Result<RunReport> {
+        retry_once(&self.ctx, &self.config.retry, &self.stats).await
+    }
+
+    /// One data-reaper run.
+    pub async fn reap_data_once(&self) -> Result<RunReport> {
+        reap_data_once(&self.ctx, &self.config.data_reaper, &self.config.retry, &self.stats).await
+    }
+
+    /// One pod-reaper run.
+    pub async fn reap_pods_once(&self) -> Result<RunReport> {
+        reap_pods_once(&self.ctx, &self.config.pod_reaper, &self.stats).await
+    }
+}
+
+async fn run(ctx: Arc<Ctx>, config: TimedConfig, stats: Arc<TimedStats>) {
     let mut next = [Instant::now(); 3];
     loop {
         let wake = *next.iter().min().unwrap_or(&Instant::now());
         tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
+            _ = ctx.signals.shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
         let now = Instant::now();
         if config.retry.timing.enabled && now >= next[0] {
-            if let Err(e) = retry_once(&inner, &config.retry, &stats).await {
+            if let Err(e) = retry_once(&ctx, &config.retry, &stats).await {
                 stats.retry.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "automatic retry run failed");
             }
@@ -390,7 +423,7 @@ pub(crate) async fn run(inner: Arc<Inner>, config: TimedConfig, stats: Arc<Timed
             next[0] = now + Duration::from_secs(3600);
         }
         if config.data_reaper.timing.enabled && now >= next[1] {
-            if let Err(e) = reap_data_once(&inner, &config.data_reaper, &config.retry, &stats).await {
+            if let Err(e) = reap_data_once(&ctx, &config.data_reaper, &config.retry, &stats).await {
                 stats.data_reaper.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "data reaper run failed");
             }
@@ -399,7 +432,7 @@ pub(crate) async fn run(inner: Arc<Inner>, config: TimedConfig, stats: Arc<Timed
             next[1] = now + Duration::from_secs(3600);
         }
         if config.pod_reaper.timing.enabled && now >= next[2] {
-            if let Err(e) = reap_pods_once(&inner, &config.pod_reaper, &stats).await {
+            if let Err(e) = reap_pods_once(&ctx, &config.pod_reaper, &stats).await {
                 stats.pod_reaper.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "pod reaper run failed");
             }

@@ -1,6 +1,6 @@
 //! `pop worker`, run as a built binary: it picks up an agenda left in a sled directory, runs it with a
 //! shell handler from the registry, prints a ready line, and stops cleanly on SIGTERM.
-#![cfg(all(feature = "cli", unix))]
+#![cfg(unix)]
 
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, ProcessingState};

@@ -1,5 +1,4 @@
 //! The `pop` command-line tool, run as a built binary.
-#![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

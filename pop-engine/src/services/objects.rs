@@ -1,7 +1,7 @@
 //! CRUD with visibility for customers, resource pools, insights and agenda templates.
 
 use super::{forbidden, new_id};
-use crate::instance::Inner;
+use crate::context::Ctx;
 use pop_core::authz::Principal;
 use pop_core::model::{AgendaTemplate, Customer, Insight, ResourcePool};
 use pop_core::store::{IndexField, Page, PageRequest, StoreExt, StoreObject};
@@ -71,7 +71,7 @@ managed!(Insight, |i: &Insight, algorithms: &pop_sched::Registry| {
 /// CRUD services.
 #[derive(Clone)]
 pub struct ObjectService {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) ctx: Arc<Ctx>,
 }
 
 impl ObjectService {
@@ -88,16 +88,16 @@ impl ObjectService {
                 &format!("create a {} for customer {}", T::KIND, obj.owner_id().unwrap_or_default()),
             ));
         }
-        let problems = obj.check(&self.inner.algorithms);
+        let problems = obj.check(&self.ctx.algorithms);
         if !problems.is_empty() {
             return Err(Error::problems(problems));
         }
         if obj.object_id().is_none_or(str::is_empty) {
             obj.set_id(new_id());
         }
-        let now = self.inner.now();
+        let now = self.ctx.now();
         obj.stamp(Some(now), now);
-        self.inner.store.create_obj(&mut obj).await?;
+        self.ctx.store.create_obj(&mut obj).await?;
         Ok(obj)
     }
 
@@ -139,7 +139,7 @@ impl ObjectService {
 
     /// The object, if the caller may see it (`NotFound` otherwise).
     pub async fn get<T: ManagedObject>(&self, principal: &Principal, id: &str) -> Result<T> {
-        self.inner
+        self.ctx
             .store
             .get_obj::<T>(id)
             .await?
@@ -150,7 +150,7 @@ impl ObjectService {
     /// A resource pool with its derived `insightIds`.
     pub async fn get_pool(&self, principal: &Principal, id: &str) -> Result<ResourcePool> {
         let mut pool: ResourcePool = self.get(principal, id).await?;
-        let insights: Vec<Insight> = self.inner.store.query_all(IndexField::ResourcePoolId, id).await?;
+        let insights: Vec<Insight> = self.ctx.store.query_all(IndexField::ResourcePoolId, id).await?;
         pool.insight_ids = insights.into_iter().filter_map(|i| i.id).collect();
         Ok(pool)
     }
@@ -165,15 +165,15 @@ impl ObjectService {
         if !can_update(principal, &stored, &obj) {
             return Err(forbidden(principal, &format!("change {} {id}", T::KIND)));
         }
-        let problems = obj.check(&self.inner.algorithms);
+        let problems = obj.check(&self.ctx.algorithms);
         if !problems.is_empty() {
             return Err(Error::problems(problems));
         }
         if obj.object_version() == 0 {
             obj.set_object_version(stored.object_version());
         }
-        obj.stamp(None, self.inner.now());
-        self.inner.store.update_obj(&mut obj).await?;
+        obj.stamp(None, self.ctx.now());
+        self.ctx.store.update_obj(&mut obj).await?;
         Ok(obj)
     }
 
@@ -183,8 +183,38 @@ impl ObjectService {
         if !can_delete(principal, &stored) {
             return Err(forbidden(principal, &format!("delete {} {id}", T::KIND)));
         }
-        self.inner.store.delete_obj::<T>(id).await?;
+        self.ctx.store.delete_obj::<T>(id).await?;
         Ok(stored)
+    }
+
+    /// A page of every object of a kind the caller may see (the original's `GET /pop/<kind>`). The page
+    /// is read from the store first and filtered after, so a page may hold fewer than `limit` items
+    /// while `next` says there are more.
+    pub async fn list<T: ManagedObject>(&self, principal: &Principal, page: PageRequest) -> Result<Page<T>> {
+        let raw = self.ctx.store.scan(T::KIND, page).await?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        for r in &raw.items {
+            let obj: T = pop_core::store::from_record(r)?;
+            if can_read(principal, &obj) {
+                items.push(obj);
+            }
+        }
+        Ok(Page { items, next: raw.next })
+    }
+
+    /// Every object of a kind the caller may see, all pages read (administration; not for kinds that
+    /// grow with traffic).
+    pub async fn list_all<T: ManagedObject>(&self, principal: &Principal) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list::<T>(principal, PageRequest { limit: 500, cursor }).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Objects whose indexed `field` equals `value`, filtered by visibility.
@@ -205,7 +235,7 @@ impl ObjectService {
                 .field(field.as_str()),
             ]));
         }
-        let mut p = self.inner.store.query_obj::<T>(field, value, page).await?;
+        let mut p = self.ctx.store.query_obj::<T>(field, value, page).await?;
         p.items.retain(|o| can_read(principal, o));
         Ok(p)
     }

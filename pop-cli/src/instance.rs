@@ -1,0 +1,196 @@
+//! Commands on an embedded instance's data directory: run, progress, explain, rerun; and `worker`.
+
+use crate::error::{CliError, CliResult, Outcome};
+use crate::output::print_json as json;
+use crate::worker::WorkerArgs;
+use clap::Subcommand;
+use pop::core::authz::Principal;
+use pop::core::model::{AgendaProgress, Conclusion, ProcessingState};
+use pop::core::registry::HandlerRegistry;
+use pop::embedded;
+use pop::services::RerunOptions;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Commands that work on an embedded instance's data directory.
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Run agendas to completion on an embedded instance; print each final AgendaProgress as JSON.
+    Run {
+        /// Agenda JSON files.
+        #[arg(required = true)]
+        agendas: Vec<PathBuf>,
+        /// The handler registry (JSON).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The data directory (default: a temporary one).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The customer to submit as when an agenda names none.
+        #[arg(long, default_value = "cli")]
+        customer: String,
+    },
+    /// Print an agenda's progress as JSON.
+    Progress {
+        /// The agenda id.
+        agenda_id: String,
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Explain where an agenda is and why it waits.
+    Explain {
+        /// The agenda id.
+        agenda_id: String,
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Rerun an agenda (`resetAll` by default) and run it to completion.
+    Rerun {
+        /// The agenda id.
+        agenda_id: String,
+        /// Rerun parameters: resetAll, continue, skipExecution, operationsToReset=a,b.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// The handler registry (JSON).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Run a long-lived worker: scheduler, reclaimer, a pool worker and the timed processes for the
+    /// given insights, on a sled directory or DynamoDB, until SIGTERM or Ctrl-C.
+    Worker(WorkerArgs),
+}
+
+/// Runs an instance command; `Ok(false)` means "ran, but something failed" (exit 1).
+pub async fn run(cmd: InstanceCommand) -> CliResult {
+    let su = Principal::superuser("pop-cli");
+    match cmd {
+        InstanceCommand::Run { agendas, registry, data, customer } => {
+            let registry = HandlerRegistry::from_path(&registry)?;
+            let tmp;
+            let dir = match data {
+                Some(d) => d,
+                None => {
+                    tmp = tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let mut parsed = Vec::new();
+            for path in &agendas {
+                let mut a = embedded::read_agenda(path)?;
+                if a.customer_id.as_deref().is_none_or(str::is_empty) {
+                    a.customer_id = Some(customer.clone());
+                }
+                parsed.push((path.clone(), a));
+            }
+            let pop = embedded::open(&dir, registry, Default::default())?;
+            let all: Vec<_> = parsed.iter().map(|(_, a)| a.clone()).collect();
+            embedded::prepare(&pop, &all).await?;
+            let mut ids = Vec::new();
+            for (path, a) in parsed {
+                let stored = pop.agendas().submit(&su, a).await.map_err(|e| CliError::context(path.display(), e))?;
+                ids.push(stored.id.unwrap_or_default());
+            }
+            pop.start_all(embedded::worker());
+            let finals = follow(&pop, &ids).await?;
+            pop.shutdown().await;
+            for p in &finals {
+                json(p)?;
+            }
+            Ok(Outcome::from_ok(finals.iter().all(|p| p.conclusion() == Some(Conclusion::Succeeded))))
+        }
+        InstanceCommand::Progress { agenda_id, data } => {
+            let pop = open_existing(&data)?;
+            json(&pop.progress().agenda_progress(&su, &agenda_id).await?)?;
+            Ok(Outcome::Success)
+        }
+        InstanceCommand::Explain { agenda_id, data } => {
+            let pop = open_existing(&data)?;
+            json(&pop.progress().explain(&su, &agenda_id).await?)?;
+            Ok(Outcome::Success)
+        }
+        InstanceCommand::Rerun { agenda_id, params, registry, data } => {
+            let registry = HandlerRegistry::from_path(&registry)?;
+            let options = RerunOptions::parse(&params)?;
+            let pop = embedded::open(&data, registry, Default::default())?;
+            pop.agendas().rerun(&su, &agenda_id, options.clone()).await?;
+            if options.skip_execution {
+                json(&pop.progress().agenda_progress(&su, &agenda_id).await?)?;
+                return Ok(Outcome::Success);
+            }
+            pop.start_all(embedded::worker());
+            let finals = follow(&pop, std::slice::from_ref(&agenda_id)).await?;
+            pop.shutdown().await;
+            for p in &finals {
+                json(p)?;
+            }
+            Ok(Outcome::from_ok(finals.first().and_then(AgendaProgress::conclusion) == Some(Conclusion::Succeeded)))
+        }
+        InstanceCommand::Worker(args) => crate::worker::run(args).await,
+    }
+}
+
+fn open_existing(data: &std::path::Path) -> Result<pop::Pop, CliError> {
+    if !data.is_dir() {
+        return Err(CliError(format!("{}: no such data directory", data.display())));
+    }
+    let registry = HandlerRegistry::from_json_str("{}")?;
+    Ok(embedded::open(data, registry, Default::default())?)
+}
+
+fn tempdir() -> Result<tempfile::TempDir, CliError> {
+    tempfile::Builder::new()
+        .prefix("pop-run-")
+        .tempdir()
+        .map_err(|e| CliError::context("cannot create a temporary data directory", e))
+}
+
+async fn follow(pop: &pop::Pop, ids: &[String]) -> Result<Vec<AgendaProgress>, CliError> {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let multi = indicatif::MultiProgress::new();
+    let bars: Vec<indicatif::ProgressBar> = ids
+        .iter()
+        .map(|id| {
+            let b = multi.add(indicatif::ProgressBar::new(100));
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos:>3}% {msg}") {
+                b.set_style(style);
+            }
+            b.set_message(id.clone());
+            b
+        })
+        .collect();
+    let mut last: Vec<(ProcessingState, i64)> = vec![(ProcessingState::Waiting, -1); ids.len()];
+    let finals = embedded::wait_all(pop, ids, Duration::from_millis(200), |all| {
+        for (i, p) in all.iter().enumerate() {
+            let pct = p.percent_complete.round() as i64;
+            if tty {
+                bars[i].set_position(pct.clamp(0, 100) as u64);
+                bars[i].set_message(format!(
+                    "{} {} {}",
+                    ids[i],
+                    p.processing_state,
+                    p.processing_state_message.as_deref().unwrap_or("")
+                ));
+            } else if last[i] != (p.processing_state, pct) {
+                eprintln!(
+                    "{} {} {}% {}",
+                    ids[i],
+                    p.processing_state,
+                    pct,
+                    p.processing_state_message.as_deref().unwrap_or("")
+                );
+            }
+            last[i] = (p.processing_state, pct);
+        }
+    })
+    .await?;
+    for b in bars {
+        b.finish();
+    }
+    Ok(finals)
+}

@@ -1,0 +1,64 @@
+//! The `pop` command-line tool: validate, resolve and expand agendas; run them on an embedded
+//! instance; run a long-lived worker.
+//!
+//! Exit codes: 0 success; 1 the command ran and what it checked or ran failed (an invalid agenda, a
+//! failed agenda); 2 the command could not run (bad flags, unreadable input, an unreachable store),
+//! with one line on stderr saying what to fix.
+
+mod error;
+mod instance;
+mod local;
+mod output;
+mod worker;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pop", version, about = "POP for Rust: validate, resolve and run agendas")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate agenda files; print every problem as `FILE: operation NAME: message`.
+    Validate {
+        /// Agenda JSON files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Resolve the references of a JSON document against a context (a JSON object: name → value).
+    Resolve {
+        /// The context file.
+        #[arg(long)]
+        context: PathBuf,
+        /// The document.
+        document: PathBuf,
+    },
+    /// Expand an agenda template with a payload.
+    Expand {
+        /// The template file.
+        template: PathBuf,
+        /// The payload file.
+        payload: PathBuf,
+    },
+    #[command(flatten)]
+    Instance(Box<instance::InstanceCommand>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { files } => local::validate(&files),
+        Command::Resolve { context, document } => local::resolve(&context, &document),
+        Command::Expand { template, payload } => local::expand(&template, &payload),
+        Command::Instance(cmd) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(instance::run(*cmd)),
+            Err(e) => Err(error::CliError::context("cannot start the async runtime", e)),
+        },
+    };
+    error::exit_code(result)
+}

@@ -1,0 +1,228 @@
+//! The scheduler loop: per insight, refill the queue from the ready set with the insight's algorithm.
+//!
+//! One scheduler per insight at a time across instances, held by a named store lease. Each pick is
+//! pushed to the queue (idempotent by agenda id) and only then removed from the ready set, so a crash
+//! in between at worst leaves an entry that the next run pushes again as a no-op.
+
+use crate::context::Ctx;
+use pop_core::Result;
+use pop_core::model::{Customer, Insight, ReadyAgenda};
+use pop_core::sched::{CustomerReady, Explanation, ReadyView};
+use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The scheduler loop of one engine, with what it keeps between passes: customer weights and the
+/// scheduler leases it holds.
+pub(crate) struct Scheduler {
+    ctx: Arc<Ctx>,
+    weights: WeightCache,
+    /// Scheduler leases this instance holds: insight id → held until (epoch ms).
+    held: HashMap<String, i64>,
+}
+
+impl Scheduler {
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        Self { ctx, weights: WeightCache::default(), held: HashMap::new() }
+    }
+
+    /// Runs passes every `scheduler_interval` (or when woken) until the engine shuts down.
+    pub async fn run(mut self) {
+        let ctx = self.ctx.clone();
+        loop {
+            tokio::select! {
+                _ = ctx.signals.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(ctx.config.scheduler_interval) => {}
+                _ = ctx.signals.wake.notified() => {}
+            }
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "scheduler pass failed");
+            }
+        }
+    }
+
+    /// One pass over every insight; returns the agendas queued.
+    pub async fn run_once(&mut self) -> Result<usize> {
+        let mut queued = 0;
+        for insight in self.ctx.insights().await? {
+            let Some(insight_id) = insight.id.clone() else { continue };
+            let span = tracing::debug_span!("schedule", insight_id = %insight_id);
+            match tracing::Instrument::instrument(self.schedule_insight(&insight, &insight_id), span).await {
+                Ok(n) => queued += n,
+                Err(e) => tracing::warn!(insight_id, error = %e, "scheduling an insight failed"),
+            }
+        }
+        Ok(queued)
+    }
+}
+
+struct Snapshot {
+    entries: Vec<ReadyAgenda>,
+    groups: Vec<(String, u32, std::ops::Range<usize>)>,
+}
+
+async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> Result<Snapshot> {
+    let mut entries = Vec::new();
+    let mut cursor = None;
+    while entries.len() < ctx.config.ready_read_limit {
+        let page = ctx.store.ready_list(insight_id, PageRequest { limit: 1000, cursor }).await?;
+        entries.extend(page.items);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let mut groups: Vec<(String, u32, std::ops::Range<usize>)> = Vec::new();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut start = 0;
+    for i in 1..=entries.len() {
+        if i == entries.len() || entries[i].customer_id != entries[start].customer_id {
+            let customer = entries[start].customer_id.clone();
+            let weight = match seen.get(&customer) {
+                Some(w) => *w,
+                None => {
+                    let w = weights.get(ctx, &customer).await?;
+                    seen.insert(customer.clone(), w);
+                    w
+                }
+            };
+            groups.push((customer, weight, start..i));
+            start = i;
+        }
+    }
+    Ok(Snapshot { entries, groups })
+}
+
+/// Customers' weights as the scheduler last read them: id → (weight, read at).
+#[derive(Default)]
+struct WeightCache(HashMap<String, (u32, i64)>);
+
+impl WeightCache {
+    /// A customer's weight, cached for [`WEIGHT_CACHE_MS`] (1 for a customer that no longer exists).
+    async fn get(&mut self, ctx: &Ctx, customer: &str) -> Result<u32> {
+        let now = ctx.now();
+        if let Some((w, at)) = self.0.get(customer).copied() {
+            if now - at < WEIGHT_CACHE_MS {
+                return Ok(w);
+            }
+        }
+        let w = ctx.store.get_obj::<Customer>(customer).await?.map(|c| c.weight.max(1)).unwrap_or(1);
+        self.0.insert(customer.to_owned(), (w, now));
+        Ok(w)
+    }
+}
+
+/// How long a customer's weight is cached by the scheduler.
+const WEIGHT_CACHE_MS: i64 = 10_000;
+
+fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a> {
+    ReadyView {
+        insight,
+        customers: snap
+            .groups
+            .iter()
+            .map(|(c, w, r)| CustomerReady { customer_id: c, weight: *w, entries: &snap.entries[r.clone()] })
+            .collect(),
+        costs: None,
+        now,
+    }
+}
+
+async fn load_state(ctx: &Ctx, insight_id: &str) -> Result<(serde_json::Value, Option<u64>)> {
+    match ctx.store.get(Kind::InsightSchedule, insight_id).await? {
+        Some(r) => {
+            let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+            Ok((v, Some(r.version)))
+        }
+        None => Ok((serde_json::Value::Null, None)),
+    }
+}
+
+impl Scheduler {
+    async fn schedule_insight(&mut self, insight: &Insight, insight_id: &str) -> Result<usize> {
+        let ctx = self.ctx.clone();
+        let now = ctx.now();
+        let len = ctx.queue.len(insight_id).await?;
+        metrics::gauge!("pop_queue_depth", "insight" => insight_id.to_owned()).set(len as f64);
+        let size = insight.effective_queue_size();
+        // Refill at the low-water mark (half full), so that a busy insight is scheduled in batches rather
+        // than one pick per pass: reading the ready set is the expensive part of a pass.
+        if size > 1 && len > (size as usize) / 2 {
+            return Ok(0);
+        }
+        let free = pop_sched::refill_count(len, size);
+        if free == 0 {
+            return Ok(0);
+        }
+        if !self.hold_lease(insight_id, now).await? {
+            return Ok(0);
+        }
+        // the queue may have been refilled by the previous holder since it was measured
+        let len = ctx.queue.len(insight_id).await?;
+        let free = pop_sched::refill_count(len, size);
+        if free == 0 {
+            return Ok(0);
+        }
+        let algorithm = ctx.algorithms.for_insight(insight)?;
+        let snap = read_ready(&ctx, &mut self.weights, insight_id).await?;
+        if snap.entries.is_empty() {
+            return Ok(0);
+        }
+        let (mut state, version) = load_state(&ctx, insight_id).await?;
+        let picks = algorithm.pick(&view(insight, &snap, now), &mut state, free);
+        // One push of the whole refill (one transaction on sled, concurrent requests on DynamoDB).
+        ctx.queue.push_many(insight_id, picks.clone(), now).await?;
+        let mut removals = Vec::with_capacity(picks.len());
+        for pick in &picks {
+            metrics::histogram!("pop_ready_wait_seconds", "insight" => insight_id.to_owned())
+                .record((now - pick.added).max(0) as f64 / 1000.0);
+            tracing::debug!(agenda_id = %pick.agenda_id, customer = %pick.customer_id, "queued");
+            removals.push(WriteOp::ReadyRemove { agenda_id: pick.agenda_id.clone() });
+        }
+        if !removals.is_empty() {
+            ctx.store.write(removals).await?;
+        }
+        let body = serde_json::to_vec(&state).map_err(|e| pop_core::Error::backend("codec", e))?;
+        let record =
+            Record { kind: Kind::InsightSchedule, id: insight_id.to_owned(), version: 1, indexes: vec![], body };
+        let op = match version {
+            Some(v) => WriteOp::Update { record, expected_version: v },
+            None => WriteOp::Create(record),
+        };
+        if let Err(e) = ctx.store.write(vec![op]).await {
+            tracing::debug!(insight_id, error = %e, "scheduler state not saved");
+        }
+        if !picks.is_empty() {
+            tracing::debug!(insight_id, queued = picks.len(), algorithm = algorithm.name(), "queue refilled");
+        }
+        Ok(picks.len())
+    }
+
+    /// Whether this instance holds the insight's scheduler lease, acquiring or renewing it in the store
+    /// once less than half of it is left (a held lease is not rewritten on every pass).
+    async fn hold_lease(&mut self, insight_id: &str, now: i64) -> Result<bool> {
+        let ctx = &self.ctx;
+        let lease_ms = ctx.config.scheduler_lease.as_millis() as u64;
+        let held_until = self.held.get(insight_id).copied();
+        if held_until.is_some_and(|until| now + ((lease_ms / 2) as i64) < until) {
+            return Ok(true);
+        }
+        let got =
+            ctx.store.lease_acquire(&format!("scheduler/{insight_id}"), &ctx.config.instance_id, lease_ms, now).await?;
+        if got {
+            self.held.insert(insight_id.to_owned(), now + lease_ms as i64);
+        } else {
+            self.held.remove(insight_id);
+        }
+        Ok(got)
+    }
+}
+
+/// The algorithm's explanation of a ready agenda's position.
+pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Result<Option<Explanation>> {
+    let Some(insight) = ctx.store.get_obj::<Insight>(insight_id).await? else { return Ok(None) };
+    let algorithm = ctx.algorithms.for_insight(&insight)?;
+    let snap = read_ready(ctx, &mut WeightCache::default(), insight_id).await?;
+    let (state, _) = load_state(ctx, insight_id).await?;
+    Ok(algorithm.explain(&view(&insight, &snap, ctx.now()), &state, agenda_id))
+}
