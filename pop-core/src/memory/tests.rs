@@ -8,7 +8,7 @@ use crate::queue::QueueBackend;
 use crate::store::{IndexField, Kind, PageRequest, Record, Store, WriteOp};
 
 fn record(kind: Kind, id: &str, indexes: Vec<(IndexField, String)>) -> Record {
-    Record { kind, id: id.to_owned(), version: 1, indexes, body: b"{}".to_vec() }
+    Record { kind, id: id.to_owned(), version: 1, indexes, phase: None, body: b"{}".to_vec() }
 }
 
 fn message(e: &Error) -> String {
