@@ -153,6 +153,9 @@ impl DynamoStore {
             Some(c) => decode_cursor(kind, phase, c)?,
             None => vec![ShardPos::Start; PHASE_SHARDS as usize],
         };
+        if at.start >= at.end {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
         let limit = page.effective_limit();
         let (lo, hi) = (millis_key(at.start), millis_key(at.end));
         let what = format!("{kind} in phase {phase}, times {at:?}");

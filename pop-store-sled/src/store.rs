@@ -761,6 +761,13 @@ impl Store for SledStore {
                 start = Bound::Excluded(after);
             }
         }
+        let past_end = match &start {
+            Bound::Included(k) | Bound::Excluded(k) => k.as_slice() >= end.as_slice(),
+            Bound::Unbounded => false,
+        };
+        if at.start >= at.end || past_end {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
         let op = format!("query {kind} in phase {phase}, times {at:?}");
         let limit = page.effective_limit();
         let objs = self.obj_tree(kind);

@@ -331,6 +331,9 @@ impl Store for MemoryStore {
         if !kind.has_phase_index() {
             return Err(Error::Unsupported(format!("query {kind} by phase: {kind} has no phase index")));
         }
+        if at.start >= at.end {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
         let limit = page.effective_limit();
         let start = match &page.cursor {
             Some(c) => {

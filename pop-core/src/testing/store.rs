@@ -1363,6 +1363,14 @@ pub async fn phase_index_pages_in_time_order(store: &dyn Store) {
     );
     let (got, _) = phase_listing(store, Phase::Retryable, base - 1000..cutoff + 1000, 100).await;
     assert_eq!(ours(got), vec![], "[{}] no retryable agenda was written", name(store));
+    for (what, range) in [("an empty", base..base), ("an inverted", cutoff..base)] {
+        let page = ok(
+            store,
+            &format!("query_phase of {what} range"),
+            store.query_phase(Kind::AgendaProgress, Phase::Finished, range, PageRequest::first(10)).await,
+        );
+        assert!(page.items.is_empty() && page.next.is_none(), "[{}] {what} time range lists nothing", name(store));
+    }
 
     // A cursor continues after its item when that item is deleted, and the next item may leave the phase.
     let first = ok(
