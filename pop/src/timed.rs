@@ -54,9 +54,9 @@ impl Default for RetryConfig {
     }
 }
 
-/// The data reaper: deletes finished agendas (agenda, progress, operation progress) whose progress was
-/// last updated longer ago than the TTL. Never an agenda that is running, queued, waiting, or due for
-/// an automatic retry.
+/// The data reaper: deletes finished agendas (agenda, progress, operation progress) that completed, and
+/// whose progress was last updated, longer ago than the TTL, oldest first. Never an agenda that is
+/// running, queued, waiting, or due for an automatic retry.
 #[derive(Debug, Clone)]
 pub struct DataReaperConfig {
     /// When it runs.
