@@ -12,10 +12,37 @@
 //! | `query` by indexed field | index tree range scan | `Query` on a GSI, `LastEvaluatedKey` as cursor |
 //! | ready set by insight | range scan on `(insight, customer, priority desc, added)` | `Query` on the insight partition |
 //! | named lease | transaction on the lease tree | conditional `PutItem` on `expires < :now` |
+//! | `query_phase` (recovery by index) | phase tree range scan on `(phase, time, id)` | `Query` per shard of the `by_phase` GSI, merged |
 //!
 //! Typed access lives in [`StoreExt`], implemented for every `Store`.
+//!
+//! # The phase index: recovery by index
+//!
+//! The recovery processes (automatic retry, data reaper, repair) must not read every agenda ever
+//! run on every pass: their cost would grow with history instead of with live work. So every
+//! [`AgendaProgress`] is in exactly one **phase**, kept by the backend as an ordered index next to the
+//! record ([`Record::phase`], computed by [`to_record`] from [`StoreObject::phase_entry`], written and
+//! removed in the same atomic write as the record, so the index can never disagree with the data):
+//!
+//! | [`Phase`] | which agendas | sorted by | read by |
+//! |---|---|---|---|
+//! | `Unfinished` | WAITING or EXECUTING | `addedTime` | repair (lost WAITING, silent EXECUTING) |
+//! | `Retryable` | COMPLETE, `failed`, attempts left | completion time | automatic retry: `completed ≤ now − backoff` |
+//! | `Finished` | every other COMPLETE | completion time | data reaper: `completed < now − TTL`, oldest first |
+//!
+//! [`Store::query_phase`] lists one phase within a time range, by (time, id) ascending, paged like
+//! every other listing. WAITING and EXECUTING share a phase on purpose: an agenda starting (the most
+//! frequent transition) keeps its index entry, so it costs no index write (on DynamoDB, no GSI write).
+//!
+//! Why failed agendas with attempts left have their own phase instead of the retry reading
+//! `Finished` within the longest backoff (24 h): a retry pass runs every few seconds, and that window
+//! holds a day of completions — the cost would grow with throughput, and a failed agenda whose retry
+//! fell due while no retry process ran for longer than the window would never be retried. As its own
+//! phase, the retry reads only agendas that are waiting for a retry, at no extra cost: an agenda is in
+//! one phase at a time, whichever it is.
 
 use crate::error::{Error, Result};
+use crate::model::ProcessingState;
 use crate::model::{
     Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, Millis, OperationProgress, ReadyAgenda, ResourcePool,
 };
@@ -23,6 +50,7 @@ use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 use std::fmt;
 use std::future::Future;
+use std::ops::Range;
 
 /// The kinds of stored object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,6 +113,12 @@ impl Kind {
             Kind::AgendaTemplate => &[CustomerId, Title],
             Kind::InsightSchedule => &[],
         }
+    }
+
+    /// Whether this kind is in the phase index ([`Store::query_phase`]): only
+    /// [`Kind::AgendaProgress`].
+    pub fn has_phase_index(self) -> bool {
+        matches!(self, Kind::AgendaProgress)
     }
 }
 
@@ -149,6 +183,84 @@ impl fmt::Display for IndexField {
     }
 }
 
+/// A phase of the phase index (see the [module docs](self#the-phase-index-recovery-by-index)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// WAITING or EXECUTING; sorted by when the agenda was added.
+    Unfinished,
+    /// COMPLETE with conclusion `failed` and attempts left: an automatic retry may be due; sorted by
+    /// completion time.
+    Retryable,
+    /// COMPLETE otherwise (succeeded, cancelled, failed with no attempt left); sorted by completion time.
+    Finished,
+}
+
+impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 3] = [Phase::Unfinished, Phase::Retryable, Phase::Finished];
+
+    /// A stable, lower-case name, used in keys and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Unfinished => "unfinished",
+            Phase::Retryable => "retryable",
+            Phase::Finished => "finished",
+        }
+    }
+
+    /// The inverse of [`Phase::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An object's entry in the phase index: its phase and the time it sorts by within the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhaseEntry {
+    /// The phase.
+    pub phase: Phase,
+    /// The time (epoch ms) it sorts by: added time for [`Phase::Unfinished`], completion time otherwise.
+    pub at: Millis,
+}
+
+impl PhaseEntry {
+    /// Every time: the range that lists a whole phase. (An entry at `Millis::MAX` would fall outside;
+    /// [`PhaseEntry::new`] never makes one.)
+    pub const ALL_TIMES: Range<Millis> = Millis::MIN..Millis::MAX;
+
+    /// An entry; `at` is capped at `Millis::MAX - 1` so that [`PhaseEntry::ALL_TIMES`] lists it.
+    pub fn new(phase: Phase, at: Millis) -> Self {
+        Self { phase, at: at.min(Millis::MAX - 1) }
+    }
+}
+
+/// The phase entry of an agenda progress (the rule of the phase index).
+fn agenda_progress_phase(p: &AgendaProgress) -> Option<PhaseEntry> {
+    Some(match p.processing_state {
+        ProcessingState::Waiting | ProcessingState::Executing => {
+            PhaseEntry::new(Phase::Unfinished, p.added_time.or(p.updated_time).unwrap_or(0))
+        }
+        ProcessingState::Complete if p.retryable() => PhaseEntry::new(Phase::Retryable, p.finished_at()),
+        ProcessingState::Complete => PhaseEntry::new(Phase::Finished, p.finished_at()),
+    })
+}
+
+/// The phase entry a record's body calls for: for a kind with a phase index, the body decoded as its
+/// typed object; `None` for other kinds. Backends use it to rebuild the index of data written before
+/// they had one; a body that does not decode is `Error::Corrupt` naming the kind and id.
+pub fn derive_phase(record: &Record) -> Result<Option<PhaseEntry>> {
+    match record.kind {
+        Kind::AgendaProgress => Ok(from_record::<AgendaProgress>(record)?.phase_entry()),
+        _ => Ok(None),
+    }
+}
+
 /// A stored object as the backends see it: key, version, index values and the JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -160,6 +272,9 @@ pub struct Record {
     pub version: u64,
     /// The values of the kind's indexed fields that are set.
     pub indexes: Vec<(IndexField, String)>,
+    /// Its entry in the phase index, for a kind that has one ([`Kind::has_phase_index`]); backends
+    /// keep the index from this value on every write and return it on reads.
+    pub phase: Option<PhaseEntry>,
     /// The object as JSON.
     pub body: Vec<u8>,
 }
@@ -244,8 +359,16 @@ pub trait Store: Send + Sync + 'static {
     /// Objects of `kind` whose indexed `field` equals `value`, by id ascending.
     async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>>;
 
-    /// Every object of `kind`, by id ascending (administration and reapers; not for hot paths).
+    /// Every object of `kind`, by id ascending (administration and tools; not for hot paths: the
+    /// recovery processes use [`Store::query_phase`]).
     async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>>;
+
+    /// Objects of `kind` whose phase entry ([`Record::phase`]) is in `phase` with a time in `at`
+    /// (start inclusive, end exclusive; [`PhaseEntry::ALL_TIMES`] for all), by (time, id) ascending.
+    /// A cursor continues after its item even if that item was deleted or left the phase meanwhile.
+    /// `Unsupported` for a kind without a phase index ([`Kind::has_phase_index`]).
+    async fn query_phase(&self, kind: Kind, phase: Phase, at: Range<Millis>, page: PageRequest)
+    -> Result<Page<Record>>;
 
     /// The ready entry of an agenda, if it has one.
     async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>>;
@@ -274,10 +397,14 @@ pub trait StoreObject: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn set_object_version(&mut self, version: u64);
     /// The value of an indexed field.
     fn index_value(&self, field: IndexField) -> Option<&str>;
+    /// Its entry in the phase index, for a kind that has one ([`Kind::has_phase_index`]).
+    fn phase_entry(&self) -> Option<PhaseEntry> {
+        None
+    }
 }
 
 macro_rules! store_object {
-    ($ty:ty, $kind:expr, { $($field:ident => $value:ident),* $(,)? }) => {
+    ($ty:ty, $kind:expr, { $($field:ident => $value:ident),* $(,)? } $(, phase: $phase:path)?) => {
         impl StoreObject for $ty {
             const KIND: Kind = $kind;
             fn object_id(&self) -> Option<&str> {
@@ -296,6 +423,11 @@ macro_rules! store_object {
                     _ => None,
                 }
             }
+            $(
+                fn phase_entry(&self) -> Option<PhaseEntry> {
+                    $phase(self)
+                }
+            )?
         }
     };
 }
@@ -303,7 +435,7 @@ macro_rules! store_object {
 store_object!(Agenda, Kind::Agenda, { CustomerId => customer_id, LinkId => link_id, Title => title });
 store_object!(AgendaProgress, Kind::AgendaProgress, {
     CustomerId => customer_id, LinkId => link_id, AgendaId => agenda_id, Title => title
-});
+}, phase: agenda_progress_phase);
 store_object!(OperationProgress, Kind::OperationProgress, {
     CustomerId => customer_id, AgendaProgressId => agenda_progress_id
 });
@@ -326,7 +458,8 @@ pub fn to_record<T: StoreObject>(obj: &T) -> Result<Record> {
     let body = serde_json::to_vec(obj).map_err(|e| Error::backend("codec", e))?;
     let indexes =
         T::KIND.indexed_fields().iter().filter_map(|f| obj.index_value(*f).map(|v| (*f, v.to_owned()))).collect();
-    Ok(Record { kind: T::KIND, id, version: obj.object_version(), indexes, body })
+    let phase = if T::KIND.has_phase_index() { obj.phase_entry() } else { None };
+    Ok(Record { kind: T::KIND, id, version: obj.object_version(), indexes, phase, body })
 }
 
 /// Decodes a [`Record`] into a typed object; a body that does not decode is `Error::Corrupt` naming the
@@ -427,6 +560,20 @@ pub trait StoreExt: Store {
                     None => return Ok(out),
                 }
             }
+        }
+    }
+
+    /// One page of typed objects in `phase` with a time in `at` ([`Store::query_phase`]).
+    fn query_phase_obj<T: StoreObject>(
+        &self,
+        phase: Phase,
+        at: Range<Millis>,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<T>>> + Send {
+        async move {
+            let p = self.query_phase(T::KIND, phase, at, page).await?;
+            let items = p.items.iter().map(from_record).collect::<Result<Vec<T>>>()?;
+            Ok(Page { items, next: p.next })
         }
     }
 }

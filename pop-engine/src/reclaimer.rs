@@ -7,7 +7,7 @@ use crate::services::agenda_internals::ready_entry;
 use pop_core::Result;
 use pop_core::model::{Agenda, AgendaProgress, Conclusion, DiagnosticEvent, PENDING, ProcessingState};
 use pop_core::queue::Lease;
-use pop_core::store::{Kind, PageRequest, StoreExt, WriteOp, update_op};
+use pop_core::store::{Kind, Page, PageRequest, Phase, PhaseEntry, StoreExt, WriteOp, update_op};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -122,7 +122,7 @@ async fn reclaim_lease(ctx: &Ctx, lease: &Lease) -> Result<Option<bool>> {
 fn count_lost_attempt(ctx: &Ctx, p: &mut AgendaProgress, what: &str) -> bool {
     let now = ctx.now();
     p.attempts_completed += 1;
-    let max = p.maximum_attempts.clamp(1, 20);
+    let max = p.attempt_limit();
     let out = p.attempts_completed >= max;
     let msg = if out {
         format!(
@@ -145,14 +145,31 @@ fn count_lost_attempt(ctx: &Ctx, p: &mut AgendaProgress, what: &str) -> bool {
     out
 }
 
+/// One page of the unfinished agendas (WAITING or EXECUTING), oldest first, from the store's phase
+/// index: the repair reads live work only, never the finished history. Unreadable ones are skipped
+/// with a warning.
+async fn unfinished_page(ctx: &Ctx, cursor: Option<String>) -> Result<Page<AgendaProgress>> {
+    let page = ctx
+        .store
+        .query_phase(Kind::AgendaProgress, Phase::Unfinished, PhaseEntry::ALL_TIMES, PageRequest { limit: 500, cursor })
+        .await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for r in &page.items {
+        match pop_core::store::from_record::<AgendaProgress>(r) {
+            Ok(p) => items.push(p),
+            Err(e) => tracing::warn!(error = %e, "repair: skipping an unreadable agenda progress"),
+        }
+    }
+    Ok(Page { items, next: page.next })
+}
+
 async fn repair(ctx: &Ctx) -> Result<ReclaimReport> {
     let mut report = ReclaimReport::default();
     let mut cursor = None;
     let stale_ms = 2 * ctx.config.lease_ttl.as_millis() as i64;
     loop {
-        let page = ctx.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
-        for r in &page.items {
-            let Ok(p) = pop_core::store::from_record::<AgendaProgress>(r) else { continue };
+        let page = unfinished_page(ctx, cursor).await?;
+        for p in page.items {
             let stale_exec = p.processing_state == ProcessingState::Executing
                 && p.updated_time.is_some_and(|t| ctx.now() - t > stale_ms);
             if p.processing_state != ProcessingState::Waiting && !stale_exec {

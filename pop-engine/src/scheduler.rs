@@ -183,8 +183,14 @@ impl Scheduler {
             ctx.store.write(removals).await?;
         }
         let body = serde_json::to_vec(&state).map_err(|e| pop_core::Error::backend("codec", e))?;
-        let record =
-            Record { kind: Kind::InsightSchedule, id: insight_id.to_owned(), version: 1, indexes: vec![], body };
+        let record = Record {
+            kind: Kind::InsightSchedule,
+            id: insight_id.to_owned(),
+            version: 1,
+            indexes: vec![],
+            phase: None,
+            body,
+        };
         let op = match version {
             Some(v) => WriteOp::Update { record, expected_version: v },
             None => WriteOp::Create(record),

@@ -5,16 +5,17 @@
 use crate::context::Ctx;
 use crate::services::RerunOptions;
 use pop_core::Result;
-use pop_core::model::{Agenda, AgendaProgress, Conclusion, OperationProgress, ProcessingState};
+use pop_core::model::{Agenda, AgendaProgress, Millis, OperationProgress, ProcessingState};
 use pop_core::runtime::LaunchedState;
-use pop_core::store::{IndexField, Kind, PageRequest, StoreExt, WriteOp};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, StoreExt, WriteOp};
 use serde::Serialize;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The hard cap on attempts of an agenda, whatever its `maximumAttempts`.
-pub const MAX_ATTEMPTS_CAP: u32 = 20;
+pub const MAX_ATTEMPTS_CAP: u32 = pop_core::model::MAX_ATTEMPTS_CAP;
 
 /// Scheduling of one timed process.
 #[derive(Debug, Clone)]
@@ -53,9 +54,9 @@ impl Default for RetryConfig {
     }
 }
 
-/// The data reaper: deletes finished agendas (agenda, progress, operation progress) whose progress was
-/// last updated longer ago than the TTL. Never an agenda that is running, queued, waiting, or due for
-/// an automatic retry.
+/// The data reaper: deletes finished agendas (agenda, progress, operation progress) that completed, and
+/// whose progress was last updated, longer ago than the TTL, oldest first. Never an agenda that is
+/// running, queued, waiting, or due for an automatic retry.
 #[derive(Debug, Clone)]
 pub struct DataReaperConfig {
     /// When it runs.
@@ -173,35 +174,56 @@ fn record(counters: &Counters, report: &RunReport) {
     }
 }
 
-/// Whether a failed agenda gets another automatic attempt, and when.
-pub fn retry_due_at(p: &AgendaProgress, config: &RetryConfig) -> Option<i64> {
-    if p.processing_state != ProcessingState::Complete || p.conclusion() != Some(Conclusion::Failed) {
-        return None;
-    }
-    let max = p.maximum_attempts.clamp(1, MAX_ATTEMPTS_CAP);
-    if p.attempts_completed >= max {
-        return None;
-    }
-    let exp = p.attempts_completed.saturating_sub(1) as i32;
+/// The wait after attempt `attempts` failed (1 after the first): the backoff times the multiplier per
+/// further attempt, at most a day.
+fn retry_wait_ms(config: &RetryConfig, attempts: u32) -> Millis {
+    let exp = attempts.saturating_sub(1) as i32;
     let wait = config.backoff.as_millis() as f64 * config.multiplier.max(1.0).powi(exp);
-    Some(p.completed_time.or(p.updated_time).unwrap_or_default() + wait.min(86_400_000.0) as i64)
+    wait.min(86_400_000.0) as Millis
 }
 
-/// Every agenda progress, read page by page until done or until the budget is spent.
-async fn scan_progress(ctx: &Ctx, start: Instant, budget: Duration) -> Result<(Vec<AgendaProgress>, bool)> {
+/// Whether a failed agenda gets another automatic attempt, and when: failed with attempts left
+/// ([`AgendaProgress::retryable`], the rule of the store's retryable phase), after the wait.
+pub fn retry_due_at(p: &AgendaProgress, config: &RetryConfig) -> Option<i64> {
+    p.retryable().then(|| p.finished_at().saturating_add(retry_wait_ms(config, p.attempts_completed)))
+}
+
+/// One page of the agenda progress in `phase` with a time in `at` (oldest first), from the store's
+/// phase index; unreadable ones are skipped with a warning.
+async fn phase_page(
+    ctx: &Ctx,
+    phase: Phase,
+    at: Range<Millis>,
+    cursor: Option<String>,
+) -> Result<Page<AgendaProgress>> {
+    let page = ctx.store.query_phase(Kind::AgendaProgress, phase, at, PageRequest { limit: 500, cursor }).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for r in &page.items {
+        match pop_core::store::from_record::<AgendaProgress>(r) {
+            Ok(p) => items.push(p),
+            Err(e) => tracing::warn!(error = %e, "skipping an unreadable agenda progress"),
+        }
+    }
+    Ok(Page { items, next: page.next })
+}
+
+/// Every agenda progress in `phase` with a time in `at`, oldest first, read page by page until done
+/// or until the budget is spent (then `true`).
+async fn progress_in_phase(
+    ctx: &Ctx,
+    phase: Phase,
+    at: Range<Millis>,
+    start: Instant,
+    budget: Duration,
+) -> Result<(Vec<AgendaProgress>, bool)> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
         if start.elapsed() >= budget {
             return Ok((out, true));
         }
-        let page = ctx.store.scan(Kind::AgendaProgress, PageRequest { limit: 500, cursor }).await?;
-        for r in &page.items {
-            match pop_core::store::from_record::<AgendaProgress>(r) {
-                Ok(p) => out.push(p),
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable agenda progress"),
-            }
-        }
+        let page = phase_page(ctx, phase, at.clone(), cursor).await?;
+        out.extend(page.items);
         match page.next {
             Some(c) => cursor = Some(c),
             None => return Ok((out, false)),
@@ -209,15 +231,28 @@ async fn scan_progress(ctx: &Ctx, start: Instant, budget: Duration) -> Result<(V
     }
 }
 
+/// The failed agendas whose retry may be due at `now`: the retryable phase, completed no later than
+/// `now` minus the shortest wait (the first one; later ones are longer). Reads only agendas waiting
+/// for a retry, never the finished history.
+async fn retry_candidates(
+    ctx: &Ctx,
+    config: &RetryConfig,
+    now: Millis,
+    start: Instant,
+) -> Result<(Vec<AgendaProgress>, bool)> {
+    let latest = now.saturating_sub(retry_wait_ms(config, 1)).saturating_add(1);
+    progress_in_phase(ctx, Phase::Retryable, Millis::MIN..latest, start, config.timing.budget).await
+}
+
 /// One automatic-retry run.
 async fn retry_once(ctx: &Ctx, config: &RetryConfig, stats: &TimedStats) -> Result<RunReport> {
     let start = Instant::now();
     let now = ctx.now();
     let mut report = RunReport { dry_run: config.timing.dry_run, ..Default::default() };
-    let (all, exhausted) = scan_progress(ctx, start, config.timing.budget).await?;
+    let (candidates, exhausted) = retry_candidates(ctx, config, now, start).await?;
     report.budget_exhausted = exhausted;
     let due: Vec<AgendaProgress> =
-        all.into_iter().filter(|p| retry_due_at(p, config).is_some_and(|at| at <= now)).collect();
+        candidates.into_iter().filter(|p| retry_due_at(p, config).is_some_and(|at| at <= now)).collect();
     for p in due {
         if start.elapsed() >= config.timing.budget {
             report.budget_exhausted = true;
@@ -259,54 +294,34 @@ async fn reap_data_once(
     let now = ctx.now();
     let cutoff = now - config.agenda_ttl.as_millis() as i64;
     let mut report = RunReport { dry_run: config.timing.dry_run, ..Default::default() };
-    let (all, exhausted) = scan_progress(ctx, start, config.timing.budget).await?;
-    report.budget_exhausted = exhausted;
-    let candidates: Vec<AgendaProgress> = all
-        .into_iter()
-        .filter(|p| {
-            let old = p.updated_time.unwrap_or_default() < cutoff;
-            let finished = p.processing_state == ProcessingState::Complete;
-            let retry_pending = retry.timing.enabled && retry_due_at(p, retry).is_some();
-            old && finished && !retry_pending
-        })
-        .collect();
     let mut batch = Vec::new();
-    for p in candidates {
-        if start.elapsed() >= config.timing.budget {
-            report.budget_exhausted = true;
-            break;
-        }
-        let agenda_id = p.agenda_id.clone().unwrap_or_default();
-        let progress_id = p.id.clone().unwrap_or_default();
-        // queued or ready work is never reaped, whatever its progress says
-        if ctx.store.ready_get(&agenda_id).await?.is_some() {
-            continue;
-        }
-        if let Some(a) = ctx.store.get_obj::<Agenda>(&agenda_id).await? {
-            if ctx.queue.contains(a.insight_id().unwrap_or_default(), &agenda_id).await? {
-                continue;
+    // Page by page, acting on each page before reading the next: a backlog larger than one run's
+    // budget still shrinks run after run (a deleted item does not disturb the cursor).
+    'phases: for phase in reap_phases(retry) {
+        let mut cursor = None;
+        loop {
+            if start.elapsed() >= config.timing.budget {
+                report.budget_exhausted = true;
+                break 'phases;
             }
-        }
-        if config.timing.dry_run {
-            tracing::info!(agenda_id, "dry run: would delete the finished agenda and its progress");
-            report.ids.push(agenda_id);
-            continue;
-        }
-        let ops: Vec<OperationProgress> = ctx.store.query_all(IndexField::AgendaProgressId, &progress_id).await?;
-        for op in ops {
-            batch.push(WriteOp::Delete {
-                kind: Kind::OperationProgress,
-                id: op.id.unwrap_or_default(),
-                expected_version: None,
-            });
-        }
-        batch.push(WriteOp::Delete { kind: Kind::AgendaProgress, id: progress_id, expected_version: Some(p.version) });
-        if ctx.store.get(Kind::Agenda, &agenda_id).await?.is_some() {
-            batch.push(WriteOp::Delete { kind: Kind::Agenda, id: agenda_id.clone(), expected_version: None });
-        }
-        report.ids.push(agenda_id);
-        if report.ids.len() % config.batch_size.max(1) == 0 {
-            flush(ctx, &mut batch, stats).await;
+            let page = phase_page(ctx, phase, Millis::MIN..cutoff, cursor).await?;
+            for p in page.items {
+                if start.elapsed() >= config.timing.budget {
+                    report.budget_exhausted = true;
+                    break 'phases;
+                }
+                let old = p.updated_time.unwrap_or_default() < cutoff;
+                let finished = p.processing_state == ProcessingState::Complete;
+                let retry_pending = retry.timing.enabled && retry_due_at(&p, retry).is_some();
+                if !old || !finished || retry_pending {
+                    continue;
+                }
+                reap_one(ctx, config, &p, &mut report, &mut batch, stats).await?;
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
         }
     }
     flush(ctx, &mut batch, stats).await;
@@ -315,6 +330,57 @@ async fn reap_data_once(
     }
     record(&stats.data_reaper, &report);
     Ok(report)
+}
+
+/// The phases the data reaper reads, below its cutoff: finished agendas, and failed ones with
+/// attempts left too when automatic retry is off (nothing will retry them). Never unfinished ones.
+fn reap_phases(retry: &RetryConfig) -> Vec<Phase> {
+    if retry.timing.enabled { vec![Phase::Finished] } else { vec![Phase::Finished, Phase::Retryable] }
+}
+
+/// Deletes (or, in a dry run, reports) one old finished agenda with its progress, unless it is ready
+/// or queued; the deletes go into `batch`, written every `batch_size` agendas.
+async fn reap_one(
+    ctx: &Ctx,
+    config: &DataReaperConfig,
+    p: &AgendaProgress,
+    report: &mut RunReport,
+    batch: &mut Vec<WriteOp>,
+    stats: &TimedStats,
+) -> Result<()> {
+    let agenda_id = p.agenda_id.clone().unwrap_or_default();
+    let progress_id = p.id.clone().unwrap_or_default();
+    // queued or ready work is never reaped, whatever its progress says
+    if ctx.store.ready_get(&agenda_id).await?.is_some() {
+        return Ok(());
+    }
+    if let Some(a) = ctx.store.get_obj::<Agenda>(&agenda_id).await? {
+        if ctx.queue.contains(a.insight_id().unwrap_or_default(), &agenda_id).await? {
+            return Ok(());
+        }
+    }
+    if config.timing.dry_run {
+        tracing::info!(agenda_id, "dry run: would delete the finished agenda and its progress");
+        report.ids.push(agenda_id);
+        return Ok(());
+    }
+    let ops: Vec<OperationProgress> = ctx.store.query_all(IndexField::AgendaProgressId, &progress_id).await?;
+    for op in ops {
+        batch.push(WriteOp::Delete {
+            kind: Kind::OperationProgress,
+            id: op.id.unwrap_or_default(),
+            expected_version: None,
+        });
+    }
+    batch.push(WriteOp::Delete { kind: Kind::AgendaProgress, id: progress_id, expected_version: Some(p.version) });
+    if ctx.store.get(Kind::Agenda, &agenda_id).await?.is_some() {
+        batch.push(WriteOp::Delete { kind: Kind::Agenda, id: agenda_id.clone(), expected_version: None });
+    }
+    report.ids.push(agenda_id);
+    if report.ids.len() % config.batch_size.max(1) == 0 {
+        flush(ctx, batch, stats).await;
+    }
+    Ok(())
 }
 
 async fn flush(ctx: &Ctx, batch: &mut Vec<WriteOp>, stats: &TimedStats) {

@@ -30,6 +30,7 @@
 //! | `write` of several operations | 1 `TransactWriteItems` |
 //! | `query` by indexed field | 1 `Query` on the field's GSI per 1 MB |
 //! | `scan` of a kind | 1 `Query` on `by_kind` + 1 `BatchGetItem` per 100 objects |
+//! | `query_phase` (recovery by index) | 1 `Query` per shard of `by_phase` ([`PHASE_SHARDS`], in parallel) + 1 `BatchGetItem` per 100 listed |
 //! | `ready_get` | 1 `GetItem` |
 //! | `ready_list` | 1 `Query` on `by_insight` + 1 `BatchGetItem` per 100 entries |
 //! | `lease_acquire` / `lease_release` | 1 conditional `PutItem` / `DeleteItem` |
@@ -58,6 +59,7 @@
 //! | `v` (N) | the version: 1 on create, +1 per update; CAS is `ConditionExpression: v = :expected` |
 //! | `b` (B) | the object's JSON |
 //! | `x_<field>` | `<kind>#<value>` for each indexed field the object has (`x_customerId`, `x_linkId`, `x_agendaId`, `x_agendaProgressId`, `x_resourcePoolId`, `x_title`) |
+//! | `ph`, `pt` | the phase entry of an agenda progress: `<kind>#<phase>#<shard>` (`agendaProgress#finished#5`) and `<16 hex: time, sign bit flipped>#<id>` |
 //!
 //! Global secondary indexes:
 //!
@@ -67,6 +69,20 @@
 //!   answers a query in one request.
 //! * `by_kind`: partition `kd`, sort `id`, projection `KEYS_ONLY`, for `scan`. Keys-only means updates
 //!   (which change neither `kd` nor `id`) never write to it; only creates and deletes do.
+//! * `by_phase`: partition `ph`, sort `pt`, projection `KEYS_ONLY`: the phase index
+//!   ([`Store::query_phase`](pop_core::store::Store::query_phase)) that the recovery processes read
+//!   instead of every agenda (unfinished agendas by added time, retryable and finished ones by
+//!   completion time). `query_phase(kind, phase, from..before)` queries each shard with
+//!   `ph = :p AND pt BETWEEN hex(from) AND hex(before)` and merges the shards by `pt`, so pages come
+//!   in (time, id) order; the cursor holds each shard's position. An agenda writes this index when
+//!   submitted, when it completes (a move: delete + put) and when deleted; starting and heartbeats
+//!   keep `ph`/`pt`, so (keys only) they cost it nothing. **Hot partitions**: one partition key value
+//!   takes about 1,000 writes/s, and a GSI that falls behind throttles the table, so each phase is
+//!   spread over [`PHASE_SHARDS`] (8) values by a hash of the id: about 4,000 completions per second
+//!   before a phase partition throttles, against 500 unsharded. Reads pay one small `Query` per shard
+//!   (eight per page, in parallel, and a page may read up to 8 × its limit index keys to merge them —
+//!   keys only, a few bytes each); listed items are read once, consistently, and kept only if still
+//!   in the listed phase at the listed time (the index lags on AWS).
 //!
 //! Why one table for all kinds: an atomic batch (an agenda, its progress objects and its ready entry)
 //! is one `TransactWriteItems` over two tables at most, and there is one set of indexes to operate.
@@ -112,6 +128,21 @@
 //! `attribute_not_exists(n) OR h = :holder OR e <= :now`; `lease_release` a `DeleteItem` under
 //! `h = :holder`.
 //!
+//! ### Upgrading tables of an earlier build
+//!
+//! Tables made before the phase index lack `by_phase`, and their agenda progress items lack `ph`/`pt`.
+//! [`DynamoBackend::ensure_tables`] adds the index (`UpdateTable`, one new index at a time; the table
+//! stays usable while DynamoDB builds it) and then, while the objects table records no data format,
+//! runs [`DynamoBackend::backfill_phase_index`]: every agenda progress without `ph` gets the
+//! attributes its body calls for (`UpdateItem` under its version, so a concurrent writer wins), and
+//! the item `pk = _pop#format` records format 2, so later calls cost one `GetItem`. Upgrade every
+//! process before relying on the index, or run `backfill_phase_index` again once the last process
+//! of the earlier build has stopped. If you manage the tables yourself, add `by_phase` as
+//! [`TableSpec::aws_cli`] prints it (`aws dynamodb update-table --attribute-definitions
+//! AttributeName=ph,AttributeType=S AttributeName=pt,AttributeType=S --global-secondary-index-updates
+//! '[{"Create":{"IndexName":"by_phase","KeySchema":[{"AttributeName":"ph","KeyType":"HASH"},{"AttributeName":"pt","KeyType":"RANGE"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}}]'`)
+//! and call `backfill_phase_index` once it is ACTIVE.
+//!
 //! ## Limits and consistency
 //!
 //! * An atomic [`Store::write`](pop_core::store::Store::write) is one `TransactWriteItems`: at most
@@ -130,7 +161,9 @@
 //!   transactions cancelled by concurrent ones (`TransactionConflict`), timeouts and 5xx are retried
 //!   with jittered exponential backoff up to [`DynamoConfig::max_attempts`]; then the error is
 //!   returned (a persistent transaction conflict as `Conflict`).
-//! * `by_kind` has one partition per kind: creations of one kind beyond ~1000/s would throttle there.
+//! * `by_kind` has one partition per kind: creations of one kind beyond ~1000/s would throttle there
+//!   (`by_phase` is sharded for that reason, see above).
+//! * An agenda progress id is at most 1007 bytes (`pt` holds it after 17 bytes of time).
 //!
 //! ## Testing against a local server
 //!
@@ -142,6 +175,7 @@ mod codec;
 mod config;
 mod error;
 mod paging;
+mod phase;
 mod queue;
 mod store;
 mod tables;
@@ -149,6 +183,7 @@ mod tables;
 pub use client::{RequestCounts, TableNames};
 pub use config::{DynamoConfig, StaticCredentials};
 pub use error::{BACKEND, DynamoError};
+pub use phase::PHASE_SHARDS;
 pub use queue::DynamoQueue;
 pub use store::{DynamoStore, MAX_TRANSACTION_ITEMS};
 pub use tables::{IndexSpec, KeyAttr, KeyAttrType, TableSpec, table_specs};
@@ -169,11 +204,26 @@ impl DynamoBackend {
         Ok(Self { store: DynamoStore::new(db.clone()), db })
     }
 
-    /// Creates POP's tables and indexes where missing, and waits until they are ACTIVE. Idempotent,
-    /// safe to call from several processes at once. A table that exists with other keys is an
-    /// `Unsupported` error naming it.
+    /// Creates POP's tables and indexes where missing (on tables of an earlier build: adds the
+    /// `by_phase` index with `UpdateTable`), waits until they are ACTIVE, then backfills the phase
+    /// index of data written before it ([`DynamoBackend::backfill_phase_index`]). Idempotent, safe to
+    /// call from several processes at once. A table that exists with other keys is an `Unsupported`
+    /// error naming it.
     pub async fn ensure_tables(&self) -> pop_core::Result<()> {
-        self.db.ensure_tables().await
+        self.db.ensure_tables().await?;
+        self.store.backfill_phases(false).await?;
+        Ok(())
+    }
+
+    /// Gives every agenda progress written by a build without the phase index its `ph`/`pt`
+    /// attributes (so that `by_phase` lists it), then records data format 2 in the objects table
+    /// (item `_pop#format`). Returns how many items it changed. It reads every agenda progress (a
+    /// `scan`), so [`DynamoBackend::ensure_tables`] runs it only while no format is recorded; call it
+    /// yourself if you create the tables with other tooling (after adding `by_phase`), or again once
+    /// the last process of an earlier build has stopped if some were still writing during the first
+    /// pass (what they wrote lacks the attributes until its next update).
+    pub async fn backfill_phase_index(&self) -> pop_core::Result<usize> {
+        self.store.backfill_phases(true).await
     }
 
     /// The table design for this configuration's prefix (to create the tables with other tooling).

@@ -12,9 +12,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use pop_core::model::{Millis, ReadyAgenda};
-use pop_core::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Problem, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// The most items of one `TransactWriteItems`, and so the most operations of one [`Store::write`].
@@ -128,6 +129,24 @@ impl DynamoStore {
             size += attr.len() + v.len();
             item.insert(attr.to_owned(), s(v));
         }
+        if let Some(p) = rec.phase.filter(|_| rec.kind.has_phase_index()) {
+            let ph = crate::phase::partition(rec.kind, p.phase, crate::phase::shard(&rec.id));
+            let pt = crate::phase::sort_key(p.at, &rec.id);
+            if pt.len() > MAX_SORT_KEY_BYTES {
+                problems.push(
+                    Problem::new(format!(
+                        "{}: the id is {} bytes; an object in the phase index allows {} in DynamoDB",
+                        where_(),
+                        rec.id.len(),
+                        MAX_SORT_KEY_BYTES - (pt.len() - rec.id.len())
+                    ))
+                    .field("id"),
+                );
+            }
+            size += ph.len() + pt.len() + 4;
+            item.insert(crate::phase::PHASE_ATTR.to_owned(), s(ph));
+            item.insert(crate::phase::PHASE_SORT_ATTR.to_owned(), s(pt));
+        }
         if size > MAX_ITEM_BYTES {
             problems.push(
                 Problem::new(format!(
@@ -140,7 +159,7 @@ impl DynamoStore {
         if problems.is_empty() { Ok(item) } else { Err(Error::problems(problems)) }
     }
 
-    fn decode_record(kind: Kind, item: &Item) -> Result<Record> {
+    pub(crate) fn decode_record(kind: Kind, item: &Item) -> Result<Record> {
         let pk = opt_s(item, "pk").unwrap_or("?");
         let id_hint = pk.split_once('#').map(|(_, id)| id).unwrap_or(pk);
         let at = At { kind: kind.as_str(), id: id_hint };
@@ -159,7 +178,8 @@ impl DynamoStore {
                 indexes.push((*field, value.to_owned()));
             }
         }
-        Ok(Record { kind, id, version, indexes, body })
+        let phase = crate::phase::decode(kind, &id, item)?;
+        Ok(Record { kind, id, version, indexes, phase, body })
     }
 
     /// Checks and encodes the object operations; collapses the ready operations to one final state
@@ -684,6 +704,16 @@ impl Store for DynamoStore {
             }
         }
         Ok(Page { items, next })
+    }
+
+    async fn query_phase(
+        &self,
+        kind: Kind,
+        phase: Phase,
+        at: Range<Millis>,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        self.query_phase_merged(kind, phase, at, page).await
     }
 
     async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {

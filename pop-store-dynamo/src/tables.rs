@@ -103,6 +103,8 @@ pub(crate) fn index_name(field: IndexField) -> String {
 
 /// The objects table's by-kind index (keys only), for `scan`.
 pub(crate) const BY_KIND: &str = "by_kind";
+/// The objects table's phase index (keys only), for `query_phase`: partition `ph`, sort `pt`.
+pub(crate) const BY_PHASE: &str = "by_phase";
 /// The ready table's index of entries by insight, in ready order (keys only).
 pub(crate) const BY_INSIGHT: &str = "by_insight";
 /// The queue table's index of items by push order.
@@ -121,6 +123,12 @@ pub fn table_specs(names: &TableNames) -> Vec<TableSpec> {
         range: key("id", S),
         project_all: true,
     }));
+    object_indexes.push(IndexSpec {
+        name: BY_PHASE.to_owned(),
+        hash: key(crate::phase::PHASE_ATTR, S),
+        range: key(crate::phase::PHASE_SORT_ATTR, S),
+        project_all: false,
+    });
     vec![
         TableSpec { name: names.objects.clone(), hash: key("pk", S), range: None, indexes: object_indexes },
         TableSpec {

@@ -8,9 +8,9 @@ mod common;
 use pop_core::Error;
 use pop_core::model::ReadyAgenda;
 use pop_core::queue::QueueBackend;
-use pop_core::store::{IndexField, Kind, PageRequest, Record, Store, WriteOp};
+use pop_core::store::{IndexField, Kind, PageRequest, Phase, PhaseEntry, Record, Store, StoreExt, WriteOp};
 use pop_core::testing::unique;
-use pop_store_dynamo::{DynamoBackend, DynamoConfig, MAX_TRANSACTION_ITEMS};
+use pop_store_dynamo::{DynamoBackend, DynamoConfig, MAX_TRANSACTION_ITEMS, PHASE_SHARDS};
 use std::sync::Arc;
 
 fn now() -> i64 {
@@ -36,6 +36,7 @@ fn agenda(id: &str, customer: &str, size: usize) -> Record {
         id: id.to_owned(),
         version: 1,
         indexes: vec![(IndexField::CustomerId, customer.to_owned())],
+        phase: None,
         body: serde_json::to_vec(&body).unwrap(),
     }
 }
@@ -46,6 +47,7 @@ fn schedule(id: &str, n: u64) -> Record {
         id: id.to_owned(),
         version: 0,
         indexes: vec![],
+        phase: None,
         body: serde_json::to_vec(&serde_json::json!({ "n": n })).unwrap(),
     }
 }
@@ -294,6 +296,17 @@ async fn requests_per_operation_are_as_documented() {
     let before = b.request_counts();
     store.ready_list(&insight, PageRequest::first(10)).await.unwrap();
     assert_eq!(count(&before), 2, "ready list = Query + BatchGetItem");
+    let mut p = pop_core::model::AgendaProgress { id: Some(unique("p")), added_time: Some(t0), ..Default::default() };
+    store.create_obj(&mut p).await.unwrap();
+    let before = b.request_counts();
+    let page = store.query_phase(Kind::AgendaProgress, Phase::Unfinished, t0..t0 + 1, PageRequest::first(10));
+    assert_eq!(page.await.unwrap().items.len(), 1);
+    let used = b.request_counts().since(&before);
+    assert_eq!(
+        (used.by_action.get("Query"), used.by_action.get("BatchGetItem"), used.total),
+        (Some(&u64::from(PHASE_SHARDS)), Some(&1), u64::from(PHASE_SHARDS) + 1),
+        "query_phase = a Query per shard + BatchGetItem: {used:?}"
+    );
     let before = b.request_counts();
     assert!(queue.push(&insight, ready(&insight, &id, t0), t0).await.unwrap());
     let leases = queue.receive(&insight, 1, 1000, t0).await.unwrap();
@@ -308,7 +321,8 @@ async fn ensure_tables_is_idempotent_and_refuses_foreign_tables() {
     b.ensure_tables().await.unwrap();
     let used = b.request_counts().since(&before);
     assert_eq!(used.by_action.get("DescribeTable"), Some(&4), "{used:?}");
-    assert_eq!(used.total, 4, "no create when everything exists: {used:?}");
+    assert_eq!(used.by_action.get("GetItem"), Some(&1), "the data format is read: {used:?}");
+    assert_eq!(used.total, 5, "no create and no backfill when everything exists: {used:?}");
     let specs = b.table_specs();
     assert_eq!(specs.len(), 4);
     assert!(specs[0].aws_cli().contains("by_customerId"));
@@ -372,4 +386,115 @@ async fn bad_configuration_is_invalid() {
         }
         other => panic!("expected Invalid, got {:?}", other.map(|_| ())),
     }
+}
+
+/// Tables made by a build without the phase index: `ensure_tables` adds `by_phase` (UpdateTable) and
+/// backfills the phase attributes of the agenda progress already there, once; versions stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_of_an_earlier_build_get_the_phase_index_and_a_backfill() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType,
+    };
+    let Some(endpoint) = common::endpoint("tables_of_an_earlier_build_get_the_phase_index") else { return };
+    let prefix = common::prefix();
+    let b = DynamoBackend::connect(DynamoConfig::local(endpoint).table_prefix(&prefix)).await.unwrap();
+    // The objects table as the previous ensure_tables made it: every index but by_phase.
+    let spec = b.table_specs().into_iter().next().unwrap();
+    let old_indexes: Vec<_> = spec.indexes.iter().filter(|i| i.name != "by_phase").collect();
+    assert_eq!(old_indexes.len() + 1, spec.indexes.len(), "the spec has by_phase");
+    let attr = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().unwrap();
+    let mut defs = vec![attr("pk")];
+    let mut gsis = Vec::new();
+    for i in &old_indexes {
+        for a in [i.hash.name, i.range.name] {
+            if !defs.iter().any(|d| d.attribute_name() == a) {
+                defs.push(attr(a));
+            }
+        }
+        let projection = if i.project_all { ProjectionType::All } else { ProjectionType::KeysOnly };
+        gsis.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(&i.name)
+                .key_schema(key(i.hash.name, KeyType::Hash))
+                .key_schema(key(i.range.name, KeyType::Range))
+                .projection(Projection::builder().projection_type(projection).build())
+                .build()
+                .unwrap(),
+        );
+    }
+    b.client()
+        .create_table()
+        .table_name(&spec.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(defs))
+        .key_schema(key("pk", KeyType::Hash))
+        .set_global_secondary_indexes(Some(gsis))
+        .send()
+        .await
+        .unwrap();
+    // Items as the previous build wrote them: no ph / pt.
+    let docs = [
+        ("p-wait", 3, serde_json::json!({"id": "p-wait", "processingState": "WAITING", "addedTime": 1000})),
+        (
+            "p-retry",
+            5,
+            serde_json::json!({"id": "p-retry", "processingState": "COMPLETE", "processingStateMessage": "failed",
+            "attemptsCompleted": 1, "maximumAttempts": 3, "completedTime": 2000}),
+        ),
+        (
+            "p-done",
+            7,
+            serde_json::json!({"id": "p-done", "processingState": "COMPLETE", "processingStateMessage": "succeeded",
+            "completedTime": 3000}),
+        ),
+    ];
+    for (id, v, doc) in &docs {
+        b.client()
+            .put_item()
+            .table_name(&spec.name)
+            .item("pk", AttributeValue::S(format!("agendaProgress#{id}")))
+            .item("kd", AttributeValue::S("agendaProgress".into()))
+            .item("id", AttributeValue::S((*id).into()))
+            .item("v", AttributeValue::N(v.to_string()))
+            .item("x_customerId", AttributeValue::S("agendaProgress#acme".into()))
+            .item("b", AttributeValue::B(serde_json::to_vec(doc).unwrap().into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let store = b.store();
+    assert!(store.get(Kind::AgendaProgress, "p-wait").await.unwrap().unwrap().phase.is_none());
+
+    b.ensure_tables().await.unwrap();
+    let described = b.client().describe_table().table_name(&spec.name).send().await.unwrap();
+    let names: Vec<&str> =
+        described.table().unwrap().global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    assert!(names.contains(&"by_phase"), "ensure_tables added by_phase: {names:?}");
+    let listed = |phase| {
+        let store = store.clone();
+        async move {
+            let page =
+                store.query_phase(Kind::AgendaProgress, phase, PhaseEntry::ALL_TIMES, PageRequest::first(10)).await;
+            page.unwrap().items.into_iter().map(|r| (r.id, r.version, r.phase.map(|p| p.at))).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(Phase::Unfinished).await, vec![("p-wait".to_owned(), 3, Some(1000))]);
+    assert_eq!(listed(Phase::Retryable).await, vec![("p-retry".to_owned(), 5, Some(2000))]);
+    assert_eq!(listed(Phase::Finished).await, vec![("p-done".to_owned(), 7, Some(3000))]);
+
+    // Once: the next ensure_tables reads the recorded format and backfills nothing; a forced pass
+    // finds nothing to do; writes keep the index.
+    let before = b.request_counts();
+    b.ensure_tables().await.unwrap();
+    let used = b.request_counts().since(&before);
+    assert_eq!(used.total, 5, "4 DescribeTable + the format GetItem: {used:?}");
+    assert_eq!(b.backfill_phase_index().await.unwrap(), 0);
+    let mut p: pop_core::model::AgendaProgress = store.fetch("p-wait").await.unwrap();
+    p.processing_state = pop_core::model::ProcessingState::Executing;
+    store.update_obj(&mut p).await.unwrap();
+    assert_eq!(listed(Phase::Unfinished).await, vec![("p-wait".to_owned(), 4, Some(1000))]);
 }

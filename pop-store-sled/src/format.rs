@@ -4,9 +4,10 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `format` | the format version as ASCII decimal (`1`) |
+//! | `meta` | `format` | the format version as ASCII decimal (`2`) |
 //! | `obj/<kind>` (one per [`Kind`]) | the object id (UTF-8) | a [record value](#record-value) |
 //! | `idx/<kind>` (one per kind) | `c(field) c(value) id` | empty |
+//! | `phase/<kind>` (one per kind; only `agendaProgress` has entries) | `phase(1) at(8) id` | empty: the phase index |
 //! | `ready` | `c(insight) c(customer) prio(4) added(8) agendaId` | the `ReadyAgenda` as JSON |
 //! | `readyByAgenda` | agenda id | the entry's key in `ready` |
 //! | `leases` | lease name | `expires(8) holder` |
@@ -22,27 +23,45 @@
 //! component (an id) is written raw, so a range scan lists ids ascending and the last id is the cursor.
 //!
 //! Integers are big-endian so that byte order is numeric order; signed integers have their sign bit
-//! flipped (`added`, `deadline`, `expires`: `i64`); `prio` is the `i32` priority with its sign bit
-//! flipped and then all bits inverted, so higher priorities sort first.
+//! flipped (`added`, `deadline`, `expires`, `at`: `i64`); `prio` is the `i32` priority with its sign bit
+//! flipped and then all bits inverted, so higher priorities sort first. `phase` is the phase code
+//! (1 unfinished, 2 retryable, 3 finished), so one range scan over `phase at(from) .. phase at(before)`
+//! lists a phase's entries of a time range by (time, id).
 //!
 //! # Record value
 //!
 //! ```text
 //! version: u64 BE
-//! n: u8                      number of index values
+//! n: u8                      bits 0–6: number of index values; bit 7: a phase entry follows them
 //! n × { field: u8, len: u32 BE, value: len bytes UTF-8 }
+//! [phase: u8, at: 8]         the phase entry (when bit 7 of n is set)
 //! body: the rest             the object's JSON
 //! ```
 //!
 //! Field codes: 1 customerId, 2 linkId, 3 agendaId, 4 agendaProgressId, 5 resourcePoolId, 6 insightId,
 //! 7 title.
+//!
+//! # Versions
+//!
+//! * 1: no phase index (no `phase/<kind>` trees, bit 7 of `n` never set).
+//! * 2 (this build): the phase index. A version-1 record value is a valid version-2 value without a
+//!   phase entry, so opening a version-1 database upgrades it in place, once: each agenda progress
+//!   gets the phase entry its body calls for ([`pop_core::store::derive_phase`]) in its value and in
+//!   `phase/agendaProgress`, then `meta/format` becomes `2` (an upgrade cut short by a crash starts
+//!   over at the next open). A version-1 build refuses a version-2 database.
 
 use pop_core::Error;
 use pop_core::model::Millis;
-use pop_core::store::{IndexField, Kind, Record};
+use pop_core::store::{IndexField, Kind, Phase, PhaseEntry, Record};
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format version without the phase index, which opening upgrades to [`FORMAT_VERSION`].
+pub const FORMAT_VERSION_WITHOUT_PHASES: u32 = 1;
+
+/// Bit 7 of a record value's index count: a phase entry follows the index values.
+const HAS_PHASE: u8 = 0x80;
 
 /// The `meta` tree.
 pub const META_TREE: &str = "meta";
@@ -73,6 +92,52 @@ pub fn obj_tree(kind: Kind) -> String {
 /// The index tree of a kind.
 pub fn idx_tree(kind: Kind) -> String {
     format!("idx/{kind}")
+}
+
+/// The phase-index tree of a kind.
+pub fn phase_tree(kind: Kind) -> String {
+    format!("phase/{kind}")
+}
+
+/// The one-byte code of a phase.
+pub fn phase_code(p: Phase) -> u8 {
+    match p {
+        Phase::Unfinished => 1,
+        Phase::Retryable => 2,
+        Phase::Finished => 3,
+    }
+}
+
+fn phase_from_code(c: u8) -> Option<Phase> {
+    Some(match c {
+        1 => Phase::Unfinished,
+        2 => Phase::Retryable,
+        3 => Phase::Finished,
+        _ => return None,
+    })
+}
+
+/// A phase-index key: `phase at id`.
+pub fn phase_key(entry: PhaseEntry, id: &str) -> Vec<u8> {
+    let mut k = phase_bound(entry.phase, entry.at).to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The key before every entry of `phase` at `at` or later (and after every earlier one).
+pub fn phase_bound(phase: Phase, at: Millis) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = phase_code(phase);
+    k[1..].copy_from_slice(&i64_key(at));
+    k
+}
+
+/// Parses a phase-index key into (entry, id).
+pub fn parse_phase_key(key: &[u8]) -> Option<(PhaseEntry, String)> {
+    let phase = phase_from_code(*key.first()?)?;
+    let at = i64_from_key(key.get(1..9)?)?;
+    let id = String::from_utf8(key.get(9..)?.to_vec()).ok()?;
+    Some((PhaseEntry { phase, at }, id))
 }
 
 /// `Error::Corrupt` for a value in `tree` at `key`.
@@ -195,15 +260,29 @@ pub fn indexed_values(rec: &Record) -> Vec<(IndexField, String)> {
     out
 }
 
-/// Encodes a record value.
-pub fn encode_record(version: u64, indexes: &[(IndexField, String)], body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + body.len() + indexes.iter().map(|(_, v)| v.len() + 5).sum::<usize>());
+/// The phase entry of `rec` this backend stores: only for a kind with a phase index.
+pub fn stored_phase(rec: &Record) -> Option<PhaseEntry> {
+    rec.phase.filter(|_| rec.kind.has_phase_index())
+}
+
+/// Encodes a record value (at most 127 index values: a kind has at most 7).
+pub fn encode_record(
+    version: u64,
+    indexes: &[(IndexField, String)],
+    phase: Option<PhaseEntry>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18 + body.len() + indexes.iter().map(|(_, v)| v.len() + 5).sum::<usize>());
     out.extend_from_slice(&version.to_be_bytes());
-    out.push(indexes.len() as u8);
+    out.push((indexes.len() as u8 & !HAS_PHASE) | if phase.is_some() { HAS_PHASE } else { 0 });
     for (f, v) in indexes {
         out.push(field_code(*f));
         out.extend_from_slice(&(v.len() as u32).to_be_bytes());
         out.extend_from_slice(v.as_bytes());
+    }
+    if let Some(p) = phase {
+        out.push(phase_code(p.phase));
+        out.extend_from_slice(&i64_key(p.at));
     }
     out.extend_from_slice(body);
     out
@@ -214,7 +293,8 @@ pub fn decode_record(kind: Kind, id: &str, bytes: &[u8]) -> Result<Record, Error
     let bad = |reason: String| Error::Corrupt { kind: kind.to_string(), id: id.to_owned(), reason };
     let version =
         u64_from(bytes).ok_or_else(|| bad(format!("record value of {} bytes has no version", bytes.len())))?;
-    let n = *bytes.get(8).ok_or_else(|| bad("record value ends before its index count".into()))?;
+    let n_byte = *bytes.get(8).ok_or_else(|| bad("record value ends before its index count".into()))?;
+    let n = n_byte & !HAS_PHASE;
     let mut pos = 9;
     let mut indexes = Vec::with_capacity(n as usize);
     for i in 0..n {
@@ -231,11 +311,22 @@ pub fn decode_record(kind: Kind, id: &str, bytes: &[u8]) -> Result<Record, Error
         indexes.push((field, v.to_owned()));
         pos += 5 + len;
     }
+    let mut phase = None;
+    if n_byte & HAS_PHASE != 0 {
+        let code = *bytes.get(pos).ok_or_else(|| bad("record value ends before its phase entry".into()))?;
+        let p = phase_from_code(code).ok_or_else(|| bad(format!("unknown phase code {code}")))?;
+        let at = bytes
+            .get(pos + 1..pos + 9)
+            .and_then(i64_from_key)
+            .ok_or_else(|| bad("the phase entry is cut short".into()))?;
+        phase = Some(PhaseEntry { phase: p, at });
+        pos += 9;
+    }
     let body = bytes[pos..].to_vec();
     if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         return Err(bad("the body is not JSON".into()));
     }
-    Ok(Record { kind, id: id.to_owned(), version, indexes, body })
+    Ok(Record { kind, id: id.to_owned(), version, indexes, phase, body })
 }
 
 /// An index key: `c(field) c(value) id`.
@@ -339,13 +430,45 @@ mod tests {
     #[test]
     fn record_round_trip_and_corruption_is_typed() {
         let idx = vec![(IndexField::CustomerId, "acme".to_owned()), (IndexField::Title, "t\0x".to_owned())];
-        let v = encode_record(7, &idx, br#"{"id":"a"}"#);
+        let v = encode_record(7, &idx, None, br#"{"id":"a"}"#);
         let r = decode_record(Kind::Agenda, "a", &v).unwrap();
-        assert_eq!((r.version, r.indexes, r.body), (7, idx, br#"{"id":"a"}"#.to_vec()));
+        assert_eq!((r.version, r.indexes, r.phase, r.body), (7, idx.clone(), None, br#"{"id":"a"}"#.to_vec()));
         for cut in [0, 5, 9, 12] {
             let err = decode_record(Kind::Agenda, "a", &v[..cut]).unwrap_err();
             assert!(matches!(&err, Error::Corrupt { kind, id, .. } if kind == "agenda" && id == "a"), "{err}");
         }
+        let phase = PhaseEntry { phase: Phase::Retryable, at: -42 };
+        let v = encode_record(3, &idx, Some(phase), br#"{"id":"p"}"#);
+        let r = decode_record(Kind::AgendaProgress, "p", &v).unwrap();
+        assert_eq!((r.version, r.indexes, r.phase, r.body), (3, idx, Some(phase), br#"{"id":"p"}"#.to_vec()));
+        let phase_at = v.len() - br#"{"id":"p"}"#.len() - 9;
+        for cut in [phase_at, phase_at + 4] {
+            let err = decode_record(Kind::AgendaProgress, "p", &v[..cut]).unwrap_err();
+            assert!(matches!(&err, Error::Corrupt { .. }), "{err}");
+        }
+        let mut bad_code = v.clone();
+        bad_code[phase_at] = 9;
+        let err = decode_record(Kind::AgendaProgress, "p", &bad_code).unwrap_err();
+        assert!(err.to_string().contains("unknown phase code 9"), "{err}");
+    }
+
+    #[test]
+    fn phase_keys_sort_by_phase_time_id_and_parse_back() {
+        let e = |phase, at| PhaseEntry { phase, at };
+        let keys = [
+            phase_key(e(Phase::Unfinished, i64::MIN), "z"),
+            phase_key(e(Phase::Unfinished, -1), "a"),
+            phase_key(e(Phase::Unfinished, 0), "a"),
+            phase_key(e(Phase::Unfinished, 0), "ab"),
+            phase_key(e(Phase::Unfinished, 0), "b"),
+            phase_key(e(Phase::Retryable, i64::MIN), ""),
+            phase_key(e(Phase::Finished, 5), "x"),
+        ];
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(parse_phase_key(&keys[3]), Some((e(Phase::Unfinished, 0), "ab".to_owned())));
+        assert!(phase_bound(Phase::Unfinished, 0).as_slice() > keys[1].as_slice());
+        assert!(phase_bound(Phase::Unfinished, 0).as_slice() <= keys[2].as_slice());
+        assert!(phase_bound(Phase::Unfinished, 1).as_slice() > keys[4].as_slice());
     }
 
     #[test]

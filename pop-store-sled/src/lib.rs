@@ -9,11 +9,12 @@
 //! | get / create / CAS update / delete | a tree per kind; a version in every value; checks inside a transaction |
 //! | atomic multi-object `write` | one sled transaction over every tree the batch touches; `max_batch` = [`MAX_BATCH`] |
 //! | query by indexed field | an index tree per kind keyed `field\0value\0id`: a range scan, the last id is the cursor |
+//! | phase index (`query_phase`) | a `phase/<kind>` tree keyed `phase at id`, written in the record's transaction: one range scan lists a phase's entries of a time range by (time, id) |
 //! | ready set | keyed `insight\0customer\0 prio added agendaId` (priority inverted, big-endian): one range scan lists an insight's entries in (customer, priority desc, added asc, agenda id) order; `readyByAgenda` finds an agenda's entry |
 //! | named leases | a transaction on the `leases` tree |
 //! | queue | per insight: items by push sequence, a visible index and a deadline index (receive and `expired` read no leased or unexpired item), dedup by agenda id, a length counter |
 //! | durability | [`FlushPolicy`]: flush every write, group commit, or sled's background flush |
-//! | on-disk format | documented and versioned ([`format`]); an unknown version is an `Unsupported` error naming both versions |
+//! | on-disk format | documented and versioned ([`format`]); format 1 (before the phase index) is upgraded in place when opened, once; an unknown version is an `Unsupported` error naming both versions |
 //! | integrity check | [`SledStore::check_integrity`] |
 //!
 //! Durability: with [`FlushPolicy::FlushEveryWrite`] or [`FlushPolicy::GroupCommit`] (the default of

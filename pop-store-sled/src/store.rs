@@ -3,15 +3,15 @@
 use crate::config::{Config, FlushPolicy};
 use crate::durability::{Durability, Syncer};
 use crate::error::{SledError, sled_err};
-use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, corrupt, show_key};
+use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, FORMAT_VERSION_WITHOUT_PHASES, corrupt, show_key};
 use crate::queue::{QueueTrees, SledQueue};
 use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
-use pop_core::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ pub(crate) struct Inner {
     on_disk: bool,
     obj: Vec<Tree>,
     idx: Vec<Tree>,
+    phase: Vec<Tree>,
     ready: Tree,
     ready_by_agenda: Tree,
     leases: Tree,
@@ -70,6 +71,8 @@ pub struct IntegrityReport {
     pub objects: usize,
     /// Index entries checked.
     pub index_entries: usize,
+    /// Phase-index entries checked.
+    pub phase_entries: usize,
     /// Ready entries checked.
     pub ready_entries: usize,
     /// Queue items checked.
@@ -102,10 +105,14 @@ impl SledStore {
         };
         let path = config.path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
         let db = open_db(&sc, &path)?;
-        check_format(&db, &path)?;
+        let found = check_format(&db, &path)?;
         let open = |name: &str| db.open_tree(name).map_err(|e| sled_err(format!("open tree {name}"), e));
         let obj = Kind::ALL.iter().map(|k| open(&format::obj_tree(*k))).collect::<Result<Vec<_>>>()?;
         let idx = Kind::ALL.iter().map(|k| open(&format::idx_tree(*k))).collect::<Result<Vec<_>>>()?;
+        let phase = Kind::ALL.iter().map(|k| open(&format::phase_tree(*k))).collect::<Result<Vec<_>>>()?;
+        if found == FORMAT_VERSION_WITHOUT_PHASES {
+            upgrade_to_phases(&db, &path, &obj, &phase)?;
+        }
         let q = QueueTrees {
             items: open(format::Q_ITEMS_TREE)?,
             visible: open(format::Q_VISIBLE_TREE)?,
@@ -119,6 +126,7 @@ impl SledStore {
             leases: open(format::LEASES_TREE)?,
             obj,
             idx,
+            phase,
             q,
             durability: Durability::start(config.flush_policy, Syncer::new(db.clone(), config.path.as_deref())?)?,
             db,
@@ -166,6 +174,10 @@ impl SledStore {
         &self.inner.idx[kind_slot(kind)]
     }
 
+    fn phase_tree(&self, kind: Kind) -> &Tree {
+        &self.inner.phase[kind_slot(kind)]
+    }
+
     /// Verifies, without stopping writers (run it on a quiet database for an exact answer), that
     /// every stored value decodes, every index entry points at a live object holding that value and
     /// every object is in its indexes, the ready set and its by-agenda map agree, and every queue item
@@ -179,6 +191,7 @@ impl SledStore {
         for kind in Kind::ALL {
             let objs = self.obj_tree(kind);
             let idx = self.idx_tree(kind);
+            let phases = self.phase_tree(kind);
             for kv in objs.iter() {
                 let (k, v) = kv.map_err(e("integrity scan"))?;
                 r.objects += 1;
@@ -193,6 +206,20 @@ impl SledStore {
                             if !idx.contains_key(format::index_key(*f, val, id)).map_err(e("integrity scan"))? {
                                 r.problems.push(format!("{kind} {id}: no index entry for {f} = {val:?}"));
                             }
+                        }
+                        if let Some(p) = rec.phase {
+                            if !phases.contains_key(format::phase_key(p, id)).map_err(e("integrity scan"))? {
+                                r.problems
+                                    .push(format!("{kind} {id}: no phase-index entry for {} at {}", p.phase, p.at));
+                            }
+                        }
+                        match pop_core::store::derive_phase(&rec) {
+                            Ok(want) if want == rec.phase => {}
+                            Ok(want) => r.problems.push(format!(
+                                "{kind} {id}: its phase entry is {:?} but its body calls for {want:?}",
+                                rec.phase
+                            )),
+                            Err(err) => r.problems.push(err.to_string()),
                         }
                     }
                 }
@@ -211,6 +238,25 @@ impl SledStore {
                         Ok(_) => r
                             .problems
                             .push(format!("{kind} index {f} = {val:?} points at {id}, which has another value")),
+                        Err(err) => r.problems.push(err.to_string()),
+                    },
+                }
+            }
+            for kv in phases.iter() {
+                let (k, _) = kv.map_err(e("integrity scan"))?;
+                r.phase_entries += 1;
+                let Some((p, id)) = format::parse_phase_key(&k) else {
+                    r.problems.push(format!("{}: unparsable key {}", format::phase_tree(kind), show_key(&k)));
+                    continue;
+                };
+                match objs.get(id.as_bytes()).map_err(e("integrity scan"))? {
+                    None => r.problems.push(format!("{kind} phase {} at {} points at missing {id}", p.phase, p.at)),
+                    Some(v) => match format::decode_record(kind, &id, &v) {
+                        Ok(rec) if rec.phase == Some(p) => {}
+                        Ok(_) => r.problems.push(format!(
+                            "{kind} phase {} at {} points at {id}, which has another phase entry",
+                            p.phase, p.at
+                        )),
                         Err(err) => r.problems.push(err.to_string()),
                     },
                 }
@@ -277,12 +323,16 @@ fn open_db(sc: &sled::Config, path: &std::path::Path) -> Result<sled::Db> {
     }
 }
 
-/// Reads (or, for a new database, writes) the format version in the `meta` tree.
-fn check_format(db: &sled::Db, path: &Path) -> Result<()> {
+/// Reads (or, for a new database, writes) the format version in the `meta` tree: returns
+/// [`FORMAT_VERSION`], or [`FORMAT_VERSION_WITHOUT_PHASES`] for a database to upgrade.
+fn check_format(db: &sled::Db, path: &Path) -> Result<u32> {
     let meta = db.open_tree(format::META_TREE).map_err(|e| sled_err("open tree meta", e))?;
     let found = meta.get(FORMAT_KEY).map_err(|e| sled_err("read the format version from tree meta", e))?;
     match found {
-        Some(v) if v.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(()),
+        Some(v) if v.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(FORMAT_VERSION),
+        Some(v) if v.as_ref() == FORMAT_VERSION_WITHOUT_PHASES.to_string().as_bytes() => {
+            Ok(FORMAT_VERSION_WITHOUT_PHASES)
+        }
         Some(v) => Err(SledError::UnknownFormat {
             path: path.to_owned(),
             found: String::from_utf8_lossy(&v).into_owned(),
@@ -307,9 +357,56 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<()> {
             meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())
                 .map_err(|e| sled_err("write the format version to tree meta", e))?;
             db.flush().map_err(|e| sled_err("flush the new database", e))?;
-            Ok(())
+            Ok(FORMAT_VERSION)
         }
     }
+}
+
+/// Upgrades a database of format 1 to format 2 in place (see [`crate::format`]): gives every object
+/// of a kind with a phase index the phase entry its body calls for, in its value and in the phase
+/// tree, then records format 2. Runs inside `open`, before any other use of the database; an upgrade
+/// cut short starts over at the next open (the phase tree is rebuilt from scratch).
+fn upgrade_to_phases(db: &sled::Db, path: &Path, obj: &[Tree], phase: &[Tree]) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (mut indexed, mut unreadable) = (0usize, 0usize);
+    for kind in Kind::ALL.into_iter().filter(|k| k.has_phase_index()) {
+        let op = || format!("upgrade {}: build the phase index of {kind}", path.display());
+        let (objs, phases) = (&obj[kind_slot(kind)], &phase[kind_slot(kind)]);
+        phases.clear().map_err(|e| sled_err(op(), e))?;
+        for kv in objs.iter() {
+            let (k, v) = kv.map_err(|e| sled_err(op(), e))?;
+            let rec = std::str::from_utf8(&k)
+                .map_err(|_| corrupt(kind.as_str(), &k, "the id is not UTF-8"))
+                .and_then(|id| format::decode_record(kind, id, &v));
+            let entry = rec.and_then(|rec| pop_core::store::derive_phase(&rec).map(|p| (rec, p)));
+            match entry {
+                Ok((rec, Some(p))) => {
+                    objs.insert(&k, format::encode_record(rec.version, &rec.indexes, Some(p), &rec.body))
+                        .map_err(|e| sled_err(op(), e))?;
+                    phases.insert(format::phase_key(p, &rec.id), &[]).map_err(|e| sled_err(op(), e))?;
+                    indexed += 1;
+                }
+                Ok((_, None)) => {}
+                Err(err) => {
+                    unreadable += 1;
+                    tracing::warn!(path = %path.display(), error = %err, "upgrade: an unreadable {kind} stays out of the phase index");
+                }
+            }
+        }
+    }
+    db.flush().map_err(|e| sled_err(format!("upgrade {}: flush the phase index", path.display()), e))?;
+    let meta = db.open_tree(format::META_TREE).map_err(|e| sled_err("open tree meta", e))?;
+    meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())
+        .map_err(|e| sled_err("write the format version to tree meta", e))?;
+    db.flush().map_err(|e| sled_err(format!("upgrade {}: flush the format version", path.display()), e))?;
+    tracing::info!(
+        path = %path.display(),
+        indexed,
+        unreadable,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sled database upgraded from format {FORMAT_VERSION_WITHOUT_PHASES} to {FORMAT_VERSION} (phase index built)"
+    );
+    Ok(())
 }
 
 /// The trees a batch touches, in a fixed order, and where each is in the transaction's view.
@@ -317,6 +414,7 @@ fn check_format(db: &sled::Db, path: &Path) -> Result<()> {
 enum Slot {
     Obj(usize),
     Idx(usize),
+    Phase(usize),
     Ready,
     ReadyByAgenda,
 }
@@ -359,10 +457,14 @@ fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
                     return abort(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
                 }
                 let indexes = format::indexed_values(rec);
-                objs.insert(rec.id.as_bytes(), format::encode_record(1, &indexes, &rec.body))?;
+                let phase = format::stored_phase(rec);
+                objs.insert(rec.id.as_bytes(), format::encode_record(1, &indexes, phase, &rec.body))?;
                 let idx = view.tree(Slot::Idx(slot));
                 for (f, v) in &indexes {
                     idx.insert(format::index_key(*f, v, &rec.id), &[])?;
+                }
+                if let Some(p) = phase {
+                    view.tree(Slot::Phase(slot)).insert(format::phase_key(p, &rec.id), &[])?;
                 }
             }
             WriteOp::Update { record: rec, expected_version } => {
@@ -388,10 +490,23 @@ fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
                         idx.remove(format::index_key(*f, v, &rec.id))?;
                     }
                 }
-                objs.insert(rec.id.as_bytes(), format::encode_record(expected_version + 1, &indexes, &rec.body))?;
+                let phase = format::stored_phase(rec);
+                objs.insert(
+                    rec.id.as_bytes(),
+                    format::encode_record(expected_version + 1, &indexes, phase, &rec.body),
+                )?;
                 for (f, v) in &indexes {
                     if !old.indexes.iter().any(|(g, w)| g == f && w == v) {
                         idx.insert(format::index_key(*f, v, &rec.id), &[])?;
+                    }
+                }
+                if old.phase != phase {
+                    let phases = view.tree(Slot::Phase(slot));
+                    if let Some(p) = old.phase {
+                        phases.remove(format::phase_key(p, &rec.id))?;
+                    }
+                    if let Some(p) = phase {
+                        phases.insert(format::phase_key(p, &rec.id), &[])?;
                     }
                 }
             }
@@ -417,6 +532,9 @@ fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
                 let idx = view.tree(Slot::Idx(slot));
                 for (f, v) in &old.indexes {
                     idx.remove(format::index_key(*f, v, id))?;
+                }
+                if let Some(p) = old.phase {
+                    view.tree(Slot::Phase(slot)).remove(format::phase_key(p, id))?;
                 }
             }
             WriteOp::ReadyInsert(ra) => {
@@ -519,11 +637,14 @@ impl Store for SledStore {
         let mut slots: Vec<Slot> = Vec::new();
         for op in &ops {
             match op {
-                WriteOp::Create(r) | WriteOp::Update { record: r, .. } => {
-                    slots.extend([Slot::Obj(kind_slot(r.kind)), Slot::Idx(kind_slot(r.kind))])
-                }
-                WriteOp::Delete { kind, .. } => {
-                    slots.extend([Slot::Obj(kind_slot(*kind)), Slot::Idx(kind_slot(*kind))])
+                WriteOp::Create(Record { kind, .. })
+                | WriteOp::Update { record: Record { kind, .. }, .. }
+                | WriteOp::Delete { kind, .. } => {
+                    let k = kind_slot(*kind);
+                    slots.extend([Slot::Obj(k), Slot::Idx(k)]);
+                    if kind.has_phase_index() {
+                        slots.push(Slot::Phase(k));
+                    }
                 }
                 WriteOp::ReadyInsert(_) | WriteOp::ReadyRemove { .. } => {
                     slots.extend([Slot::Ready, Slot::ReadyByAgenda])
@@ -537,6 +658,7 @@ impl Store for SledStore {
             .map(|s| match s {
                 Slot::Obj(i) => self.inner.obj[*i].clone(),
                 Slot::Idx(i) => self.inner.idx[*i].clone(),
+                Slot::Phase(i) => self.inner.phase[*i].clone(),
                 Slot::Ready => self.inner.ready.clone(),
                 Slot::ReadyByAgenda => self.inner.ready_by_agenda.clone(),
             })
@@ -615,6 +737,61 @@ impl Store for SledStore {
         }
         let next = if more { items.last().map(|r| r.id.clone()) } else { None };
         Ok(Page { items, next })
+    }
+
+    async fn query_phase(
+        &self,
+        kind: Kind,
+        phase: Phase,
+        at: Range<Millis>,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        if !kind.has_phase_index() {
+            return Err(Error::Unsupported(format!("query {kind} by phase: {kind} has no phase index")));
+        }
+        let from = format::phase_bound(phase, at.start);
+        let end = format::phase_bound(phase, at.end);
+        let mut start = Bound::Included(from.to_vec());
+        if let Some(c) = &page.cursor {
+            let tail = format::unhex(c).filter(|t| t.len() >= 8).ok_or_else(|| {
+                Error::invalid(format!("query {kind} in phase {phase}: cursor {c:?} was not returned by this store"))
+            })?;
+            let after = [&[format::phase_code(phase)], tail.as_slice()].concat();
+            if after.as_slice() >= from.as_slice() {
+                start = Bound::Excluded(after);
+            }
+        }
+        let past_end = match &start {
+            Bound::Included(k) | Bound::Excluded(k) => k.as_slice() >= end.as_slice(),
+            Bound::Unbounded => false,
+        };
+        if at.start >= at.end || past_end {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
+        let op = format!("query {kind} in phase {phase}, times {at:?}");
+        let limit = page.effective_limit();
+        let objs = self.obj_tree(kind);
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut last_key: Option<Vec<u8>> = None;
+        // Entries whose object changed between the index read and the get are skipped; keep going
+        // until the page is full or the range ends.
+        for kv in self.phase_tree(kind).range::<Vec<u8>, _>((start, Bound::Excluded(end.to_vec()))) {
+            let (k, _) = kv.map_err(|e| sled_err(op.clone(), e))?;
+            let Some((entry, id)) = format::parse_phase_key(&k) else {
+                return Err(corrupt(format::phase_tree(kind), &k, "unparsable phase-index key"));
+            };
+            if items.len() == limit {
+                let next = last_key.map(|k| format::hex(&k[1..]));
+                return Ok(Page { items, next });
+            }
+            let Some(v) = objs.get(id.as_bytes()).map_err(|e| sled_err(op.clone(), e))? else { continue };
+            let rec = format::decode_record(kind, &id, &v)?;
+            if rec.phase == Some(entry) {
+                items.push(rec);
+                last_key = Some(k.to_vec());
+            }
+        }
+        Ok(Page { items, next: None })
     }
 
     async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {

@@ -98,7 +98,7 @@ async fn corrupt_values_are_typed_errors_naming_kind_and_key() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     // A well-formed record whose body is not JSON.
-    let v = format::encode_record(1, &[], b"{not json");
+    let v = format::encode_record(1, &[], None, b"{not json");
     db.open_tree(format::obj_tree(Kind::Customer)).unwrap().insert(b"c-bad", v).unwrap();
     assert!(
         matches!(store.get(Kind::Customer, "c-bad").await, Err(Error::Corrupt { kind, id, .. }) if kind == "customer" && id == "c-bad")
@@ -263,4 +263,144 @@ async fn expired_reads_only_lapsed_leases_and_epochs_grow_across_repush() {
     let a1 = again.iter().find(|l| l.token.agenda_id == "a1").expect("a1 delivered again");
     assert!(a1.token.epoch > old.epoch);
     assert!(store.check_integrity().unwrap().is_ok());
+}
+
+/// A record value in format 1 (see `pop_store_sled::format`): version, index count, index values,
+/// body — written by hand here, as the previous build wrote it.
+fn v1_record(version: u64, indexes: &[(u8, &str)], body: &serde_json::Value) -> Vec<u8> {
+    let mut v = version.to_be_bytes().to_vec();
+    v.push(indexes.len() as u8);
+    for (code, value) in indexes {
+        v.push(*code);
+        v.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        v.extend_from_slice(value.as_bytes());
+    }
+    v.extend_from_slice(&serde_json::to_vec(body).unwrap());
+    v
+}
+
+/// A database written by the previous build (format 1: no phase index) is upgraded when opened, once:
+/// every agenda progress lands in the phase its body calls for, other kinds are untouched, the format
+/// becomes 2, the next open does not rebuild, and writes keep the index from then on.
+#[tokio::test]
+async fn a_format_1_database_gets_its_phase_index_once_when_opened() {
+    use pop_core::model::{Agenda, AgendaProgress, Conclusion, ProcessingState};
+    use pop_core::store::{Phase, PhaseEntry};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What the previous build left on disk, through the raw sled API.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(format::META_TREE).unwrap().insert(format::FORMAT_KEY, b"1").unwrap();
+        let progress = db.open_tree(format::obj_tree(Kind::AgendaProgress)).unwrap();
+        let idx = db.open_tree(format::idx_tree(Kind::AgendaProgress)).unwrap();
+        let docs = [
+            (
+                "p-wait",
+                serde_json::json!({"id": "p-wait", "customerId": "acme", "processingState": "WAITING", "addedTime": 1000}),
+            ),
+            (
+                "p-exec",
+                serde_json::json!({"id": "p-exec", "customerId": "acme", "processingState": "EXECUTING", "addedTime": 1500, "updatedTime": 1600}),
+            ),
+            (
+                "p-retry",
+                serde_json::json!({"id": "p-retry", "customerId": "acme", "processingState": "COMPLETE",
+                "processingStateMessage": "failed", "attemptsCompleted": 1, "maximumAttempts": 3, "completedTime": 2000}),
+            ),
+            (
+                "p-done",
+                serde_json::json!({"id": "p-done", "customerId": "acme", "processingState": "COMPLETE",
+                "processingStateMessage": "succeeded", "attemptsCompleted": 1, "completedTime": 3000, "updatedTime": 3001}),
+            ),
+            (
+                "p-null",
+                serde_json::json!({"id": "p-null", "customerId": "acme", "processingState": null,
+                "maximumAttempts": null, "updatedTime": 1200}),
+            ),
+        ];
+        for (id, doc) in &docs {
+            progress.insert(id.as_bytes(), v1_record(4, &[(1, "acme")], doc)).unwrap();
+            idx.insert(format::index_key(IndexField::CustomerId, "acme", id), &[]).unwrap();
+        }
+        let agendas = db.open_tree(format::obj_tree(Kind::Agenda)).unwrap();
+        agendas.insert(b"a-1", v1_record(2, &[], &serde_json::json!({"id": "a-1", "operations": []}))).unwrap();
+        db.flush().unwrap();
+    }
+    let store = on_disk(dir.path(), FlushPolicy::FlushEveryWrite);
+    let meta = store.sled_db().open_tree(format::META_TREE).unwrap();
+    assert_eq!(meta.get(format::FORMAT_KEY).unwrap().as_deref(), Some(&b"2"[..]), "the format is now 2");
+    let report = store.check_integrity().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!((report.objects, report.index_entries, report.phase_entries), (6, 5, 5));
+    let listed = |phase| {
+        let store = store.clone();
+        async move {
+            let page = store
+                .query_phase(Kind::AgendaProgress, phase, PhaseEntry::ALL_TIMES, PageRequest::first(10))
+                .await
+                .unwrap();
+            page.items.into_iter().map(|r| (r.phase.map(|p| p.at), r.id, r.version)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(Phase::Unfinished).await,
+        vec![(Some(1000), "p-wait".into(), 4), (Some(1200), "p-null".into(), 4), (Some(1500), "p-exec".into(), 4)],
+        "unfinished by added time (updated time when none), versions kept"
+    );
+    assert_eq!(listed(Phase::Retryable).await, vec![(Some(2000), "p-retry".into(), 4)]);
+    assert_eq!(listed(Phase::Finished).await, vec![(Some(3000), "p-done".into(), 4)]);
+    let a = store.get(Kind::Agenda, "a-1").await.unwrap().unwrap();
+    assert_eq!((a.version, a.phase), (2, None), "other kinds are read as they were");
+    let by_customer = store.query(Kind::AgendaProgress, IndexField::CustomerId, "acme", PageRequest::first(10));
+    assert_eq!(by_customer.await.unwrap().items.len(), 5, "the field indexes still answer");
+
+    // Writes through the store keep the index.
+    let mut p: AgendaProgress = store.fetch("p-wait").await.unwrap();
+    p.processing_state = ProcessingState::Complete;
+    p.processing_state_message = Some(Conclusion::Cancelled.as_str().into());
+    p.completed_time = Some(5000);
+    store.update_obj(&mut p).await.unwrap();
+    assert_eq!(
+        store.get(Kind::AgendaProgress, "p-wait").await.unwrap().and_then(|r| r.phase),
+        Some(PhaseEntry::new(Phase::Finished, 5000))
+    );
+    let mut agenda: Agenda = store.fetch("a-1").await.unwrap();
+    store.update_obj(&mut agenda).await.unwrap();
+    assert!(store.check_integrity().unwrap().is_ok());
+
+    // Opened again: no second rebuild (an entry removed behind the store's back stays missing).
+    let phases = store.sled_db().open_tree(format::phase_tree(Kind::AgendaProgress)).unwrap();
+    assert!(phases.remove(format::phase_key(PhaseEntry::new(Phase::Finished, 3000), "p-done")).unwrap().is_some());
+    store.flush().await.unwrap();
+    drop((store, meta, phases));
+    let store = on_disk(dir.path(), FlushPolicy::FlushEveryWrite);
+    let report = store.check_integrity().unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains("p-done: no phase-index entry"), "{:?}", report.problems);
+}
+
+/// A format-1 record whose body is not an agenda progress stays out of the index (with a warning)
+/// and does not stop the upgrade; the integrity check names it.
+#[tokio::test]
+async fn an_unreadable_record_does_not_stop_the_upgrade() {
+    use pop_core::store::{Phase, PhaseEntry};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(format::META_TREE).unwrap().insert(format::FORMAT_KEY, b"1").unwrap();
+        let progress = db.open_tree(format::obj_tree(Kind::AgendaProgress)).unwrap();
+        progress
+            .insert(b"p-bad", v1_record(1, &[], &serde_json::json!({"id": "p-bad", "attemptsCompleted": "x"})))
+            .unwrap();
+        progress.insert(b"p-ok", v1_record(1, &[], &serde_json::json!({"id": "p-ok", "addedTime": 7}))).unwrap();
+        db.flush().unwrap();
+    }
+    let store = on_disk(dir.path(), FlushPolicy::FlushEveryWrite);
+    let page =
+        store.query_phase(Kind::AgendaProgress, Phase::Unfinished, PhaseEntry::ALL_TIMES, PageRequest::first(10));
+    let ids: Vec<String> = page.await.unwrap().items.into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["p-ok"]);
+    let report = store.check_integrity().unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains("p-bad"), "{:?}", report.problems);
 }

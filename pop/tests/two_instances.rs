@@ -79,6 +79,15 @@ impl Store for LeaseLog {
     async fn scan(&self, kind: Kind, page: PageRequest) -> pop_core::Result<Page<Record>> {
         self.inner.scan(kind, page).await
     }
+    async fn query_phase(
+        &self,
+        kind: Kind,
+        phase: pop_core::store::Phase,
+        at: std::ops::Range<Millis>,
+        page: PageRequest,
+    ) -> pop_core::Result<Page<Record>> {
+        self.inner.query_phase(kind, phase, at, page).await
+    }
     async fn ready_get(&self, agenda_id: &str) -> pop_core::Result<Option<ReadyAgenda>> {
         self.inner.ready_get(agenda_id).await
     }

@@ -3,11 +3,11 @@
 use super::{deadline, read, write};
 use crate::error::{Error, Result};
 use crate::model::{Millis, ReadyAgenda};
-use crate::store::{IndexField, Kind, Page, PageRequest, Record, Store, WriteOp};
+use crate::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use async_trait::async_trait;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::sync::RwLock;
 
 const BACKEND: &str = "memory";
@@ -33,6 +33,8 @@ struct State {
     objects: HashMap<Kind, BTreeMap<String, Record>>,
     /// (kind, field, value, id)
     index: BTreeSet<(Kind, IndexField, String, String)>,
+    /// The phase index: (kind, phase, time, id)
+    phases: BTreeSet<(Kind, Phase, Millis, String)>,
     /// agenda id → its entry
     ready: HashMap<String, ReadyAgenda>,
     /// the ready-set order
@@ -71,6 +73,12 @@ impl Default for MemoryStore {
 fn check_record(op: &str, record: &Record) -> Result<()> {
     if record.id.is_empty() {
         return Err(Error::invalid(format!("{op} {}: the record has an empty id", record.kind)));
+    }
+    if record.phase.is_some() && !record.kind.has_phase_index() {
+        return Err(Error::invalid(format!(
+            "{op} {} {}: the record has a phase entry, but {} has no phase index",
+            record.kind, record.id, record.kind
+        )));
     }
     for (field, _) in &record.indexes {
         if !record.kind.indexed_fields().contains(field) {
@@ -194,6 +202,9 @@ impl State {
         for (field, value) in &record.indexes {
             self.index.insert((record.kind, *field, value.clone(), record.id.clone()));
         }
+        if let Some(p) = record.phase {
+            self.phases.insert((record.kind, p.phase, p.at, record.id.clone()));
+        }
         self.objects.entry(record.kind).or_default().insert(record.id.clone(), record);
     }
 
@@ -201,6 +212,9 @@ impl State {
         if let Some(old) = self.objects.get_mut(&kind).and_then(|m| m.remove(id)) {
             for (field, value) in old.indexes {
                 self.index.remove(&(kind, field, value, old.id.clone()));
+            }
+            if let Some(p) = old.phase {
+                self.phases.remove(&(kind, p.phase, p.at, old.id));
             }
         }
     }
@@ -232,6 +246,12 @@ fn decode_ready_cursor(insight_id: &str, cursor: &str) -> Result<ReadyKey> {
             ))
         })?;
     Ok((insight_id.to_owned(), customer, Reverse(priority), added, agenda))
+}
+
+fn decode_phase_cursor(kind: Kind, phase: Phase, cursor: &str) -> Result<(Millis, String)> {
+    serde_json::from_str(cursor).map_err(|e| {
+        Error::invalid(format!("query {kind} in phase {phase}: cursor {cursor:?} was not returned by this store ({e})"))
+    })
 }
 
 #[async_trait]
@@ -299,6 +319,43 @@ impl Store for MemoryStore {
         let (items, more) = paginate(objects.range((start, Bound::Unbounded)).map(|(_, r)| r), limit);
         let next = if more { items.last().map(|r| r.id.clone()) } else { None };
         Ok(Page { items: items.into_iter().cloned().collect(), next })
+    }
+
+    async fn query_phase(
+        &self,
+        kind: Kind,
+        phase: Phase,
+        at: Range<Millis>,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        if !kind.has_phase_index() {
+            return Err(Error::Unsupported(format!("query {kind} by phase: {kind} has no phase index")));
+        }
+        if at.start >= at.end {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
+        let limit = page.effective_limit();
+        let start = match &page.cursor {
+            Some(c) => {
+                let (t, id) = decode_phase_cursor(kind, phase, c)?;
+                if t < at.start {
+                    Bound::Included((kind, phase, at.start, String::new()))
+                } else {
+                    Bound::Excluded((kind, phase, t, id))
+                }
+            }
+            None => Bound::Included((kind, phase, at.start, String::new())),
+        };
+        let state = read(&self.state);
+        let objects = state.objects.get(&kind);
+        let hits = state
+            .phases
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, p, t, _)| *k == kind && *p == phase && *t < at.end)
+            .filter_map(|(_, _, t, id)| objects.and_then(|m| m.get(id)).map(|r| (*t, r)));
+        let (items, more) = paginate(hits, limit);
+        let next = if more { items.last().map(|(t, r)| serde_json::json!([t, r.id]).to_string()) } else { None };
+        Ok(Page { items: items.into_iter().map(|(_, r)| r.clone()).collect(), next })
     }
 
     async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {

@@ -8,7 +8,7 @@ use crate::queue::QueueBackend;
 use crate::store::{IndexField, Kind, PageRequest, Record, Store, WriteOp};
 
 fn record(kind: Kind, id: &str, indexes: Vec<(IndexField, String)>) -> Record {
-    Record { kind, id: id.to_owned(), version: 1, indexes, body: b"{}".to_vec() }
+    Record { kind, id: id.to_owned(), version: 1, indexes, phase: None, body: b"{}".to_vec() }
 }
 
 fn message(e: &Error) -> String {
@@ -154,4 +154,18 @@ async fn a_lost_lease_conflict_says_what_happened() {
         e.is_conflict() && text.contains("a-7") && text.contains("transcode") && text.contains("no longer held"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_phase_entry_on_a_kind_without_a_phase_index_is_invalid_and_a_foreign_cursor_too() {
+    use crate::store::{Phase, PhaseEntry};
+    let store = MemoryStore::new();
+    let mut r = record(Kind::Agenda, "a-1", vec![]);
+    r.phase = Some(PhaseEntry::new(Phase::Finished, 5));
+    let e = store.write(vec![WriteOp::Create(r)]).await.unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+    assert!(message(&e).contains("a-1") && message(&e).contains("no phase index"), "{e}");
+    let page = PageRequest { limit: 10, cursor: Some("nope".into()) };
+    let e = store.query_phase(Kind::AgendaProgress, Phase::Finished, PhaseEntry::ALL_TIMES, page).await.unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e:?}");
 }

@@ -11,7 +11,7 @@ mod state;
 
 pub use agenda::{Agenda, AgendaInsight, AgendaTemplate, Operation, RetryPolicy, param_keys};
 pub use facility::{Customer, DEFAULT_QUEUE_SIZE, Insight, ResourcePool};
-pub use progress::{AgendaProgress, DiagnosticEvent, OperationProgress};
+pub use progress::{AgendaProgress, DiagnosticEvent, MAX_ATTEMPTS_CAP, OperationProgress};
 pub use ready::ReadyAgenda;
 pub use state::{Conclusion, PENDING, ProcessingState, RUNNING_OPERATIONS};
 

@@ -148,6 +148,9 @@ impl Default for AgendaProgress {
     }
 }
 
+/// The hard cap on the attempts of an agenda, whatever its `maximumAttempts`.
+pub const MAX_ATTEMPTS_CAP: u32 = 20;
+
 impl AgendaProgress {
     /// The conclusion, when COMPLETE with a recognised message.
     pub fn conclusion(&self) -> Option<Conclusion> {
@@ -155,6 +158,23 @@ impl AgendaProgress {
             return None;
         }
         self.processing_state_message.as_deref().and_then(Conclusion::parse)
+    }
+
+    /// The attempts this agenda may make: `maximumAttempts` within `1..=`[`MAX_ATTEMPTS_CAP`].
+    pub fn attempt_limit(&self) -> u32 {
+        self.maximum_attempts.clamp(1, MAX_ATTEMPTS_CAP)
+    }
+
+    /// Whether it is COMPLETE with conclusion `failed` and attempts left (`attemptsCompleted <
+    /// min(20, maximumAttempts)`): an automatic retry may run it again.
+    pub fn retryable(&self) -> bool {
+        self.conclusion() == Some(Conclusion::Failed) && self.attempts_completed < self.attempt_limit()
+    }
+
+    /// When it finished: `completedTime`, else `updatedTime`, else 0 (the epoch: a finished agenda
+    /// without either time counts as finished long ago).
+    pub fn finished_at(&self) -> Millis {
+        self.completed_time.or(self.updated_time).unwrap_or(0)
     }
 }
 

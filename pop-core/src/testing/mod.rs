@@ -73,6 +73,8 @@
 //! * A batch longer than [`Store::max_batch`] is `Unsupported`, a batch of exactly `max_batch` writes
 //!   succeeds, and a failing batch leaves nothing written (objects and ready set alike).
 //! * An update that changes or unsets an indexed value moves or removes the object's index entry.
+//! * The phase index ([`Store::query_phase`]) follows every create, update, delete and batch of an
+//!   agenda progress, by (time, id) within its time range (end excluded); a failed batch leaves it alone.
 //! * `PageRequest { limit: 0, .. }` means pages of 100.
 //! * Ready-set priorities may be negative; an agenda has one ready entry, so inserting it for another
 //!   insight moves it.
@@ -281,6 +283,10 @@ macro_rules! store_conformance {
                     batch_is_atomic,
                     batch_applies_every_op,
                     batch_over_max_batch_is_unsupported,
+                    phase_index_follows_state_changes,
+                    phase_index_follows_batches,
+                    phase_index_pages_in_time_order,
+                    phase_query_needs_a_phase_index,
                     ready_set_order,
                     ready_set_paging,
                     ready_insert_replaces_and_remove_is_idempotent,

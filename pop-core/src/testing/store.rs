@@ -6,14 +6,17 @@
 use super::{join, unique, wall_clock};
 use crate::error::{Error, Result};
 use crate::model::{
-    Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, Millis, OperationProgress, ReadyAgenda, ResourcePool,
+    Agenda, AgendaProgress, AgendaTemplate, Conclusion, Customer, Insight, Millis, OperationProgress, ProcessingState,
+    ReadyAgenda, ResourcePool,
 };
 use crate::store::{
-    IndexField, Kind, Page, PageRequest, Record, Store, StoreExt, StoreObject, WriteOp, from_record, to_record,
+    IndexField, Kind, Page, PageRequest, Phase, PhaseEntry, Record, Store, StoreExt, StoreObject, WriteOp, from_record,
+    to_record, update_op,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// The most pages a listing may take before a case decides the cursor never ends.
@@ -131,6 +134,7 @@ where
     assert_eq!(record.version, 1, "[{}] {}", name(store), what("record version after create"));
     let expected = ok(store, "to_record", to_record(&obj));
     assert_eq!(sorted_indexes(&record), sorted_indexes(&expected), "[{}] {}", name(store), what("record indexes"));
+    assert_eq!(record.phase, expected.phase, "[{}] {}", name(store), what("record phase entry"));
     let fetched: T = ok(store, &what("decode"), from_record(&record));
     assert_eq!(fetched, obj, "[{}] {}", name(store), what("object read back after create"));
 
@@ -248,6 +252,7 @@ pub async fn crud_insight_schedule_record(store: &dyn Store) {
         id: id.clone(),
         version: v,
         indexes: Vec::new(),
+        phase: None,
         body: json!({"insightId": id, "counter": counter}).to_string().into_bytes(),
     };
     ok(store, "create schedule record", store.write(vec![WriteOp::Create(rec(0, 1))]).await);
@@ -740,6 +745,7 @@ pub async fn batch_over_max_batch_is_unsupported(store: &dyn Store) {
                     id: format!("{prefix}-{tag}-{i:05}"),
                     version: 1,
                     indexes: Vec::new(),
+                    phase: None,
                     body: b"{}".to_vec(),
                 })
             })
@@ -1031,4 +1037,393 @@ pub async fn concurrent_lease_acquire_one_winner(store: Arc<dyn Store>) {
         winners.extend(join(h).await);
     }
     assert_eq!(winners.len(), 1, "[{}] concurrent lease acquire: winners {winners:?}", name(&*store));
+}
+
+/// A time base of its own for a phase-index case: a random millisecond between 1e12 and 2e12, far
+/// from the wall clock and from the times other cases use (cases may share a backend).
+fn time_base() -> Millis {
+    1_000_000_000_000 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000) as Millis
+}
+
+/// An agenda progress added at `added`, WAITING.
+fn waiting(id: &str, added: Millis) -> AgendaProgress {
+    AgendaProgress {
+        id: Some(id.to_owned()),
+        agenda_id: Some(format!("agenda-of-{id}")),
+        customer_id: Some("phase-cust".into()),
+        added_time: Some(added),
+        updated_time: Some(added),
+        ..Default::default()
+    }
+}
+
+/// Marks `p` COMPLETE with `conclusion` at `at`, after `attempts` of `max` attempts.
+fn complete(p: &mut AgendaProgress, conclusion: Conclusion, at: Millis, attempts: u32, max: u32) {
+    p.processing_state = ProcessingState::Complete;
+    p.processing_state_message = Some(conclusion.as_str().into());
+    p.completed_time = Some(at);
+    p.updated_time = Some(at);
+    p.attempts_completed = attempts;
+    p.maximum_attempts = max;
+}
+
+/// Marks `p` WAITING again (a rerun).
+fn rewait(p: &mut AgendaProgress) {
+    p.processing_state = ProcessingState::Waiting;
+    p.processing_state_message = Some(crate::model::PENDING.into());
+    p.completed_time = None;
+}
+
+/// Every (time, id) of `phase` in `at`, following cursors in pages of `limit`; checks that every
+/// record is an agenda progress carrying that phase entry and that the order is (time, id) strictly
+/// ascending.
+async fn phase_listing(
+    store: &dyn Store,
+    phase: Phase,
+    at: Range<Millis>,
+    limit: usize,
+) -> (Vec<(Millis, String)>, usize) {
+    let what = format!("query_phase {phase} in {at:?}");
+    let (items, pages) =
+        collect_pages(store, &what, limit, |page| store.query_phase(Kind::AgendaProgress, phase, at.clone(), page))
+            .await;
+    let mut out = Vec::with_capacity(items.len());
+    for r in &items {
+        assert_eq!(r.kind, Kind::AgendaProgress, "[{}] {what}: returned a record of another kind", name(store));
+        let Some(entry) = r.phase else { panic!("[{}] {what}: returned {} without a phase entry", name(store), r.id) };
+        assert_eq!(entry.phase, phase, "[{}] {what}: returned {} of phase {}", name(store), r.id, entry.phase);
+        assert!(
+            at.contains(&entry.at),
+            "[{}] {what}: returned {} at {} outside the range",
+            name(store),
+            r.id,
+            entry.at
+        );
+        let _: AgendaProgress = ok(store, &what, from_record(r));
+        out.push((entry.at, r.id.clone()));
+    }
+    assert!(
+        out.windows(2).all(|w| w[0] < w[1]),
+        "[{}] {what}: not in strictly ascending (time, id) order: {out:?}",
+        name(store)
+    );
+    (out, pages)
+}
+
+/// The phases (and times) in which `id` is listed, looking at each of `times`.
+async fn phases_of(store: &dyn Store, id: &str, times: &[Millis]) -> Vec<(Phase, Millis)> {
+    let mut found = Vec::new();
+    for phase in Phase::ALL {
+        for t in times {
+            let (list, _) = phase_listing(store, phase, *t..*t + 1, 100).await;
+            if list.iter().any(|(_, i)| i == id) {
+                found.push((phase, *t));
+            }
+        }
+    }
+    found
+}
+
+/// Where each of `ids` is listed, phase by phase, within `at`: (phase, time, id).
+async fn phase_state(store: &dyn Store, ids: &[String], at: Range<Millis>) -> Vec<(Phase, Millis, String)> {
+    let mut out = Vec::new();
+    for phase in Phase::ALL {
+        let (list, _) = phase_listing(store, phase, at.clone(), 100).await;
+        out.extend(list.into_iter().filter(|(_, i)| ids.contains(i)).map(|(t, i)| (phase, t, i)));
+    }
+    out
+}
+
+#[track_caller]
+fn update_progress(store: &dyn Store, what: &str, r: Result<()>) {
+    ok(store, what, r)
+}
+
+/// The phase index follows an agenda progress through its life: created WAITING (unfinished, at its
+/// added time), EXECUTING (still there: no move), COMPLETE failed with attempts left (retryable, at its
+/// completion), rerun to WAITING (unfinished again), failed out of attempts (finished), succeeded
+/// (finished, at the new completion time), deleted (gone); reads return the entry.
+pub async fn phase_index_follows_state_changes(store: &dyn Store) {
+    let base = time_base();
+    let id = unique("ap");
+    let times = [base, base + 10, base + 20, base + 30];
+    let mut p = waiting(&id, base);
+    update_progress(store, "create WAITING", store.create_obj(&mut p).await);
+    assert_eq!(
+        phases_of(store, &id, &times).await,
+        vec![(Phase::Unfinished, base)],
+        "[{}] a new WAITING agenda",
+        name(store)
+    );
+    let rec = ok(store, "get", store.get(Kind::AgendaProgress, &id).await);
+    assert_eq!(
+        rec.and_then(|r| r.phase),
+        Some(PhaseEntry::new(Phase::Unfinished, base)),
+        "[{}] get returns the phase entry",
+        name(store)
+    );
+
+    p.processing_state = ProcessingState::Executing;
+    p.updated_time = Some(base + 5);
+    update_progress(store, "update to EXECUTING", store.update_obj(&mut p).await);
+    assert_eq!(
+        phases_of(store, &id, &times).await,
+        vec![(Phase::Unfinished, base)],
+        "[{}] WAITING -> EXECUTING",
+        name(store)
+    );
+
+    complete(&mut p, Conclusion::Failed, base + 10, 1, 3);
+    update_progress(store, "update to COMPLETE failed, 1 of 3 attempts", store.update_obj(&mut p).await);
+    assert_eq!(
+        phases_of(store, &id, &times).await,
+        vec![(Phase::Retryable, base + 10)],
+        "[{}] EXECUTING -> COMPLETE failed with attempts left",
+        name(store)
+    );
+
+    rewait(&mut p);
+    update_progress(store, "update back to WAITING (rerun)", store.update_obj(&mut p).await);
+    assert_eq!(
+        phases_of(store, &id, &times).await,
+        vec![(Phase::Unfinished, base)],
+        "[{}] COMPLETE -> WAITING",
+        name(store)
+    );
+
+    complete(&mut p, Conclusion::Failed, base + 20, 3, 3);
+    update_progress(store, "update to COMPLETE failed, 3 of 3 attempts", store.update_obj(&mut p).await);
+    assert_eq!(
+        phases_of(store, &id, &times).await,
+        vec![(Phase::Finished, base + 20)],
+        "[{}] failed with no attempt left is finished",
+        name(store)
+    );
+
+    rewait(&mut p);
+    update_progress(store, "rerun", store.update_obj(&mut p).await);
+    complete(&mut p, Conclusion::Succeeded, base + 30, 4, 3);
+    update_progress(store, "update to COMPLETE succeeded", store.update_obj(&mut p).await);
+    assert_eq!(phases_of(store, &id, &times).await, vec![(Phase::Finished, base + 30)], "[{}] succeeded", name(store));
+
+    update_progress(store, "delete", store.delete_obj::<AgendaProgress>(&id).await);
+    assert_eq!(phases_of(store, &id, &times).await, vec![], "[{}] a deleted agenda leaves the index", name(store));
+}
+
+/// Atomic batches keep the phase index: creates, updates and deletes of one batch all show; a batch
+/// that fails (stale version, duplicate create) changes no entry.
+pub async fn phase_index_follows_batches(store: &dyn Store) {
+    let base = time_base();
+    let tag = unique("apb");
+    let id = |s: &str| format!("{tag}-{s}");
+    let mut a = waiting(&id("a"), base);
+    let mut b = waiting(&id("b"), base - 100);
+    complete(&mut b, Conclusion::Succeeded, base + 1, 1, 3);
+    let mut c = waiting(&id("c"), base - 100);
+    complete(&mut c, Conclusion::Failed, base + 2, 0, 3);
+    let ops = vec![
+        ok(store, "create op", crate::store::create_op(&mut a)),
+        ok(store, "create op", crate::store::create_op(&mut b)),
+        ok(store, "create op", crate::store::create_op(&mut c)),
+        WriteOp::ReadyInsert(ready(&unique("insight"), "cust", &id("a"), 0, base)),
+    ];
+    ok(store, "batch of three creates", store.write(ops).await);
+    let ids = [id("a"), id("b"), id("c"), id("d"), id("e")];
+    assert_eq!(
+        phase_state(store, &ids, base..base + 6).await,
+        vec![
+            (Phase::Unfinished, base, id("a")),
+            (Phase::Retryable, base + 2, id("c")),
+            (Phase::Finished, base + 1, id("b"))
+        ],
+        "[{}] after a batch of creates",
+        name(store)
+    );
+
+    complete(&mut a, Conclusion::Succeeded, base + 3, 1, 3);
+    let mut d = waiting(&id("d"), base + 4);
+    let ops = vec![
+        ok(store, "update op", update_op(&mut a)),
+        WriteOp::Delete { kind: Kind::AgendaProgress, id: id("b"), expected_version: Some(1) },
+        ok(store, "create op", crate::store::create_op(&mut d)),
+    ];
+    ok(store, "batch of update, delete, create", store.write(ops).await);
+    let after = vec![
+        (Phase::Unfinished, base + 4, id("d")),
+        (Phase::Retryable, base + 2, id("c")),
+        (Phase::Finished, base + 3, id("a")),
+    ];
+    assert_eq!(
+        phase_state(store, &ids, base..base + 6).await,
+        after,
+        "[{}] after a batch of update, delete and create",
+        name(store)
+    );
+
+    // Failing batches: the first ops would move c and create e; the last one fails.
+    let mut c2 = c.clone();
+    complete(&mut c2, Conclusion::Succeeded, base + 5, 1, 3);
+    let mut e = waiting(&id("e"), base + 5);
+    let mut stale_d = d.clone();
+    stale_d.version = 7;
+    stale_d.processing_state = ProcessingState::Complete;
+    let ops = vec![
+        ok(store, "update op", update_op(&mut c2)),
+        ok(store, "create op", crate::store::create_op(&mut e)),
+        ok(store, "update op", update_op(&mut stale_d)),
+    ];
+    expect_conflict(store, "a batch whose last update is stale", store.write(ops).await);
+    assert_eq!(
+        phase_state(store, &ids, base..base + 6).await,
+        after,
+        "[{}] a failed batch (stale version) changed the index",
+        name(store)
+    );
+    let mut c3 = c.clone();
+    complete(&mut c3, Conclusion::Cancelled, base + 5, 1, 3);
+    let mut dup = waiting(&id("a"), base + 5);
+    let ops =
+        vec![ok(store, "update op", update_op(&mut c3)), ok(store, "create op", crate::store::create_op(&mut dup))];
+    expect_conflict(store, "a batch with a duplicate create", store.write(ops).await);
+    assert_eq!(
+        phase_state(store, &ids, base..base + 6).await,
+        after,
+        "[{}] a failed batch (duplicate create) changed the index",
+        name(store)
+    );
+}
+
+/// A phase lists by (time, id) ascending within its time range — start included, end excluded —
+/// across pages of 7 and 100 (limit 0 meaning 100), never another phase's entries; a cursor continues
+/// after its item when that item was deleted or left the phase; the unfinished phase lists every
+/// WAITING and EXECUTING agenda once.
+pub async fn phase_index_pages_in_time_order(store: &dyn Store) {
+    const N: usize = 250;
+    let base = time_base();
+    let tag = unique("app");
+    let cutoff = base + 100;
+    let mut records = Vec::new();
+    let mut expected: Vec<(Millis, String)> = Vec::new();
+    let mut make = |id: String, state: Option<Millis>, added: Millis| {
+        let mut p = waiting(&id, added);
+        if let Some(at) = state {
+            complete(&mut p, Conclusion::Succeeded, at, 1, 3);
+        }
+        p.version = 1;
+        records.push(ok(store, "to_record", to_record(&p)));
+    };
+    // Many share a time (ids break the tie); inserted out of order.
+    for i in 0..N {
+        let at = base + ((i * 37) % 100) as Millis;
+        let id = format!("{tag}-f{:03}", (i * 101) % N);
+        expected.push((at, id.clone()));
+        make(id, Some(at), base - 1000);
+    }
+    // Outside the range: at the cutoff, after it, just before the start.
+    let outside: Vec<(Millis, String)> = vec![
+        (cutoff, format!("{tag}-late-a")),
+        (cutoff + 100, format!("{tag}-late-b")),
+        (base - 1, format!("{tag}-early")),
+    ];
+    for (at, id) in &outside {
+        make(id.clone(), Some(*at), base - 1000);
+    }
+    // Another phase at the same times.
+    let unfinished: Vec<String> = (0..10).map(|i| format!("{tag}-u{i:02}")).collect();
+    for u in &unfinished {
+        make(u.clone(), None, base + 50);
+    }
+    create_all(store, records).await;
+    expected.sort();
+
+    let ours =
+        |list: Vec<(Millis, String)>| list.into_iter().filter(|(_, id)| id.starts_with(&tag)).collect::<Vec<_>>();
+    let (got, pages) = phase_listing(store, Phase::Finished, base..cutoff, 7).await;
+    assert!(pages >= N / 7, "[{}] {N} entries in pages of 7 took {pages} pages", name(store));
+    assert_eq!(ours(got), expected, "[{}] finished in [base, cutoff) in pages of 7", name(store));
+    let (got, _) = phase_listing(store, Phase::Finished, base..cutoff, 100).await;
+    assert_eq!(ours(got), expected, "[{}] finished in [base, cutoff) in pages of 100", name(store));
+    let (got, _) = phase_listing(store, Phase::Finished, Millis::MIN..cutoff, 100).await;
+    let mut oldest_first = vec![outside[2].clone()];
+    oldest_first.extend(expected.iter().cloned());
+    assert_eq!(ours(got), oldest_first, "[{}] finished before the cutoff, oldest first", name(store));
+    let default_page = ok(
+        store,
+        "query_phase with limit 0",
+        store.query_phase(Kind::AgendaProgress, Phase::Finished, base..cutoff, PageRequest::default()).await,
+    );
+    assert_eq!(default_page.items.len(), 100, "[{}] query_phase with limit 0 (100) over {N} entries", name(store));
+
+    let (got, _) = phase_listing(store, Phase::Unfinished, PhaseEntry::ALL_TIMES, 3).await;
+    assert_eq!(
+        ours(got).into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+        unfinished,
+        "[{}] every unfinished agenda once, in pages of 3",
+        name(store)
+    );
+    let (got, _) = phase_listing(store, Phase::Retryable, base - 1000..cutoff + 1000, 100).await;
+    assert_eq!(ours(got), vec![], "[{}] no retryable agenda was written", name(store));
+    for (what, range) in [("an empty", base..base), ("an inverted", cutoff..base)] {
+        let page = ok(
+            store,
+            &format!("query_phase of {what} range"),
+            store.query_phase(Kind::AgendaProgress, Phase::Finished, range, PageRequest::first(10)).await,
+        );
+        assert!(page.items.is_empty() && page.next.is_none(), "[{}] {what} time range lists nothing", name(store));
+    }
+
+    // A cursor continues after its item when that item is deleted, and the next item may leave the phase.
+    let first = ok(
+        store,
+        "a first page of 10",
+        store.query_phase(Kind::AgendaProgress, Phase::Finished, base..cutoff, PageRequest::first(10)).await,
+    );
+    let first_ids: Vec<&str> = first.items.iter().map(|r| r.id.as_str()).collect();
+    let want: Vec<&str> = expected[..10].iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(first_ids, want, "[{}] the first page of 10", name(store));
+    let Some(cursor) = first.next else { panic!("[{}] a page of 10 out of {N} has no cursor", name(store)) };
+    ok(
+        store,
+        "delete the last item of the page",
+        store
+            .write(vec![WriteOp::Delete {
+                kind: Kind::AgendaProgress,
+                id: expected[9].1.clone(),
+                expected_version: None,
+            }])
+            .await,
+    );
+    let mut moved: AgendaProgress = ok(store, "fetch", store.fetch(&expected[10].1).await);
+    rewait(&mut moved);
+    ok(store, "move the next item to another phase", store.update_obj(&mut moved).await);
+    let second = ok(
+        store,
+        "the page after a deleted item",
+        store
+            .query_phase(
+                Kind::AgendaProgress,
+                Phase::Finished,
+                base..cutoff,
+                PageRequest { limit: 10, cursor: Some(cursor) },
+            )
+            .await,
+    );
+    let second_ids: Vec<&str> = second.items.iter().map(|r| r.id.as_str()).collect();
+    let want: Vec<&str> = expected[11..21].iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(second_ids, want, "[{}] the page after a deleted item and a moved one", name(store));
+}
+
+/// `query_phase` of a kind without a phase index is `Unsupported`; typed objects of other kinds carry
+/// no phase entry.
+pub async fn phase_query_needs_a_phase_index(store: &dyn Store) {
+    for kind in Kind::ALL.into_iter().filter(|k| !k.has_phase_index()) {
+        match store.query_phase(kind, Phase::Finished, PhaseEntry::ALL_TIMES, PageRequest::first(10)).await {
+            Err(Error::Unsupported(msg)) => {
+                assert!(msg.contains(kind.as_str()), "[{}] the Unsupported error names {kind}: {msg}", name(store))
+            }
+            other => panic!("[{}] query_phase of {kind}: expected Unsupported, got {other:?}", name(store)),
+        }
+    }
+    let a: Agenda = with_indexes(&unique("agenda"), "x");
+    assert!(ok(store, "to_record", to_record(&a)).phase.is_none(), "conformance suite bug: an agenda with a phase");
 }

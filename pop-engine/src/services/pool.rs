@@ -575,6 +575,15 @@ mod tests {
         ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
             self.ctx.scan(kind, page).await
         }
+        async fn query_phase(
+            &self,
+            kind: Kind,
+            phase: pop_core::store::Phase,
+            at: std::ops::Range<Millis>,
+            page: pop_core::store::PageRequest,
+        ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
+            self.ctx.query_phase(kind, phase, at, page).await
+        }
         async fn ready_get(&self, agenda_id: &str) -> Result<Option<pop_core::model::ReadyAgenda>> {
             self.ctx.ready_get(agenda_id).await
         }
