@@ -160,9 +160,10 @@ impl LogTail {
 pub struct Parsed {
     /// The event to report (`Progress`, `Output` or `Log`).
     pub event: RuntimeEvent,
-    /// A rule the line broke, to log; whether it fails the operation is
-    /// [`ProtocolError::fails_operation`] (the parser also remembers the first such error).
-    pub problem: Option<ProtocolError>,
+    /// A rule the line broke that does not fail the operation (a malformed `POP_PROGRESS` line), for
+    /// the runtime to log. A rule that fails it is kept by the parser instead: see
+    /// [`OutputParser::violation`].
+    pub warning: Option<ProtocolError>,
 }
 
 /// Turns a handler's output lines into events, remembering the log's tail and the first broken rule
@@ -182,13 +183,14 @@ pub struct Parsed {
 /// parser.line(LogStream::Stderr, "warning: slow disk".into());
 /// parser.line(LogStream::Stdout, "POP_RESULT {oops".into());
 /// assert!(parser.violation().unwrap().to_string().contains("malformed POP_RESULT"));
+/// assert!(parser.violation().unwrap().fails_operation());
 /// assert_eq!(parser.tail().len(), 2);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OutputParser {
     limits: OutputLimits,
     tail: LogTail,
-    violation: Option<String>,
+    violation: Option<ProtocolError>,
 }
 
 impl OutputParser {
@@ -205,66 +207,57 @@ impl OutputParser {
     /// One whole line (without its newline) from `stream`; only stdout carries protocol lines.
     pub fn line(&mut self, stream: LogStream, line: String) -> Parsed {
         if line.len() > self.limits.max_line_bytes {
-            let problem = self.too_long(stream, line.as_bytes());
-            let note = match &problem {
-                ProtocolError::LineTooLong { start, .. } => self.too_long_note(start),
-                other => other.to_string(),
-            };
-            return Parsed { event: RuntimeEvent::Log(stream, note), problem: Some(problem) };
+            let note = self.too_long(stream, line.as_bytes());
+            return Parsed { event: RuntimeEvent::Log(stream, note), warning: None };
         }
         if stream == LogStream::Stderr {
             self.tail.push(stream, &line);
-            return Parsed { event: RuntimeEvent::Log(stream, line), problem: None };
+            return Parsed { event: RuntimeEvent::Log(stream, line), warning: None };
         }
         match parse_line(&line, self.limits.max_result_bytes) {
-            Line::Progress(Ok(update)) => Parsed { event: RuntimeEvent::Progress(update), problem: None },
-            Line::Result(Ok(output)) => Parsed { event: RuntimeEvent::Output(output), problem: None },
+            Line::Progress(Ok(update)) => Parsed { event: RuntimeEvent::Progress(update), warning: None },
+            Line::Result(Ok(output)) => Parsed { event: RuntimeEvent::Output(output), warning: None },
             Line::Progress(Err(e)) => {
                 self.tail.push(stream, &line);
-                Parsed { event: RuntimeEvent::Log(stream, line), problem: Some(e) }
-            }
-            Line::Result(Err(e @ ProtocolError::ResultTooLarge { .. })) => {
-                self.record(&e);
-                let note = format!("<{e}: dropped>");
-                self.tail.push(stream, &note);
-                Parsed { event: RuntimeEvent::Log(stream, note), problem: Some(e) }
+                Parsed { event: RuntimeEvent::Log(stream, line), warning: Some(e) }
             }
             Line::Result(Err(e)) => {
-                self.record(&e);
-                self.tail.push(stream, &line);
-                Parsed { event: RuntimeEvent::Log(stream, line), problem: Some(e) }
+                // An oversized result is not repeated in the log: a note says what happened.
+                let text = match &e {
+                    ProtocolError::ResultTooLarge { .. } => format!("<{e}: dropped>"),
+                    _ => line,
+                };
+                self.tail.push(stream, &text);
+                self.record(e);
+                Parsed { event: RuntimeEvent::Log(stream, text), warning: None }
             }
             Line::Log => {
                 self.tail.push(stream, &line);
-                Parsed { event: RuntimeEvent::Log(stream, line), problem: None }
+                Parsed { event: RuntimeEvent::Log(stream, line), warning: None }
             }
         }
     }
 
     /// A line on `stream` went over `max_line_bytes`; `start` is what the reader kept of it. Remembers
-    /// it (it fails the operation), notes it in the tail and returns the error.
-    pub fn too_long(&mut self, stream: LogStream, start: &[u8]) -> ProtocolError {
+    /// it (it fails the operation) and returns the note that stands for the line in the log and its tail.
+    pub fn too_long(&mut self, stream: LogStream, start: &[u8]) -> String {
         let start = String::from_utf8_lossy(&start[..start.len().min(QUOTED_START_BYTES)]).into_owned();
-        let note = self.too_long_note(&start);
+        let note = format!("<line longer than {} bytes dropped; it began: {start}>", self.limits.max_line_bytes);
         self.tail.push(stream, &note);
-        let e = ProtocolError::LineTooLong { stream: stream_name(stream), max: self.limits.max_line_bytes, start };
-        self.record(&e);
-        e
+        self.record(ProtocolError::LineTooLong { stream: stream_name(stream), max: self.limits.max_line_bytes, start });
+        note
     }
 
-    fn too_long_note(&self, start: &str) -> String {
-        format!("<line longer than {} bytes dropped; it began: {start}>", self.limits.max_line_bytes)
-    }
-
-    fn record(&mut self, e: &ProtocolError) {
-        if self.violation.is_none() && e.fails_operation() {
-            self.violation = Some(e.to_string());
+    fn record(&mut self, e: ProtocolError) {
+        if self.violation.is_none() {
+            self.violation = Some(e);
         }
     }
 
-    /// The first broken rule that fails the operation, as a message.
-    pub fn violation(&self) -> Option<&str> {
-        self.violation.as_deref()
+    /// The first broken rule that fails the operation (a malformed or oversized `POP_RESULT`, an
+    /// over-long line); later ones are not kept (they are in the log).
+    pub fn violation(&self) -> Option<&ProtocolError> {
+        self.violation.as_ref()
     }
 
     /// The log's tail.
@@ -322,18 +315,19 @@ mod tests {
         let limits = OutputLimits { max_line_bytes: 40, max_result_bytes: 10, tail_lines: 3, tail_line_bytes: 8 };
         let mut p = OutputParser::new(limits);
         let e = p.line(LogStream::Stdout, "POP_PROGRESS {\"percentComplete\": 5}".into());
-        assert!(matches!(e.event, RuntimeEvent::Progress(_)) && e.problem.is_none());
+        assert!(matches!(e.event, RuntimeEvent::Progress(_)) && e.warning.is_none());
         let e = p.line(LogStream::Stdout, "POP_PROGRESS nope".into());
         assert!(matches!(e.event, RuntimeEvent::Log(LogStream::Stdout, ref l) if l == "POP_PROGRESS nope"));
-        assert!(matches!(e.problem, Some(ProtocolError::MalformedProgress { .. })));
-        assert_eq!(p.violation(), None, "a malformed progress line does not fail the operation");
+        assert!(matches!(e.warning, Some(ProtocolError::MalformedProgress { .. })));
+        assert!(p.violation().is_none(), "a malformed progress line does not fail the operation");
         let e = p.line(LogStream::Stderr, "POP_RESULT {}".into());
         assert_eq!(e.event, RuntimeEvent::Log(LogStream::Stderr, "POP_RESULT {}".into()), "stderr is all log");
         let e = p.line(LogStream::Stdout, "POP_RESULT \"much too large\"".into());
-        assert!(matches!(e.problem, Some(ProtocolError::ResultTooLarge { bytes: 16, max: 10 })));
-        assert!(p.violation().unwrap().contains("larger than the limit of 10 bytes"));
+        assert!(matches!(e.event, RuntimeEvent::Log(_, ref l) if l.contains("dropped")));
+        assert!(matches!(p.violation(), Some(ProtocolError::ResultTooLarge { bytes: 16, max: 10 })));
+        assert!(p.violation().unwrap().to_string().contains("larger than the limit of 10 bytes"));
         p.line(LogStream::Stdout, "POP_RESULT {bad".into());
-        assert!(p.violation().unwrap().contains("larger"), "the first violation is kept");
+        assert!(p.violation().unwrap().to_string().contains("larger"), "the first violation is kept");
         let lines: Vec<&str> = p.tail().lines().map(|(_, l)| l).collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2], "POP_RESU…");
@@ -342,8 +336,11 @@ mod tests {
 
         let mut p = OutputParser::new(limits);
         let e = p.line(LogStream::Stderr, "é".repeat(30));
-        assert!(matches!(e.problem, Some(ProtocolError::LineTooLong { stream: "stderr", max: 40, .. })));
-        assert!(p.violation().unwrap().contains("longer than the limit of 40 bytes"));
+        assert!(
+            matches!(e.event, RuntimeEvent::Log(LogStream::Stderr, ref l) if l.starts_with("<line longer than 40"))
+        );
+        assert!(matches!(p.violation(), Some(ProtocolError::LineTooLong { stream: "stderr", max: 40, .. })));
+        assert!(p.violation().unwrap().to_string().contains("longer than the limit of 40 bytes"));
         assert_eq!(p.tail().len(), 1);
     }
 
