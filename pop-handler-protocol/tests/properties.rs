@@ -156,3 +156,25 @@ proptest! {
         }
     }
 }
+
+/// Every size from `reach` bytes below to `reach` above the default threshold, exhaustively (and around
+/// a small threshold with one-character chunks): plain exactly up to the threshold, unchanged either way.
+#[test]
+fn every_size_around_the_threshold_round_trips() {
+    for (threshold, chunk, reach) in
+        [(DEFAULT_COMPRESS_THRESHOLD, 100_000, 24), (DEFAULT_COMPRESS_THRESHOLD, 977, 24), (100, 1, 64)]
+    {
+        let encoding = PayloadEncoding { mode: PayloadMode::Auto { threshold }, max_chunk_chars: chunk };
+        for size in threshold - reach..=threshold + reach {
+            let payload = payload_of_size(size, "aé€𝄞\u{7f}z");
+            let json = payload.to_string();
+            let vars = encode_payload(&json, &encoding).unwrap();
+            assert_eq!(
+                vars[0].1 == env::PAYLOAD_TYPE_COMPRESSED,
+                size > threshold,
+                "size {size}, threshold {threshold}"
+            );
+            assert_eq!(decode_payload(lookup(&vars)).unwrap(), json, "size {size}, threshold {threshold}");
+        }
+    }
+}
