@@ -1,5 +1,7 @@
 //! Options of the Kubernetes runtime, with defaults taken from the original POP.
 
+use pop_handler_protocol::OutputLimits;
+use pop_handler_protocol::output::{DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_RESULT_BYTES};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,25 +27,11 @@ impl Default for NamespaceMode {
     }
 }
 
-/// How the payload is handed to the handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadMode {
-    /// Always `PAYLOAD` (`POP_PAYLOAD_TYPE=envVar`).
-    EnvVar,
-    /// Always zlib + base64 chunks `POP_COMPRESSED_PAYLOAD_0..N` (`POP_PAYLOAD_TYPE=compressedEnvVar`).
-    Compressed,
-    /// `PAYLOAD` up to this many bytes of JSON, compressed above.
-    Auto {
-        /// The largest payload passed uncompressed, in bytes.
-        threshold: usize,
-    },
-}
+/// How the payload is handed to the handler (the shared protocol's modes).
+pub use pop_handler_protocol::PayloadMode;
 
-impl Default for PayloadMode {
-    fn default() -> Self {
-        Self::Auto { threshold: 32 * 1024 }
-    }
-}
+/// Payloads whose JSON is longer than this many bytes are compressed by default in a Pod's environment.
+pub const DEFAULT_COMPRESS_THRESHOLD: usize = 32 * 1024;
 
 /// Bounded exponential backoff for Kubernetes API calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +87,7 @@ pub struct KubeConfig {
     pub namespace: NamespaceMode,
     /// The original's `pop.kubernetes.zone`: adds the node selector `{<zone>: "true"}`.
     pub zone: Option<String>,
-    /// How the payload is passed.
+    /// How the payload is passed (default: compressed above [`DEFAULT_COMPRESS_THRESHOLD`]).
     pub payload_mode: PayloadMode,
     /// The largest `POP_COMPRESSED_PAYLOAD_n` segment, in characters (original: 100 000).
     pub max_segment_size: usize,
@@ -107,6 +95,11 @@ pub struct KubeConfig {
     pub log_level: String,
     /// How many of the last log lines become the diagnostic of a failed Pod (original: 10).
     pub log_tail_lines: usize,
+    /// The longest log line accepted, in bytes; a longer one fails the operation (it is never held
+    /// whole: the rest of the line is skipped).
+    pub max_line_bytes: usize,
+    /// The largest `POP_RESULT` JSON accepted, in bytes; a larger one fails the operation.
+    pub max_result_bytes: usize,
     /// How long to wait for the rest of the log after the Pod has finished.
     pub log_drain_timeout: Duration,
     /// API retries.
@@ -131,10 +124,12 @@ impl Default for KubeConfig {
         Self {
             namespace: NamespaceMode::default(),
             zone: None,
-            payload_mode: PayloadMode::default(),
+            payload_mode: PayloadMode::Auto { threshold: DEFAULT_COMPRESS_THRESHOLD },
             max_segment_size: 100_000,
             log_level: "INFO".into(),
             log_tail_lines: 10,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             log_drain_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             scheduling_timeout: None,
@@ -156,6 +151,8 @@ impl std::fmt::Debug for KubeConfig {
             .field("max_segment_size", &self.max_segment_size)
             .field("log_level", &self.log_level)
             .field("log_tail_lines", &self.log_tail_lines)
+            .field("max_line_bytes", &self.max_line_bytes)
+            .field("max_result_bytes", &self.max_result_bytes)
             .field("log_drain_timeout", &self.log_drain_timeout)
             .field("retry", &self.retry)
             .field("scheduling_timeout", &self.scheduling_timeout)
@@ -178,6 +175,17 @@ impl KubeConfig {
         Self {
             namespace: NamespaceMode::PerCustomer { prefix: prefix.into(), fallback: fallback.into() },
             ..Self::default()
+        }
+    }
+
+    /// The bounds on what a handler may write to its log (each kept tail line is cut to the protocol's
+    /// default of 2 048 bytes).
+    pub fn output_limits(&self) -> OutputLimits {
+        OutputLimits {
+            max_line_bytes: self.max_line_bytes,
+            max_result_bytes: self.max_result_bytes,
+            tail_lines: self.log_tail_lines,
+            ..OutputLimits::default()
         }
     }
 

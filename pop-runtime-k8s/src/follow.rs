@@ -2,20 +2,19 @@
 //! the handler protocol, log-silence timeout, the original's annotations, external deletion, cancel,
 //! and deletion when finished.
 
+use crate::annotations::{self, Conclusion, REPORT_PAYLOAD, REPORT_PROGRESS};
 use crate::config::RetryPolicy;
-use crate::labels::{REPORT_PAYLOAD, REPORT_PROGRESS};
-use crate::protocol::{Conclusion, annotation_progress, parse_line};
 use crate::retry::with_retry;
-use futures_util::io::AsyncBufReadExt;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
+use futures_util::io::AsyncReadExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, LogParams};
 use kube::runtime::watcher::{self, Event};
 use pop_core::model::DiagnosticEvent;
 use pop_core::runtime::{Exit, LogStream, RuntimeEvent};
-use serde_json::Value;
-use std::collections::VecDeque;
+use pop_handler_protocol::framing::{Frame, LineFramer};
+use pop_handler_protocol::{LogTail, OutputLimits, OutputParser};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -30,7 +29,8 @@ pub(crate) struct Follow {
     pub scheduling_timeout: Duration,
     pub silence_timeout: Duration,
     pub reap: bool,
-    pub tail_lines: usize,
+    /// Bounds on the log's lines and results, and the tail kept for a failure's diagnostic.
+    pub limits: OutputLimits,
     pub drain_timeout: Duration,
     pub retry: RetryPolicy,
     /// Becomes `true` when the operation is cancelled (the canceller deletes the Pod).
@@ -47,8 +47,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What the log reader passes on, in order, each once (after reconnections).
 enum LogMsg {
+    /// A whole line, without its timestamp.
     Line(String),
+    /// A line over the bound: its first bytes, without the timestamp.
+    TooLong(Vec<u8>),
 }
 
 /// How the watch loop ended.
@@ -94,7 +98,7 @@ impl Follow {
         let launched = Instant::now();
         let mut started = false;
         let mut last_log = Instant::now();
-        let mut tail: VecDeque<String> = VecDeque::new();
+        let mut output = OutputParser::new(self.limits);
         let mut last_pod: Option<Pod> = None;
         let mut last_progress_annotation: Option<String> = None;
         let mut watch_errors_since: Option<Instant> = None;
@@ -151,8 +155,9 @@ impl Follow {
                     if let Some(ann) = annotation(&pod, REPORT_PROGRESS)
                         && last_progress_annotation.as_deref() != Some(ann.as_str())
                     {
-                        if let Some((update, _)) = annotation_progress(&ann) {
-                            self.emit(RuntimeEvent::Progress(update)).await;
+                        match annotations::progress(&ann) {
+                            Ok((update, _)) => self.emit(RuntimeEvent::Progress(update)).await,
+                            Err(e) => tracing::warn!(pod = %self.handle, "ignored an unreadable {REPORT_PROGRESS} annotation: {e}"),
                         }
                         last_progress_annotation = Some(ann);
                     }
@@ -164,8 +169,15 @@ impl Follow {
                         self.emit(RuntimeEvent::Started).await;
                         if let Some(tx) = log_tx.take() {
                             log_task = Some(AbortOnDrop(tokio::spawn(
-                                follow_logs(self.api.clone(), self.name.clone(), self.retry, tx, finished_rx.clone())
-                                    .in_current_span(),
+                                follow_logs(
+                                    self.api.clone(),
+                                    self.name.clone(),
+                                    self.retry,
+                                    self.limits.max_line_bytes,
+                                    tx,
+                                    finished_rx.clone(),
+                                )
+                                .in_current_span(),
                             )));
                         }
                     }
@@ -174,11 +186,11 @@ impl Follow {
                     }
                     last_pod = Some(pod);
                 }
-                line = log_rx.recv(), if log_task.is_some() => {
-                    match line {
-                        Some(LogMsg::Line(line)) => {
+                msg = log_rx.recv(), if log_task.is_some() => {
+                    match msg {
+                        Some(msg) => {
                             last_log = Instant::now();
-                            self.record(&mut tail, line).await;
+                            self.record(&mut output, msg).await;
                         }
                         None => log_task = None,
                     }
@@ -199,8 +211,8 @@ impl Follow {
                     tokio::pin!(drain);
                     loop {
                         tokio::select! {
-                            line = log_rx.recv() => match line {
-                                Some(LogMsg::Line(line)) => self.record(&mut tail, line).await,
+                            msg = log_rx.recv() => match msg {
+                                Some(msg) => self.record(&mut output, msg).await,
                                 None => break,
                             },
                             _ = &mut drain => {
@@ -211,7 +223,7 @@ impl Follow {
                     }
                 }
                 drop(log_task);
-                let exit = self.finished_exit(&pod, &tail, last_progress_annotation.as_deref()).await;
+                let exit = self.finished_exit(&pod, &output, last_progress_annotation.as_deref()).await;
                 if self.reap {
                     self.delete("delete finished pod").await;
                 }
@@ -222,7 +234,7 @@ impl Follow {
                 if let Some(detail) = pod.as_deref().and_then(status_reason) {
                     reason.push_str(&format!(" ({detail})"));
                 }
-                failure(reason, &tail)
+                failure(reason, output.tail())
             }
             End::Cancelled => Exit::failure(format!("cancelled: pod {} deleted", self.handle)),
             End::SchedulingTimeout(why) => {
@@ -233,7 +245,7 @@ impl Follow {
                         self.handle,
                         self.scheduling_timeout.as_millis()
                     ),
-                    &tail,
+                    output.tail(),
                 )
             }
             End::Silence => {
@@ -248,7 +260,7 @@ impl Follow {
                         self.handle,
                         self.silence_timeout.as_millis()
                     ),
-                    &tail,
+                    output.tail(),
                 )
             }
             End::WatchLost(e) => {
@@ -259,26 +271,37 @@ impl Follow {
                         self.handle,
                         self.retry.watch_error_budget.as_millis()
                     ),
-                    &tail,
+                    output.tail(),
                 )
             }
         }
     }
 
-    async fn record(&self, tail: &mut VecDeque<String>, line: String) {
-        if self.tail_lines > 0 {
-            if tail.len() == self.tail_lines {
-                tail.pop_front();
+    /// One message of the log reader, through the handler protocol's output parser.
+    async fn record(&self, output: &mut OutputParser, msg: LogMsg) {
+        let event = match msg {
+            LogMsg::Line(line) => {
+                let parsed = output.line(LogStream::Stdout, line);
+                if let Some(warning) = parsed.warning {
+                    tracing::warn!(pod = %self.handle, "ignored a {warning}");
+                }
+                parsed.event
             }
-            tail.push_back(line.clone());
-        }
-        self.emit(parse_line(&line)).await;
+            LogMsg::TooLong(start) => RuntimeEvent::Log(LogStream::Stdout, output.too_long(LogStream::Stdout, &start)),
+        };
+        self.emit(event).await;
     }
 
     /// The outcome the handler declared in `pop.report.progress` (COMPLETE), with the result from
     /// `pop.report.payload` emitted first; `None` if it declared none.
     async fn annotated_exit(&self, progress: Option<&str>, pod: Option<&Pod>) -> Option<Exit> {
-        let (update, conclusion) = annotation_progress(progress?)?;
+        let (update, conclusion) = match annotations::progress(progress?) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(pod = %self.handle, "ignored an unreadable {REPORT_PROGRESS} annotation: {e}");
+                return None;
+            }
+        };
         let conclusion = conclusion?;
         if let Some(out) = pod.and_then(|p| annotation(p, REPORT_PAYLOAD)) {
             self.emit_payload(&out).await;
@@ -295,7 +318,7 @@ impl Follow {
     }
 
     async fn emit_payload(&self, raw: &str) {
-        match serde_json::from_str::<Value>(raw) {
+        match annotations::payload(raw) {
             Ok(v) => self.emit(RuntimeEvent::Output(v)).await,
             Err(e) => {
                 self.emit(RuntimeEvent::Log(
@@ -307,11 +330,11 @@ impl Follow {
         }
     }
 
-    async fn finished_exit(&self, pod: &Pod, tail: &VecDeque<String>, seen_progress: Option<&str>) -> Exit {
+    async fn finished_exit(&self, pod: &Pod, output: &OutputParser, seen_progress: Option<&str>) -> Exit {
         let progress = annotation(pod, REPORT_PROGRESS);
         if let Some(p) = &progress
             && seen_progress != Some(p.as_str())
-            && let Some((update, _)) = annotation_progress(p)
+            && let Ok((update, _)) = annotations::progress(p)
         {
             self.emit(RuntimeEvent::Progress(update)).await;
         }
@@ -324,6 +347,17 @@ impl Follow {
         }
         if let Some(out) = annotation(pod, REPORT_PAYLOAD) {
             self.emit_payload(&out).await;
+        }
+        // As for a local process, a broken output rule fails the operation whatever the exit status.
+        if let Some(violation) = output.violation() {
+            let how = match code {
+                Some(c) => format!("exit code {c}"),
+                None => format!("phase {}", phase(pod)),
+            };
+            let mut exit =
+                failure(format!("pod {}: {violation} (its container ended with {how})", self.handle), output.tail());
+            exit.code = code;
+            return exit;
         }
         if phase(pod) == "Succeeded" {
             return Exit { code: code.or(Some(0)), ..Exit::success() };
@@ -342,7 +376,7 @@ impl Follow {
                 at.0
             ));
         }
-        let mut exit = failure(message, tail);
+        let mut exit = failure(message, output.tail());
         exit.code = code;
         exit
     }
@@ -364,9 +398,8 @@ impl Follow {
 }
 
 /// A failure whose diagnostic carries the last log lines.
-fn failure(message: String, tail: &VecDeque<String>) -> Exit {
-    let lines: Vec<Value> = tail.iter().map(|l| Value::String(l.clone())).collect();
-    let diagnostic = DiagnosticEvent::new(message.clone(), now_ms()).with_payload(Value::Array(lines));
+fn failure(message: String, tail: &LogTail) -> Exit {
+    let diagnostic = DiagnosticEvent::new(message.clone(), now_ms()).with_payload(tail.to_json_lines());
     Exit { success: false, message, diagnostic: Some(diagnostic), ..Exit::default() }
 }
 
@@ -448,58 +481,118 @@ async fn watch_pod(api: Api<Pod>, name: String, retry: RetryPolicy, tx: mpsc::Se
     }
 }
 
+/// Room for the timestamp the API puts before each log line (`2024-01-02T03:04:05.123456789Z `).
+const TIMESTAMP_ROOM: usize = 64;
+
+/// Which log lines were passed on already, by timestamp: a reconnection asks from the second of the
+/// last line seen and skips what it gets again (lines sharing a timestamp are counted).
+#[derive(Default)]
+struct Seen {
+    last_ts: Option<Timestamp>,
+    /// Lines passed on with `last_ts`.
+    at_last_ts: usize,
+    /// Lines with `last_ts` read on the current connection.
+    seen_at_last: usize,
+}
+
+impl Seen {
+    fn reconnected(&mut self) {
+        self.seen_at_last = 0;
+    }
+
+    /// Whether a line with this timestamp is new.
+    fn fresh(&mut self, ts: Option<Timestamp>) -> bool {
+        match (ts, self.last_ts) {
+            (Some(t), Some(l)) if t < l => false,
+            (Some(t), Some(l)) if t == l => {
+                self.seen_at_last += 1;
+                if self.seen_at_last <= self.at_last_ts {
+                    return false;
+                }
+                self.at_last_ts += 1;
+                true
+            }
+            (Some(t), _) => {
+                self.last_ts = Some(t);
+                self.at_last_ts = 1;
+                self.seen_at_last = 1;
+                true
+            }
+            (None, _) => true,
+        }
+    }
+}
+
 /// Streams the Pod's log with timestamps, reconnecting (from the last timestamp, without repeating
-/// lines) until the Pod has finished; then one last pass without `follow` picks up the rest.
+/// lines) until the Pod has finished; then one last pass without `follow` picks up the rest. Lines are
+/// cut by the protocol's bounded framer: a line over `max_line_bytes` is passed on as its start only.
 async fn follow_logs(
     api: Api<Pod>,
     name: String,
     retry: RetryPolicy,
+    max_line_bytes: usize,
     tx: mpsc::Sender<LogMsg>,
     finished: watch::Receiver<bool>,
 ) {
-    let mut last_ts: Option<Timestamp> = None;
-    let mut at_last_ts = 0usize;
+    let mut seen = Seen::default();
     let mut failures = 0u32;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut frames = Vec::new();
     loop {
         let finished_at_open = *finished.borrow();
         // The API takes whole seconds (and kube rounds to the nearest one): ask from the second the last
         // line was written in, floored, and skip what was already seen.
-        let since_time = last_ts.and_then(|t| Timestamp::from_second(t.as_second()).ok());
+        let since_time = seen.last_ts.and_then(|t| Timestamp::from_second(t.as_second()).ok());
         let params = LogParams { follow: !finished_at_open, timestamps: true, since_time, ..LogParams::default() };
         let opened = match api.log_stream(&name, &params).await {
             Ok(reader) => {
                 failures = 0;
-                let mut lines = reader.lines();
-                let mut seen_at_last = 0usize;
+                seen.reconnected();
+                futures_util::pin_mut!(reader);
+                let mut framer = LineFramer::new(max_line_bytes.saturating_add(TIMESTAMP_ROOM));
                 loop {
-                    match lines.try_next().await {
-                        Ok(Some(raw)) => {
-                            let (ts, text) = split_timestamp(&raw);
-                            match (ts, last_ts) {
-                                (Some(t), Some(l)) if t < l => continue,
-                                (Some(t), Some(l)) if t == l => {
-                                    seen_at_last += 1;
-                                    if seen_at_last <= at_last_ts {
-                                        continue;
-                                    }
-                                    at_last_ts += 1;
-                                }
-                                (Some(t), _) => {
-                                    last_ts = Some(t);
-                                    at_last_ts = 1;
-                                    seen_at_last = 1;
-                                }
-                                (None, _) => {}
+                    let ended = match reader.read(&mut buf).await {
+                        Ok(0) => {
+                            // A last line without a newline is whole only once the container has ended;
+                            // while following, it comes again after the reconnection.
+                            if finished_at_open {
+                                framer.finish(&mut frames);
                             }
-                            if tx.send(LogMsg::Line(text.to_string())).await.is_err() {
-                                return;
-                            }
+                            true
                         }
-                        Ok(None) => break,
+                        Ok(n) => {
+                            framer.push(&buf[..n], &mut frames);
+                            false
+                        }
                         Err(e) => {
                             tracing::debug!(pod = %name, error = %e, "log stream broke; reconnecting");
-                            break;
+                            true
                         }
+                    };
+                    for frame in frames.drain(..) {
+                        let msg = match frame {
+                            Frame::Line(raw) => {
+                                let (ts, text) = split_timestamp(&raw);
+                                if !seen.fresh(ts) {
+                                    continue;
+                                }
+                                LogMsg::Line(text.to_string())
+                            }
+                            Frame::TooLong(start) => {
+                                let raw = String::from_utf8_lossy(&start);
+                                let (ts, text) = split_timestamp(&raw);
+                                if !seen.fresh(ts) {
+                                    continue;
+                                }
+                                LogMsg::TooLong(text.as_bytes().to_vec())
+                            }
+                        };
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    if ended {
+                        break;
                     }
                 }
                 true

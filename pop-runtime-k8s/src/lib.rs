@@ -2,14 +2,15 @@
 //!
 //! [`KubeRuntime`] implements POP's [`PodRuntime`](pop_core::runtime::PodRuntime): each operation runs in a
 //! Pod whose image and resources come from the handler registry (`registry.json`, layered as in the
-//! original POP: CORE defaults ⊕ `basePodConfig` ⊕ the type's `podConfig`).
+//! original POP: CORE defaults ⊕ `basePodConfig` ⊕ the type's `podConfig`; the registry keeps the Pod
+//! config as JSON and [`PodConfig`] gives it its type here).
 //!
 //! | ability | how |
 //! |---|---|
 //! | Pod spec | image, args, env, CPU request/limit, memory request/limit, config-map and NFS volumes, `log` emptyDir, service account, labels, `imagePullPolicy: Always`, privileged, tainted-node affinity + toleration, zone node selector, exec liveness probe, `restartPolicy: Never` ([`podspec`]) |
 //! | labels | `app.kubernetes.io/managed-by=pop`, `app=<namePrefix>`, `pop/agenda-id`, `pop/operation-name`, `pop/operation-type`, `pop/customer-id`, `pop/insight-id` (values sanitized to label rules; the exact values are kept in annotations of the same names) |
-//! | input | `PAYLOAD` or zlib+base64 `POP_COMPRESSED_PAYLOAD_0..N` with `POP_PAYLOAD_TYPE`, `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `PROGRESS_ID`, `OPERATION_NAME`, `OPERATION_ID`, `LOG_LEVEL`, `LAST_PROGRESS`, and from the downward API `MY_POD_NAME`, `MY_POD_NAMESPACE` (and `MY_POD_IP` for the liveness probe) |
-//! | output | `POP_PROGRESS {json}` / `POP_RESULT {json}` log lines, and the original's annotations `pop.report.progress` / `pop.report.payload` |
+//! | input | the [handler protocol](pop_handler_protocol): `PAYLOAD` or zlib+base64 `POP_COMPRESSED_PAYLOAD_0..N` with `POP_PAYLOAD_TYPE`, `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `PROGRESS_ID`, `OPERATION_NAME`, `OPERATION_ID` (ids the request lacks are left out, as the original did), `LOG_LEVEL`, `LAST_PROGRESS`; and from the downward API `MY_POD_NAME`, `MY_POD_NAMESPACE` (and `MY_POD_IP` for the liveness probe) |
+//! | output | `POP_PROGRESS {json}` / `POP_RESULT {json}` log lines (bounded by [`KubeConfig::max_line_bytes`] / [`KubeConfig::max_result_bytes`]), and the original's annotations `pop.report.progress` / `pop.report.payload` ([`annotations`]) |
 //! | following | a watch of the Pod (no polling) and a followed log stream with timestamps (reconnects without repeating lines) |
 //! | failures | scheduling timeout (with the `PodScheduled` condition's reason or the waiting container's), log-silence timeout, phase `Failed` (last log lines as the diagnostic), deletion by someone else, API errors retried with bounded backoff |
 //! | cleanup | deletion when finished if `reapCompletedPods`; cancel deletes the Pod; [`KubeRuntime::reap`] lists POP's Pods by label and deletes in batches |
@@ -20,9 +21,12 @@
 //! * A handler's `pop.report.progress` annotation that says `COMPLETE` decides the outcome, as in the
 //!   original (`succeeded` → success, anything else → failure with its last diagnostic), even when the
 //!   Pod's phase says otherwise or its log went silent after it.
+//! * Otherwise a broken output rule fails the operation, as it does for a local process: a malformed or
+//!   oversized `POP_RESULT` line, or a log line over [`KubeConfig::max_line_bytes`] (the first one seen
+//!   is the message). A malformed `POP_PROGRESS` line is logged and ignored.
 //! * Otherwise the Pod's phase decides: `Succeeded` → success; `Failed` → failure "Kubernetes pod failed:
-//!   ns/name (exit code N, reason)" with the last [`KubeConfig::log_tail_lines`] log lines as the
-//!   diagnostic's payload.
+//!   ns/name (exit code N, reason)" with the last [`KubeConfig::log_tail_lines`] log lines (not the
+//!   protocol's lines; each cut to 2 048 bytes) as the diagnostic's payload.
 //! * Output: every `POP_RESULT` line becomes an `Output` event; a `pop.report.payload` annotation is read
 //!   at the end and emitted last, so **the annotation wins** when both are present (it is the value the
 //!   handler stored deliberately through the API, and logs can be cut by log rotation).
@@ -73,19 +77,20 @@
 //! # }
 //! ```
 
+pub mod annotations;
 pub mod config;
 pub mod error;
 mod follow;
 pub mod labels;
-pub mod payload;
+pub mod podconfig;
 pub mod podspec;
-pub mod protocol;
 pub mod reaper;
 mod retry;
 mod runtime;
 
 pub use config::{KubeConfig, NameGenerator, NamespaceMode, PayloadMode, RetryPolicy, sequential_names, uuid_names};
 pub use error::KubeError;
+pub use podconfig::PodConfig;
 pub use reaper::{ReapPolicy, ReapReport, launched_info};
 pub use runtime::{KubeRuntime, split_handle};
 

@@ -5,7 +5,7 @@
 use crate::config::KubeConfig;
 use crate::error::KubeError;
 use crate::labels;
-use crate::payload::payload_env;
+use crate::podconfig::PodConfig;
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ExecAction, KeyToPath, NFSVolumeSource,
     NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, Pod, PodSpec,
@@ -13,8 +13,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use pop_core::registry::{HandlerSpec, PodConfig};
+use pop_core::registry::HandlerSpec;
 use pop_core::runtime::LaunchRequest;
+use pop_handler_protocol::env::{COMPRESSED_PAYLOAD_PREFIX, PAYLOAD};
+use pop_handler_protocol::{EnvOptions, PayloadEncoding, ProtocolError, UnknownIds, handler_env};
 use std::collections::BTreeMap;
 
 /// The node label (and taint key) of dedicated nodes, as in the original.
@@ -22,7 +24,9 @@ pub const TAINT_KEY: &str = "dedicated";
 /// The weight of the preferred affinity to dedicated nodes, as in the original.
 pub const TAINT_AFFINITY_WEIGHT: i32 = 40;
 
-/// Builds the Pod for one operation. `unique` is the generated part of the name; `namespace` where it goes.
+/// Builds the Pod for one operation from its registry entry (the CORE defaults laid under its raw
+/// `podConfig`: [`PodConfig::effective`]). `unique` is the generated part of the name; `namespace`
+/// where it goes.
 pub fn build_pod(
     spec: &HandlerSpec,
     request: &LaunchRequest,
@@ -30,8 +34,27 @@ pub fn build_pod(
     unique: &str,
     namespace: &str,
 ) -> Result<Pod, KubeError> {
-    let pc = &spec.pod_config;
-    let bad = |message: String| KubeError::PodConfig { operation_type: spec.operation_type.clone(), message };
+    let pc = PodConfig::effective(spec, &serde_json::Map::new()).map_err(|problems| KubeError::PodConfig {
+        operation_type: spec.operation_type.clone(),
+        message: problems
+            .iter()
+            .map(|p| p.message.strip_prefix(&format!("operation type {}: ", spec.operation_type)).unwrap_or(&p.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })?;
+    build_pod_with(&pc, &spec.operation_type, request, config, unique, namespace)
+}
+
+/// Builds the Pod for one operation of type `operation_type` from its effective Pod config.
+pub fn build_pod_with(
+    pc: &PodConfig,
+    operation_type: &str,
+    request: &LaunchRequest,
+    config: &KubeConfig,
+    unique: &str,
+    namespace: &str,
+) -> Result<Pod, KubeError> {
+    let bad = |message: String| KubeError::PodConfig { operation_type: operation_type.to_string(), message };
     let image = pc
         .image_name
         .as_deref()
@@ -76,7 +99,7 @@ pub fn build_pod(
         metadata: ObjectMeta {
             name: Some(name),
             namespace: Some(namespace.to_string()),
-            labels: Some(pod_labels(spec, request, config)),
+            labels: Some(pod_labels(pc, request, config)),
             annotations: Some(pod_annotations(request)),
             ..ObjectMeta::default()
         },
@@ -87,8 +110,7 @@ pub fn build_pod(
 
 /// The labels tying a Pod to POP: managed-by, the original's `app`, agenda, operation, type, customer,
 /// insight (values sanitized to label rules), the runtime's extra labels, then the registry's `labels`.
-pub fn pod_labels(spec: &HandlerSpec, request: &LaunchRequest, config: &KubeConfig) -> BTreeMap<String, String> {
-    let pc = &spec.pod_config;
+pub fn pod_labels(pc: &PodConfig, request: &LaunchRequest, config: &KubeConfig) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
     l.insert(labels::MANAGED_BY.to_string(), labels::label_value(&config.managed_by));
     let app = pc.name_prefix.as_deref().map(labels::label_value).filter(|a| !a.is_empty());
@@ -136,32 +158,20 @@ fn field_ref(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// How a Pod gets the handler protocol's variables: the payload as [`KubeConfig::payload_mode`] says,
+/// ids the request lacks left out (as the original did), `LOG_LEVEL` among them.
+pub fn env_options(config: &KubeConfig) -> EnvOptions {
+    EnvOptions::new(PayloadEncoding { mode: config.payload_mode, max_chunk_chars: config.max_segment_size })
+        .unknown_ids(UnknownIds::Omit)
+        .log_level(config.log_level.clone())
+}
+
 /// The handler protocol's environment: the registry's `envVars` first (sorted), then the protocol's
-/// variables, which win over a registry variable of the same name.
-fn env(pc: &PodConfig, request: &LaunchRequest, config: &KubeConfig) -> std::io::Result<Vec<EnvVar>> {
-    let payload = request.payload.to_string();
-    let mut protocol: Vec<EnvVar> = payload_env(&payload, config.payload_mode, config.max_segment_size)?
-        .into_iter()
-        .map(|(k, v)| plain(&k, v))
-        .collect();
-    protocol.push(plain("AGENDA_ID", request.agenda_id.clone()));
-    if let Some(cid) = &request.cid {
-        protocol.push(plain("CID", cid.clone()));
-    }
-    if let Some(c) = &request.customer_id {
-        protocol.push(plain("CUSTOMER_ID", c.clone()));
-    }
-    if let Some(p) = &request.agenda_progress_id {
-        protocol.push(plain("PROGRESS_ID", p.clone()));
-    }
-    protocol.push(plain("OPERATION_NAME", request.operation_name.clone()));
-    if let Some(id) = &request.operation_id {
-        protocol.push(plain("OPERATION_ID", id.clone()));
-    }
-    protocol.push(plain("LOG_LEVEL", config.log_level.clone()));
-    if let Some(last) = &request.last_progress {
-        protocol.push(plain("LAST_PROGRESS", serde_json::to_string(last)?));
-    }
+/// variables ([`handler_env`]), which win over a registry variable of the same name, then the
+/// downward-API variables `MY_POD_NAME`, `MY_POD_NAMESPACE` (and `MY_POD_IP` for the liveness probe).
+fn env(pc: &PodConfig, request: &LaunchRequest, config: &KubeConfig) -> Result<Vec<EnvVar>, ProtocolError> {
+    let mut protocol: Vec<EnvVar> =
+        handler_env(request, &env_options(config))?.into_iter().map(|(k, v)| plain(&k, v)).collect();
     protocol.push(field_ref("MY_POD_NAME", "metadata.name"));
     protocol.push(field_ref("MY_POD_NAMESPACE", "metadata.namespace"));
     if pc.alive_check_details.as_ref().is_some_and(|a| a.alive_check_host.is_none()) {
@@ -171,7 +181,7 @@ fn env(pc: &PodConfig, request: &LaunchRequest, config: &KubeConfig) -> std::io:
         .env_vars
         .iter()
         .filter(|(k, _)| !protocol.iter().any(|p| &p.name == *k))
-        .filter(|(k, _)| !k.starts_with(crate::payload::SEGMENT_PREFIX) && k.as_str() != "PAYLOAD")
+        .filter(|(k, _)| !k.starts_with(COMPRESSED_PAYLOAD_PREFIX) && k.as_str() != PAYLOAD)
         .map(|(k, v)| plain(k, v.clone()))
         .collect();
     out.extend(protocol);

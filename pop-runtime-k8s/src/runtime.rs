@@ -3,12 +3,13 @@
 use crate::config::KubeConfig;
 use crate::error::KubeError;
 use crate::follow::Follow;
-use crate::podspec::build_pod;
+use crate::podconfig::{PodConfig, in_registry};
+use crate::podspec::build_pod_with;
 use crate::retry::with_retry;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
-use pop_core::registry::{HandlerRegistry, HandlerSpec};
+use pop_core::registry::HandlerRegistry;
 use pop_core::runtime::{LaunchRequest, Launched, LaunchedInfo, PodRuntime, RuntimeEvent};
 use pop_core::{Error, Problem, Result};
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ const DEFAULT_SILENCE_TIMEOUT_MS: u64 = 2 * 60 * 1000;
 pub struct KubeRuntime {
     pub(crate) client: kube::Client,
     registry: Arc<HandlerRegistry>,
+    /// Each type's effective Pod config, or what is wrong with it (reported when it is launched).
+    pod_configs: HashMap<String, std::result::Result<Arc<PodConfig>, Vec<Problem>>>,
     pub(crate) config: KubeConfig,
     /// Followed Pods by handle, with the switch that tells their follower they were cancelled.
     running: Arc<Mutex<HashMap<String, watch::Sender<bool>>>>,
@@ -37,14 +40,33 @@ impl std::fmt::Debug for KubeRuntime {
 }
 
 impl KubeRuntime {
-    /// A runtime using this client (pointed at any API server), registry and options.
+    /// A runtime using this client (pointed at any API server), registry and options. The registry's
+    /// Pod configs are typed now; a type whose config is wrong fails when it is launched, naming the
+    /// field ([`connect`](Self::connect) and [`check_registry`](Self::check_registry) refuse such a
+    /// registry up front).
     pub fn new(client: kube::Client, registry: Arc<HandlerRegistry>, config: KubeConfig) -> Self {
-        Self { client, registry, config, running: Arc::default() }
+        let pod_configs = registry
+            .handlers()
+            .iter()
+            .map(|(t, spec)| {
+                let pc = PodConfig::effective(spec, registry.base_pod_config())
+                    .map(Arc::new)
+                    .map_err(|problems| in_registry(&registry, problems));
+                (t.clone(), pc)
+            })
+            .collect();
+        Self { client, registry, pod_configs, config, running: Arc::default() }
+    }
+
+    /// Every problem of the registry's Pod configs (`Error::Invalid` naming each type and field), or `Ok`.
+    pub fn check_registry(registry: &HandlerRegistry) -> Result<()> {
+        PodConfig::for_registry(registry).map(|_| ())
     }
 
     /// A runtime whose client is configured from the environment: the in-cluster service account, or
-    /// `KUBECONFIG` / `~/.kube/config`.
+    /// `KUBECONFIG` / `~/.kube/config`. A registry with a wrong Pod config field is refused first.
     pub async fn connect(registry: Arc<HandlerRegistry>, config: KubeConfig) -> Result<Self> {
+        Self::check_registry(&registry)?;
         crate::ensure_crypto_provider();
         let client = kube::Client::try_default().await.map_err(|e| {
             KubeError::Config(format!(
@@ -69,28 +91,38 @@ impl KubeRuntime {
         &self.registry
     }
 
-    fn spec(&self, request: &LaunchRequest) -> Result<&HandlerSpec> {
-        self.registry.handler(&request.operation_type).map_err(|e| {
-            let problems = e
-                .problem_list()
-                .iter()
-                .map(|p| {
-                    let mut p = p.clone();
-                    p.operation = Some(request.operation_name.clone());
-                    p
-                })
-                .collect::<Vec<Problem>>();
-            if problems.is_empty() { e } else { Error::problems(problems) }
-        })
+    /// The effective Pod config of the request's type; an unknown type or a wrong config is
+    /// `Error::Invalid` naming the operation.
+    fn pod_config(&self, request: &LaunchRequest) -> Result<Arc<PodConfig>> {
+        let in_operation = |problems: &[Problem]| {
+            Error::problems(
+                problems
+                    .iter()
+                    .map(|p| Problem { operation: Some(request.operation_name.clone()), ..p.clone() })
+                    .collect(),
+            )
+        };
+        match self.pod_configs.get(&request.operation_type) {
+            Some(Ok(pc)) => Ok(Arc::clone(pc)),
+            Some(Err(problems)) => Err(in_operation(problems)),
+            None => match self.registry.handler(&request.operation_type) {
+                Err(e) if !e.problem_list().is_empty() => Err(in_operation(e.problem_list())),
+                Err(e) => Err(e),
+                Ok(_) => Err(Error::invalid(format!(
+                    "operation {}: operation type {:?} was added to the registry after the runtime was built",
+                    request.operation_name, request.operation_type
+                ))),
+            },
+        }
     }
 
     /// The Pod that [`launch`](PodRuntime::launch) would create for this request (takes a name from the
     /// name generator). Useful for dry runs and golden tests.
     pub fn pod_for(&self, request: &LaunchRequest) -> Result<Pod> {
-        let spec = self.spec(request)?;
+        let pc = self.pod_config(request)?;
         let namespace = self.config.namespace_for(request.customer_id.as_deref());
         let unique = (self.config.name_generator)();
-        Ok(build_pod(spec, request, &self.config, &unique, &namespace)?)
+        Ok(build_pod_with(&pc, &request.operation_type, request, &self.config, &unique, &namespace)?)
     }
 
     pub(crate) fn pods(&self, namespace: &str) -> Api<Pod> {
@@ -140,11 +172,10 @@ impl PodRuntime for KubeRuntime {
     }
 
     async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
-        let spec = self.spec(&request)?;
-        let pc = &spec.pod_config;
+        let pc = self.pod_config(&request)?;
         let namespace = self.config.namespace_for(request.customer_id.as_deref());
         let unique = (self.config.name_generator)();
-        let pod = build_pod(spec, &request, &self.config, &unique, &namespace)?;
+        let pod = build_pod_with(&pc, &request.operation_type, &request, &self.config, &unique, &namespace)?;
         let name = pod.metadata.name.clone().unwrap_or_default();
         let handle = format!("{namespace}/{name}");
         let api = self.pods(&namespace);
@@ -184,7 +215,7 @@ impl PodRuntime for KubeRuntime {
                 .log_silence_timeout
                 .unwrap_or(Duration::from_millis(pc.pod_stdout_timeout.unwrap_or(DEFAULT_SILENCE_TIMEOUT_MS))),
             reap: self.config.reap_completed_pods.or(pc.reap_completed_pods).unwrap_or(false),
-            tail_lines: self.config.log_tail_lines,
+            limits: self.config.output_limits(),
             drain_timeout: self.config.log_drain_timeout,
             retry: self.config.retry,
             cancel: cancel_rx,

@@ -493,3 +493,74 @@ async fn a_watch_that_keeps_failing_fails_the_operation_within_its_budget() {
     );
     assert!(mock.wait_gone(&ns, &name, Duration::from_secs(5)).await, "the unwatched pod is deleted");
 }
+
+#[tokio::test]
+async fn broken_output_rules_fail_the_operation_as_for_a_process() {
+    let mock = MockKube::start().await;
+    let rt = runtime_with(&mock, KubeConfig { max_line_bytes: 64, max_result_bytes: 16, ..config() });
+
+    // A malformed POP_RESULT line fails an operation whose container succeeded; a malformed
+    // POP_PROGRESS line is only logged.
+    let launched = rt.launch(request("keep")).await.expect("launch");
+    let (ns, name) = mock.wait_for_pod().await;
+    mock.run(&ns, &name);
+    mock.log(&ns, &name, "POP_PROGRESS {bad");
+    mock.log(&ns, &name, "POP_RESULT {oops");
+    mock.terminate(&ns, &name, 0);
+    let events = collect(launched.events).await;
+    assert!(events.contains(&RuntimeEvent::Log(LogStream::Stdout, "POP_PROGRESS {bad".into())), "{events:?}");
+    let e = exit(&events);
+    assert!(!e.success);
+    assert_eq!(e.code, Some(0));
+    assert!(e.message.contains("malformed POP_RESULT line"), "{}", e.message);
+    assert!(e.message.contains(&format!("pod {ns}/{name}")) && e.message.contains("exit code 0"), "{}", e.message);
+    assert_eq!(e.diagnostic.as_ref().unwrap().payload, json!(["POP_PROGRESS {bad", "POP_RESULT {oops"]));
+    rt.cleanup(&launched.handle).await.expect("cleanup");
+
+    // An over-long line is never passed on whole and fails the operation; so does an oversized result.
+    for (line, expected) in [
+        ("x".repeat(500), "line longer than the limit of 64 bytes"),
+        (format!("POP_RESULT \"{}\"", "y".repeat(30)), "larger than the limit of 16 bytes"),
+    ] {
+        let launched = rt.launch(request("sample")).await.expect("launch");
+        let (ns, name) = mock.wait_for_pod().await;
+        mock.run(&ns, &name);
+        mock.log(&ns, &name, &line);
+        mock.log(&ns, &name, "after");
+        mock.terminate(&ns, &name, 0);
+        let events = collect(launched.events).await;
+        let logs: Vec<&String> =
+            events.iter().filter_map(|e| if let RuntimeEvent::Log(_, l) = e { Some(l) } else { None }).collect();
+        assert!(logs.iter().all(|l| l.len() < 300), "{logs:?}");
+        assert_eq!(logs.last().map(|l| l.as_str()), Some("after"), "the log goes on after the long line");
+        assert!(outputs(&events).is_empty());
+        let e = exit(&events);
+        assert!(!e.success);
+        assert!(e.message.contains(expected), "{}", e.message);
+        assert!(mock.wait_gone(&ns, &name, Duration::from_secs(5)).await);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_pod_config_field_is_refused_naming_type_and_field() {
+    let mock = MockKube::start().await;
+    let registry = HandlerRegistry::from_json_str(
+        r#"{"basePodConfig": {"pullAlways": true},
+            "good": {"podConfig": {"imageName": "i"}},
+            "bad": {"podConfig": {"imageName": "i", "podRetryCount": "many"}}}"#,
+    )
+    .expect("the registry itself keeps Pod configs as JSON");
+    let e = KubeRuntime::check_registry(&registry).expect_err("a wrong field");
+    assert!(e.to_string().contains("bad.podConfig.podRetryCount"), "{e}");
+    let rt = KubeRuntime::new(mock.client(), Arc::new(registry), config());
+    let e = rt.launch(LaunchRequest { operation_type: "bad".into(), ..request("bad") }).await.expect_err("bad");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let problem = &e.problem_list()[0];
+    assert_eq!(problem.operation.as_deref(), Some("probe"));
+    assert_eq!(problem.field.as_deref(), Some("bad.podConfig.podRetryCount"));
+    assert!(problem.message.contains("operation type bad") && problem.message.contains("inline"), "{e}");
+    assert!(mock.requests().is_empty(), "nothing reaches the API");
+    let launched = rt.launch(request("good")).await.expect("the other types still launch");
+    rt.cleanup(&launched.handle).await.expect("cleanup");
+    let _ = collect(launched.events).await;
+}

@@ -1,14 +1,18 @@
 //! Options of the process runtime.
 
+use pop_handler_protocol::output::OutputLimits;
+use pop_handler_protocol::{EnvOptions, PayloadEncoding, PayloadMode, UnknownIds};
 use std::time::Duration;
 
+/// The default bound on one output line (16 MiB).
+pub use pop_handler_protocol::output::DEFAULT_MAX_LINE_BYTES;
+/// The default bound on one result's JSON (16 MiB).
+pub use pop_handler_protocol::output::DEFAULT_MAX_RESULT_BYTES;
 /// Payloads whose JSON is longer than this many bytes go through the compressed form by default.
-pub const DEFAULT_COMPRESS_THRESHOLD: usize = 100_000;
+pub use pop_handler_protocol::payload::DEFAULT_COMPRESS_THRESHOLD;
 /// The original's `payload.compression.maxSegmentSize`: at most this many characters per
 /// `POP_COMPRESSED_PAYLOAD_n` variable.
-pub const DEFAULT_CHUNK_SIZE: usize = 100_000;
-/// The default bound on one output line (16 MiB).
-pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+pub use pop_handler_protocol::payload::DEFAULT_MAX_CHUNK_CHARS as DEFAULT_CHUNK_SIZE;
 
 /// Options of a [`ProcessRuntime`](crate::ProcessRuntime); every field has a sensible [`Default`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub struct ProcessRuntimeConfig {
     /// The longest stdout/stderr line accepted, in bytes (without the newline). A longer line fails the
     /// operation and terminates the handler; it is never held in memory whole.
     pub max_line_bytes: usize,
+    /// The largest `POP_RESULT` JSON accepted, in bytes; a larger result fails the operation.
+    pub max_result_bytes: usize,
     /// After SIGTERM (timeout, cancel, cleanup), how long the process group gets before SIGKILL.
     pub kill_grace: Duration,
     /// After the handler exits, how long to wait for its output pipes to close (a leftover grandchild may
@@ -44,6 +50,7 @@ impl Default for ProcessRuntimeConfig {
             compress_threshold: DEFAULT_COMPRESS_THRESHOLD,
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             kill_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(2),
             tail_lines: 20,
@@ -70,6 +77,12 @@ impl ProcessRuntimeConfig {
     /// Sets [`max_line_bytes`](Self::max_line_bytes).
     pub fn max_line_bytes(mut self, bytes: usize) -> Self {
         self.max_line_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets [`max_result_bytes`](Self::max_result_bytes).
+    pub fn max_result_bytes(mut self, bytes: usize) -> Self {
+        self.max_result_bytes = bytes;
         self
     }
 
@@ -101,5 +114,25 @@ impl ProcessRuntimeConfig {
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events.max(1);
         self
+    }
+
+    /// How the handler protocol's environment is built: the payload inline up to
+    /// [`compress_threshold`](Self::compress_threshold), unknown ids as empty variables.
+    pub fn env_options(&self) -> EnvOptions {
+        EnvOptions::new(PayloadEncoding {
+            mode: PayloadMode::Auto { threshold: self.compress_threshold },
+            max_chunk_chars: self.chunk_size,
+        })
+        .unknown_ids(UnknownIds::Empty)
+    }
+
+    /// The bounds on what a handler may write.
+    pub fn output_limits(&self) -> OutputLimits {
+        OutputLimits {
+            max_line_bytes: self.max_line_bytes,
+            max_result_bytes: self.max_result_bytes,
+            tail_lines: self.tail_lines,
+            tail_line_bytes: self.tail_line_bytes,
+        }
     }
 }

@@ -1,23 +1,15 @@
 //! Errors of the process runtime and of the handler helper.
 
+use pop_handler_protocol::ProtocolError;
 use std::io;
 
 /// What can go wrong running a handler process or speaking the handler protocol.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {
-    /// The payload could not be encoded or decoded (names the variable concerned).
-    #[error("payload: {0}")]
-    Payload(String),
-    /// An environment variable of the protocol holds bad JSON.
-    #[error("environment variable {var}: not valid JSON: {source}")]
-    BadJson {
-        /// The variable.
-        var: &'static str,
-        /// The parse error.
-        #[source]
-        source: serde_json::Error,
-    },
+    /// The handler protocol's input or output broke a rule (names the variable or line concerned).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
     /// Writing a protocol line failed.
     #[error("writing a {what} line to stdout: {source}")]
     Write {
@@ -32,7 +24,7 @@ pub enum ProcessError {
 impl From<ProcessError> for pop_core::Error {
     fn from(e: ProcessError) -> Self {
         match e {
-            ProcessError::Payload(_) | ProcessError::BadJson { .. } => pop_core::Error::invalid(e.to_string()),
+            ProcessError::Protocol(p) => p.into(),
             ProcessError::Write { .. } => pop_core::Error::backend("process", e),
         }
     }

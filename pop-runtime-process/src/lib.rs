@@ -8,24 +8,26 @@
 //! | capability | how |
 //! |---|---|
 //! | launch | `process.command` + `args`, `env`, `workingDir`; stdin is `/dev/null` |
-//! | payload | `PAYLOAD`, or zlib+base64 `POP_COMPRESSED_PAYLOAD_0..N` above [`ProcessRuntimeConfig::compress_threshold`] |
+//! | payload | `PAYLOAD`, or zlib+base64 `POP_COMPRESSED_PAYLOAD_0..N` above [`ProcessRuntimeConfig::compress_threshold`] (the [shared protocol](pop_handler_protocol)) |
 //! | progress / output | `POP_PROGRESS {json}` / `POP_RESULT {json}` stdout lines, parsed as they arrive |
 //! | log | every other stdout line and all of stderr, as [`RuntimeEvent::Log`](pop_core::runtime::RuntimeEvent::Log) |
 //! | timeout, cancel | SIGTERM to the process group, SIGKILL after [`ProcessRuntimeConfig::kill_grace`] |
 //! | leftovers | processes the handler leaves in its group are killed when it exits (as a Pod's containers) |
-//! | failure details | exit code or signal and the last lines of output in the exit's diagnostic |
-//! | memory bound | lines longer than [`ProcessRuntimeConfig::max_line_bytes`] fail the operation |
+//! | failure details | exit code or signal and the last lines of output in the exit's diagnostic ([`exit`]: the pure classifier) |
+//! | memory bound | lines longer than [`ProcessRuntimeConfig::max_line_bytes`] fail the operation; so do results over [`ProcessRuntimeConfig::max_result_bytes`] |
 //! | concurrency | `process.maxConcurrent` per type: further launches wait for a slot |
 //! | reaping | `list()` (running/finished, start/end times) and `cleanup()` |
 //!
 //! ## The handler protocol
 //!
+//! The protocol is [`pop_handler_protocol`]'s, the same for processes and Pods.
+//!
 //! **Input**, in environment variables: `PAYLOAD` (the resolved payload JSON) with
 //! `POP_PAYLOAD_TYPE=envVar`, or — for big payloads — `POP_PAYLOAD_TYPE=compressedEnvVar` and
 //! `POP_COMPRESSED_PAYLOAD_0..N` (zlib, then base64, split in chunks of at most 100 000 characters;
-//! concatenate, decode, inflate); `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `OPERATION_NAME`, `OPERATION_ID`
-//! (empty when unknown); `LAST_PROGRESS` (JSON of the operation's progress from an earlier attempt, on
-//! re-runs only); `LOG_LEVEL=INFO`.
+//! concatenate, decode, inflate); `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `PROGRESS_ID`, `OPERATION_NAME`,
+//! `OPERATION_ID` (empty when unknown); `LAST_PROGRESS` (JSON of the operation's progress from an
+//! earlier attempt, on re-runs only); `LOG_LEVEL=INFO` (unless `process.env` says otherwise).
 //!
 //! **Output**, on stdout, one line each: `POP_PROGRESS {"percentComplete": 40, "processingStateMessage":
 //! "...", "params": {...}}` (any subset; `params` comes back as `LAST_PROGRESS.params` on a re-run) and
@@ -69,12 +71,13 @@
 
 pub mod config;
 pub mod error;
+pub mod exit;
+mod group;
 pub mod handler;
-mod lines;
-pub mod payload;
-pub mod protocol;
+mod output;
 mod runtime;
 pub mod sample;
+mod supervise;
 
 pub use config::ProcessRuntimeConfig;
 pub use error::ProcessError;

@@ -1,4 +1,9 @@
-//! The conformance suite every [`Store`] and [`QueueBackend`] runs (feature `testing`).
+//! The conformance suites every [`Store`], [`QueueBackend`] and [`PodRuntime`] runs (feature `testing`).
+//!
+//! The [`PodRuntime`] suite ([`runtime`]) works through a harness the runtime's tests implement
+//! ([`runtime::RuntimeHarness`]); `pop_core::runtime_conformance!(async { Arc::new(MyHarness) })` makes
+//! one test per case, in a module `runtime_conformance`. See the [`runtime`] module. The rest of this
+//! page is about the store and queue suites.
 //!
 //! The cases are plain `pub async fn`s in [`store`] and [`queue`] that take `&dyn Store` /
 //! `&dyn QueueBackend` (or an `Arc` when they spawn tasks) and panic, with a message naming the backend
@@ -88,11 +93,15 @@
 //! the backend).
 
 pub mod queue;
+pub mod runtime;
 pub mod store;
 
 use crate::model::Millis;
 use crate::queue::QueueBackend;
+#[cfg(doc)]
+use crate::runtime::PodRuntime;
 use crate::store::Store;
+use runtime::RuntimeHarness;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
@@ -165,6 +174,40 @@ impl<T: QueueFixture, E: Display> QueueFixture for Result<T, E> {
     }
 }
 
+/// What a [`runtime_conformance!`](crate::runtime_conformance) factory may produce: a harness, an error
+/// (the test fails) or nothing (the test is skipped).
+pub trait RuntimeFixture {
+    /// The harness, `None` to skip; panics (failing the test) on a factory error.
+    fn into_harness(self) -> Option<Arc<dyn RuntimeHarness>>;
+}
+
+impl RuntimeFixture for Arc<dyn RuntimeHarness> {
+    fn into_harness(self) -> Option<Arc<dyn RuntimeHarness>> {
+        Some(self)
+    }
+}
+
+impl<H: RuntimeHarness> RuntimeFixture for Arc<H> {
+    fn into_harness(self) -> Option<Arc<dyn RuntimeHarness>> {
+        Some(self)
+    }
+}
+
+impl<T: RuntimeFixture> RuntimeFixture for Option<T> {
+    fn into_harness(self) -> Option<Arc<dyn RuntimeHarness>> {
+        self.and_then(RuntimeFixture::into_harness)
+    }
+}
+
+impl<T: RuntimeFixture, E: Display> RuntimeFixture for Result<T, E> {
+    fn into_harness(self) -> Option<Arc<dyn RuntimeHarness>> {
+        match self {
+            Ok(f) => f.into_harness(),
+            Err(e) => panic!("the runtime harness factory failed: {e}"),
+        }
+    }
+}
+
 fn runtime(case: &str) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -203,6 +246,29 @@ where
         match make.await.into_queue() {
             Some(queue) => run(queue).await,
             None => eprintln!("skipping {case}: the queue factory returned None"),
+        }
+    });
+}
+
+/// Runs one runtime case in a fresh multi-thread runtime (used by
+/// [`runtime_conformance!`](crate::runtime_conformance)); a case the runtime cannot run is reported as
+/// skipped, with the harness's reason.
+#[doc(hidden)]
+pub fn run_runtime_case<M, F, C, Fut>(case: &str, make: M, run: C)
+where
+    M: Future<Output = F>,
+    F: RuntimeFixture,
+    C: FnOnce(Arc<dyn RuntimeHarness>) -> Fut,
+    Fut: Future<Output = runtime::CaseResult>,
+{
+    runtime(case).block_on(async move {
+        match make.await.into_harness() {
+            Some(harness) => {
+                if let Err(skip) = run(harness).await {
+                    eprintln!("skipping {case}: {skip}");
+                }
+            }
+            None => eprintln!("skipping {case}: the runtime harness factory returned None"),
         }
     });
 }
@@ -339,6 +405,74 @@ macro_rules! queue_conformance {
                 ];
             }
         }
+    };
+}
+
+/// Expands to one `#[test]` per [`PodRuntime`] conformance case, in a module `runtime_conformance`.
+///
+/// The argument is a future (`async { ... }`, or a call of an `async fn`) producing a
+/// [`RuntimeFixture`] (an `Arc` of a [`RuntimeHarness`], possibly in an `Option` or a `Result`); it is
+/// evaluated afresh for every case. See [`runtime`](crate::testing::runtime).
+///
+/// ```
+/// use std::sync::Arc;
+/// use pop_core::runtime::PodRuntime;
+/// use pop_core::testing::runtime::{Capabilities, HandlerDef, RuntimeHarness, Skip};
+///
+/// /// A harness for a runtime that cannot run anything: every case is skipped, saying why.
+/// struct Nothing;
+///
+/// #[async_trait::async_trait]
+/// impl RuntimeHarness for Nothing {
+///     async fn runtime(&self, _: &[HandlerDef]) -> Result<Arc<dyn PodRuntime>, Skip> {
+///         Err(Skip::because("this example runs no handlers"))
+///     }
+///     fn capabilities(&self) -> Capabilities {
+///         Capabilities { compressed_payload_above: Err(Skip::because("none")), exit_codes: Ok(()) }
+///     }
+/// }
+///
+/// pop_core::runtime_conformance!(async { Arc::new(Nothing) });
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! runtime_conformance {
+    ($make:expr $(,)?) => {
+        mod runtime_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__runtime_conformance_cases! {
+                $make;
+                launch_to_result,
+                progress_in_order,
+                failure_exits_with_diagnostics,
+                cancel_stops_a_running_handler,
+                payload_inline_reaches_the_handler,
+                payload_compressed_reaches_the_handler,
+                env_reaches_the_handler,
+                list_shows_the_launch_and_cleanup_removes_it,
+                unsupported_type_is_a_typed_error,
+                many_concurrent_launches,
+            }
+        }
+    };
+}
+
+/// Implementation detail of [`runtime_conformance!`](crate::runtime_conformance).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __runtime_conformance_cases {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::run_runtime_case(
+                    concat!(module_path!(), "::", stringify!($case)),
+                    $make,
+                    |harness| async move { $crate::testing::runtime::$case(&*harness).await },
+                );
+            }
+        )*
     };
 }
 

@@ -187,6 +187,11 @@ impl MockKube {
         kube::Client::try_from(config).expect("client for the mock API")
     }
 
+    /// A receiver that changes whenever the mock's state does (pods, logs).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     /// Requests seen so far, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
