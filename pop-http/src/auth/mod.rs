@@ -1,10 +1,11 @@
 //! Authentication: who is calling, from an HTTP request, as a [`Principal`].
 //!
-//! Every route turns the request's headers into [`Credentials`] with [`credentials`] and hands them
-//! to an [`Authorizer`]: usually the [`ChainAuthorizer`] built from one [`AuthConfig`] file. What
-//! the principal may then see and change is decided by `pop_core::visibility` (the original POP's
-//! rules: a superuser sees everything, anyone else the objects of the customer accounts it acts for;
-//! a caller with no accounts sees nothing).
+//! Every route turns the request's headers into [`Credentials`](pop_core::authz::Credentials) with
+//! [`credentials`] and hands them to an [`Authorizer`](pop_core::authz::Authorizer): usually the
+//! [`ChainAuthorizer`] built from one [`AuthConfig`] file. What the principal may then see and
+//! change is decided by `pop_core::visibility` (the original POP's rules: a superuser sees
+//! everything, anyone else the objects of the customer accounts it acts for; a caller with no
+//! accounts sees nothing).
 //!
 //! Three ways to authenticate, tried in this order:
 //!
@@ -103,8 +104,7 @@ pub use headers::credentials;
 pub use jwt::JwtAuthorizer;
 pub use tokens::TokenAuthorizer;
 
-#[allow(unused_imports, reason = "named in the module docs")]
-use pop_core::authz::{Authorizer, Credentials, Principal};
+use pop_core::authz::Principal;
 
 /// The account that makes a caller a superuser, as in the original POP.
 pub const ALL_ACCOUNTS: &str = "*";
