@@ -7,6 +7,8 @@
 //! * [`refs`]: the reference language, parsed once and resolved against a context;
 //! * [`template`]: agenda-template expansion;
 //! * [`validate`]: validation of a submitted agenda, reporting every problem;
+//! * [`lifecycle`]: the progress rows a submission creates, their ids, and how an executor's report
+//!   merges into the stored progress;
 //! * [`visibility`]: who may see and change what, as pure functions;
 //! * the traits the backends implement: [`store::Store`], [`queue::QueueBackend`],
 //!   [`sched::SchedulingAlgorithm`], [`authz::Authorizer`], [`runtime::PodRuntime`];
@@ -32,6 +34,7 @@ pub mod authz;
 pub mod clock;
 pub mod compat;
 pub mod error;
+pub mod lifecycle;
 pub mod memory;
 pub mod model;
 pub mod queue;

@@ -292,6 +292,10 @@ pub enum WriteOp {
         /// The version the caller read.
         expected_version: u64,
     },
+    /// Create or replace whatever the stored version (an upsert): stored with version 1 when new, the
+    /// stored version + 1 otherwise. For rows whose consistency another write of the same batch guards
+    /// (an operation's progress row, fenced by its agenda progress's compare-and-set).
+    Put(Record),
     /// Delete; `NotFound` if absent, `Conflict` if `expected_version` is given and differs.
     Delete {
         /// The kind.
@@ -591,4 +595,9 @@ pub fn update_op<T: StoreObject>(obj: &mut T) -> Result<WriteOp> {
     let expected_version = obj.object_version();
     obj.set_object_version(expected_version + 1);
     Ok(WriteOp::Update { record: to_record(&*obj)?, expected_version })
+}
+
+/// An upsert of `obj` whatever its stored version ([`WriteOp::Put`]).
+pub fn put_op<T: StoreObject>(obj: &T) -> Result<WriteOp> {
+    Ok(WriteOp::Put(to_record(obj)?))
 }

@@ -6,16 +6,14 @@
 //! but for the signals.
 
 use crate::config::PopConfig;
+use crate::signals::Signals;
 use pop_core::Result;
 use pop_core::clock::Clock;
 use pop_core::model::{AgendaProgress, Insight, Millis, OperationProgress};
 use pop_core::queue::QueueBackend;
 use pop_core::runtime::PodRuntime;
-use pop_core::store::{IndexField, Kind, PageRequest, Store, StoreExt};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use pop_core::store::{IndexField, Kind, PageRequest, Store, StoreExt, WriteOp};
+use std::sync::Arc;
 
 /// The shared dependencies of an engine's services and loops.
 pub(crate) struct Ctx {
@@ -25,45 +23,7 @@ pub(crate) struct Ctx {
     pub algorithms: pop_sched::Registry,
     pub config: PopConfig,
     pub clock: Arc<dyn Clock>,
-    pub signals: Signals,
-}
-
-/// How the parts of an engine tell each other that something happened.
-#[derive(Default)]
-pub(crate) struct Signals {
-    /// Wakes the scheduler and idle workers (submissions, completions, re-queued agendas).
-    pub wake: Notify,
-    /// The agendas this instance's workers run: a cancel reaches the executor through its token.
-    pub running: RunningAgendas,
-    /// Stops every loop of the engine.
-    pub shutdown: CancellationToken,
-}
-
-/// Cancellation tokens of the agendas running in this instance, by agenda id.
-#[derive(Default)]
-pub(crate) struct RunningAgendas(Mutex<HashMap<String, pop_exec::CancelToken>>);
-
-impl RunningAgendas {
-    /// Registers a running agenda.
-    pub fn insert(&self, agenda_id: &str, token: pop_exec::CancelToken) {
-        self.lock().insert(agenda_id.to_owned(), token);
-    }
-
-    /// Forgets a running agenda (it ended here).
-    pub fn remove(&self, agenda_id: &str) {
-        self.lock().remove(agenda_id);
-    }
-
-    /// Cancels the agenda's executor if it runs in this instance; whether it did.
-    pub fn cancel(&self, agenda_id: &str) -> bool {
-        let token = self.lock().get(agenda_id).cloned();
-        token.map(|t| t.cancel()).is_some()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, pop_exec::CancelToken>> {
-        // The map stays consistent whatever panicked while holding it (single inserts and removes).
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+    pub signals: Arc<Signals>,
 }
 
 impl Ctx {
@@ -91,6 +51,22 @@ impl Ctx {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// Writes atomically when the store allows a batch this large; otherwise in chunks, in the given
+    /// order (callers put what must come last, last: the ready entry after the rows, so a crash leaves
+    /// no queued agenda without its rows).
+    pub async fn write_ordered(&self, writes: Vec<WriteOp>) -> Result<()> {
+        let max = self.store.max_batch().max(1);
+        if writes.len() <= max {
+            return self.store.write(writes).await;
+        }
+        let mut writes = writes;
+        while !writes.is_empty() {
+            let rest = writes.split_off(writes.len().min(max));
+            self.store.write(std::mem::replace(&mut writes, rest)).await?;
+        }
+        Ok(())
     }
 
     /// An agenda progress with its operation progress joined.

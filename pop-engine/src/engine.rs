@@ -1,10 +1,11 @@
 //! The [`Engine`]: one POP instance's services and the loops started on it.
 
 use crate::config::{PopConfig, WorkerConfig};
-use crate::context::{Ctx, Signals};
+use crate::context::Ctx;
 use crate::reclaimer::{ReclaimReport, Reclaimer};
 use crate::scheduler::Scheduler;
 use crate::services::{AgendaService, ObjectService, ProgressService, ResourcePoolService};
+use crate::signals::Signals;
 use crate::timed::{
     DataReaperConfig, PodReaperConfig, RetryConfig, RunReport, TimedConfig, TimedProcesses, TimedStats,
 };
@@ -87,7 +88,7 @@ impl Engine {
             algorithms,
             config: parts.config,
             clock: parts.clock,
-            signals: Signals::default(),
+            signals: Arc::new(Signals::new()),
         };
         Self {
             ctx: Arc::new(ctx),
@@ -152,6 +153,11 @@ impl Engine {
         &self.ctx.clock
     }
 
+    /// The engine's signals (wake-ups, running agendas, shutdown).
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.ctx.signals
+    }
+
     /// The scheduling algorithms (built-in and registered).
     pub fn algorithms(&self) -> &pop_sched::Registry {
         &self.ctx.algorithms
@@ -171,7 +177,18 @@ impl Engine {
 
     /// Starts a pool worker.
     pub fn start_worker(&self, config: WorkerConfig) {
-        self.spawn(Worker::new(self.ctx.clone(), config).run());
+        let ctx = &self.ctx;
+        let options = pop_exec::executor::ExecutorOptions {
+            parallelism: ctx.config.parallelism,
+            fail_fast: ctx.config.fail_fast,
+            heartbeat: ctx.config.heartbeat,
+            ..Default::default()
+        };
+        let worker = Worker::new(Arc::new(self.pool()), ctx.runtime.clone(), config)
+            .with_clock(ctx.clock.clone())
+            .with_executor_options(options)
+            .with_signals(ctx.signals.clone());
+        self.spawn(worker.run());
     }
 
     /// Starts the reclaimer (expired leases, lost WAITING agendas).
@@ -232,7 +249,7 @@ impl Engine {
     /// Stops every loop; running agendas are cancelled locally (their leases expire and another
     /// instance takes them over). Waits up to 10 s for each loop.
     pub async fn shutdown(&self) {
-        self.ctx.signals.shutdown.cancel();
+        self.ctx.signals.shutdown();
         let tasks: Vec<JoinHandle<()>> =
             self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
         for t in tasks {

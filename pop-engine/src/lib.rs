@@ -33,10 +33,13 @@ pub mod rerun;
 pub mod router;
 mod scheduler;
 pub mod services;
+mod signals;
 pub mod timed;
 mod traced;
-mod worker;
+pub mod worker;
 
 pub use config::{PopConfig, WorkerConfig};
 pub use engine::{Engine, EngineParts};
 pub use router::RuntimeRouter;
+pub use signals::Signals;
+pub use worker::{PoolApi, Worker};

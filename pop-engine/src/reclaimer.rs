@@ -3,8 +3,8 @@
 //! same way; WAITING agendas found in neither the ready set nor a queue are re-queued (repair).
 
 use crate::context::Ctx;
-use crate::services::agenda_internals::ready_entry;
 use pop_core::Result;
+use pop_core::lifecycle::ready_entry;
 use pop_core::model::{Agenda, AgendaProgress, Conclusion, DiagnosticEvent, PENDING, ProcessingState};
 use pop_core::queue::Lease;
 use pop_core::store::{Kind, Page, PageRequest, Phase, PhaseEntry, StoreExt, WriteOp, update_op};
@@ -200,7 +200,7 @@ async fn repair(ctx: &Ctx) -> Result<ReclaimReport> {
             if had_epoch || stale_exec {
                 writes.push(update_op(&mut p)?);
             }
-            writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, ctx.now())));
+            writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, ctx.now())?));
             match ctx.store.write(writes).await {
                 Ok(()) => {
                     tracing::info!(agenda_id, "lost agenda re-queued");

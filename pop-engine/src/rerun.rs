@@ -2,7 +2,8 @@
 
 use crate::context::Ctx;
 use crate::services::RerunOptions;
-use crate::services::agenda_internals::{dependent_closure, ready_entry, write_ordered};
+use crate::services::agenda_internals::dependent_closure;
+use pop_core::lifecycle::ready_entry;
 use pop_core::model::{Agenda, AgendaProgress, OperationProgress, PENDING, ProcessingState};
 use pop_core::store::{Kind, WriteOp, update_op};
 use pop_core::{Error, Problem, Result};
@@ -118,9 +119,9 @@ pub(crate) async fn reset(
     writes.push(update_op(&mut progress)?);
     let queue_it = !options.skip_execution && !agenda.do_not_run();
     if queue_it {
-        writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, now)));
+        writes.push(WriteOp::ReadyInsert(ready_entry(&agenda, now)?));
     }
-    write_ordered(ctx, writes).await?;
+    ctx.write_ordered(writes).await?;
     tracing::info!(agenda_id = %agenda_id, reset = plan.reset.len(), deleted = plan.delete.len(), queued = queue_it, "agenda rerun");
     if queue_it {
         ctx.signals.wake.notify_waiters();

@@ -388,7 +388,7 @@ async fn flush(ctx: &Ctx, batch: &mut Vec<WriteOp>, stats: &TimedStats) {
         return;
     }
     let ops = std::mem::take(batch);
-    if let Err(e) = crate::services::agenda_internals::write_ordered(ctx, ops).await {
+    if let Err(e) = ctx.write_ordered(ops).await {
         stats.data_reaper.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "data reaper: a delete batch failed (the agenda changed meanwhile?)");
     }

@@ -214,7 +214,10 @@ impl Executor {
         };
         let span = tracing::info_span!("agenda", agenda_id = %template.agenda_id, cid = ?template.cid);
         let mopts = MachineOptions { parallelism: self.opts.parallelism, fail_fast: self.opts.fail_fast };
-        let machine = Machine::new(agenda, prior.as_ref(), mopts, clock.now());
+        let machine = match prior {
+            Some(prior) => Machine::resume(agenda, prior, mopts, clock.now()),
+            None => Machine::new(agenda, None, mopts, clock.now()),
+        };
         let run = Run {
             exec: self,
             last_publish: Instant::now(),

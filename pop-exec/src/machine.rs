@@ -307,6 +307,18 @@ impl Machine {
     /// do not panic: the run is born failed, with one diagnostic per problem, and [`Machine::poll`] reports
     /// it finished.
     pub fn new(agenda: Agenda, prior: Option<&AgendaProgress>, opts: MachineOptions, now: Millis) -> Self {
+        Self::build(agenda, prior.cloned(), opts, now)
+    }
+
+    /// [`Machine::new`] resuming from `prior`, whose operation rows the machine takes over (moved, not
+    /// copied: the executor's way).
+    pub fn resume(agenda: Agenda, prior: AgendaProgress, opts: MachineOptions, now: Millis) -> Self {
+        Self::build(agenda, Some(prior), opts, now)
+    }
+
+    fn build(agenda: Agenda, mut prior: Option<AgendaProgress>, opts: MachineOptions, now: Millis) -> Self {
+        let prior_rows = prior.as_mut().map(|p| std::mem::take(&mut p.operation_progress)).unwrap_or_default();
+        let prior = prior.as_ref();
         let agenda_id = agenda.id.clone().unwrap_or_default();
         let progress_id = agenda
             .progress_id
@@ -335,14 +347,8 @@ impl Machine {
             agenda_insight: agenda.agenda_insight.clone().or_else(|| prior.and_then(|p| p.agenda_insight.clone())),
             ..AgendaProgress::default()
         };
-        let prior_ops: FastMap<String, OperationProgress> = prior
-            .map(|p| {
-                p.operation_progress
-                    .iter()
-                    .filter_map(|op| op.operation.as_ref().map(|n| (n.to_lowercase(), op.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let prior_ops: FastMap<String, OperationProgress> =
+            prior_rows.into_iter().filter_map(|op| Some((op.operation.as_deref()?.to_lowercase(), op))).collect();
         let mut m = Machine {
             opts,
             agenda_id: Value::String(agenda_id),
@@ -451,6 +457,8 @@ impl Machine {
             let mut status = OpStatus::Blocked;
             let mut output = None;
             let mut last_progress = None;
+            // A row restored from the store is published only once the run changes it.
+            let restored = prior.is_some();
             if let Some(prior) = prior {
                 if prior.succeeded() {
                     match restore_output(prior.result_payload.as_deref()) {
@@ -500,7 +508,9 @@ impl Machine {
                 dirty: false,
             });
             self.index_name(i);
-            self.mark_dirty(i);
+            if !restored {
+                self.mark_dirty(i);
+            }
             if let Some(waiters) = waiters {
                 if self.states[i].status == OpStatus::Succeeded {
                     for w in waiters {
@@ -660,23 +670,8 @@ impl Machine {
     /// Fills in the id and owner fields of operation `name`'s progress `p`.
     fn stamp(&self, name: &str, mut p: OperationProgress) -> OperationProgress {
         let t = &self.progress_template;
-        let pid = t.id.as_deref().unwrap_or_default();
-        // `OperationProgress::make_id`, without the formatting machinery.
-        let mut id = String::with_capacity(pid.len() + 1 + name.len());
-        id.push_str(pid);
-        id.push('-');
-        id.push_str(name);
-        p.id = Some(id);
-        p.agenda_progress_id = Some(pid.to_owned());
-        if p.cid.is_none() {
-            p.cid.clone_from(&t.cid);
-        }
-        if p.customer_id.is_none() {
-            p.customer_id.clone_from(&t.customer_id);
-        }
-        if p.operation.is_none() {
-            p.operation = Some(name.to_owned());
-        }
+        let progress_id = t.id.as_deref().unwrap_or_default();
+        pop_core::lifecycle::stamp_operation(&mut p, name, progress_id, t.cid.as_deref(), t.customer_id.as_deref());
         p
     }
 

@@ -65,7 +65,50 @@ struct ObjectWrite {
 enum ObjectShape {
     Create(Item),
     Update(Item, u64),
+    /// An upsert, as an update expression (the stored version is not known).
+    Put(Upsert),
     Delete(Option<u64>),
+}
+
+/// An upsert of one item as an UpdateItem: every attribute set, the kind's optional attributes the
+/// item lacks removed, the version incremented from what is stored (1 when new).
+struct Upsert {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Upsert {
+    fn of(kind: Kind, mut item: Item) -> Self {
+        item.remove("pk");
+        item.remove("v");
+        let mut names = HashMap::from([("#v".to_owned(), "v".to_owned())]);
+        let mut values = HashMap::from([(":zero".to_owned(), n(0u64)), (":one".to_owned(), n(1u64))]);
+        let mut sets = vec!["#v = if_not_exists(#v, :zero) + :one".to_owned()];
+        let mut optional: Vec<&str> = kind.indexed_fields().iter().map(|f| index_attr(*f)).collect();
+        if kind.has_phase_index() {
+            optional.extend([crate::phase::PHASE_ATTR, crate::phase::PHASE_SORT_ATTR]);
+        }
+        let mut removes = Vec::new();
+        for (i, attr) in optional.into_iter().enumerate() {
+            if !item.contains_key(attr) {
+                names.insert(format!("#r{i}"), attr.to_owned());
+                removes.push(format!("#r{i}"));
+            }
+        }
+        let mut attrs: Vec<(String, AttributeValue)> = item.into_iter().collect();
+        attrs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (attr, value)) in attrs.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), attr);
+            values.insert(format!(":a{i}"), value);
+            sets.push(format!("#a{i} = :a{i}"));
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        Self { expression, names, values }
+    }
 }
 
 /// What a transaction item stands for, to map a cancellation reason back.
@@ -208,6 +251,13 @@ impl DynamoStore {
                         }
                     }
                 }
+                WriteOp::Put(record) => match self.encode_record(&record, 1, "put") {
+                    Ok(item) => (record.kind, record.id.clone(), ObjectShape::Put(Upsert::of(record.kind, item))),
+                    Err(e) => {
+                        problems.extend(e.problem_list().iter().cloned());
+                        continue;
+                    }
+                },
                 WriteOp::Delete { kind, id, expected_version } => {
                     if id.is_empty() {
                         problems.push(Problem::new(format!("delete of {kind}: the id is empty")).field("id"));
@@ -293,6 +343,18 @@ impl DynamoStore {
                         .map_err(|e| build_err("an update", e))?,
                 )
                 .build(),
+            ObjectShape::Put(u) => TransactWriteItem::builder()
+                .update(
+                    aws_sdk_dynamodb::types::Update::builder()
+                        .table_name(table)
+                        .set_key(Some(object_key(w.kind, &w.id)))
+                        .update_expression(&u.expression)
+                        .set_expression_attribute_names(Some(u.names.clone()))
+                        .set_expression_attribute_values(Some(u.values.clone()))
+                        .build()
+                        .map_err(|e| build_err("an upsert", e))?,
+                )
+                .build(),
             ObjectShape::Delete(expected) => {
                 let mut d = Delete::builder()
                     .table_name(table)
@@ -323,6 +385,9 @@ impl DynamoStore {
             },
         };
         match (&w.shape, stored_version) {
+            (ObjectShape::Put(_), _) => {
+                Error::Conflict(format!("{} {}: the upsert was refused (its condition cannot fail)", w.kind, w.id))
+            }
             (ObjectShape::Create(_), _) => Error::Conflict(format!("{} {} already exists", w.kind, w.id)),
             (ObjectShape::Update(_, expected) | ObjectShape::Delete(Some(expected)), Some(v)) => {
                 Error::Conflict(format!(
@@ -376,6 +441,23 @@ impl DynamoStore {
                     }
                     Err(e) => return Err(self.write_error(&action(), &e)),
                 }
+            }
+            ObjectShape::Put(u) => {
+                self.db
+                    .call(action, no_extra, || {
+                        self.db
+                            .client
+                            .update_item()
+                            .table_name(table)
+                            .set_key(Some(object_key(w.kind, &w.id)))
+                            .update_expression(&u.expression)
+                            .set_expression_attribute_names(Some(u.names.clone()))
+                            .set_expression_attribute_values(Some(u.values.clone()))
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| self.write_error(&action(), &e))?;
+                None
             }
             ObjectShape::Delete(expected) => {
                 let (cond, vals) = match expected {

@@ -441,75 +441,87 @@ fn op_label(op: &WriteOp) -> String {
     match op {
         WriteOp::Create(r) => format!("create {} {}", r.kind, r.id),
         WriteOp::Update { record, .. } => format!("update {} {}", record.kind, record.id),
+        WriteOp::Put(r) => format!("put {} {}", r.kind, r.id),
         WriteOp::Delete { kind, id, .. } => format!("delete {kind} {id}"),
         WriteOp::ReadyInsert(r) => format!("ready-insert agenda {}", r.agenda_id),
         WriteOp::ReadyRemove { agenda_id } => format!("ready-remove agenda {agenda_id}"),
     }
 }
 
+/// What a record write expects of the stored record.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// None stored (create).
+    Absent,
+    /// This version stored (compare-and-swap update).
+    Version(u64),
+    /// Anything (upsert).
+    Any,
+}
+
+/// Writes a record with its index and phase entries, checking what is stored against `expect`.
+fn write_record(view: &View<'_>, rec: &Record, expect: Expect) -> TxResult<()> {
+    let slot = kind_slot(rec.kind);
+    let objs = view.tree(Slot::Obj(slot));
+    let old = match objs.get(rec.id.as_bytes())? {
+        None => None,
+        Some(bytes) => match format::decode_record(rec.kind, &rec.id, &bytes) {
+            Ok(o) => Some(o),
+            Err(e) => return abort(e),
+        },
+    };
+    let version = match (expect, &old) {
+        (Expect::Absent, Some(_)) => {
+            return abort(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
+        }
+        (Expect::Version(_), None) => return abort(Error::not_found(rec.kind, rec.id.clone())),
+        (Expect::Version(expected), Some(old)) if old.version != expected => {
+            return abort(Error::Conflict(format!(
+                "update {} {}: expected version {expected}, stored version is {}",
+                rec.kind, rec.id, old.version
+            )));
+        }
+        (_, None) => 1,
+        (_, Some(old)) => old.version + 1,
+    };
+    let indexes = format::indexed_values(rec);
+    let phase = format::stored_phase(rec);
+    let idx = view.tree(Slot::Idx(slot));
+    let (old_indexes, old_phase) = match &old {
+        Some(o) => (o.indexes.as_slice(), o.phase),
+        None => (&[][..], None),
+    };
+    for (f, v) in old_indexes {
+        if !indexes.iter().any(|(g, w)| g == f && w == v) {
+            idx.remove(format::index_key(*f, v, &rec.id))?;
+        }
+    }
+    objs.insert(rec.id.as_bytes(), format::encode_record(version, &indexes, phase, &rec.body))?;
+    for (f, v) in &indexes {
+        if !old_indexes.iter().any(|(g, w)| g == f && w == v) {
+            idx.insert(format::index_key(*f, v, &rec.id), &[])?;
+        }
+    }
+    if old_phase != phase {
+        let phases = view.tree(Slot::Phase(slot));
+        if let Some(p) = old_phase {
+            phases.remove(format::phase_key(p, &rec.id))?;
+        }
+        if let Some(p) = phase {
+            phases.insert(format::phase_key(p, &rec.id), &[])?;
+        }
+    }
+    Ok(())
+}
+
 fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
     for op in ops {
         match op {
-            WriteOp::Create(rec) => {
-                let slot = kind_slot(rec.kind);
-                let objs = view.tree(Slot::Obj(slot));
-                if objs.get(rec.id.as_bytes())?.is_some() {
-                    return abort(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
-                }
-                let indexes = format::indexed_values(rec);
-                let phase = format::stored_phase(rec);
-                objs.insert(rec.id.as_bytes(), format::encode_record(1, &indexes, phase, &rec.body))?;
-                let idx = view.tree(Slot::Idx(slot));
-                for (f, v) in &indexes {
-                    idx.insert(format::index_key(*f, v, &rec.id), &[])?;
-                }
-                if let Some(p) = phase {
-                    view.tree(Slot::Phase(slot)).insert(format::phase_key(p, &rec.id), &[])?;
-                }
+            WriteOp::Create(rec) => write_record(view, rec, Expect::Absent)?,
+            WriteOp::Update { record, expected_version } => {
+                write_record(view, record, Expect::Version(*expected_version))?
             }
-            WriteOp::Update { record: rec, expected_version } => {
-                let slot = kind_slot(rec.kind);
-                let objs = view.tree(Slot::Obj(slot));
-                let Some(old) = objs.get(rec.id.as_bytes())? else {
-                    return abort(Error::not_found(rec.kind, rec.id.clone()));
-                };
-                let old = match format::decode_record(rec.kind, &rec.id, &old) {
-                    Ok(o) => o,
-                    Err(e) => return abort(e),
-                };
-                if old.version != *expected_version {
-                    return abort(Error::Conflict(format!(
-                        "update {} {}: expected version {expected_version}, stored version is {}",
-                        rec.kind, rec.id, old.version
-                    )));
-                }
-                let indexes = format::indexed_values(rec);
-                let idx = view.tree(Slot::Idx(slot));
-                for (f, v) in &old.indexes {
-                    if !indexes.iter().any(|(g, w)| g == f && w == v) {
-                        idx.remove(format::index_key(*f, v, &rec.id))?;
-                    }
-                }
-                let phase = format::stored_phase(rec);
-                objs.insert(
-                    rec.id.as_bytes(),
-                    format::encode_record(expected_version + 1, &indexes, phase, &rec.body),
-                )?;
-                for (f, v) in &indexes {
-                    if !old.indexes.iter().any(|(g, w)| g == f && w == v) {
-                        idx.insert(format::index_key(*f, v, &rec.id), &[])?;
-                    }
-                }
-                if old.phase != phase {
-                    let phases = view.tree(Slot::Phase(slot));
-                    if let Some(p) = old.phase {
-                        phases.remove(format::phase_key(p, &rec.id))?;
-                    }
-                    if let Some(p) = phase {
-                        phases.insert(format::phase_key(p, &rec.id), &[])?;
-                    }
-                }
-            }
+            WriteOp::Put(rec) => write_record(view, rec, Expect::Any)?,
             WriteOp::Delete { kind, id, expected_version } => {
                 let slot = kind_slot(*kind);
                 let objs = view.tree(Slot::Obj(slot));
@@ -564,7 +576,7 @@ fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
 
 fn validate_op(op: &WriteOp) -> Result<()> {
     let (kind, id) = match op {
-        WriteOp::Create(r) | WriteOp::Update { record: r, .. } => (r.kind, &r.id),
+        WriteOp::Create(r) | WriteOp::Update { record: r, .. } | WriteOp::Put(r) => (r.kind, &r.id),
         WriteOp::Delete { kind, id, .. } => (*kind, id),
         WriteOp::ReadyInsert(r) => {
             if r.agenda_id.is_empty() {
@@ -639,6 +651,7 @@ impl Store for SledStore {
             match op {
                 WriteOp::Create(Record { kind, .. })
                 | WriteOp::Update { record: Record { kind, .. }, .. }
+                | WriteOp::Put(Record { kind, .. })
                 | WriteOp::Delete { kind, .. } => {
                     let k = kind_slot(*kind);
                     slots.extend([Slot::Obj(k), Slot::Idx(k)]);

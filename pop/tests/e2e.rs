@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use pop::timed::{DataReaperConfig, RetryConfig};
+use pop::services::LeaseState;
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::Error;
 use pop_core::model::{Conclusion, ProcessingState};
@@ -107,15 +108,19 @@ async fn zombie_worker_cannot_write_or_ack_after_another_took_over() {
     assert!(second.lease.token.epoch > first.lease.token.epoch);
     let mut p = first.progress.clone();
     p.percent_complete = 42.0;
-    let e = pop.pool().update_progress(&ops_principal, &first.lease.token, &p, &[]).await.unwrap_err();
+    let mut state = LeaseState::default();
+    let e = pop.pool().update_progress(&ops_principal, &first.lease.token, &mut state, &p, &[]).await.unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e}");
     assert!(pop.pool().heartbeat(&ops_principal, &first.lease.token).await.is_err());
-    let e = pop.pool().complete(&ops_principal, &first.lease.token, &p, &[]).await.unwrap_err();
+    p.processing_state = ProcessingState::Complete;
+    p.processing_state_message = Some("succeeded".into());
+    let e = pop.pool().complete(&ops_principal, &first.lease.token, &mut state, &p, &[]).await.unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e}");
     // the new holder writes fine
     let mut p2 = second.progress.clone();
     p2.percent_complete = 10.0;
-    pop.pool().update_progress(&ops_principal, &second.lease.token, &p2, &[]).await.unwrap();
+    let mut state = LeaseState::default();
+    pop.pool().update_progress(&ops_principal, &second.lease.token, &mut state, &p2, &[]).await.unwrap();
     let stored = pop.progress().agenda_progress(&su, a.id.as_deref().unwrap()).await.unwrap();
     assert_eq!(stored.percent_complete, 10.0);
     assert_eq!(stored.lease_epoch, Some(second.lease.token.epoch));

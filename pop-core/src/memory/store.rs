@@ -140,6 +140,12 @@ impl State {
                         }
                     }
                 }
+                WriteOp::Put(record) => {
+                    check_record("put", record)?;
+                    let key = (record.kind, record.id.as_str());
+                    let current = staged.get(&key).copied().unwrap_or_else(|| self.version(key.0, key.1));
+                    staged.insert(key, Some(current.map_or(1, |v| v + 1)));
+                }
                 WriteOp::Delete { kind, id, expected_version } => {
                     let key = (*kind, id.as_str());
                     match staged.get(&key).copied().unwrap_or_else(|| self.version(*kind, id)) {
@@ -182,6 +188,10 @@ impl State {
                 }
                 WriteOp::Update { mut record, expected_version } => {
                     record.version = expected_version + 1;
+                    self.put(record);
+                }
+                WriteOp::Put(mut record) => {
+                    record.version = self.version(record.kind, &record.id).map_or(1, |v| v + 1);
                     self.put(record);
                 }
                 WriteOp::Delete { kind, id, .. } => {

@@ -245,7 +245,7 @@ owned_object!(OperationProgress);
 impl OperationProgress {
     /// The id of an operation's progress row: `<agendaProgressId>-<operationName>`.
     pub fn make_id(agenda_progress_id: &str, operation_name: &str) -> String {
-        format!("{agenda_progress_id}-{operation_name}")
+        crate::lifecycle::operation_progress_id(agenda_progress_id, operation_name)
     }
 
     /// The conclusion, when COMPLETE with a recognised message.

@@ -348,6 +348,7 @@ macro_rules! store_conformance {
                     scan_pages_in_id_order,
                     batch_is_atomic,
                     batch_applies_every_op,
+                    put_upserts_and_follows_its_batch,
                     batch_over_max_batch_is_unsupported,
                     phase_index_follows_state_changes,
                     phase_index_follows_batches,

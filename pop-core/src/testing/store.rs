@@ -11,7 +11,7 @@ use crate::model::{
 };
 use crate::store::{
     IndexField, Kind, Page, PageRequest, Phase, PhaseEntry, Record, Store, StoreExt, StoreObject, WriteOp, from_record,
-    to_record, update_op,
+    put_op, to_record, update_op,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -690,6 +690,48 @@ pub async fn batch_is_atomic(store: &dyn Store) {
             name(store)
         );
     }
+}
+
+/// An upsert creates at version 1 and replaces at the stored version + 1 whatever version it carries,
+/// moving index entries; in a batch whose compare-and-set fails it changes nothing.
+pub async fn put_upserts_and_follows_its_batch(store: &dyn Store) {
+    let tag = unique("put");
+    let id = unique("op");
+    let mut row: OperationProgress = with_indexes(&id, &tag);
+    row.version = 42;
+    ok(store, "put a new object", store.write(vec![ok(store, "put_op", put_op(&row))]).await);
+    let stored = ok(store, "fetch", store.fetch::<OperationProgress>(&id).await);
+    assert_eq!(stored.version, 1, "[{}] a put of a new object stores version 1", name(store));
+    row.customer_id = Some(format!("{tag}-moved"));
+    row.version = 0;
+    ok(store, "put over it", store.write(vec![ok(store, "put_op", put_op(&row))]).await);
+    let stored = ok(store, "fetch", store.fetch::<OperationProgress>(&id).await);
+    assert_eq!(stored.version, 2, "[{}] a put over version 1 stores version 2", name(store));
+    assert_eq!(stored.customer_id, row.customer_id, "[{}] the put's body is stored", name(store));
+    let (old, _) =
+        query_ids::<OperationProgress>(store, IndexField::CustomerId, &format!("{tag}-customerId"), 100).await;
+    assert!(!old.contains(&id), "[{}] a put that changed customerId left the old index entry", name(store));
+    let (new, _) = query_ids::<OperationProgress>(store, IndexField::CustomerId, &format!("{tag}-moved"), 100).await;
+    assert_eq!(new, vec![id.clone()], "[{}] a put that changed customerId is not indexed by it", name(store));
+
+    // fenced: a put next to a failing compare-and-set is not applied
+    let fence_id = unique("progress");
+    let mut fence: AgendaProgress = with_indexes(&fence_id, &tag);
+    ok(store, "create the fence", store.create_obj(&mut fence).await);
+    let mut stale = fence.clone();
+    stale.title = Some("stale".into());
+    stale.version = 9;
+    row.result_payload = Some("{\"fenced\":true}".into());
+    let r = store
+        .write(vec![
+            WriteOp::Update { record: ok(store, "to_record", to_record(&stale)), expected_version: 9 },
+            ok(store, "put_op", put_op(&row)),
+        ])
+        .await;
+    expect_conflict(store, "a put beside a stale compare-and-set", r);
+    let stored = ok(store, "fetch", store.fetch::<OperationProgress>(&id).await);
+    assert_eq!(stored.version, 2, "[{}] a put in a failed batch was applied", name(store));
+    assert_eq!(stored.result_payload, None, "[{}] a put in a failed batch was applied", name(store));
 }
 
 /// A batch of creates, an update, a delete, a ready insert and a ready remove applies every op.

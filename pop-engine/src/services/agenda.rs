@@ -3,9 +3,10 @@
 use super::{forbidden, new_id};
 use crate::context::Ctx;
 use pop_core::authz::Principal;
+use pop_core::lifecycle;
 use pop_core::model::{
     Agenda, AgendaInsight, AgendaProgress, AgendaTemplate, Conclusion, Customer, DiagnosticEvent, Insight,
-    OperationProgress, PENDING, ProcessingState, ReadyAgenda, param_keys,
+    OperationProgress, ProcessingState,
 };
 use pop_core::store::{IndexField, Page, PageRequest, StoreExt, WriteOp, create_op};
 use pop_core::visibility::{can_create, can_read, owns};
@@ -106,10 +107,13 @@ impl AgendaService {
             agenda.params = Some(Default::default());
         }
 
-        let mut progress = new_progress(&agenda, &progress_id, now);
-        let mut ops: Vec<OperationProgress> =
-            agenda.operations.iter().map(|op| new_operation_progress(&agenda, &progress_id, op, now)).collect();
-        let ready = (!agenda.do_not_run()).then(|| ready_entry(&agenda, now));
+        let mut progress = lifecycle::new_agenda_progress(&agenda, &progress_id, now);
+        let mut ops: Vec<OperationProgress> = agenda
+            .operations
+            .iter()
+            .map(|op| lifecycle::new_operation_progress(&agenda, &progress_id, op, now))
+            .collect();
+        let ready = if agenda.do_not_run() { None } else { Some(lifecycle::ready_entry(&agenda, now)?) };
 
         let mut writes = Vec::with_capacity(ops.len() + 3);
         for op in &mut ops {
@@ -120,7 +124,7 @@ impl AgendaService {
         if let Some(r) = ready {
             writes.push(WriteOp::ReadyInsert(r));
         }
-        write_ordered(ctx, writes).await?;
+        ctx.write_ordered(writes).await?;
         metrics::counter!("pop_agendas_submitted_total").increment(1);
         tracing::info!(agenda_id = %agenda_id, cid = ?agenda.cid, customer = %customer_id, insight = ?insight.id, "agenda submitted");
         ctx.signals.wake.notify_waiters();
@@ -270,79 +274,6 @@ impl AgendaService {
         let insights: Vec<Insight> = self.ctx.store.query_all(IndexField::ResourcePoolId, pool).await?;
         pop_sched::select_insight(agenda, customer, &insights).cloned()
     }
-}
-
-/// The WAITING progress of a new agenda.
-pub(crate) fn new_progress(agenda: &Agenda, progress_id: &str, now: i64) -> AgendaProgress {
-    AgendaProgress {
-        id: Some(progress_id.to_owned()),
-        cid: agenda.cid.clone(),
-        customer_id: agenda.customer_id.clone(),
-        title: agenda.title.clone(),
-        added_time: Some(now),
-        updated_time: Some(now),
-        agenda_id: agenda.id.clone(),
-        link_id: agenda.link_id.clone(),
-        external_id: agenda.param(param_keys::EXTERNAL_ID).map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }),
-        processing_state: ProcessingState::Waiting,
-        processing_state_message: Some(PENDING.into()),
-        maximum_attempts: agenda.maximum_attempts(),
-        params: agenda.params.clone(),
-        agenda_insight: agenda.agenda_insight.clone(),
-        ..AgendaProgress::default()
-    }
-}
-
-/// The WAITING progress of one operation.
-pub(crate) fn new_operation_progress(
-    agenda: &Agenda,
-    progress_id: &str,
-    op: &pop_core::model::Operation,
-    now: i64,
-) -> OperationProgress {
-    OperationProgress {
-        id: Some(OperationProgress::make_id(progress_id, &op.name)),
-        cid: agenda.cid.clone(),
-        customer_id: agenda.customer_id.clone(),
-        added_time: Some(now),
-        updated_time: Some(now),
-        agenda_progress_id: Some(progress_id.to_owned()),
-        processing_state: ProcessingState::Waiting,
-        processing_state_message: Some(PENDING.into()),
-        operation: Some(op.name.clone()),
-        params: op.params.clone(),
-        ..OperationProgress::default()
-    }
-}
-
-/// The ready entry of an agenda.
-pub(crate) fn ready_entry(agenda: &Agenda, now: i64) -> ReadyAgenda {
-    ReadyAgenda {
-        id: new_id(),
-        insight_id: agenda.insight_id().unwrap_or_default().to_owned(),
-        agenda_id: agenda.id.clone().unwrap_or_default(),
-        customer_id: agenda.customer_id.clone().unwrap_or_default(),
-        added: now,
-        priority: agenda.priority,
-    }
-}
-
-/// Writes atomically when the store allows a batch this large; otherwise in chunks, in the given
-/// order (callers put the ready entry last, so a crash leaves no queued agenda without its rows).
-pub(crate) async fn write_ordered(ctx: &Ctx, writes: Vec<WriteOp>) -> Result<()> {
-    let max = ctx.store.max_batch().max(1);
-    if writes.len() <= max {
-        return ctx.store.write(writes).await;
-    }
-    let mut writes = writes;
-    while !writes.is_empty() {
-        let rest = writes.split_off(writes.len().min(max));
-        ctx.store.write(std::mem::replace(&mut writes, rest)).await?;
-    }
-    Ok(())
 }
 
 /// The names of every operation that depends, directly or not, on one in `seeds` (seeds included).

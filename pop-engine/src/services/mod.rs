@@ -9,7 +9,7 @@ mod progress;
 
 pub use agenda::{AgendaService, RerunOptions};
 pub use objects::ObjectService;
-pub use pool::{AgendaLease, ResourcePoolService};
+pub use pool::{AgendaLease, LeaseState, ResourcePoolService};
 pub use progress::{Explain, ProgressService, ProgressSummary};
 
 use pop_core::Error;

@@ -1,0 +1,86 @@
+//! What a pool worker needs of the resource-pool API.
+
+use crate::services::{AgendaLease, LeaseState, ResourcePoolService};
+use async_trait::async_trait;
+use pop_core::Result;
+use pop_core::model::{AgendaProgress, Operation, OperationProgress, Params};
+use pop_core::queue::LeaseToken;
+
+/// The resource-pool API as a pool worker uses it: the engine's own [`ResourcePoolService`] in this
+/// process, or `pop_http::Client` for a pool on another machine. The worker's code is the same for
+/// both: one path from the executor to the store.
+///
+/// Every call after [`PoolApi::pull`] is fenced by the lease: `Conflict` means the lease is lost (it
+/// expired and another worker has the agenda, or the agenda was cancelled) and the executor must stop.
+#[async_trait]
+pub trait PoolApi: Send + Sync + 'static {
+    /// Leases up to `count` agendas of `insight_id`, marked EXECUTING.
+    async fn pull(&self, insight_id: &str, count: usize) -> Result<Vec<AgendaLease>>;
+
+    /// Writes progress under the lease (and extends it when half of it is left): the agenda's progress
+    /// and the operation rows that changed since the previous write.
+    async fn write_progress(
+        &self,
+        token: &LeaseToken,
+        state: &mut LeaseState,
+        progress: &AgendaProgress,
+        changed: &[OperationProgress],
+    ) -> Result<()>;
+
+    /// Adds operations a generator produced (idempotent by name) and its params to the agenda.
+    async fn append_operations(
+        &self,
+        token: &LeaseToken,
+        state: &mut LeaseState,
+        operations: &[Operation],
+        params: Option<&Params>,
+    ) -> Result<()>;
+
+    /// Writes the final (COMPLETE) progress and the rows that changed, and acknowledges the lease.
+    async fn finish(
+        &self,
+        token: &LeaseToken,
+        state: &mut LeaseState,
+        progress: &AgendaProgress,
+        changed: &[OperationProgress],
+    ) -> Result<()>;
+}
+
+/// The engine's own workers call the service directly, as the instance itself (no authorization
+/// check, and so no read of the insight on every poll).
+#[async_trait]
+impl PoolApi for ResourcePoolService {
+    async fn pull(&self, insight_id: &str, count: usize) -> Result<Vec<AgendaLease>> {
+        ResourcePoolService::pull(self, insight_id, count).await
+    }
+
+    async fn write_progress(
+        &self,
+        token: &LeaseToken,
+        state: &mut LeaseState,
+        progress: &AgendaProgress,
+        changed: &[OperationProgress],
+    ) -> Result<()> {
+        ResourcePoolService::write_progress(self, token, state, progress, changed).await
+    }
+
+    async fn append_operations(
+        &self,
+        token: &LeaseToken,
+        state: &mut LeaseState,
+        operations: &[Operation],
+        params: Option<&Params>,
+    ) -> Result<()> {
+        self.append(token, state, operations, params).await.map(|_| ())
+    }
+
+    async fn finish(
+        &self,
+        token: &LeaseToken,
+        state: &mut LeaseState,
+        progress: &AgendaProgress,
+        changed: &[OperationProgress],
+    ) -> Result<()> {
+        ResourcePoolService::finish(self, token, state, progress, changed).await
+    }
+}
