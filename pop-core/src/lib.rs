@@ -6,6 +6,8 @@
 //! * [`model`]: the data model, wire-compatible with the original POP's JSON;
 //! * [`refs`]: the reference language, parsed once and resolved against a context;
 //! * [`template`]: agenda-template expansion;
+//! * [`dag`]: the dependency graph of an agenda (petgraph): the one parser of dependencies, cycles,
+//!   topological order and layers, dependent closures, DOT and JSON export;
 //! * [`validate`]: validation of a submitted agenda, reporting every problem;
 //! * [`visibility`]: who may see and change what, as pure functions;
 //! * the traits the backends implement: [`store::Store`], [`queue::QueueBackend`],
@@ -29,6 +31,7 @@
 
 pub mod authz;
 pub mod compat;
+pub mod dag;
 pub mod error;
 pub mod memory;
 pub mod model;
@@ -43,5 +46,6 @@ pub mod template;
 pub mod testing;
 pub mod validate;
 pub mod visibility;
+mod walk;
 
 pub use error::{Error, Problem, Problems, Result};
