@@ -33,7 +33,7 @@
 //! ```
 
 use crate::generate;
-use pop_core::dag::for_each_dependency;
+use pop_core::dag::parsed_dependencies;
 use pop_core::model::{
     Agenda, AgendaInsight, AgendaProgress, Conclusion, DiagnosticEvent, Millis, Operation, OperationProgress, Params,
     ProcessingState, RUNNING_OPERATIONS, RetryPolicy, param_keys,
@@ -521,18 +521,22 @@ impl Machine {
             if self.states[i].status == OpStatus::Succeeded {
                 continue;
             }
-            // The one dependency parser (references, then dependsOn); names are resolved to operations
-            // (exact name first, then case-insensitively), then deduplicated.
-            for_each_dependency(&self.states[i].op, |n, _| match self.find_exact(n) {
-                Some(j) => known.push(j),
-                None => {
-                    let lower = lowercase(n);
-                    match self.find_lower(&lower) {
-                        Some(j) => known.push(j),
-                        None => unknown.push(lower.into_owned()),
+            // The one dependency parser (references, then dependsOn), over the references parsed above; names
+            // are resolved to operations (exact name first, then case-insensitively), then deduplicated.
+            let s = &self.states[i];
+            let references = s.refs.iter().flat_map(|r| r.doc.references());
+            for (n, _) in parsed_dependencies(&s.op, references) {
+                match self.find_exact(n) {
+                    Some(j) => known.push(j),
+                    None => {
+                        let lower = lowercase(n);
+                        match self.find_lower(&lower) {
+                            Some(j) => known.push(j),
+                            None => unknown.push(lower.into_owned()),
+                        }
                     }
                 }
-            });
+            }
             known.sort_unstable();
             known.dedup();
             unknown.sort_unstable();

@@ -2,7 +2,9 @@
 //! `params.dependsOn`.
 
 use crate::model::Operation;
-use crate::refs::{Piece, scan};
+#[cfg(doc)]
+use crate::refs::ParsedDocument;
+use crate::refs::{Piece, Reference, scan};
 use crate::walk::{PathStep, Walk, walk_strings};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -66,6 +68,27 @@ pub fn for_each_dependency<'a>(op: &'a Operation, mut f: impl FnMut(&'a str, Edg
             }
         });
     });
+    depends_on(op, f);
+}
+
+/// [`for_each_dependency`] for a caller that has already parsed the operation's payload (the
+/// executor's machine, which needs the [`ParsedDocument`] to resolve it): `references` are the
+/// payload's references in document order, a generator's `payload.operations` left out — what
+/// [`ParsedDocument::references`] gives for the payload without that key. The same dependencies in the
+/// same order, without scanning the payload a second time; an iterator, so that the caller's loop body
+/// is not a callback.
+pub fn parsed_dependencies<'a>(
+    op: &'a Operation,
+    references: impl IntoIterator<Item = &'a Reference>,
+) -> impl Iterator<Item = (&'a str, EdgeKind)> {
+    references
+        .into_iter()
+        .filter_map(|r| r.operation().map(|target| (target, EdgeKind::Reference)))
+        .chain(op.depends_on_names().map(|name| (name, EdgeKind::DependsOn)))
+}
+
+/// The `dependsOn` part of the parser.
+fn depends_on<'a>(op: &'a Operation, mut f: impl FnMut(&'a str, EdgeKind)) {
     for name in op.depends_on_names() {
         f(name, EdgeKind::DependsOn);
     }

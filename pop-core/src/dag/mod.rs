@@ -4,7 +4,8 @@
 //! * [`for_each_dependency`] / [`dependencies`]: what one operation depends on, parsed once: the
 //!   operations its payload references (`@<x.out::/file>` → `x`; `pop.*` tokens excluded; a
 //!   generator's `payload.operations` skipped) plus `params.dependsOn` (a comma string or a JSON
-//!   array). Validation, the executor's machine and this graph all use it.
+//!   array). Validation, the executor's machine and this graph all use it (the machine through
+//!   [`parsed_dependencies`], the same rule over the references it has already parsed).
 //! * [`AgendaGraph`]: nodes are the operations (node `i` is operation `i` of the agenda), edges run
 //!   from a dependency to its dependent (the order things run in), each with its [`EdgeKind`]:
 //!   `reference`, `dependsOn`, or `generated` (from a generator to the operations it added,
@@ -51,7 +52,9 @@ mod export;
 
 pub use algo::Cycle;
 pub(crate) use deps::is_generator_template;
-pub use deps::{EdgeKind, GENERATED_OPERATIONS_KEY, dependencies, dependencies_with_kinds, for_each_dependency};
+pub use deps::{
+    EdgeKind, GENERATED_OPERATIONS_KEY, dependencies, dependencies_with_kinds, for_each_dependency, parsed_dependencies,
+};
 pub use export::{GraphDocument, GraphEdge, GraphNode, UnresolvedDependency};
 
 use crate::model::{Agenda, Operation};

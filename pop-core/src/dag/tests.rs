@@ -473,3 +473,60 @@ proptest! {
         prop_assert!(g.layers().is_err());
     }
 }
+
+/// Payloads with references, tokens, malformed references and `operations` keys.
+fn arb_payload() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(json!(null)),
+        Just(json!(3)),
+        prop::sample::select(vec![
+            "plain",
+            "@<a.out>",
+            "@<B.out::/x?>",
+            "in @<c.out::/f> and @<a.out>",
+            "@<pop.agendaId>",
+            "@<broken",
+            "@<>",
+            "x@y",
+            "@<d>",
+            "$$$e.out",
+        ])
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(3, 32, 5, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            proptest::collection::btree_map(prop::sample::select(vec!["operations", "k", "in"]), inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_parsed_form_finds_what_the_scanning_form_finds(
+        payload in arb_payload(),
+        generator in any::<bool>(),
+        depends in prop::option::of(prop::sample::select(vec!["a, z", "", "q"])),
+    ) {
+        let mut params = json!({});
+        if generator {
+            params["agenda.operation.generator"] = json!({});
+        }
+        if let Some(d) = depends {
+            params["dependsOn"] = json!(d);
+        }
+        let o = op(json!({"name": "x", "type": "t", "payload": payload, "params": params}));
+        let mut scanned = Vec::new();
+        for_each_dependency(&o, |n, k| scanned.push((n.to_owned(), k)));
+        // As the executor parses it: a generator's `operations` is taken out first.
+        let mut parsed_payload = o.payload.clone();
+        if let (true, Value::Object(map)) = (generator, &mut parsed_payload) {
+            map.remove(GENERATED_OPERATIONS_KEY);
+        }
+        let doc = crate::refs::ParsedDocument::parse(parsed_payload);
+        let parsed: Vec<(String, EdgeKind)> =
+            parsed_dependencies(&o, doc.references()).map(|(n, k)| (n.to_owned(), k)).collect();
+        prop_assert_eq!(scanned, parsed);
+    }
+}

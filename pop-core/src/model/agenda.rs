@@ -81,6 +81,7 @@ pub mod param_keys {
 }
 
 impl Operation {
+    #[inline]
     fn param(&self, key: &str) -> Option<&Value> {
         self.params.as_ref().and_then(|p| p.get(key)).filter(|v| !v.is_null())
     }
@@ -94,6 +95,8 @@ impl Operation {
     /// comma string (the original) or an array of names (each item may itself hold commas); names are
     /// trimmed, empties dropped, items that are not strings skipped (validation reports them). An
     /// operation's full dependency list (references included) is [`crate::dag::dependencies`].
+    // Inlined across crates: the executor reads it for every operation it builds.
+    #[inline]
     pub fn depends_on_names(&self) -> impl Iterator<Item = &str> {
         let (single, items): (Option<&str>, &[Value]) = match self.param(param_keys::DEPENDS_ON) {
             Some(Value::String(s)) => (Some(s.as_str()), &[]),
