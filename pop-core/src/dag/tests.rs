@@ -135,6 +135,10 @@ fn graph_edges_kinds_and_lookups() {
     assert!(g.has_edge(2, 3, EdgeKind::Generated) && !g.has_edge(3, 2, EdgeKind::Generated));
     assert_eq!(g.dependents_of(0).collect::<Vec<_>>(), [(1, EdgeKind::Reference)]);
     assert_eq!(g.dependencies_of(99).count(), 0);
+    let mut g2 = g.clone();
+    assert!(!g2.add_edge(0, 99, EdgeKind::DependsOn) && !g2.add_edge(99, 0, EdgeKind::DependsOn));
+    assert!(g2.add_edge(0, 4, EdgeKind::DependsOn) && g2.has_edge(0, 4, EdgeKind::DependsOn));
+    assert_eq!(g2.edge_count(), g.edge_count() + 1);
     // A self-dependency is a cycle of one.
     let cycles = g.cycles();
     assert_eq!(cycles, [Cycle { path: vec![5], members: vec![5] }]);

@@ -16,8 +16,8 @@
 //! * `params.dependsOn` naming unknown operations (or not a string / array of strings);
 //! * an operation referencing or depending on itself; cycles through references **or** `dependsOn`,
 //!   each named once as `a → b → c → a` (→ reads "depends on"). The dependencies found are the edges
-//!   of an [`AgendaGraph`](crate::dag::AgendaGraph), whose [`cycles`](crate::dag::AgendaGraph::cycles)
-//!   (petgraph, iterative, linear time) name one cycle per strongly connected component;
+//!   of an [`AgendaGraph`], whose [`AgendaGraph::cycles`] (petgraph, iterative, linear time) name one
+//!   cycle per strongly connected component;
 //! * payloads larger than [`ValidationOptions::max_payload_bytes`] as serialized JSON;
 //! * malformed `params.retry`, `params.timeoutMs` or `params["agenda.operation.generator"]`.
 //!
@@ -223,7 +223,8 @@ impl<'a> Checker<'a> {
         self.targets.sort_by_key(|&(j, _)| j);
         self.targets.dedup_by_key(|&mut (j, _)| j);
         for (j, kind) in self.targets.drain(..) {
-            self.graph.add_edge(j, i, kind);
+            let added = self.graph.add_edge(j, i, kind);
+            debug_assert!(added, "both operations are nodes of the graph");
         }
     }
 }
