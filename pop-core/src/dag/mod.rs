@@ -4,8 +4,12 @@
 //! * [`for_each_dependency`] / [`dependencies`]: what one operation depends on, parsed once: the
 //!   operations its payload references (`@<x.out::/file>` → `x`; `pop.*` tokens excluded; a
 //!   generator's `payload.operations` skipped) plus `params.dependsOn` (a comma string or a JSON
-//!   array). Validation, the executor's machine and this graph all use it (the machine through
-//!   [`parsed_dependencies`], the same rule over the references it has already parsed).
+//!   array, read by [`Operation::depends_on_names`]). This graph (so its dependent closure) and
+//!   [`dependencies`] use it; the executor's machine uses [`parsed_dependencies`], the same rule over the
+//!   references it has parsed anyway to resolve payloads; validation, which looks at every string
+//!   anyway, applies the same rule within its single walk (the same walker, the same skip of
+//!   generator templates, the same `dependsOn` reader), and property tests check that each of these
+//!   finds the same dependencies as [`for_each_dependency`].
 //! * [`AgendaGraph`]: nodes are the operations (node `i` is operation `i` of the agenda), edges run
 //!   from a dependency to its dependent (the order things run in), each with its [`EdgeKind`]:
 //!   `reference`, `dependsOn`, or `generated` (from a generator to the operations it added,
