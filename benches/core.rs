@@ -8,9 +8,10 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pop_benches::thread_cpu_secs;
+use pop_core::dag::dependencies;
 use pop_core::model::{Agenda, AgendaTemplate};
 use pop_core::refs::ParsedDocument;
-use pop_core::validate::{ValidationOptions, dependencies, validate_agenda};
+use pop_core::validate::{ValidationOptions, validate_agenda};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::hint::black_box;

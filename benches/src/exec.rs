@@ -37,6 +37,18 @@ pub fn layered(n: usize) -> Agenda {
     Agenda { id: Some("bench".into()), progress_id: Some("bench-p".into()), operations, ..Agenda::default() }
 }
 
+/// [`layered`] with each dependency written as a reference in the payload (`@<n17.out::/file>`)
+/// instead of `dependsOn`, plus a `pop.agendaId` token: the machine parses and resolves every payload.
+pub fn layered_refs(n: usize) -> Agenda {
+    let mut agenda = layered(n);
+    for op in &mut agenda.operations {
+        let inputs: Vec<String> = op.depends_on().iter().map(|d| format!("@<{d}.out::/file>")).collect();
+        op.payload = json!({"inputs": inputs, "label": "run @<pop.agendaId>", "preset": "hd"});
+        op.params = None;
+    }
+    agenda
+}
+
 /// Drives the machine alone: every launched operation succeeds at once. Returns the operations run.
 pub fn run_machine(agenda: Agenda) -> usize {
     let mut m = Machine::new(agenda, None, MachineOptions::default(), 0);

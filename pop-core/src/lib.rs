@@ -6,6 +6,8 @@
 //! * [`model`]: the data model, wire-compatible with the original POP's JSON;
 //! * [`refs`]: the reference language, parsed once and resolved against a context;
 //! * [`template`]: agenda-template expansion;
+//! * [`dag`]: the dependency graph of an agenda (petgraph): the one parser of dependencies, cycles,
+//!   topological order and layers, dependent closures, DOT and JSON export;
 //! * [`validate`]: validation of a submitted agenda, reporting every problem;
 //! * [`lifecycle`]: the progress rows a submission creates, their ids, and how an executor's report
 //!   merges into the stored progress;
@@ -33,6 +35,7 @@
 pub mod authz;
 pub mod clock;
 pub mod compat;
+pub mod dag;
 pub mod error;
 pub mod lifecycle;
 pub mod memory;
@@ -48,5 +51,6 @@ pub mod template;
 pub mod testing;
 pub mod validate;
 pub mod visibility;
+mod walk;
 
 pub use error::{Error, Problem, Problems, Result};

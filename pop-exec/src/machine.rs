@@ -33,11 +33,12 @@
 //! ```
 
 use crate::generate;
+use pop_core::dag::parsed_dependencies;
 use pop_core::model::{
     Agenda, AgendaInsight, AgendaProgress, Conclusion, DiagnosticEvent, Millis, Operation, OperationProgress, Params,
     ProcessingState, RUNNING_OPERATIONS, RetryPolicy, param_keys,
 };
-use pop_core::refs::{AGENDA_ID, Context, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, ParsedDocument, operation_of};
+use pop_core::refs::{AGENDA_ID, Context, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, ParsedDocument};
 use pop_core::runtime::ProgressUpdate;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -53,7 +54,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub const DEFAULT_PARALLELISM: usize = 50;
 
 /// The payload key of a generator that holds the operations to add, passed to the handler unresolved.
-pub const GENERATED_OPERATIONS_KEY: &str = "operations";
+pub use pop_core::dag::GENERATED_OPERATIONS_KEY;
 
 /// How many names a deadlock diagnostic lists before summarising.
 const MAX_NAMES_IN_MESSAGE: usize = 50;
@@ -530,10 +531,11 @@ impl Machine {
             if self.states[i].status == OpStatus::Succeeded {
                 continue;
             }
+            // The one dependency parser (references, then dependsOn), over the references parsed above; names
+            // are resolved to operations (exact name first, then case-insensitively), then deduplicated.
             let s = &self.states[i];
-            let referenced = s.refs.iter().flat_map(|r| r.doc.references()).filter_map(|r| operation_of(&r.name));
-            // Resolve names to operations (exact name first, then case-insensitively), then deduplicate.
-            for n in referenced.chain(depends_on_names(&s.op)) {
+            let references = s.refs.iter().flat_map(|r| r.doc.references());
+            for (n, _) in parsed_dependencies(&s.op, references) {
                 match self.find_exact(n) {
                     Some(j) => known.push(j),
                     None => {
@@ -1276,21 +1278,6 @@ fn lowercase(name: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(name)
     }
-}
-
-/// The names of `params.dependsOn` exactly as [`Operation::depends_on`] reads them (a comma string or an
-/// array of them; trimmed, empties dropped), borrowed instead of allocated.
-fn depends_on_names(op: &Operation) -> impl Iterator<Item = &str> {
-    let (single, items): (Option<&str>, &[Value]) = match op.params.as_ref().and_then(|p| p.get(param_keys::DEPENDS_ON))
-    {
-        Some(Value::String(s)) => (Some(s.as_str()), &[]),
-        Some(Value::Array(items)) => (None, items.as_slice()),
-        _ => (None, &[]),
-    };
-    single
-        .into_iter()
-        .chain(items.iter().filter_map(Value::as_str))
-        .flat_map(|s| s.split(',').map(str::trim).filter(|n| !n.is_empty()))
 }
 
 /// Whether some string leaf of `v` (object values and array items, as [`ParsedDocument::parse`] reads them)

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use pop::timed::{DataReaperConfig, RetryConfig};
 use pop::services::LeaseState;
+use pop::timed::{DataReaperConfig, RetryConfig};
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
 use pop_core::Error;
 use pop_core::model::{Conclusion, ProcessingState};

@@ -81,18 +81,32 @@ pub mod param_keys {
 }
 
 impl Operation {
+    #[inline]
     fn param(&self, key: &str) -> Option<&Value> {
         self.params.as_ref().and_then(|p| p.get(key)).filter(|v| !v.is_null())
     }
 
-    /// The explicit dependencies (`params.dependsOn`): a comma string or an array of names, trimmed,
-    /// empties dropped.
+    /// The explicit dependencies (`params.dependsOn`), owned: [`Operation::depends_on_names`] collected.
     pub fn depends_on(&self) -> Vec<String> {
-        match self.param(param_keys::DEPENDS_ON) {
-            Some(Value::String(s)) => split_names(s),
-            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).flat_map(split_names).collect(),
-            _ => Vec::new(),
-        }
+        self.depends_on_names().map(str::to_owned).collect()
+    }
+
+    /// The explicit dependencies (`params.dependsOn`), borrowed: the one reader of the param. It is a
+    /// comma string (the original) or an array of names (each item may itself hold commas); names are
+    /// trimmed, empties dropped, items that are not strings skipped (validation reports them). An
+    /// operation's full dependency list (references included) is [`crate::dag::dependencies`].
+    // Inlined across crates: the executor reads it for every operation it builds.
+    #[inline]
+    pub fn depends_on_names(&self) -> impl Iterator<Item = &str> {
+        let (single, items): (Option<&str>, &[Value]) = match self.param(param_keys::DEPENDS_ON) {
+            Some(Value::String(s)) => (Some(s.as_str()), &[]),
+            Some(Value::Array(items)) => (None, items.as_slice()),
+            _ => (None, &[]),
+        };
+        single
+            .into_iter()
+            .chain(items.iter().filter_map(Value::as_str))
+            .flat_map(|s| s.split(',').map(str::trim).filter(|n| !n.is_empty()))
     }
 
     /// The retry policy from `params.retry`; `Ok(None)` when absent, `Err` with a message when malformed.
@@ -124,10 +138,6 @@ impl Operation {
     pub fn generated_parent(&self) -> Option<&str> {
         self.param(param_keys::GENERATED_PARENT).and_then(Value::as_str)
     }
-}
-
-fn split_names(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect()
 }
 
 /// A workflow instance: a DAG of operations wired by references (`Agenda`).

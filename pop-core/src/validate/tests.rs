@@ -1,6 +1,8 @@
 use super::*;
 use crate::compat::{fixtures_dir, read_json};
+use crate::dag::dependencies;
 use proptest::prelude::*;
+use serde_json::Value;
 use serde_json::json;
 
 fn agenda(ops: Value) -> Agenda {
@@ -388,6 +390,21 @@ fn build(deps: &[Vec<(usize, bool)>]) -> Agenda {
 
 proptest! {
     #[test]
+    fn validation_finds_the_edges_the_graph_finds(deps in dag()) {
+        // Validation records the dependencies it checks as the edges of its graph; on a valid agenda they
+        // are exactly those of the graph built by the one dependency parser.
+        let a = build(&deps);
+        let opts = ValidationOptions::default();
+        let mut checker = Checker::new(&[], &a.operations, &opts, "operations");
+        prop_assert!(checker.run().is_empty());
+        let mut seen: Vec<(usize, usize, EdgeKind)> = checker.graph.edges().collect();
+        let mut expected: Vec<(usize, usize, EdgeKind)> = crate::dag::AgendaGraph::new(&a).edges().collect();
+        seen.sort_unstable();
+        expected.sort_unstable();
+        prop_assert_eq!(seen, expected);
+    }
+
+    #[test]
     fn random_dags_validate_and_a_back_edge_is_a_named_cycle(
         deps in dag(),
         pick in any::<(prop::sample::Index, prop::sample::Index, bool)>(),
@@ -422,47 +439,7 @@ proptest! {
         // Every step of the named cycle is a real dependency.
         for w in names.windows(2) {
             let from = a.operation(w[0]).unwrap();
-            prop_assert!(dependencies(from).iter().any(|d| d == w[1]), "{} does not depend on {}", w[0], w[1]);
+            prop_assert!(dependencies(from).iter().any(|d| *d == w[1]), "{} does not depend on {}", w[0], w[1]);
         }
-    }
-}
-
-fn arb_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<u64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
-        ".*".prop_map(Value::String),
-        "[\\x00-\\x1f\"\\\\@<>$]*".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 64, 8, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            proptest::collection::btree_map("[a-z\"\\x01é]{0,6}", inner, 0..8)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-proptest! {
-    #[test]
-    fn walk_visits_every_string_with_its_path_and_bounds_the_size(v in arb_json()) {
-        let mut seen = Vec::new();
-        let bound = walk_strings(&v, |path, s| seen.push((display_path("", path), s.to_owned())));
-        prop_assert!(bound >= json_size(&v), "bound {} < size {}", bound, json_size(&v));
-        // Every string found is where its path says, and every string leaf is found, in document order.
-        let mut expected = Vec::new();
-        fn collect(v: &Value, at: String, out: &mut Vec<(String, String)>) {
-            match v {
-                Value::String(s) => out.push((at, s.clone())),
-                Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| collect(x, format!("{at}[{i}]"), out)),
-                Value::Object(m) => m.iter().for_each(|(k, x)| collect(x, format!("{at}.{k}"), out)),
-                _ => {}
-            }
-        }
-        collect(&v, String::new(), &mut expected);
-        prop_assert_eq!(seen, expected);
     }
 }

@@ -12,7 +12,7 @@ use pop_core::store::{IndexField, Page, PageRequest, StoreExt, WriteOp, create_o
 use pop_core::visibility::{can_create, can_read, owns};
 use pop_core::{Error, Problem, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+
 use std::sync::Arc;
 
 /// Agenda services.
@@ -274,24 +274,4 @@ impl AgendaService {
         let insights: Vec<Insight> = self.ctx.store.query_all(IndexField::ResourcePoolId, pool).await?;
         pop_sched::select_insight(agenda, customer, &insights).cloned()
     }
-}
-
-/// The names of every operation that depends, directly or not, on one in `seeds` (seeds included).
-pub(crate) fn dependent_closure(agenda: &Agenda, seeds: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut dependents: HashMap<String, Vec<String>> = HashMap::new();
-    for op in &agenda.operations {
-        for dep in pop_core::validate::dependencies(op) {
-            dependents.entry(dep).or_default().push(op.name.clone());
-        }
-    }
-    let mut out = seeds.clone();
-    let mut stack: Vec<String> = seeds.iter().cloned().collect();
-    while let Some(n) = stack.pop() {
-        for d in dependents.get(&n).into_iter().flatten() {
-            if out.insert(d.clone()) {
-                stack.push(d.clone());
-            }
-        }
-    }
-    out
 }

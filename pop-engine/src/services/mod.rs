@@ -1,8 +1,7 @@
 //! The services of a POP instance. Every call takes a [`Principal`] and applies the visibility rules;
 //! requests and responses are plain serde types so an HTTP API can mirror them one to one.
 
-pub(crate) mod agenda;
-pub(crate) use self::agenda as agenda_internals;
+mod agenda;
 mod objects;
 pub(crate) mod pool;
 mod progress;

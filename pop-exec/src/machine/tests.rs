@@ -689,25 +689,6 @@ fn generator_payload_operations_are_templates_not_dependencies() {
 }
 
 #[test]
-fn borrowed_depends_on_reads_what_operation_depends_on_reads() {
-    let cases = [
-        json!({"dependsOn": "a, b,,c "}),
-        json!({"dependsOn": ["a", " b ", "", "c,d", 7, null]}),
-        json!({"dependsOn": null}),
-        json!({"dependsOn": 3}),
-        json!({"dependsOn": ""}),
-        json!({"other": "a"}),
-    ];
-    for params in cases {
-        let op: Operation = serde_json::from_value(op_p("x", json!({}), params.clone())).expect("op");
-        let borrowed: Vec<&str> = depends_on_names(&op).collect();
-        assert_eq!(borrowed, op.depends_on(), "params {params}");
-    }
-    let op: Operation = serde_json::from_value(op("x", json!({}))).expect("op");
-    assert_eq!(depends_on_names(&op).count(), 0);
-}
-
-#[test]
 fn reference_precheck_agrees_with_the_parser() {
     let docs = [
         json!({}),
