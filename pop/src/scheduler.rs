@@ -3,12 +3,22 @@
 //! One scheduler per insight at a time across instances, held by a named store lease. Each pick is
 //! pushed to the queue (idempotent by agenda id) and only then removed from the ready set, so a crash
 //! in between at worst leaves an entry that the next run pushes again as a no-op.
+//!
+//! The algorithm's state is stored per insight (`Kind::InsightSchedule`, the document of
+//! [`AlgorithmState::to_json`]). A stored state the algorithm cannot read (`Error::Corrupt`, naming
+//! the insight, the algorithm and the bad value) does not stop the insight's scheduling: the pass
+//! logs it at warn, counts `pop_scheduler_state_errors_total{insight}`, copies the unreadable
+//! document to the record `<insight id>#corrupt-v<version>` (same kind) so the fairness history can
+//! be recovered, and only then goes on from a fresh state, which replaces the stored one. If the copy
+//! cannot be written the pass fails for that insight and leaves the stored document alone (the next
+//! pass tries again). Explain reads the state the same way and, on a corrupt one, explains from a
+//! fresh state (as the next pass will schedule), with a warning.
 
 use crate::instance::Inner;
-use pop_core::Result;
 use pop_core::model::{Customer, Insight, ReadyAgenda};
-use pop_core::sched::{CustomerReady, Explanation, ReadyView};
+use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyView, SchedulingAlgorithm};
 use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
+use pop_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -121,14 +131,53 @@ fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a>
     }
 }
 
-async fn load_state(inner: &Inner, insight_id: &str) -> Result<(serde_json::Value, Option<u64>)> {
+async fn load_state(inner: &Inner, insight_id: &str) -> Result<(AlgorithmState, Option<u64>)> {
     match inner.store.get(Kind::InsightSchedule, insight_id).await? {
-        Some(r) => {
-            let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
-            Ok((v, Some(r.version)))
-        }
-        None => Ok((serde_json::Value::Null, None)),
+        Some(r) => Ok((AlgorithmState::from_json(r.body), Some(r.version))),
+        None => Ok((AlgorithmState::new(), None)),
     }
+}
+
+/// The record an unreadable state of `insight_id` at `version` is copied to.
+fn corrupt_copy_id(insight_id: &str, version: Option<u64>) -> String {
+    format!("{insight_id}#corrupt-v{}", version.unwrap_or(0))
+}
+
+/// Picks with the stored state; on a corrupt one, keeps a copy of it (see the module docs) and picks
+/// from a fresh state.
+async fn pick(
+    inner: &Inner,
+    algorithm: &dyn SchedulingAlgorithm,
+    view: &ReadyView<'_>,
+    insight_id: &str,
+    state: &mut AlgorithmState,
+    version: Option<u64>,
+    count: usize,
+) -> Result<Vec<ReadyAgenda>> {
+    let error = match algorithm.pick(view, state, count) {
+        Ok(picks) => return Ok(picks),
+        Err(e @ Error::Corrupt { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    metrics::counter!("pop_scheduler_state_errors_total", "insight" => insight_id.to_owned()).increment(1);
+    let copy_id = corrupt_copy_id(insight_id, version);
+    let body = state.to_json()?;
+    let copy = Record { kind: Kind::InsightSchedule, id: copy_id.clone(), version: 1, indexes: vec![], body };
+    match inner.store.write(vec![WriteOp::Create(copy)]).await {
+        // A conflict: this version was copied already (by an earlier pass or another instance).
+        Ok(()) => {}
+        Err(e) if e.is_conflict() => {}
+        Err(e) => {
+            tracing::warn!(insight_id, error = %error, copy = %copy_id, copy_error = %e,
+                "scheduler state unreadable and its copy could not be written; the insight is not scheduled until it is");
+            return Err(error);
+        }
+    }
+    tracing::warn!(insight_id, algorithm = algorithm.name(), error = %error, copy = %copy_id,
+        "scheduler state unreadable: kept a copy under another key and scheduling from a fresh state \
+         (the fairness history restarts)");
+    *state = AlgorithmState::new();
+    algorithm.pick(view, state, count)
 }
 
 async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
@@ -161,7 +210,16 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
         return Ok(0);
     }
     let (mut state, version) = load_state(inner, insight_id).await?;
-    let picks = algorithm.pick(&view(insight, &snap, now), &mut state, free);
+    let view = view(insight, &snap, now);
+    let picks = pick(inner, algorithm.as_ref(), &view, insight_id, &mut state, version, free).await?;
+    if let Some(from) = state.discarded_from() {
+        tracing::info!(
+            insight_id,
+            algorithm = algorithm.name(),
+            previous = from,
+            "the insight's algorithm changed and the previous one's state does not fit it: starting afresh"
+        );
+    }
     // One push of the whole refill (one transaction on sled, concurrent requests on DynamoDB).
     inner.queue.push_many(insight_id, picks.clone(), now).await?;
     let mut removals = Vec::with_capacity(picks.len());
@@ -174,14 +232,14 @@ async fn schedule_insight(inner: &Inner, insight: &Insight) -> Result<usize> {
     if !removals.is_empty() {
         inner.store.write(removals).await?;
     }
-    let body = serde_json::to_vec(&state).map_err(|e| pop_core::Error::backend("codec", e))?;
+    let body = state.to_json()?;
     let record = Record { kind: Kind::InsightSchedule, id: insight_id.to_owned(), version: 1, indexes: vec![], body };
     let op = match version {
         Some(v) => WriteOp::Update { record, expected_version: v },
         None => WriteOp::Create(record),
     };
     if let Err(e) = inner.store.write(vec![op]).await {
-        tracing::debug!(insight_id, error = %e, "scheduler state not saved");
+        tracing::warn!(insight_id, error = %e, "scheduler state not saved; the next pass starts from the last saved one");
     }
     if !picks.is_empty() {
         tracing::debug!(insight_id, queued = picks.len(), algorithm = algorithm.name(), "queue refilled");
@@ -215,5 +273,102 @@ pub(crate) async fn explain(inner: &Inner, insight_id: &str, agenda_id: &str) ->
     let algorithm = inner.algorithms.for_insight(&insight)?;
     let snap = read_ready(inner, insight_id).await?;
     let (state, _) = load_state(inner, insight_id).await?;
-    Ok(algorithm.explain(&view(&insight, &snap, inner.now()), &state, agenda_id))
+    let view = view(&insight, &snap, inner.now());
+    match algorithm.explain(&view, &state, agenda_id) {
+        Err(e @ Error::Corrupt { .. }) => {
+            tracing::warn!(insight_id, error = %e, "scheduler state unreadable: explaining from a fresh state");
+            algorithm.explain(&view, &AlgorithmState::new(), agenda_id)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::{Pop, RuntimeRouter};
+    use pop_core::authz::Principal;
+    use pop_core::memory::{MemoryQueue, MemoryStore};
+    use pop_core::model::Agenda;
+    use pop_sched::FairState;
+    use serde_json::json;
+
+    /// An instance with insight `i` (round robin, queue size 100) for customers `c1` and `c2`, each
+    /// with `n` ready agendas; returns the agenda ids.
+    async fn with_ready(n: usize) -> (Pop, Vec<String>) {
+        let pop = Pop::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .queue(Arc::new(MemoryQueue::new()))
+            .runtime(Arc::new(RuntimeRouter::new()))
+            .clock(Arc::new(ManualClock::default()))
+            .build()
+            .unwrap();
+        let insight = Insight {
+            id: Some("i".into()),
+            title: Some("i".into()),
+            is_global: true,
+            queue_size: Some(100),
+            scheduling_algorithm: Some("Fairness".into()),
+            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+            ..Default::default()
+        };
+        let su = Principal::superuser("t");
+        pop.objects().provision_pool(&su, "p", "ops", insight, &["c1", "c2"]).await.unwrap();
+        let mut ids = Vec::new();
+        for c in ["c1", "c2"] {
+            for _ in 0..n {
+                let agenda: Agenda = serde_json::from_value(
+                    json!({"customerId": c, "operations": [{"name": "a", "type": "t", "payload": {}}]}),
+                )
+                .unwrap();
+                ids.push(pop.agendas().submit(&su, agenda).await.unwrap().id.unwrap());
+            }
+        }
+        (pop, ids)
+    }
+
+    /// A stored state the algorithm cannot read: explain still answers, and the scheduler keeps a
+    /// copy of the document under another key, schedules from a fresh state and replaces the stored
+    /// one with it.
+    #[tokio::test]
+    async fn a_corrupt_state_is_kept_aside_and_scheduling_goes_on() {
+        let (pop, ids) = with_ready(2).await;
+        let corrupt = br#"{"algorithm":"RoundRobin","state":{"v":1,"used":{"c1":[1000,1,7,1]}}}"#.to_vec();
+        let record =
+            Record { kind: Kind::InsightSchedule, id: "i".into(), version: 1, indexes: vec![], body: corrupt.clone() };
+        pop.store().write(vec![WriteOp::Create(record)]).await.unwrap();
+        let version = pop.store().get(Kind::InsightSchedule, "i").await.unwrap().unwrap().version;
+
+        let mut positions = Vec::new();
+        for id in &ids {
+            positions.push(explain(&pop.inner, "i", id).await.unwrap().expect("explained from a fresh state").position);
+        }
+        positions.sort_unstable();
+        assert_eq!(positions, [0, 1, 2, 3]);
+
+        assert_eq!(run_once(&pop.inner).await.unwrap(), 4, "scheduling went on");
+        let copy = pop.store().get(Kind::InsightSchedule, &format!("i#corrupt-v{version}")).await.unwrap();
+        assert_eq!(copy.map(|r| r.body), Some(corrupt), "the unreadable document is kept");
+        let saved = pop.store().get(Kind::InsightSchedule, "i").await.unwrap().unwrap();
+        let state = AlgorithmState::from_json(saved.body);
+        let insight = Insight { id: Some("i".into()), ..Insight::default() };
+        let fair = state.state::<FairState>("RoundRobin", &insight).expect("the fresh state was saved");
+        assert_eq!(fair.customers().len(), 0, "both customers drained: {fair:?}");
+    }
+
+    /// Each pass stores the algorithm's state (its typed form in the envelope) for the next one.
+    #[tokio::test]
+    async fn the_state_is_stored_for_the_next_pass() {
+        let (pop, _) = with_ready(1).await;
+        let (state, version) = load_state(&pop.inner, "i").await.unwrap();
+        assert!(state.is_fresh() && version.is_none());
+        assert_eq!(run_once(&pop.inner).await.unwrap(), 2);
+        let (state, version) = load_state(&pop.inner, "i").await.unwrap();
+        assert!(version.is_some());
+        let doc = String::from_utf8(state.to_json().unwrap()).unwrap();
+        assert!(doc.starts_with(r#"{"algorithm":"RoundRobin","state":{"v":1,"#), "{doc}");
+        let insight = Insight { id: Some("i".into()), ..Insight::default() };
+        assert!(state.state::<FairState>("RoundRobin", &insight).is_ok(), "{doc}");
+    }
 }
