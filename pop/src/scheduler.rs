@@ -164,8 +164,8 @@ async fn pick(
     let body = state.to_json()?;
     let copy = Record { kind: Kind::InsightSchedule, id: copy_id.clone(), version: 1, indexes: vec![], body };
     match inner.store.write(vec![WriteOp::Create(copy)]).await {
-        // A conflict: this version was copied already (by an earlier pass or another instance).
         Ok(()) => {}
+        // This version was copied already (by an earlier pass or another instance).
         Err(e) if e.is_conflict() => {}
         Err(e) => {
             tracing::warn!(insight_id, error = %error, copy = %copy_id, copy_error = %e,
