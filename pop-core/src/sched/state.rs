@@ -1,25 +1,6 @@
 //! [`AlgorithmState`]: an insight's scheduler state between calls, stored as JSON.
 //!
-//! ## The stored document
-//!
-//! [`AlgorithmState::to_json`] writes `{"algorithm": "<name>", "state": <the typed state>}`: the
-//! algorithm that wrote it, and its state as the algorithm's serde type serializes it (versioned by
-//! the algorithm, e.g. `pop_sched::FairState`'s `v`). Earlier versions stored the bare state
-//! (`null` for none); such a document has no writer and is read as the state itself.
-//!
-//! ## Reading it
-//!
-//! An algorithm decodes the document at its first `pick` or `explain`:
-//!
-//! * nothing stored, or a bare `null`: the state's `Default`;
-//! * its own document, or a bare one: decoded, and anything that does not decode is
-//!   [`Error::Corrupt`] (kind `scheduler state`, id the insight's), whose reason names the
-//!   algorithm and gives serde's message with the path of the bad value
-//!   (`used.acme[2]: expected 0 (idle) or 1 (backlogged) at line 1 column 61`);
-//! * another algorithm's document (the insight switched algorithms): decoded if it fits (so
-//!   `RoundRobin` and `Priority`, which share a state type, keep the rotation across a switch),
-//!   otherwise the `Default`, and [`AlgorithmState::discarded_from`] names the writer. That is not
-//!   corruption: the old algorithm's state means nothing to the new one.
+//! The stored format and the rules for reading it are on [`AlgorithmState`].
 
 use crate::model::Insight;
 use crate::{Error, Result};
@@ -84,7 +65,30 @@ enum Repr {
 }
 
 /// An insight's scheduler state between calls: fresh, a stored JSON document not yet decoded, or
-/// the typed state of the algorithm that last used it. See the [module docs](self) for the format.
+/// the typed state of the algorithm that last used it.
+///
+/// # The stored document
+///
+/// [`AlgorithmState::to_json`] writes `{"algorithm": "<name>", "state": <the typed state>}`: the
+/// algorithm that wrote it, and its state as the algorithm's serde type serializes it (versioned by
+/// the algorithm, e.g. `pop_sched::FairState`'s `v`). Earlier versions stored the bare state
+/// (`null` for none); such a document has no writer and is read as the state itself.
+///
+/// # Reading it
+///
+/// An algorithm decodes the document at its first `pick` or `explain`:
+///
+/// * nothing stored, or a bare `null`: the state's `Default`;
+/// * its own document, or a bare one: decoded, and anything that does not decode is
+///   [`Error::Corrupt`] (kind `scheduler state`, id the insight's), whose reason names the
+///   algorithm and gives serde's message with the path of the bad value
+///   (`state.used.acme[2]: invalid type: string "x", expected u64`, with serde's line and column);
+/// * another algorithm's document (the insight switched algorithms): decoded if it fits (so
+///   `RoundRobin` and `Priority`, which share a state type, keep the rotation across a switch),
+///   otherwise the `Default`, and [`AlgorithmState::discarded_from`] names the writer. That is not
+///   corruption: the old algorithm's state means nothing to the new one.
+///
+/// # Example
 ///
 /// ```
 /// use pop_core::model::Insight;
@@ -272,9 +276,9 @@ impl AlgorithmState {
         self.discarded.as_deref()
     }
 
-    /// The state as `algorithm`'s type `S`, decoding the stored document on first use (see the
-    /// [module docs](self)); the state is typed from then on, and [`algorithm`](Self::algorithm)
-    /// is `algorithm`. On [`Error::Corrupt`] the state is left as it was.
+    /// The state as `algorithm`'s type `S`, decoding the stored document on first use (by the rules
+    /// above); the state is typed from then on, and [`algorithm`](Self::algorithm) is `algorithm`.
+    /// On [`Error::Corrupt`] the state is left as it was.
     pub fn state_mut<S>(&mut self, algorithm: &str, insight: &Insight) -> Result<&mut S>
     where
         S: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static,
