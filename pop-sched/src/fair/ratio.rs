@@ -20,11 +20,13 @@ impl Default for Ratio {
 impl Ratio {
     pub(crate) const ZERO: Ratio = Ratio { num: 0, den: 1 };
 
+    #[inline]
     pub(crate) fn cmp_to(&self, other: &Ratio) -> Ordering {
         (u128::from(self.num) * u128::from(other.den)).cmp(&(u128::from(other.num) * u128::from(self.den)))
     }
 
     /// `ceil(self * w)`, saturating.
+    #[inline]
     pub(crate) fn scaled_ceil(&self, w: u64) -> u64 {
         if self.den == w {
             return self.num;
@@ -34,6 +36,7 @@ impl Ratio {
         n.div_ceil(d).min(u128::from(u64::MAX)) as u64
     }
 
+    #[inline]
     pub(crate) fn max(self, other: Ratio) -> Ratio {
         if other.cmp_to(&self) == Ordering::Greater { other } else { self }
     }

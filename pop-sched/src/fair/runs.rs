@@ -124,6 +124,7 @@ pub(crate) fn for_each_runs<'a>(
 }
 
 /// Effective priority: priority plus one level per `step_ms` waited (none without aging).
+#[inline]
 pub(crate) fn effective(entry: &ReadyAgenda, now: Millis, step_ms: Option<u64>) -> i64 {
     let base = i64::from(entry.priority);
     match step_ms {

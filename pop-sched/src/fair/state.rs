@@ -65,6 +65,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    #[inline]
     pub(crate) fn tag(&self) -> Ratio {
         Ratio { num: self.used, den: self.weight }
     }

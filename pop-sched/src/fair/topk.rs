@@ -16,10 +16,12 @@ pub(crate) struct TopK<T: Ord> {
 }
 
 impl<T: Ord> TopK<T> {
+    #[inline]
     pub(crate) fn new(k: usize) -> Self {
         Self { k, kept: Vec::new(), heap: None }
     }
 
+    #[inline]
     pub(crate) fn offer(&mut self, x: T) {
         if let Some(heap) = &mut self.heap {
             if let Some(mut least) = heap.peek_mut() {
@@ -41,6 +43,7 @@ impl<T: Ord> TopK<T> {
     }
 
     /// The kept items, in no particular order.
+    #[inline]
     pub(crate) fn into_vec(self) -> Vec<T> {
         match self.heap {
             Some(heap) => heap.into_iter().map(|Reverse(x)| x).collect(),
