@@ -37,7 +37,7 @@ fn cpu_table(insight: &Insight, algos: &[Algo<'_>], now: i64) {
     for (name, algo, data) in algos {
         let mut cells = Vec::new();
         for count in counts {
-            let mut state = AlgorithmState::Null;
+            let mut state = AlgorithmState::new();
             // Warm the state (first calls see every customer join).
             let _ = algo.pick(&view(insight, data, now), &mut state, count);
             let start = thread_cpu_secs().unwrap_or(0.0);
@@ -45,7 +45,7 @@ fn cpu_table(insight: &Insight, algos: &[Algo<'_>], now: i64) {
             let mut spent = 0.0;
             while spent < 1.0 || calls < 3 {
                 let v = view(insight, data, now);
-                picks += black_box(algo.pick(&v, &mut state, count)).len();
+                picks += black_box(algo.pick(&v, &mut state, count)).map_or(0, |p| p.len());
                 calls += 1;
                 spent = thread_cpu_secs().unwrap_or(start) - start;
             }
@@ -79,9 +79,9 @@ fn memory_report(data: &[(String, Vec<ReadyAgenda>)]) {
     );
     let insight = Insight::default();
     let v = view(&insight, data, 1_700_000_100_000);
-    let mut state = AlgorithmState::Null;
-    let _ = RoundRobin::new().pick(&v, &mut state, 10_000);
-    let text = serde_json::to_string(&state).unwrap_or_default();
+    let mut state = AlgorithmState::new();
+    let _ = SchedulingAlgorithm::pick(&RoundRobin::new(), &v, &mut state, 10_000);
+    let text = state.to_json().unwrap_or_default();
     println!(
         "memory: RoundRobin state after 10,000 picks = {} B as JSON ({:.1} B per customer; independent of the ready count)",
         text.len(),
@@ -119,11 +119,11 @@ fn picks(c: &mut Criterion) {
     for (name, algo, data) in &algos {
         for count in [1_000usize, 100_000] {
             g.throughput(Throughput::Elements(count as u64));
-            let mut state = AlgorithmState::Null;
+            let mut state = AlgorithmState::new();
             g.bench_with_input(BenchmarkId::new(*name, count), &count, |b, &count| {
                 b.iter(|| {
                     let v = view(&insight, data, now);
-                    black_box(algo.pick(&v, &mut state, count)).len()
+                    black_box(algo.pick(&v, &mut state, count)).map_or(0, |p| p.len())
                 })
             });
         }
@@ -135,11 +135,11 @@ fn picks(c: &mut Criterion) {
     for (name, algo, data) in &algos[..4] {
         // The 5th agenda of a customer in the middle: ~5 rounds of the rotation (~50,000 picks) to replay.
         let target = data[CUSTOMERS / 2].1[4].agenda_id.clone();
-        let state = AlgorithmState::Null;
+        let state = AlgorithmState::new();
         g.bench_function(BenchmarkId::new(*name, "5th-of-middle-customer"), |b| {
             b.iter(|| {
                 let v = view(&insight, data, now);
-                black_box(algo.explain(&v, &state, &target)).map(|e| e.position)
+                black_box(algo.explain(&v, &state, &target)).ok().flatten().map(|e| e.position)
             })
         });
     }

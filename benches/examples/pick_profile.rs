@@ -29,7 +29,7 @@ fn main() {
     let data = dataset(mixed);
     let insight = Insight::default();
     let now = 1_700_000_100_000;
-    let mut state = AlgorithmState::Null;
+    let mut state = AlgorithmState::new();
     let _ = algo.pick(&view(&insight, &data, now), &mut state, count);
     let cpu_now = || pop_benches::thread_cpu_secs().unwrap_or(0.0);
     let start = cpu_now();
@@ -37,7 +37,7 @@ fn main() {
     let mut picks = 0;
     for _ in 0..calls {
         let v = view(&insight, &data, now);
-        picks += black_box(algo.pick(&v, &mut state, count)).len();
+        picks += black_box(algo.pick(&v, &mut state, count)).map_or(0, |p| p.len());
     }
     let cpu = cpu_now() - start;
     let wall = wall.elapsed().as_secs_f64();

@@ -1,11 +1,31 @@
-//! The `SchedulingAlgorithm` trait: pure choice of which ready agendas of an insight to queue next.
+//! The scheduling traits: pure choice of which ready agendas of an insight to queue next.
 //!
 //! An algorithm sees a read-only [`ReadyView`] (the insight's ready entries per customer, in
 //! (priority desc, added asc) order, with customer weights and optional observed costs), its own
-//! persisted state (any JSON; the scheduler loop stores it per insight) and how many to pick. It does
-//! no IO and reads no clock: `now` is in the view. Implementations live in `pop-sched`.
+//! persisted state and how many to pick. It does no IO and reads no clock: `now` is in the view.
+//! Implementations live in `pop-sched`.
+//!
+//! Two traits, one for each side:
+//!
+//! * [`Algorithm`] is what an algorithm implements: its state is a typed serde value
+//!   ([`Algorithm::State`]; [`NoState`] for an algorithm that keeps none);
+//! * [`SchedulingAlgorithm`] is the object-safe form the registry and the scheduler loop hold
+//!   (`Arc<dyn SchedulingAlgorithm>`). Every [`Algorithm`] is one, through a blanket impl that
+//!   decodes the stored state on first use and returns [`Error::Corrupt`](crate::Error::Corrupt),
+//!   naming the insight, the algorithm and the path of the bad value, when it cannot.
+//!
+//! [`AlgorithmState`] carries the state between calls: the stored JSON document until an algorithm
+//! decodes it, then the typed value (so a scheduler that keeps it in memory pays no encoding per
+//! call), and [`AlgorithmState::to_json`] gives the document to store. Its format and the rules for
+//! a state written by another algorithm are described there.
 
+mod state;
+
+pub use state::{AlgorithmState, NoState};
+
+use crate::Result;
 use crate::model::{Insight, Millis, ReadyAgenda};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -82,9 +102,6 @@ impl<'a> ReadyView<'a> {
     }
 }
 
-/// The persisted per-insight state of an algorithm (any JSON; `Null` at first).
-pub type AlgorithmState = serde_json::Value;
-
 /// Why an agenda waits, and roughly how long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,14 +114,62 @@ pub struct Explanation {
     pub reason: String,
 }
 
-/// A scheduling algorithm. Pure: no IO, no clock reads.
+/// A scheduling algorithm with typed state: what an algorithm implements. Pure: no IO, no clock
+/// reads.
+///
+/// Every `Algorithm` is a [`SchedulingAlgorithm`] (a blanket impl), so it registers as
+/// `Arc::new(MyAlgorithm)`. The blanket impl hands `pick` and `explain` the insight's state decoded
+/// as [`Self::State`](Algorithm::State) — its `Default` when nothing is stored yet — and turns a
+/// stored document that does not decode into an [`Error::Corrupt`](crate::Error::Corrupt).
+///
+/// Version the state when its shape may change: e.g. a `v` field that `Deserialize` checks, with
+/// older shapes still accepted (as `pop_sched::FairState` does).
+pub trait Algorithm: Send + Sync {
+    /// The persisted per-insight state ([`NoState`] for none). Stored as JSON by the scheduler.
+    type State: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static;
+
+    /// The name insights use in `schedulingAlgorithm`.
+    fn name(&self) -> &str;
+
+    /// Picks at most `count` distinct entries from `view`, updating `state`.
+    fn pick(&self, view: &ReadyView<'_>, state: &mut Self::State, count: usize) -> Vec<ReadyAgenda>;
+
+    /// Explains the position of `agenda_id` in `view`, if it is there.
+    fn explain(&self, view: &ReadyView<'_>, state: &Self::State, agenda_id: &str) -> Option<Explanation>;
+}
+
+/// A scheduling algorithm in object-safe form, as the registry and the scheduler loop hold it.
+///
+/// Implement [`Algorithm`] instead (every `Algorithm` is a `SchedulingAlgorithm`); implement this
+/// directly only to handle the [`AlgorithmState`] yourself (a decorator, say), with
+/// [`AlgorithmState::state_mut`] and [`AlgorithmState::state`].
 pub trait SchedulingAlgorithm: Send + Sync {
     /// The name insights use in `schedulingAlgorithm`.
     fn name(&self) -> &str;
 
     /// Picks at most `count` distinct entries from `view`, updating `state`.
-    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda>;
+    ///
+    /// Errors with [`Error::Corrupt`](crate::Error::Corrupt) (kind `scheduler state`, id the
+    /// insight's) when the stored state cannot be read; `state` is then left as it was, so the
+    /// caller can keep the document before it starts afresh.
+    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Result<Vec<ReadyAgenda>>;
 
-    /// Explains the position of `agenda_id` in `view`, if it is there.
-    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Option<Explanation>;
+    /// Explains the position of `agenda_id` in `view`, if it is there. Errors as [`pick`](Self::pick).
+    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Result<Option<Explanation>>;
+}
+
+impl<A: Algorithm> SchedulingAlgorithm for A {
+    fn name(&self) -> &str {
+        Algorithm::name(self)
+    }
+
+    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Result<Vec<ReadyAgenda>> {
+        let typed = state.state_mut::<A::State>(Algorithm::name(self), view.insight)?;
+        Ok(Algorithm::pick(self, view, typed, count))
+    }
+
+    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Result<Option<Explanation>> {
+        let typed = state.state::<A::State>(Algorithm::name(self), view.insight)?;
+        Ok(Algorithm::explain(self, view, &typed, agenda_id))
+    }
 }

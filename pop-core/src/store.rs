@@ -69,7 +69,8 @@ pub enum Kind {
     Insight,
     /// [`AgendaTemplate`]
     AgendaTemplate,
-    /// Per-insight scheduler state (`InsightScheduleInfo`): an opaque JSON document, no indexes.
+    /// Per-insight scheduler state (`InsightScheduleInfo`): the JSON document of
+    /// [`AlgorithmState::to_json`](crate::sched::AlgorithmState::to_json), no indexes.
     InsightSchedule,
 }
 

@@ -163,6 +163,12 @@ impl Engine {
         &self.ctx.algorithms
     }
 
+    /// The shared context (the engine's own tests reach the loops' internals through it).
+    #[cfg(test)]
+    pub(crate) fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(task);
         let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

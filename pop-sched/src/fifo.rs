@@ -3,11 +3,11 @@
 //! A customer's list is ordered by priority first, so it is oldest-first only within a run of equal
 //! priority; the algorithm merges those runs with a heap over the runs of the `count` oldest heads
 //! (one run per customer when priorities are equal): one pass over the customers (a binary search
-//! per run boundary), then O(log count) per pick. It keeps no state.
+//! per run boundary), then O(log count) per pick. It keeps no state ([`NoState`]).
 
 use crate::fair::{TopK, for_each_runs};
 use pop_core::model::{Millis, ReadyAgenda};
-use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{Algorithm, Explanation, NoState, ReadyView};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
@@ -47,7 +47,9 @@ fn older(a: &ReadyAgenda, added: Millis, agenda_id: &str) -> bool {
     (a.added, a.agenda_id.as_str()).cmp(&(added, agenda_id)) == Ordering::Less
 }
 
-impl SchedulingAlgorithm for FirstInFirstOut {
+impl Algorithm for FirstInFirstOut {
+    type State = NoState;
+
     fn name(&self) -> &str {
         Self::NAME
     }
@@ -55,7 +57,7 @@ impl SchedulingAlgorithm for FirstInFirstOut {
     /// Each run is oldest-first, so the first `count` picks come from the runs whose heads are
     /// among the `count` oldest heads: one pass over the customers keeps those, then a heap over
     /// them merges the runs.
-    fn pick(&self, view: &ReadyView<'_>, _state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+    fn pick(&self, view: &ReadyView<'_>, _state: &mut NoState, count: usize) -> Vec<ReadyAgenda> {
         if count == 0 {
             return Vec::new();
         }
@@ -79,7 +81,7 @@ impl SchedulingAlgorithm for FirstInFirstOut {
         out
     }
 
-    fn explain(&self, view: &ReadyView<'_>, _state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
+    fn explain(&self, view: &ReadyView<'_>, _state: &NoState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
         let target = &view.customers[c].entries[j];
         let mut ahead = 0usize;

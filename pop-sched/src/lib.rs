@@ -6,10 +6,12 @@
 //!
 //! * [`insight`]: which insight a submitted agenda goes to ([`select_insight`]), and
 //!   [`validate_insight`] for insight create/update;
-//! * the algorithms behind [`SchedulingAlgorithm`](pop_core::sched::SchedulingAlgorithm):
+//! * the algorithms, each an [`Algorithm`](pop_core::sched::Algorithm) with typed state (so a
+//!   [`SchedulingAlgorithm`](pop_core::sched::SchedulingAlgorithm)):
 //!   [`FirstInFirstOut`] (oldest first, the default), [`RoundRobin`] (alias `Fairness`: weighted
 //!   rotation across customers, optionally by cost) and [`Priority`] (highest effective priority
-//!   first, aging so nothing starves, fair among equals);
+//!   first, aging so nothing starves, fair among equals); `RoundRobin` and `Priority` share their
+//!   state, [`FairState`] (versioned; the format earlier versions stored still loads);
 //! * [`Registry`]: algorithms by name, where an application adds its own;
 //! * [`refill`]: how many to pick for an insight's queue, with the contract enforced;
 //! * explain: every algorithm gives an agenda's position (exact if nothing arrives before it is
@@ -25,7 +27,7 @@
 //!
 //! ```
 //! use pop_core::model::{Insight, ReadyAgenda};
-//! use pop_core::sched::{CustomerReady, ReadyView};
+//! use pop_core::sched::{AlgorithmState, CustomerReady, ReadyView};
 //! use pop_sched::{Registry, refill::plan_refill};
 //!
 //! let insight = Insight { scheduling_algorithm: Some("Fairness".into()), queue_size: Some(2), ..Insight::default() };
@@ -38,10 +40,12 @@
 //!     CustomerReady { customer_id: "b", weight: 1, entries: &b },
 //! ], 10);
 //! let algorithm = Registry::new().for_insight(&insight)?;
-//! let mut state = serde_json::Value::Null;
-//! let plan = plan_refill(algorithm.as_ref(), &view, &mut state, 0);
+//! let mut state = AlgorithmState::new(); // or AlgorithmState::from_json(stored bytes)
+//! let plan = plan_refill(algorithm.as_ref(), &view, &mut state, 0)?;
 //! let ids: Vec<&str> = plan.picks.iter().map(|p| p.agenda_id.as_str()).collect();
 //! assert_eq!(ids, ["a-1", "b-3"]); // one per customer before a second of a's
+//! let stored = state.to_json()?; // {"algorithm":"RoundRobin","state":{"v":1,...}}
+//! assert!(stored.starts_with(br#"{"algorithm":"RoundRobin","state":{"v":1,"#));
 //! # Ok::<(), pop_core::Error>(())
 //! ```
 
@@ -54,6 +58,7 @@ mod registry;
 mod round_robin;
 pub mod sim;
 
+pub use fair::FairState;
 pub use fifo::FirstInFirstOut;
 pub use insight::{select_insight, validate_insight};
 pub use priority::{Priority, PriorityConfig};

@@ -3,7 +3,7 @@
 //! An agenda's effective priority is `priority + floor(wait_ms / aging_step_ms)`: one level per step
 //! waited. Picks go in effective-priority order (never a lower one while a higher one waits, within a
 //! pick call, whose `now` is fixed); among equal effective priority, customers share by weight as in
-//! [`RoundRobin`](crate::RoundRobin) (same state format). Within a customer, ties go to its
+//! [`RoundRobin`](crate::RoundRobin) (same state, [`FairState`]). Within a customer, ties go to its
 //! higher-priority run, then its list order.
 //!
 //! **No starvation.** An agenda of priority `p` waiting since `t0`, facing arrivals of priority at
@@ -12,9 +12,9 @@
 //! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
 //! higher-priority work keeps arriving.
 
-use crate::fair::{Accounts, Ratio, TopK, effective, for_each_runs, runs};
+use crate::fair::{Accounts, FairState, Ratio, TopK, effective, for_each_runs, runs};
 use pop_core::model::ReadyAgenda;
-use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{Algorithm, Explanation, ReadyView};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -161,7 +161,7 @@ impl Priority {
     fn run(
         &self,
         view: &ReadyView<'_>,
-        state: &mut AlgorithmState,
+        state: &mut FairState,
         count: usize,
         mut visit: impl FnMut(usize, &ReadyAgenda, i64) -> bool,
     ) {
@@ -207,12 +207,14 @@ impl Priority {
     }
 }
 
-impl SchedulingAlgorithm for Priority {
+impl Algorithm for Priority {
+    type State = FairState;
+
     fn name(&self) -> &str {
         Self::NAME
     }
 
-    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+    fn pick(&self, view: &ReadyView<'_>, state: &mut FairState, count: usize) -> Vec<ReadyAgenda> {
         let mut out = Vec::with_capacity(count.min(view.len()));
         self.run(view, state, count, |_, e, _| {
             out.push(e.clone());
@@ -223,7 +225,7 @@ impl SchedulingAlgorithm for Priority {
 
     /// Exact when nothing arrives before it is picked: replays the algorithm (on a copy of the
     /// state) up to the agenda, so its cost grows with the agenda's position.
-    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
+    fn explain(&self, view: &ReadyView<'_>, state: &FairState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
         let target = &view.customers[c].entries[j];
         let e = self.eff(target, view);

@@ -1,6 +1,7 @@
 //! Refill planning: how many ready agendas to move into an insight's queue, and a pick that is
 //! guaranteed to respect that count and never to name the same agenda twice.
 
+use pop_core::Result;
 use pop_core::model::ReadyAgenda;
 use pop_core::sched::{AlgorithmState, ReadyView, SchedulingAlgorithm};
 use std::collections::HashSet;
@@ -25,12 +26,14 @@ pub struct RefillPlan {
 /// Asks `algorithm` for `refill_count(queue_len, queue size of the view's insight)` agendas (capped
 /// at the number ready) and enforces the contract on its answer: no more than requested, no agenda
 /// twice, only entries of the view. Anything dropped is described in [`RefillPlan::rejected`].
+///
+/// Errors as the algorithm's [`pick`](SchedulingAlgorithm::pick): a stored state it cannot read.
 pub fn plan_refill(
     algorithm: &dyn SchedulingAlgorithm,
     view: &ReadyView<'_>,
     state: &mut AlgorithmState,
     queue_len: usize,
-) -> RefillPlan {
+) -> Result<RefillPlan> {
     let requested = refill_count(queue_len, view.insight.effective_queue_size()).min(view.len());
     pick_checked(algorithm, view, state, requested)
 }
@@ -41,12 +44,12 @@ pub fn pick_checked(
     view: &ReadyView<'_>,
     state: &mut AlgorithmState,
     count: usize,
-) -> RefillPlan {
+) -> Result<RefillPlan> {
     let mut plan = RefillPlan { requested: count, ..RefillPlan::default() };
     if count == 0 {
-        return plan;
+        return Ok(plan);
     }
-    let raw = algorithm.pick(view, state, count);
+    let raw = algorithm.pick(view, state, count)?;
     let mut seen: HashSet<String> = HashSet::with_capacity(raw.len());
     let name = algorithm.name();
     for entry in raw {
@@ -68,5 +71,5 @@ pub fn pick_checked(
             plan.picks.push(entry);
         }
     }
-    plan
+    Ok(plan)
 }

@@ -6,36 +6,86 @@
 //! `Priority` with another aging step). An insight without `schedulingAlgorithm` uses
 //! `FirstInFirstOut`; one naming an unknown algorithm gets an error naming it and the known ones.
 //!
+//! An algorithm implements [`Algorithm`](pop_core::sched::Algorithm) with its state as a serde type
+//! (or [`NoState`](pop_core::sched::NoState)); the scheduler stores that state per insight, hands it
+//! back decoded, and reports a stored state that does not decode as a corrupt state naming the
+//! insight.
+//!
 //! ```
 //! use pop_core::model::{Insight, ReadyAgenda};
-//! use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
+//! use pop_core::sched::{Algorithm, AlgorithmState, CustomerReady, Explanation, ReadyView};
 //! use pop_sched::Registry;
+//! use serde::{Deserialize, Serialize};
+//! use std::collections::BTreeMap;
 //! use std::sync::Arc;
 //!
-//! /// Newest first: a pure function of the view (it keeps no state).
-//! struct NewestFirst;
+//! /// Serves the customer served least so far, by lifetime picks kept in the insight's state.
+//! struct LeastServed;
 //!
-//! impl SchedulingAlgorithm for NewestFirst {
+//! /// The state: picks per customer. `v` lets a later version tell its own shape from this one.
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct Served {
+//!     #[serde(default)]
+//!     v: u32,
+//!     counts: BTreeMap<String, u64>,
+//! }
+//!
+//! impl Algorithm for LeastServed {
+//!     type State = Served;
+//!
 //!     fn name(&self) -> &str {
-//!         "NewestFirst"
+//!         "LeastServed"
 //!     }
-//!     fn pick(&self, view: &ReadyView<'_>, _state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
-//!         let mut all: Vec<&ReadyAgenda> = view.customers.iter().flat_map(|c| c.entries.iter()).collect();
-//!         all.sort_by_key(|e| std::cmp::Reverse(e.added));
-//!         all.into_iter().take(count).cloned().collect()
+//!
+//!     fn pick(&self, view: &ReadyView<'_>, state: &mut Served, count: usize) -> Vec<ReadyAgenda> {
+//!         let mut next = vec![0; view.customers.len()];
+//!         let mut out = Vec::new();
+//!         while out.len() < count {
+//!             // The customer with work left and the fewest picks (the first by id on ties).
+//!             let served = |i: &usize| state.counts.get(view.customers[*i].customer_id).copied().unwrap_or(0);
+//!             let left = (0..view.customers.len()).filter(|&i| next[i] < view.customers[i].entries.len());
+//!             let Some(i) = left.min_by_key(served) else { break };
+//!             let c = &view.customers[i];
+//!             out.push(c.entries[next[i]].clone());
+//!             next[i] += 1;
+//!             *state.counts.entry(c.customer_id.to_owned()).or_default() += 1;
+//!         }
+//!         out
 //!     }
-//!     fn explain(&self, view: &ReadyView<'_>, _state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
-//!         let (c, j) = view.locate(agenda_id)?;
-//!         let added = view.customers[c].entries[j].added;
-//!         let position = view.customers.iter().flat_map(|c| c.entries.iter()).filter(|e| e.added > added).count();
-//!         Some(Explanation { agenda_id: agenda_id.into(), position, reason: format!("behind {position} newer agendas") })
+//!
+//!     fn explain(&self, view: &ReadyView<'_>, state: &Served, agenda_id: &str) -> Option<Explanation> {
+//!         let order = self.pick(view, &mut state.clone(), view.len());
+//!         let position = order.iter().position(|p| p.agenda_id == agenda_id)?;
+//!         Some(Explanation { agenda_id: agenda_id.into(), position, reason: format!("{position} picks go first") })
 //!     }
 //! }
 //!
 //! let mut registry = Registry::new();
-//! registry.register(Arc::new(NewestFirst));
-//! let insight = Insight { scheduling_algorithm: Some("newestfirst".into()), ..Insight::default() };
-//! assert_eq!(registry.for_insight(&insight)?.name(), "NewestFirst");
+//! registry.register(Arc::new(LeastServed));
+//! let insight = Insight { id: Some("i-1".into()), scheduling_algorithm: Some("leastserved".into()), ..Insight::default() };
+//! let algorithm = registry.for_insight(&insight)?; // an Arc<dyn SchedulingAlgorithm>
+//! assert_eq!(algorithm.name(), "LeastServed");
+//!
+//! let entry = |c: &str, n: i64| ReadyAgenda { agenda_id: format!("{c}-{n}"), customer_id: c.into(), added: n, ..ReadyAgenda::default() };
+//! let (a, b) = (vec![entry("a", 1), entry("a", 2)], vec![entry("b", 3)]);
+//! let view = ReadyView::new(&insight, vec![
+//!     CustomerReady { customer_id: "a", weight: 1, entries: &a },
+//!     CustomerReady { customer_id: "b", weight: 1, entries: &b },
+//! ], 10);
+//! // The scheduler loads the stored state, picks, and stores `state.to_json()` back.
+//! let mut state = AlgorithmState::from_json(br#"{"algorithm":"LeastServed","state":{"counts":{"a":1}}}"#);
+//! let picks = algorithm.pick(&view, &mut state, 3)?;
+//! let ids: Vec<&str> = picks.iter().map(|p| p.agenda_id.as_str()).collect();
+//! assert_eq!(ids, ["b-3", "a-1", "a-2"]);
+//! assert_eq!(state.get::<Served>().map(|s| s.counts["a"]), Some(3));
+//! assert_eq!(state.to_json()?, br#"{"algorithm":"LeastServed","state":{"v":0,"counts":{"a":3,"b":1}}}"#);
+//!
+//! // A stored state it cannot read is an error naming the insight and the bad value.
+//! let mut bad = AlgorithmState::from_json(br#"{"algorithm":"LeastServed","state":{"counts":{"a":"x"}}}"#);
+//! let err = algorithm.pick(&view, &mut bad, 1).unwrap_err().to_string();
+//! assert!(err.starts_with("corrupt scheduler state i-1: algorithm LeastServed"), "{err}");
+//! assert!(err.contains("state.counts.a: invalid type"), "{err}");
+//!
 //! let unknown = Insight { scheduling_algorithm: Some("Lottery".into()), ..Insight::default() };
 //! assert!(registry.for_insight(&unknown).is_err());
 //! # Ok::<(), pop_core::Error>(())

@@ -14,9 +14,9 @@
 //! stored entry that changes. Each customer's own entries are taken in their list order
 //! (priority desc, added asc).
 
-use crate::fair::{Accounts, Ratio, TopK};
+use crate::fair::{Accounts, FairState, Ratio, TopK};
 use pop_core::model::ReadyAgenda;
-use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{Algorithm, Explanation, ReadyView};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -85,7 +85,7 @@ impl RoundRobin {
     fn run(
         &self,
         view: &ReadyView<'_>,
-        state: &mut AlgorithmState,
+        state: &mut FairState,
         count: usize,
         mut visit: impl FnMut(usize, &ReadyAgenda) -> bool,
     ) {
@@ -124,12 +124,14 @@ impl RoundRobin {
     }
 }
 
-impl SchedulingAlgorithm for RoundRobin {
+impl Algorithm for RoundRobin {
+    type State = FairState;
+
     fn name(&self) -> &str {
         Self::NAME
     }
 
-    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+    fn pick(&self, view: &ReadyView<'_>, state: &mut FairState, count: usize) -> Vec<ReadyAgenda> {
         let mut out = Vec::with_capacity(count.min(view.len()));
         self.run(view, state, count, |_, e| {
             out.push(e.clone());
@@ -140,7 +142,7 @@ impl SchedulingAlgorithm for RoundRobin {
 
     /// Exact when nothing arrives before it is picked: replays the rotation (on a copy of the state)
     /// up to the agenda, so its cost grows with the agenda's position.
-    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Option<Explanation> {
+    fn explain(&self, view: &ReadyView<'_>, state: &FairState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
         let mut ahead = vec![0usize; view.customers.len()];
         let mut position = 0usize;

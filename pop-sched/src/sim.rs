@@ -190,7 +190,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank - 1]
 }
 
-/// Replays `trace` through `algorithm`. Errors on a pool of zero slots or an arrival without customer.
+/// Replays `trace` through `algorithm` (its state starting fresh). Errors on a pool of zero slots or an
+/// arrival without customer.
 pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfig) -> Result<Report> {
     if config.slots == 0 {
         return Err(Error::problems(vec![Problem::new("simulation needs at least one slot").field("slots")]));
@@ -218,7 +219,7 @@ pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfi
     let mut running: BinaryHeap<Reverse<(Millis, usize)>> = BinaryHeap::new();
     let mut free = config.slots;
     let mut next_arrival = 0usize;
-    let mut state = AlgorithmState::Null;
+    let mut state = AlgorithmState::new();
     let mut picks: Vec<Pick> = Vec::new();
     let mut rejected = Vec::new();
     let mut done_service: BTreeMap<String, (f64, usize)> = BTreeMap::new();
@@ -271,7 +272,7 @@ pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfi
             if !customers.is_empty() {
                 let view = ReadyView { insight: &config.insight, customers, costs: costs.as_ref(), now };
                 let count = free.min(view.len());
-                let plan = pick_checked(algorithm, &view, &mut state, count);
+                let plan = pick_checked(algorithm, &view, &mut state, count)?;
                 rejected.extend(plan.rejected);
                 for p in plan.picks {
                     let Some(list) = ready.get_mut(&p.customer_id) else { continue };

@@ -3,12 +3,11 @@
 
 mod common;
 
-use common::{ReadySet, customers, entry, ids};
+use common::{ReadySet, customers, entry, fair, ids};
 use pop_core::model::{Insight, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, Explanation, ReadyView, SchedulingAlgorithm};
 use pop_sched::refill::pick_checked;
 use pop_sched::{FirstInFirstOut, Priority, PriorityConfig, Registry, RoundRobin, plan_refill, refill_count};
-use serde_json::Value;
 use std::sync::Arc;
 
 #[test]
@@ -16,13 +15,13 @@ fn fifo_oldest_first_across_customers() {
     let mut set = ReadySet::new();
     set.add(entry("b", "b1", 20, 0)).add(entry("a", "a1", 10, 0)).add(entry("c", "c1", 15, 0));
     set.add(entry("a", "a2", 30, 0)).add(entry("b", "b0", 5, 0));
-    let mut state = Value::Null;
+    let mut state = AlgorithmState::new();
     let cases: Vec<(usize, Vec<&str>)> = vec![(0, vec![]), (2, vec!["b0", "a1"]), (10, vec!["c1", "b1", "a2"])];
     for (count, want) in cases {
         let got = set.pick(&FirstInFirstOut, &mut state, count, 100);
         assert_eq!(ids(&got), want, "request {count}");
     }
-    assert_eq!(state, Value::Null, "FIFO keeps no state");
+    assert_eq!(state.to_json().ok(), Some(br#"{"algorithm":"FirstInFirstOut","state":null}"#.to_vec()), "no state");
 }
 
 #[test]
@@ -30,7 +29,7 @@ fn fifo_ignores_priority_and_breaks_ties_by_agenda_id() {
     let mut set = ReadySet::new();
     set.add(entry("a", "a-new-high", 50, 9)).add(entry("a", "a-old-low", 1, 0));
     set.add(entry("b", "b-z", 10, 0)).add(entry("b", "b-a", 10, 0));
-    let got = set.pick(&FirstInFirstOut, &mut Value::Null, 4, 100);
+    let got = set.pick(&FirstInFirstOut, &mut AlgorithmState::new(), 4, 100);
     assert_eq!(ids(&got), ["a-old-low", "b-a", "b-z", "a-new-high"]);
 }
 
@@ -41,7 +40,7 @@ fn round_robin_multiple_calls_as_the_original() {
     let mut set = ReadySet::new();
     set.many("A", 5, 0, 0).many("B", 5, 100, 0).many("C", 5, 200, 0);
     let rr = RoundRobin::new();
-    let mut state = Value::Null;
+    let mut state = AlgorithmState::new();
     let rounds: Vec<Vec<&str>> =
         vec![vec!["A", "B"], vec!["C", "A"], vec!["B", "C"], vec!["A", "B", "C", "A", "B", "C"]];
     for want in rounds {
@@ -71,7 +70,7 @@ fn round_robin_table() {
         for (c, w, n) in spec {
             set.weight(c, w).many(c, n, 0, 0);
         }
-        let got = set.pick(&RoundRobin::new(), &mut Value::Null, count, 10);
+        let got = set.pick(&RoundRobin::new(), &mut AlgorithmState::new(), count, 10);
         assert_eq!(customers(&got), want, "{name}");
     }
 }
@@ -81,23 +80,23 @@ fn round_robin_state_is_small_and_idle_customers_bank_no_credit() {
     let mut set = ReadySet::new();
     set.many("A", 3, 0, 0);
     let rr = RoundRobin::new();
-    let mut state = Value::Null;
+    let mut state = AlgorithmState::new();
     // A alone takes 3 picks, then drains: everyone restarts level.
     assert_eq!(set.pick(&rr, &mut state, 3, 10).len(), 3);
-    assert_eq!(state["used"], serde_json::json!({}), "drained: no customer is ahead: {state}");
+    assert_eq!(fair(&state).customers().len(), 0, "drained: no customer is ahead: {:?}", fair(&state));
     set.many("A", 2, 100, 0).many("B", 2, 100, 0);
     assert_eq!(customers(&set.pick(&rr, &mut state, 4, 200)), ["A", "B", "A", "B"]);
 
     // B waits while A is served; B, arriving later, gets the next turn but no burst of "saved" turns.
     let mut set = ReadySet::new();
     set.many("A", 10, 0, 0);
-    let mut state = Value::Null;
+    let mut state = AlgorithmState::new();
     assert_eq!(set.pick(&rr, &mut state, 4, 10).len(), 4);
-    assert_eq!(state["used"].as_object().map(|m| m.len()), Some(1), "one entry for A: {state}");
+    assert_eq!(fair(&state).customers().collect::<Vec<_>>(), ["A"], "one entry for A");
     set.many("B", 10, 50, 0);
     assert_eq!(customers(&set.pick(&rr, &mut state, 4, 60)), ["A", "B", "A", "B"]);
-    let stored = state["used"].as_object().map(|m| m.len()).unwrap_or(usize::MAX);
-    assert!(stored <= 2, "state holds at most one entry per customer: {state}");
+    let stored = fair(&state).customers().len();
+    assert!(stored <= 2, "state holds at most one entry per customer: {:?}", fair(&state));
 }
 
 #[test]
@@ -105,10 +104,11 @@ fn round_robin_by_cost_balances_time_not_picks() {
     let mut set = ReadySet::new();
     set.many("long", 20, 0, 0).many("short", 20, 0, 0);
     set.costs = Some([("long".to_string(), 30.0), ("short".to_string(), 10.0)].into_iter().collect());
-    let got = set.pick(&RoundRobin::cost_weighted(), &mut Value::Null, 8, 10);
+    let got = set.pick(&RoundRobin::cost_weighted(), &mut AlgorithmState::new(), 8, 10);
     let long = got.iter().filter(|p| p.customer_id == "long").count();
     assert_eq!(long, 2, "a 3x costlier customer gets a third of the picks: {:?}", customers(&got));
-    let plain = ReadySet { costs: None, ..set.clone() }.pick(&RoundRobin::cost_weighted(), &mut Value::Null, 8, 10);
+    let plain =
+        ReadySet { costs: None, ..set.clone() }.pick(&RoundRobin::cost_weighted(), &mut AlgorithmState::new(), 8, 10);
     assert_eq!(plain.iter().filter(|p| p.customer_id == "long").count(), 4, "without costs: by picks");
 }
 
@@ -117,7 +117,7 @@ fn priority_highest_first_and_fair_among_equals() {
     let mut set = ReadySet::new();
     set.many("A", 3, 0, 1).many("B", 3, 0, 1).add(entry("C", "c-urgent", 50, 5));
     let algo = Priority::with_config(PriorityConfig { aging_step_ms: None, cost_weighted: false });
-    let got = set.pick(&algo, &mut Value::Null, 7, 100);
+    let got = set.pick(&algo, &mut AlgorithmState::new(), 7, 100);
     assert_eq!(customers(&got), ["C", "A", "B", "A", "B", "A", "B"]);
 }
 
@@ -127,13 +127,13 @@ fn priority_aging_lifts_old_work() {
     let mut set = ReadySet::new();
     set.add(entry("A", "old-low", 0, 0)).add(entry("B", "new-high", 4_000, 3));
     // At 4000 ms: old-low has effective priority 4 > 3.
-    assert_eq!(ids(&set.clone().pick(&algo, &mut Value::Null, 1, 4_000)), ["old-low"]);
+    assert_eq!(ids(&set.clone().pick(&algo, &mut AlgorithmState::new(), 1, 4_000)), ["old-low"]);
     // At 2500 ms: 2 < 3.
-    assert_eq!(ids(&set.clone().pick(&algo, &mut Value::Null, 1, 2_500)), ["new-high"]);
+    assert_eq!(ids(&set.clone().pick(&algo, &mut AlgorithmState::new(), 1, 2_500)), ["new-high"]);
     // Within one customer, an aged low-priority run outranks a fresh high one.
     let mut set = ReadySet::new();
     set.add(entry("A", "a-high", 9_000, 2)).add(entry("A", "a-low", 0, 0));
-    assert_eq!(ids(&set.pick(&algo, &mut Value::Null, 2, 9_000)), ["a-low", "a-high"]);
+    assert_eq!(ids(&set.pick(&algo, &mut AlgorithmState::new(), 2, 9_000)), ["a-low", "a-high"]);
     assert_eq!(algo.outranks_arrivals_after_ms(3), Some(4_000));
     assert_eq!(
         Priority::with_config(PriorityConfig { aging_step_ms: None, cost_weighted: false })
@@ -148,14 +148,14 @@ impl SchedulingAlgorithm for Custom {
     fn name(&self) -> &str {
         "NewestFirst"
     }
-    fn pick(&self, view: &ReadyView<'_>, _: &mut AlgorithmState, count: usize) -> Vec<ReadyAgenda> {
+    fn pick(&self, view: &ReadyView<'_>, _: &mut AlgorithmState, count: usize) -> pop_core::Result<Vec<ReadyAgenda>> {
         let mut all: Vec<ReadyAgenda> = view.customers.iter().flat_map(|c| c.entries.iter().cloned()).collect();
         all.sort_by_key(|b| std::cmp::Reverse(b.added));
         all.truncate(count);
-        all
+        Ok(all)
     }
-    fn explain(&self, _: &ReadyView<'_>, _: &AlgorithmState, _: &str) -> Option<Explanation> {
-        None
+    fn explain(&self, _: &ReadyView<'_>, _: &AlgorithmState, _: &str) -> pop_core::Result<Option<Explanation>> {
+        Ok(None)
     }
 }
 
@@ -202,15 +202,15 @@ impl SchedulingAlgorithm for Misbehaving {
     fn name(&self) -> &str {
         "Misbehaving"
     }
-    fn pick(&self, view: &ReadyView<'_>, _: &mut AlgorithmState, _count: usize) -> Vec<ReadyAgenda> {
+    fn pick(&self, view: &ReadyView<'_>, _: &mut AlgorithmState, _count: usize) -> pop_core::Result<Vec<ReadyAgenda>> {
         let first = view.customers[0].entries[0].clone();
         let foreign = entry("zz", "not-ready", 0, 0);
         let mut out = vec![first.clone(), first, foreign];
         out.extend(view.customers.iter().flat_map(|c| c.entries.iter().cloned()));
-        out
+        Ok(out)
     }
-    fn explain(&self, _: &ReadyView<'_>, _: &AlgorithmState, _: &str) -> Option<Explanation> {
-        None
+    fn explain(&self, _: &ReadyView<'_>, _: &AlgorithmState, _: &str) -> pop_core::Result<Option<Explanation>> {
+        Ok(None)
     }
 }
 
@@ -219,15 +219,15 @@ fn plan_refill_enforces_the_contract() {
     let mut set = ReadySet::new();
     set.many("A", 5, 0, 0).many("B", 5, 0, 0);
     set.insight.queue_size = Some(10);
-    let mut state = Value::Null;
-    let plan = plan_refill(&Misbehaving, &set.view(0), &mut state, 7);
+    let mut state = AlgorithmState::new();
+    let plan = plan_refill(&Misbehaving, &set.view(0), &mut state, 7).expect("picks");
     assert_eq!(plan.requested, 3);
     assert_eq!(ids(&plan.picks), ["A-00000", "A-00001", "A-00002"]);
     assert!(plan.rejected.iter().any(|r| r.contains("twice")), "{:?}", plan.rejected);
     assert!(plan.rejected.iter().any(|r| r.contains("not-ready") && r.contains("not in the ready set")));
     assert!(plan.rejected.iter().any(|r| r.contains("more than the 3 requested")));
-    assert_eq!(plan_refill(&Misbehaving, &set.view(0), &mut state, 10).picks.len(), 0, "full queue");
-    let plan = plan_refill(&RoundRobin::new(), &set.view(0), &mut state, 0);
+    assert_eq!(plan_refill(&Misbehaving, &set.view(0), &mut state, 10).map(|p| p.picks.len()).ok(), Some(0), "full");
+    let plan = plan_refill(&RoundRobin::new(), &set.view(0), &mut state, 0).expect("picks");
     assert_eq!(plan.picks.len(), 10);
     assert!(plan.rejected.is_empty());
 }
@@ -248,17 +248,17 @@ fn explain_positions_match_the_pick_order() {
     ];
     for algo in &algos {
         // A state with history, so that tags differ.
-        let mut state = Value::Null;
+        let mut state = AlgorithmState::new();
         let mut working = set.clone();
         working.pick(algo.as_ref(), &mut state, 3, 10);
         let view = working.view(12);
-        let order = algo.pick(&view, &mut state.clone(), usize::MAX);
+        let order = algo.pick(&view, &mut state.clone(), usize::MAX).expect("picks");
         assert_eq!(order.len(), working.len());
         for (i, p) in order.iter().enumerate() {
-            let e = algo.explain(&view, &state, &p.agenda_id).expect("in view");
+            let e = algo.explain(&view, &state, &p.agenda_id).expect("explains").expect("in view");
             assert_eq!(e.position, i, "{} {}: {}", algo.name(), p.agenda_id, e.reason);
         }
-        assert!(algo.explain(&view, &state, "nope").is_none());
+        assert!(algo.explain(&view, &state, "nope").expect("explains").is_none());
     }
 }
 
@@ -268,18 +268,18 @@ fn explain_reasons_name_the_cause() {
     set.many("A", 3, 0, 0).many("B", 3, 10, 0).add(entry("C", "c-high", 20, 5));
     let view = set.view(30);
     let prio = Priority::with_config(PriorityConfig { aging_step_ms: None, cost_weighted: false });
-    let e = prio.explain(&view, &Value::Null, "B-00001").expect("explained");
+    let e = prio.explain(&view, &AlgorithmState::new(), "B-00001").ok().flatten().expect("explained");
     assert_eq!(e.position, 4);
     assert!(e.reason.contains("behind 1 agendas of higher priority"), "{}", e.reason);
     assert!(e.reason.contains("1 customers ahead in the rotation"), "{}", e.reason);
     assert!(e.reason.contains("1 earlier agendas of equal priority from the same customer"), "{}", e.reason);
-    let e = RoundRobin::new().explain(&view, &Value::Null, "B-00001").expect("explained");
+    let e = RoundRobin::new().explain(&view, &AlgorithmState::new(), "B-00001").ok().flatten().expect("explained");
     assert_eq!(e.position, 4, "A0 B0 C A1 B1: {}", e.reason);
     assert!(e.reason.contains("2 customers ahead in the rotation"), "{}", e.reason);
-    let e = FirstInFirstOut.explain(&view, &Value::Null, "B-00001").expect("explained");
+    let e = FirstInFirstOut.explain(&view, &AlgorithmState::new(), "B-00001").ok().flatten().expect("explained");
     assert_eq!(e.position, 4);
     assert!(e.reason.contains("behind 4 older agendas"), "{}", e.reason);
-    let e = FirstInFirstOut.explain(&view, &Value::Null, "A-00000").expect("explained");
+    let e = FirstInFirstOut.explain(&view, &AlgorithmState::new(), "A-00000").ok().flatten().expect("explained");
     assert_eq!((e.position, e.reason.starts_with("next")), (0, true));
 }
 
@@ -287,6 +287,6 @@ fn explain_reasons_name_the_cause() {
 fn pick_checked_passes_a_correct_algorithm_through() {
     let mut set = ReadySet::new();
     set.many("A", 3, 0, 0);
-    let plan = pick_checked(&FirstInFirstOut, &set.view(0), &mut Value::Null, 2);
+    let plan = pick_checked(&FirstInFirstOut, &set.view(0), &mut AlgorithmState::new(), 2).expect("picks");
     assert_eq!((plan.picks.len(), plan.rejected.len()), (2, 0));
 }

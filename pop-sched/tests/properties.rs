@@ -5,10 +5,9 @@ mod common;
 
 use common::{ReadySet, entry};
 use pop_core::model::{Millis, ReadyAgenda};
-use pop_core::sched::SchedulingAlgorithm;
+use pop_core::sched::{AlgorithmState, SchedulingAlgorithm};
 use pop_sched::{FirstInFirstOut, Priority, PriorityConfig, RoundRobin};
 use proptest::prelude::*;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 
 /// Customers (weight, entries as (added, priority)).
@@ -52,7 +51,7 @@ fn run_rotation(
 ) -> (Vec<Picked>, BTreeMap<String, u32>) {
     let weights: BTreeMap<String, u32> = set.customers.iter().map(|(c, (w, _))| (c.clone(), (*w).max(1))).collect();
     let names: Vec<String> = weights.keys().cloned().collect();
-    let mut state = Value::Null;
+    let mut state = AlgorithmState::new();
     let mut log = Vec::new();
     let mut next_id = 1000;
     for (t, (count, arrivals)) in calls.iter().enumerate() {
@@ -121,7 +120,7 @@ proptest! {
         let mut all: Vec<ReadyAgenda> = set.customers.values().flat_map(|(_, l)| l.iter().cloned()).collect();
         all.sort_by(|a, b| (a.added, &a.agenda_id).cmp(&(b.added, &b.agenda_id)));
         let mut set = set;
-        let mut state = Value::Null;
+        let mut state = AlgorithmState::new();
         let mut got = Vec::new();
         for c in counts {
             got.extend(set.pick(&FirstInFirstOut, &mut state, c, 100));
@@ -153,7 +152,7 @@ proptest! {
     ) {
         let algo = Priority::with_config(PriorityConfig { aging_step_ms: step, cost_weighted: false });
         let view = set.view(now);
-        let picks = algo.pick(&view, &mut Value::Null, count);
+        let picks = algo.pick(&view, &mut AlgorithmState::new(), count).expect("picks");
         let picked: HashSet<&str> = picks.iter().map(|p| p.agenda_id.as_str()).collect();
         let best_left = set.customers.values().flat_map(|(_, l)| l.iter())
             .filter(|e| !picked.contains(e.agenda_id.as_str()))
@@ -187,7 +186,7 @@ proptest! {
         // Ticks at dt, 2dt, ... strictly before the window may bring agendas that precede the victim.
         let ticks_before = (window as i64 + dt - 1) / dt - 1;
         let bound = backlog as u64 + per_tick as u64 * ticks_before.max(0) as u64;
-        let mut state = Value::Null;
+        let mut state = AlgorithmState::new();
         let mut picks_before = 0u64;
         let mut t = 0i64;
         let mut n = 0usize;
@@ -218,10 +217,10 @@ proptest! {
     ) {
         for algo in algorithms(step) {
             let mut working = set.clone();
-            let mut state = Value::Null;
+            let mut state = AlgorithmState::new();
             working.pick(algo.as_ref(), &mut state, history, now);
             let view = working.view(now);
-            let picks = algo.pick(&view, &mut state, count);
+            let picks = algo.pick(&view, &mut state, count).expect("picks");
             prop_assert_eq!(picks.len(), count.min(working.len()), "{}", algo.name());
             let distinct: HashSet<&str> = picks.iter().map(|p| p.agenda_id.as_str()).collect();
             prop_assert_eq!(distinct.len(), picks.len(), "{} picked a duplicate", algo.name());
@@ -243,12 +242,12 @@ proptest! {
         set.costs = Some(costs.iter().enumerate().map(|(i, c)| (format!("c{i}"), *c)).collect());
         for algo in algorithms(step) {
             let mut working = set.clone();
-            let mut state = Value::Null;
+            let mut state = AlgorithmState::new();
             working.pick(algo.as_ref(), &mut state, history, now);
             let view = working.view(now);
-            let order = algo.pick(&view, &mut state.clone(), usize::MAX);
+            let order = algo.pick(&view, &mut state.clone(), usize::MAX).expect("picks");
             for (i, p) in order.iter().enumerate() {
-                let e = algo.explain(&view, &state, &p.agenda_id);
+                let e = algo.explain(&view, &state, &p.agenda_id).expect("explains");
                 prop_assert_eq!(e.map(|e| e.position), Some(i), "{} {}", algo.name(), p.agenda_id);
             }
         }

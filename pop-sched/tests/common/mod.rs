@@ -78,7 +78,8 @@ impl ReadySet {
         }
     }
 
-    /// Picks `count`, removes the picks from the set, round-tripping the state through JSON text.
+    /// Picks `count`, removes the picks from the set, round-tripping the state through its stored
+    /// JSON form (as the scheduler loop stores and loads it).
     pub fn pick(
         &mut self,
         algo: &dyn SchedulingAlgorithm,
@@ -86,12 +87,16 @@ impl ReadySet {
         count: usize,
         now: Millis,
     ) -> Vec<ReadyAgenda> {
-        let picks = algo.pick(&self.view(now), state, count);
-        let text = serde_json::to_string(state).expect("state serializes");
-        *state = serde_json::from_str(&text).expect("state parses");
+        let picks = algo.pick(&self.view(now), state, count).expect("the state reads");
+        *state = AlgorithmState::from_json(state.to_json().expect("the state encodes"));
         self.remove(&picks);
         picks
     }
+}
+
+/// The fair state in `state` (decoded as `RoundRobin` would).
+pub fn fair(state: &AlgorithmState) -> pop_sched::FairState {
+    state.state::<pop_sched::FairState>("RoundRobin", &Insight::default()).expect("a fair state").into_owned()
 }
 
 pub fn ids(picks: &[ReadyAgenda]) -> Vec<&str> {

@@ -3,12 +3,22 @@
 //! One scheduler per insight at a time across instances, held by a named store lease. Each pick is
 //! pushed to the queue (idempotent by agenda id) and only then removed from the ready set, so a crash
 //! in between at worst leaves an entry that the next run pushes again as a no-op.
+//!
+//! The algorithm's state is stored per insight (`Kind::InsightSchedule`, the document of
+//! [`AlgorithmState::to_json`]). A stored state the algorithm cannot read (`Error::Corrupt`, naming
+//! the insight, the algorithm and the bad value) does not stop the insight's scheduling: the pass
+//! logs it at warn, counts `pop_scheduler_state_errors_total{insight}`, copies the unreadable
+//! document to the record `<insight id>#corrupt-v<version>` (same kind) so the fairness history can
+//! be recovered, and only then goes on from a fresh state, which replaces the stored one. If the copy
+//! cannot be written the pass fails for that insight and leaves the stored document alone (the next
+//! pass tries again). Explain reads the state the same way and, on a corrupt one, explains from a
+//! fresh state (as the next pass will schedule), with a warning.
 
 use crate::context::Ctx;
-use pop_core::Result;
 use pop_core::model::{Customer, Insight, ReadyAgenda};
-use pop_core::sched::{CustomerReady, Explanation, ReadyView};
+use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyView, SchedulingAlgorithm};
 use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
+use pop_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -128,14 +138,54 @@ fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a>
     }
 }
 
-async fn load_state(ctx: &Ctx, insight_id: &str) -> Result<(serde_json::Value, Option<u64>)> {
+async fn load_state(ctx: &Ctx, insight_id: &str) -> Result<(AlgorithmState, Option<u64>)> {
     match ctx.store.get(Kind::InsightSchedule, insight_id).await? {
-        Some(r) => {
-            let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
-            Ok((v, Some(r.version)))
-        }
-        None => Ok((serde_json::Value::Null, None)),
+        Some(r) => Ok((AlgorithmState::from_json(r.body), Some(r.version))),
+        None => Ok((AlgorithmState::new(), None)),
     }
+}
+
+/// The record an unreadable state of `insight_id` at `version` is copied to.
+fn corrupt_copy_id(insight_id: &str, version: Option<u64>) -> String {
+    format!("{insight_id}#corrupt-v{}", version.unwrap_or(0))
+}
+
+/// Picks with the stored state; on a corrupt one, keeps a copy of it (see the module docs) and picks
+/// from a fresh state.
+async fn pick(
+    ctx: &Ctx,
+    algorithm: &dyn SchedulingAlgorithm,
+    view: &ReadyView<'_>,
+    insight_id: &str,
+    state: &mut AlgorithmState,
+    version: Option<u64>,
+    count: usize,
+) -> Result<Vec<ReadyAgenda>> {
+    let error = match algorithm.pick(view, state, count) {
+        Ok(picks) => return Ok(picks),
+        Err(e @ Error::Corrupt { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    metrics::counter!("pop_scheduler_state_errors_total", "insight" => insight_id.to_owned()).increment(1);
+    let copy_id = corrupt_copy_id(insight_id, version);
+    let body = state.to_json()?;
+    let copy =
+        Record { kind: Kind::InsightSchedule, id: copy_id.clone(), version: 1, indexes: vec![], phase: None, body };
+    match ctx.store.write(vec![WriteOp::Create(copy)]).await {
+        Ok(()) => {}
+        // This version was copied already (by an earlier pass or another instance).
+        Err(e) if e.is_conflict() => {}
+        Err(e) => {
+            tracing::warn!(insight_id, error = %error, copy = %copy_id, copy_error = %e,
+                "scheduler state unreadable and its copy could not be written; the insight is not scheduled until it is");
+            return Err(error);
+        }
+    }
+    tracing::warn!(insight_id, algorithm = algorithm.name(), error = %error, copy = %copy_id,
+        "scheduler state unreadable: kept a copy under another key and scheduling from a fresh state \
+         (the fairness history restarts)");
+    *state = AlgorithmState::new();
+    algorithm.pick(view, state, count)
 }
 
 impl Scheduler {
@@ -169,7 +219,16 @@ impl Scheduler {
             return Ok(0);
         }
         let (mut state, version) = load_state(&ctx, insight_id).await?;
-        let picks = algorithm.pick(&view(insight, &snap, now), &mut state, free);
+        let view = view(insight, &snap, now);
+        let picks = pick(&ctx, algorithm.as_ref(), &view, insight_id, &mut state, version, free).await?;
+        if let Some(from) = state.discarded_from() {
+            tracing::info!(
+                insight_id,
+                algorithm = algorithm.name(),
+                previous = from,
+                "the insight's algorithm changed and the previous one's state does not fit it: starting afresh"
+            );
+        }
         // One push of the whole refill (one transaction on sled, concurrent requests on DynamoDB).
         ctx.queue.push_many(insight_id, picks.clone(), now).await?;
         let mut removals = Vec::with_capacity(picks.len());
@@ -182,7 +241,7 @@ impl Scheduler {
         if !removals.is_empty() {
             ctx.store.write(removals).await?;
         }
-        let body = serde_json::to_vec(&state).map_err(|e| pop_core::Error::backend("codec", e))?;
+        let body = state.to_json()?;
         let record = Record {
             kind: Kind::InsightSchedule,
             id: insight_id.to_owned(),
@@ -196,7 +255,7 @@ impl Scheduler {
             None => WriteOp::Create(record),
         };
         if let Err(e) = ctx.store.write(vec![op]).await {
-            tracing::debug!(insight_id, error = %e, "scheduler state not saved");
+            tracing::warn!(insight_id, error = %e, "scheduler state not saved; the next pass starts from the last saved one");
         }
         if !picks.is_empty() {
             tracing::debug!(insight_id, queued = picks.len(), algorithm = algorithm.name(), "queue refilled");
@@ -230,5 +289,15 @@ pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Res
     let algorithm = ctx.algorithms.for_insight(&insight)?;
     let snap = read_ready(ctx, &mut WeightCache::default(), insight_id).await?;
     let (state, _) = load_state(ctx, insight_id).await?;
-    Ok(algorithm.explain(&view(&insight, &snap, ctx.now()), &state, agenda_id))
+    let view = view(&insight, &snap, ctx.now());
+    match algorithm.explain(&view, &state, agenda_id) {
+        Err(e @ Error::Corrupt { .. }) => {
+            tracing::warn!(insight_id, error = %e, "scheduler state unreadable: explaining from a fresh state");
+            algorithm.explain(&view, &AlgorithmState::new(), agenda_id)
+        }
+        other => other,
+    }
 }
+
+#[cfg(test)]
+mod tests;

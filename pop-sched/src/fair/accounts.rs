@@ -1,0 +1,419 @@
+//! [`Accounts`]: the per-call accounts of a view's customers, read from the [`FairState`] and
+//! written back (the state walk and merge).
+//!
+//! Cost per call: the view's customers and the stored map are both sorted by customer id, so they
+//! are walked together, one id comparison per customer; only the entries that change (picked
+//! customers, joiners, leavers, idle entries falling behind the round) are written back, each an
+//! O(log customers) map operation. A view that is not sorted takes the general path, which looks
+//! every customer up and rewrites every entry; both give the same state (`fair::tests` runs them
+//! side by side).
+
+use super::state::Entry;
+use super::{FairState, Ratio};
+use pop_core::sched::ReadyView;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Cost units charged for one pick of an average agenda.
+pub(crate) const UNIT: u64 = 1000;
+const MAX_CHARGE: f64 = 1.0e9;
+
+/// What a pick costs each customer: [`UNIT`] for everyone, or per customer with cost weighting.
+enum Charges {
+    Uniform,
+    PerCustomer(Vec<u64>),
+}
+
+/// How the accounts were read from the state, and so how they are written back.
+enum Link {
+    /// The view and the stored map were walked together, both sorted: a customer in neither
+    /// `dirty` nor the picked list keeps its stored entry as it is, so the write-back touches only
+    /// `dirty` (joiners, weight or tag changes, customers without entries), the picked customers and
+    /// `others` (stored customers not in the view: key, tag, whether it is marked backlogged and so
+    /// changes when marked idle).
+    Fast { dirty: Vec<u32>, others: Vec<(String, Ratio, bool)> },
+    /// The view is not sorted by customer id: every entry is read and rewritten.
+    General,
+}
+
+/// Per-call accounts of the view's customers (indexed like `view.customers`).
+pub(crate) struct Accounts {
+    /// Smallest tag of a backlogged customer at the end of the previous call.
+    v: Ratio,
+    /// Largest tag of a backlogged customer at the end of the previous call: the back of the round.
+    round_end: Ratio,
+    /// Next value of the sequence that orders equal tags (first to reach a tag, first served).
+    next_seq: u64,
+    pub(crate) used: Vec<u64>,
+    pub(crate) weight: Vec<u64>,
+    charge: Charges,
+    /// When each customer's tag was last set (ties between equal tags go to the earlier).
+    pub(crate) seq: Vec<u64>,
+    link: Link,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: read and write the state through the general path only.
+    pub(crate) static FORCE_GENERAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn force_general() -> bool {
+    #[cfg(test)]
+    {
+        FORCE_GENERAL.with(std::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
+/// Byte equality of two ids, inlined (ids are short: a call to `memcmp` per customer costs more
+/// than the comparison).
+#[inline]
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let (mut p, mut q) = ([0u8; 8], [0u8; 8]);
+        p.copy_from_slice(x);
+        q.copy_from_slice(y);
+        if u64::from_ne_bytes(p) != u64::from_ne_bytes(q) {
+            return false;
+        }
+    }
+    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+}
+
+/// `max(r.scaled_ceil(w), floor.scaled_ceil(w))`, without dividing when `r` is at least `floor`.
+fn ceil_max(r: Ratio, floor: Ratio, w: u64) -> u64 {
+    if floor.cmp_to(&r) == Ordering::Greater { r.scaled_ceil(w).max(floor.scaled_ceil(w)) } else { r.scaled_ceil(w) }
+}
+
+/// Writes customer `id`'s entry, in place when it has one.
+fn upsert(map: &mut BTreeMap<String, Entry>, id: &str, entry: Entry) {
+    match map.get_mut(id) {
+        Some(slot) => *slot = entry,
+        None => {
+            map.insert(id.to_owned(), entry);
+        }
+    }
+}
+
+impl Accounts {
+    /// Reads the accounts of `view`'s customers from `state`: O(customers + stored entries), one
+    /// comparison of customer ids per customer when the view and the state list the same customers.
+    ///
+    /// A customer backlogged at the end of the previous call keeps its tag; one that (re)joins since
+    /// starts at the back of the current round (the largest tag of a backlogged customer), or at its
+    /// own stored tag if that is later, as the original's rotation served newcomers after the customers
+    /// already pending.
+    pub(crate) fn load(view: &ReadyView<'_>, state: &FairState, cost_weighted: bool) -> Self {
+        let v = state.virtual_time;
+        let round_end = state.round_end.max(v);
+        let next_seq = state.seq;
+        let charge = charges(view, cost_weighted);
+        if !force_general() {
+            if let Some(acc) = Self::load_sorted(view, state, v, round_end, next_seq) {
+                return Self { charge, ..acc };
+            }
+        }
+        Self { charge, ..Self::load_general(view, state, v, round_end, next_seq) }
+    }
+
+    /// The fast path of [`Accounts::load`]: walks the view and the (sorted) stored map together.
+    /// `None` when the view turns out not to be sorted by customer id.
+    fn load_sorted(
+        view: &ReadyView<'_>,
+        state: &FairState,
+        v: Ratio,
+        round_end: Ratio,
+        mut next_seq: u64,
+    ) -> Option<Self> {
+        let n = view.customers.len();
+        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut dirty, mut others) = (Vec::new(), Vec::new());
+        let mut it = state.used.iter();
+        let mut pending = it.next();
+        let mut prev: Option<&str> = None;
+        let mut prev_matched = true;
+        for (i, c) in view.customers.iter().enumerate() {
+            let id = c.customer_id;
+            let w = u64::from(c.weight.max(1));
+            let mut stored = None;
+            let mut matched = false;
+            while let Some((k, e)) = pending {
+                if same_id(k, id) {
+                    stored = Some(*e);
+                    matched = true;
+                    pending = it.next();
+                    break;
+                }
+                if k.as_str() > id {
+                    break;
+                }
+                others.push((k.clone(), e.tag(), e.backlogged));
+                pending = it.next();
+            }
+            // Two matched neighbours are in order because the map is; any other pair is checked.
+            if !(matched && prev_matched) && prev.is_some_and(|p| p >= id) {
+                return None;
+            }
+            prev = Some(id);
+            prev_matched = matched;
+            let (u, s, clean) = match stored {
+                Some(e) if e.backlogged => {
+                    let r = e.tag();
+                    let u = ceil_max(r, v, w);
+                    (u, e.seq, r.num == u && r.den == w)
+                }
+                Some(e) => {
+                    // (Re)joining: at the back of the round, after everyone already there.
+                    next_seq += 1;
+                    (ceil_max(e.tag(), round_end, w), next_seq - 1, false)
+                }
+                None => {
+                    next_seq += 1;
+                    (round_end.scaled_ceil(w), next_seq - 1, false)
+                }
+            };
+            if !clean || c.entries.is_empty() {
+                dirty.push(i as u32);
+            }
+            used.push(u);
+            weight.push(w);
+            seq.push(s);
+        }
+        while let Some((k, e)) = pending {
+            others.push((k.clone(), e.tag(), e.backlogged));
+            pending = it.next();
+        }
+        Some(Self {
+            v,
+            round_end,
+            next_seq,
+            used,
+            weight,
+            charge: Charges::Uniform,
+            seq,
+            link: Link::Fast { dirty, others },
+        })
+    }
+
+    /// The general path of [`Accounts::load`]: any order of the view.
+    fn load_general(view: &ReadyView<'_>, state: &FairState, v: Ratio, round_end: Ratio, mut next_seq: u64) -> Self {
+        let weight: Vec<u64> = view.customers.iter().map(|c| u64::from(c.weight.max(1))).collect();
+        let mut seq = Vec::with_capacity(weight.len());
+        let used = view
+            .customers
+            .iter()
+            .zip(&weight)
+            .map(|(c, &w)| match state.used.get(c.customer_id) {
+                Some(e) if e.backlogged => {
+                    seq.push(e.seq);
+                    e.tag().scaled_ceil(w).max(v.scaled_ceil(w))
+                }
+                Some(e) => {
+                    seq.push(next_seq);
+                    next_seq += 1;
+                    e.tag().scaled_ceil(w).max(round_end.scaled_ceil(w))
+                }
+                None => {
+                    seq.push(next_seq);
+                    next_seq += 1;
+                    round_end.scaled_ceil(w)
+                }
+            })
+            .collect();
+        Self { v, round_end, next_seq, used, weight, charge: Charges::Uniform, seq, link: Link::General }
+    }
+
+    /// What customer `i` pays per pick.
+    pub(crate) fn charge(&self, i: usize) -> u64 {
+        match &self.charge {
+            Charges::Uniform => UNIT,
+            Charges::PerCustomer(c) => c[i],
+        }
+    }
+
+    /// The start tag of customer `i`.
+    pub(crate) fn start(&self, i: usize) -> Ratio {
+        Ratio { num: self.used[i], den: self.weight[i] }
+    }
+
+    /// The finish tag of customer `i` after `k` more picks.
+    pub(crate) fn finish(&self, i: usize, k: u64) -> Ratio {
+        Ratio { num: self.used[i].saturating_add(k.saturating_mul(self.charge(i))), den: self.weight[i] }
+    }
+
+    /// Charges customer `i` for one pick.
+    pub(crate) fn charge_pick(&mut self, i: usize) {
+        self.used[i] = self.used[i].saturating_add(self.charge(i));
+        self.seq[i] = self.next_seq;
+        self.next_seq += 1;
+    }
+
+    /// The entry of view customer `i`.
+    fn entry(&self, i: usize, backlogged: bool) -> Entry {
+        Entry { used: self.used[i], weight: self.weight[i], backlogged, seq: self.seq[i] }
+    }
+
+    /// Writes the accounts back: the virtual time, the back of the round, and an entry per
+    /// backlogged customer and per idle customer still ahead of the round.
+    ///
+    /// `picked` lists each customer picked in this call (by index, each once) and whether it still
+    /// has entries left; every other customer is backlogged exactly when it has entries in the view.
+    /// On the fast path this is O(customers) comparisons of tags plus O(log customers) per entry
+    /// that changes (the picked customers, joiners and leavers).
+    pub(crate) fn store(&self, view: &ReadyView<'_>, state: &mut FairState, picked: &[(usize, bool)]) {
+        let mut picked = picked.to_vec();
+        picked.sort_unstable_by_key(|&(i, _)| i);
+        match &self.link {
+            Link::Fast { dirty, others } => self.store_sorted(view, state, &picked, dirty, others),
+            Link::General => {
+                let mut now: Vec<bool> = view.customers.iter().map(|c| !c.entries.is_empty()).collect();
+                for &(i, b) in &picked {
+                    now[i] = b;
+                }
+                self.store_general(view, state, &now);
+            }
+        }
+    }
+
+    /// The smallest and largest start tags of backlogged customers, the first in view order on ties.
+    fn tag_range(&self, view: &ReadyView<'_>, mut now: impl FnMut(usize) -> bool) -> Option<(Ratio, Ratio)> {
+        let mut range: Option<(Ratio, Ratio)> = None;
+        for i in (0..view.customers.len()).filter(|&i| now(i)) {
+            let s = self.start(i);
+            range = Some(match range {
+                None => (s, s),
+                Some((lo, hi)) => (if s.cmp_to(&lo) == Ordering::Less { s } else { lo }, hi.max(s)),
+            });
+        }
+        range
+    }
+
+    fn header(&self, v_end: Ratio, round_end: Ratio, state: &mut FairState) {
+        state.virtual_time = v_end;
+        state.round_end = round_end;
+        state.seq = self.next_seq;
+    }
+
+    /// The fast path of [`Accounts::store`]: same result as the general path, touching only the
+    /// entries that change.
+    fn store_sorted(
+        &self,
+        view: &ReadyView<'_>,
+        state: &mut FairState,
+        picked: &[(usize, bool)],
+        dirty: &[u32],
+        others: &[(String, Ratio, bool)],
+    ) {
+        // Backlogged now: has entries, unless picked and drained (`drained` sorted by index).
+        let drained: Vec<usize> = picked.iter().filter(|&&(_, b)| !b).map(|&(i, _)| i).collect();
+        let mut d = 0;
+        let range = self.tag_range(view, |i| {
+            while d < drained.len() && drained[d] < i {
+                d += 1;
+            }
+            !view.customers[i].entries.is_empty() && drained.get(d) != Some(&i)
+        });
+        let (v_end, round_end) = match range {
+            Some((lo, hi)) => (self.v.max(lo), hi.max(self.v.max(lo))),
+            None => {
+                // Nobody waits: everyone restarts level with the furthest-ahead customer (stored
+                // entries taken in key order, as the general path does).
+                let mut v = self.v.max(self.round_end);
+                let mut j = 0;
+                for (i, c) in view.customers.iter().enumerate() {
+                    while j < others.len() && others[j].0.as_str() < c.customer_id {
+                        v = v.max(others[j].1);
+                        j += 1;
+                    }
+                    v = v.max(self.start(i));
+                }
+                for (_, r, _) in &others[j..] {
+                    v = v.max(*r);
+                }
+                (v, v)
+            }
+        };
+        let map = &mut state.used;
+        let mut write = |i: usize, now: bool| {
+            let id = view.customers[i].customer_id;
+            if now || self.start(i).cmp_to(&round_end) == Ordering::Greater {
+                upsert(map, id, self.entry(i, now));
+            } else {
+                map.remove(id);
+            }
+        };
+        for &(i, now) in picked {
+            write(i, now);
+        }
+        for &i in dirty {
+            let i = i as usize;
+            if picked.binary_search_by_key(&i, |&(j, _)| j).is_err() {
+                write(i, !view.customers[i].entries.is_empty());
+            }
+        }
+        for (k, r, backlogged) in others {
+            if r.cmp_to(&round_end) == Ordering::Greater {
+                if *backlogged {
+                    if let Some(e) = map.get_mut(k.as_str()) {
+                        e.backlogged = false;
+                    }
+                }
+            } else {
+                map.remove(k.as_str());
+            }
+        }
+        self.header(v_end, round_end, state);
+    }
+
+    /// The general path of [`Accounts::store`]: rewrites every entry. O(customers + entries).
+    fn store_general(&self, view: &ReadyView<'_>, state: &mut FairState, now: &[bool]) {
+        let map = &mut state.used;
+        let ids: std::collections::HashSet<&str> = view.customers.iter().map(|c| c.customer_id).collect();
+        for (k, e) in map.iter_mut() {
+            if !ids.contains(k.as_str()) {
+                e.backlogged = false;
+            }
+        }
+        for (i, c) in view.customers.iter().enumerate() {
+            upsert(map, c.customer_id, self.entry(i, now[i]));
+        }
+        let (v_end, round_end) = match self.tag_range(view, |i| now[i]) {
+            Some((lo, hi)) => (self.v.max(lo), hi.max(self.v.max(lo))),
+            None => {
+                // Nobody waits: everyone restarts level with the furthest-ahead customer.
+                let v = map.values().fold(self.v.max(self.round_end), |v, e| v.max(e.tag()));
+                (v, v)
+            }
+        };
+        map.retain(|_, e| e.backlogged || e.tag().cmp_to(&round_end) == Ordering::Greater);
+        self.header(v_end, round_end, state);
+    }
+}
+
+fn charges(view: &ReadyView<'_>, cost_weighted: bool) -> Charges {
+    let Some(costs) = view.costs.filter(|_| cost_weighted) else {
+        return Charges::Uniform;
+    };
+    let known: Vec<Option<f64>> = view
+        .customers
+        .iter()
+        .map(|c| costs.get(c.customer_id).copied().filter(|x| x.is_finite() && *x > 0.0))
+        .collect();
+    let (sum, cnt) = known.iter().flatten().fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if cnt == 0 {
+        return Charges::Uniform;
+    }
+    let mean = sum / cnt as f64;
+    Charges::PerCustomer(
+        known.iter().map(|k| (k.unwrap_or(mean) / mean * UNIT as f64).round().clamp(1.0, MAX_CHARGE) as u64).collect(),
+    )
+}

@@ -1,0 +1,211 @@
+//! A customer's runs of equal priority (its list is sorted priority desc, added asc), found by binary
+//! search and, for many customers, in lockstep; and the effective priority of an entry with aging.
+
+use pop_core::model::{Millis, ReadyAgenda};
+
+/// The runs of equal priority of one customer's entries (sorted priority desc, added asc), as
+/// half-open index ranges, highest priority first.
+pub(crate) fn runs(entries: &[ReadyAgenda], out: &mut Vec<(usize, usize)>) {
+    let Some(last) = entries.last().map(|e| e.priority) else { return };
+    let len = entries.len();
+    let mut start = 0;
+    loop {
+        let p = entries[start].priority;
+        if p <= last {
+            // The last run (or, in an unsorted list, the rest as one run).
+            out.push((start, len));
+            return;
+        }
+        // Binary search between the run's start and the last entry, which is of lower priority
+        // (the same probes as `for_each_runs`).
+        let (mut lo, mut hi) = (start + 1, len - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if entries[mid].priority >= p {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        out.push((start, lo));
+        start = lo;
+    }
+}
+
+/// How many lists [`for_each_runs`] searches in lockstep.
+const LANES: usize = 16;
+
+/// A run search in progress (see [`for_each_runs`]).
+#[derive(Clone, Copy, Default)]
+struct Search {
+    len: usize,
+    last: i32,
+    /// Start and priority of the run whose end is searched in `lo..hi`.
+    start: usize,
+    p: i32,
+    lo: usize,
+    hi: usize,
+    done: bool,
+}
+
+/// Calls `f(i, runs)` with the runs of every list (as [`runs`] finds them), in list order.
+///
+/// The lists are searched sixteen at a time in lockstep, one probe of each per round, so that the
+/// memory reads of different customers overlap instead of waiting for each other: the probes of a
+/// binary search in a large ready set mostly miss the cache.
+pub(crate) fn for_each_runs<'a>(
+    lists: impl Iterator<Item = &'a [ReadyAgenda]>,
+    mut f: impl FnMut(usize, &'a [ReadyAgenda], &[(usize, usize)]),
+) {
+    let mut lists = lists.enumerate();
+    let empty: &[ReadyAgenda] = &[];
+    let mut lanes = [(0usize, empty); LANES];
+    let mut out: [Vec<(usize, usize)>; LANES] = Default::default();
+    let mut st = [Search::default(); LANES];
+    loop {
+        let mut used = 0;
+        for (slot, list) in lanes.iter_mut().zip(lists.by_ref()) {
+            *slot = list;
+            used += 1;
+        }
+        if used == 0 {
+            return;
+        }
+        let batch = &lanes[..used];
+        for (g, &(_, entries)) in batch.iter().enumerate() {
+            out[g].clear();
+            let s = &mut st[g];
+            let Some(last) = entries.last().map(|e| e.priority) else {
+                s.done = true;
+                continue;
+            };
+            let p = entries[0].priority;
+            *s = Search { len: entries.len(), last, start: 0, p, lo: 1, hi: entries.len() - 1, done: false };
+            if p <= last {
+                out[g].push((0, s.len));
+                s.done = true;
+            }
+        }
+        loop {
+            let mut active = false;
+            for (g, &(_, entries)) in batch.iter().enumerate() {
+                let s = &mut st[g];
+                if s.done {
+                    continue;
+                }
+                active = true;
+                if s.lo < s.hi {
+                    let mid = s.lo + (s.hi - s.lo) / 2;
+                    let ge = entries[mid].priority >= s.p;
+                    s.lo = if ge { mid + 1 } else { s.lo };
+                    s.hi = if ge { s.hi } else { mid };
+                } else {
+                    // The run ends at `lo`; the next starts there.
+                    out[g].push((s.start, s.lo));
+                    s.start = s.lo;
+                    s.p = entries[s.start].priority;
+                    if s.p <= s.last {
+                        out[g].push((s.start, s.len));
+                        s.done = true;
+                    } else {
+                        s.lo = s.start + 1;
+                        s.hi = s.len - 1;
+                    }
+                }
+            }
+            if !active {
+                break;
+            }
+        }
+        for (g, &(i, entries)) in batch.iter().enumerate() {
+            f(i, entries, &out[g]);
+        }
+    }
+}
+
+/// Effective priority: priority plus one level per `step_ms` waited (none without aging).
+#[inline]
+pub(crate) fn effective(entry: &ReadyAgenda, now: Millis, step_ms: Option<u64>) -> i64 {
+    let base = i64::from(entry.priority);
+    match step_ms {
+        Some(step) if step > 0 => {
+            let wait = now.saturating_sub(entry.added).max(0) as u64;
+            base.saturating_add((wait / step).min(i64::MAX as u64) as i64)
+        }
+        _ => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fair::tests::Rng;
+
+    fn naive(priorities: &[i32]) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for (i, p) in priorities.iter().enumerate() {
+            match out.last_mut() {
+                Some((s, e)) if priorities[*s] == *p => *e = i + 1,
+                _ => out.push((i, i + 1)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn runs_match_a_linear_scan() {
+        let cases: Vec<Vec<i32>> = vec![
+            vec![],
+            vec![0],
+            vec![3, 3, 3],
+            vec![3, 2, 1, 0],
+            vec![5, 5, 5, 5, 5, 5, 5, 5, 5, 4],
+            vec![9, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0],
+            (0..100).map(|i| 3 - i / 25).collect(),
+            (0..37).map(|i| 10 - i / 3).collect(),
+        ];
+        for priorities in cases {
+            let entries: Vec<ReadyAgenda> =
+                priorities.iter().map(|&priority| ReadyAgenda { priority, ..ReadyAgenda::default() }).collect();
+            let mut got = Vec::new();
+            runs(&entries, &mut got);
+            assert_eq!(got, naive(&priorities), "{priorities:?}");
+        }
+    }
+
+    #[test]
+    fn runs_in_lockstep_match_runs_one_by_one() {
+        let mut rng = Rng(7);
+        let lists: Vec<Vec<ReadyAgenda>> = (0..53)
+            .map(|n| {
+                let len = rng.below(40) as usize;
+                let mut p: Vec<i32> = (0..len).map(|_| rng.below(1 + n % 5) as i32).collect();
+                if n % 7 != 3 {
+                    p.sort_unstable_by(|a, b| b.cmp(a));
+                }
+                p.into_iter().map(|priority| ReadyAgenda { priority, ..ReadyAgenda::default() }).collect()
+            })
+            .collect();
+        let mut seen = 0;
+        for_each_runs(lists.iter().map(Vec::as_slice), |i, entries, got| {
+            assert_eq!(i, seen);
+            seen += 1;
+            assert_eq!(entries.len(), lists[i].len());
+            let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
+            let mut one = Vec::new();
+            runs(entries, &mut one);
+            assert_eq!(got, one, "list {i}: lockstep and one by one");
+            if priorities.is_sorted_by(|a, b| a >= b) {
+                assert_eq!(got, naive(&priorities), "list {i}");
+            }
+            // Sorted or not, the runs cover the list in order, each non-empty.
+            let mut at = 0;
+            for &(s, e) in got {
+                assert!(s == at && e > s, "list {i}: {got:?}");
+                at = e;
+            }
+            assert_eq!(at, entries.len(), "list {i}: {got:?}");
+        });
+        assert_eq!(seen, lists.len());
+    }
+}
