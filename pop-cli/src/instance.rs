@@ -93,7 +93,7 @@ pub async fn run(cmd: InstanceCommand) -> CliResult {
             let mut ids = Vec::new();
             for (path, a) in parsed {
                 let stored = pop.agendas().submit(&su, a).await.map_err(|e| CliError::context(path.display(), e))?;
-                ids.push(stored.id.unwrap_or_default());
+                ids.push(stored.id.ok_or_else(|| CliError::context(path.display(), "the stored agenda has no id"))?);
             }
             pop.start_all(embedded::worker());
             let finals = follow(&pop, &ids).await?;

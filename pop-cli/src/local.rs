@@ -60,3 +60,37 @@ pub fn expand(template: &Path, payload: &Path) -> CliResult {
     print_json(&agenda)?;
     Ok(Outcome::Success)
 }
+
+/// The output of `pop graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// JSON: nodes (name, type, layer, generated parent), edges (from, to, kind), cycles, unresolved names.
+    Json,
+}
+
+/// `pop graph AGENDA`: the agenda's dependency graph; exit 1 when it has cycles or unresolved names
+/// (the graph is printed anyway, with them marked).
+pub fn graph(path: &Path, format: GraphFormat) -> CliResult {
+    let agenda: pop::core::model::Agenda = serde_json::from_value(read_json(path)?)
+        .map_err(|e| CliError::context(format!("{}: not an agenda", path.display()), e))?;
+    let graph = pop::core::dag::AgendaGraph::new(&agenda);
+    let doc = graph.document();
+    match format {
+        GraphFormat::Dot => print!("{}", graph.to_dot()),
+        GraphFormat::Json => print_json(&doc)?,
+    }
+    for c in &doc.cycles {
+        eprintln!("{}: cycle: {} (each depends on the next)", path.display(), c.join(" -> "));
+    }
+    for u in &doc.unresolved {
+        eprintln!(
+            "{}: operation {}: depends on {}, which the agenda does not have",
+            path.display(),
+            u.operation,
+            u.name
+        );
+    }
+    Ok(Outcome::from_ok(doc.cycles.is_empty() && doc.unresolved.is_empty()))
+}

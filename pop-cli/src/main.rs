@@ -38,6 +38,15 @@ enum Command {
         /// The document.
         document: PathBuf,
     },
+    /// Print an agenda's dependency graph: DOT (Graphviz; `pop graph a.json | dot -Tsvg`) or JSON
+    /// (nodes with their topological layer, edges by kind: reference, dependsOn, generated).
+    Graph {
+        /// The agenda file.
+        agenda: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = local::GraphFormat::Dot)]
+        format: local::GraphFormat,
+    },
     /// Expand an agenda template with a payload.
     Expand {
         /// The template file.
@@ -55,6 +64,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => local::validate(&files),
         Command::Resolve { context, document } => local::resolve(&context, &document),
         Command::Expand { template, payload } => local::expand(&template, &payload),
+        Command::Graph { agenda, format } => local::graph(&agenda, format),
         Command::Instance(cmd) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(instance::run(*cmd)),
             Err(e) => Err(error::CliError::context("cannot start the async runtime", e)),

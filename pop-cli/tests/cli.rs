@@ -121,3 +121,39 @@ fn run_the_65_operation_sample_agenda() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn graph_prints_dot_and_json_and_fails_on_a_cycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = tmp.path().join("ok.json");
+    std::fs::write(
+        &ok,
+        r#"{"operations": [
+            {"name": "probe", "type": "t", "payload": {}},
+            {"name": "encode", "type": "t", "payload": {"in": "@<probe.out::/file>"}},
+            {"name": "pack", "type": "t", "payload": {}, "params": {"dependsOn": "encode,probe"}}
+        ]}"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(pop().arg("graph").arg(&ok));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("digraph"), "{out}");
+    assert_eq!(out.matches("->").count(), 3, "{out}");
+    let (code, out, _) = run(pop().args(["graph", "--format", "json"]).arg(&ok));
+    assert_eq!(code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let layers: Vec<u64> = doc["nodes"].as_array().unwrap().iter().map(|n| n["layer"].as_u64().unwrap()).collect();
+    assert_eq!(layers, vec![0, 1, 2]);
+    let cyclic = tmp.path().join("cyclic.json");
+    std::fs::write(
+        &cyclic,
+        r#"{"operations": [
+            {"name": "a", "type": "t", "payload": {"x": "@<b.out>"}},
+            {"name": "b", "type": "t", "payload": {"x": "@<a.out>"}}
+        ]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(pop().arg("graph").arg(&cyclic));
+    assert_eq!(code, 1);
+    assert!(err.contains("cycle: a -> b") || err.contains("cycle: b -> a"), "{err}");
+}

@@ -105,7 +105,9 @@ pub fn stamp_operation(
 /// is refused with `Invalid` naming the operation and the field, so a pool can write only the rows of
 /// the agenda it holds.
 pub fn check_reported_row(row: &OperationProgress, stored: &AgendaProgress) -> Result<()> {
-    let progress_id = stored.id.as_deref().unwrap_or_default();
+    let Some(progress_id) = stored.id.as_deref() else {
+        return Err(Error::invalid("rows reported for an agenda progress without an id"));
+    };
     let Some(name) = row.operation.as_deref().filter(|n| !n.is_empty()) else {
         return Err(Error::problems(vec![
             Problem::new("an operation progress row without its operation name").field("operation"),

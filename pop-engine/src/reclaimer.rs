@@ -84,18 +84,28 @@ async fn reclaim(ctx: &Ctx) -> Result<ReclaimReport> {
     Ok(report)
 }
 
+/// Acknowledges an expired lease whose agenda has nothing left to run.
+async fn drop_lease(ctx: &Ctx, lease: &Lease, why: &str) {
+    if let Err(e) = ctx.queue.ack(&lease.token).await {
+        tracing::warn!(agenda_id = %lease.token.agenda_id, error = %e, "could not drop an expired lease ({why}); the next pass tries again");
+    }
+}
+
 /// `Some(true)` failed for good, `Some(false)` re-queued, `None` nothing to do.
 async fn reclaim_lease(ctx: &Ctx, lease: &Lease) -> Result<Option<bool>> {
     let agenda_id = &lease.token.agenda_id;
     let Some(agenda) = ctx.store.get_obj::<Agenda>(agenda_id).await? else {
-        let _ = ctx.queue.ack(&lease.token).await;
+        drop_lease(ctx, lease, "its agenda no longer exists").await;
         return Ok(None);
     };
-    let Some(progress_id) = agenda.progress_id.clone() else { return Ok(None) };
+    let Some(progress_id) = agenda.progress_id.clone() else {
+        drop_lease(ctx, lease, "its agenda has no progress").await;
+        return Ok(None);
+    };
     loop {
         let mut p: AgendaProgress = ctx.store.fetch(&progress_id).await?;
         if p.processing_state == ProcessingState::Complete {
-            let _ = ctx.queue.ack(&lease.token).await;
+            drop_lease(ctx, lease, "its agenda is complete").await;
             return Ok(None);
         }
         let out_of_attempts = count_lost_attempt(ctx, &mut p, &format!("lease epoch {} expired", lease.token.epoch));
@@ -181,7 +191,10 @@ async fn repair(ctx: &Ctx) -> Result<ReclaimReport> {
             if agenda.do_not_run() {
                 continue;
             }
-            let insight_id = agenda.insight_id().unwrap_or_default();
+            let Some(insight_id) = agenda.insight_id() else {
+                tracing::warn!(agenda_id, "repair: a waiting agenda without an insight cannot be re-queued");
+                continue;
+            };
             if ctx.store.ready_get(agenda_id).await?.is_some() || ctx.queue.contains(insight_id, agenda_id).await? {
                 continue;
             }

@@ -50,7 +50,7 @@ pub(crate) async fn reset(
     mut progress: AgendaProgress,
     options: &RerunOptions,
 ) -> Result<AgendaProgress> {
-    let agenda_id = agenda.id.clone().unwrap_or_default();
+    let agenda_id = agenda.id.clone().ok_or_else(|| Error::invalid("a rerun of an agenda without an id"))?;
     let seeds: BTreeSet<String> = if options.continue_ && !options.reset_all && options.operations_to_reset.is_empty() {
         BTreeSet::new()
     } else if !options.operations_to_reset.is_empty() && !options.reset_all {
@@ -89,13 +89,13 @@ pub(crate) async fn reset(
     let mut writes = Vec::new();
     let mut kept_ops = Vec::new();
     for mut op in std::mem::take(&mut progress.operation_progress) {
-        let name = op.operation.clone().unwrap_or_default();
+        let (Some(name), Some(id)) = (op.operation.clone(), op.id.clone()) else {
+            tracing::warn!(agenda_id, row = ?op.id, "an operation progress row without its operation name or id; left as it is");
+            kept_ops.push(op);
+            continue;
+        };
         if plan.delete.contains(&name) {
-            writes.push(WriteOp::Delete {
-                kind: Kind::OperationProgress,
-                id: op.id.clone().unwrap_or_default(),
-                expected_version: None,
-            });
+            writes.push(WriteOp::Delete { kind: Kind::OperationProgress, id, expected_version: None });
             continue;
         }
         if plan.reset.contains(&name) {

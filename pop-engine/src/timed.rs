@@ -264,8 +264,12 @@ async fn retry_once(ctx: &Ctx, config: &RetryConfig, stats: &TimedStats) -> Resu
             report.ids.push(agenda_id);
             continue;
         }
-        let Some(agenda) = ctx.store.get_obj::<Agenda>(&agenda_id).await? else { continue };
-        let full = ctx.progress_full(p.id.as_deref().unwrap_or_default()).await?;
+        let Some(agenda) = ctx.store.get_obj::<Agenda>(&agenda_id).await? else {
+            tracing::warn!(agenda_id, "automatic retry: the agenda of a failed progress no longer exists; skipped");
+            continue;
+        };
+        let Some(progress_id) = p.id.as_deref() else { continue };
+        let full = ctx.progress_full(progress_id).await?;
         let options = RerunOptions { continue_: true, ..Default::default() };
         match crate::rerun::reset(ctx, agenda, full, &options).await {
             Ok(_) => {
@@ -348,14 +352,17 @@ async fn reap_one(
     batch: &mut Vec<WriteOp>,
     stats: &TimedStats,
 ) -> Result<()> {
-    let agenda_id = p.agenda_id.clone().unwrap_or_default();
-    let progress_id = p.id.clone().unwrap_or_default();
+    let Some(progress_id) = p.id.clone() else { return Ok(()) };
+    let Some(agenda_id) = p.agenda_id.clone() else {
+        tracing::warn!(progress_id, "data reaper: a finished agenda progress without an agendaId; left alone");
+        return Ok(());
+    };
     // queued or ready work is never reaped, whatever its progress says
     if ctx.store.ready_get(&agenda_id).await?.is_some() {
         return Ok(());
     }
-    if let Some(a) = ctx.store.get_obj::<Agenda>(&agenda_id).await? {
-        if ctx.queue.contains(a.insight_id().unwrap_or_default(), &agenda_id).await? {
+    if let Some(insight_id) = ctx.store.get_obj::<Agenda>(&agenda_id).await?.as_ref().and_then(|a| a.insight_id()) {
+        if ctx.queue.contains(insight_id, &agenda_id).await? {
             return Ok(());
         }
     }
@@ -365,12 +372,8 @@ async fn reap_one(
         return Ok(());
     }
     let ops: Vec<OperationProgress> = ctx.store.query_all(IndexField::AgendaProgressId, &progress_id).await?;
-    for op in ops {
-        batch.push(WriteOp::Delete {
-            kind: Kind::OperationProgress,
-            id: op.id.unwrap_or_default(),
-            expected_version: None,
-        });
+    for id in ops.into_iter().filter_map(|op| op.id) {
+        batch.push(WriteOp::Delete { kind: Kind::OperationProgress, id, expected_version: None });
     }
     batch.push(WriteOp::Delete { kind: Kind::AgendaProgress, id: progress_id, expected_version: Some(p.version) });
     if ctx.store.get(Kind::Agenda, &agenda_id).await?.is_some() {

@@ -320,18 +320,15 @@ impl Machine {
     fn build(agenda: Agenda, mut prior: Option<AgendaProgress>, opts: MachineOptions, now: Millis) -> Self {
         let prior_rows = prior.as_mut().map(|p| std::mem::take(&mut p.operation_progress)).unwrap_or_default();
         let prior = prior.as_ref();
-        let agenda_id = agenda.id.clone().unwrap_or_default();
-        let progress_id = agenda
-            .progress_id
-            .clone()
-            .or_else(|| prior.and_then(|p| p.id.clone()))
-            .unwrap_or_else(|| agenda_id.clone());
+        // (a standalone run may have no ids: rows then carry only their operation's name)
+        let progress_id =
+            agenda.progress_id.clone().or_else(|| prior.and_then(|p| p.id.clone())).or_else(|| agenda.id.clone());
         let external_id = agenda.param(param_keys::EXTERNAL_ID).map(|v| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         });
         let progress_template = AgendaProgress {
-            id: Some(progress_id),
+            id: progress_id,
             cid: agenda.cid.clone(),
             customer_id: agenda.customer_id.clone(),
             title: agenda.title.clone(),
@@ -352,7 +349,7 @@ impl Machine {
             prior_rows.into_iter().filter_map(|op| Some((op.operation.as_deref()?.to_lowercase(), op))).collect();
         let mut m = Machine {
             opts,
-            agenda_id: Value::String(agenda_id),
+            agenda_id: agenda.id.clone().map_or(Value::Null, Value::String),
             params: agenda.params.clone().map(Value::Object).unwrap_or(Value::Null),
             progress_template,
             states: Vec::with_capacity(agenda.operations.len()),
@@ -672,8 +669,17 @@ impl Machine {
     /// Fills in the id and owner fields of operation `name`'s progress `p`.
     fn stamp(&self, name: &str, mut p: OperationProgress) -> OperationProgress {
         let t = &self.progress_template;
-        let progress_id = t.id.as_deref().unwrap_or_default();
-        pop_core::lifecycle::stamp_operation(&mut p, name, progress_id, t.cid.as_deref(), t.customer_id.as_deref());
+        match t.id.as_deref() {
+            Some(progress_id) => pop_core::lifecycle::stamp_operation(
+                &mut p,
+                name,
+                progress_id,
+                t.cid.as_deref(),
+                t.customer_id.as_deref(),
+            ),
+            None if p.operation.is_none() => p.operation = Some(name.to_owned()),
+            None => {}
+        }
         p
     }
 

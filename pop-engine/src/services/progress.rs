@@ -81,8 +81,8 @@ impl ProgressService {
     /// Why an agenda waits (queue position and the algorithm's reason), or where it is.
     pub async fn explain(&self, principal: &Principal, agenda_id: &str) -> Result<Explain> {
         let agenda = self.visible_agenda(principal, agenda_id).await?;
-        let progress_id = agenda.progress_id.clone().unwrap_or_default();
-        let progress: AgendaProgress = self.ctx.store.fetch(&progress_id).await?;
+        let progress_id = agenda.progress_id.as_deref().ok_or_else(|| Error::not_found("agendaProgress", agenda_id))?;
+        let progress: AgendaProgress = self.ctx.store.fetch(progress_id).await?;
         let state = progress.processing_state;
         let mk = |stage: &str, position: Option<usize>, reason: String| Explain {
             agenda_id: agenda_id.to_owned(),
@@ -109,7 +109,9 @@ impl ProgressService {
             }
             ProcessingState::Waiting => {}
         }
-        let insight_id = agenda.insight_id().unwrap_or_default().to_owned();
+        let Some(insight_id) = agenda.insight_id().map(str::to_owned) else {
+            return Ok(mk("not scheduled", None, "the agenda has no insight".into()));
+        };
         if self.ctx.queue.contains(&insight_id, agenda_id).await? {
             return Ok(mk(
                 "queued",

@@ -49,8 +49,12 @@ impl ResourcePoolService {
                 let rows = leases.iter().zip(loaded.into_iter().flatten().flatten()).collect();
                 match self.start_batch(rows).await {
                     Ok(started) => return started.into_iter().map(|s| Ok(Some(s))).collect(),
-                    Err(e) => {
+                    // (a conflict is an agenda changed since it was read, e.g. cancelled: expected)
+                    Err(e) if e.is_conflict() => {
                         tracing::debug!(error = %e, "starting a pull in one batch failed; starting each on its own")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "starting a pull in one batch failed; starting each on its own")
                     }
                 }
             }
