@@ -9,6 +9,8 @@ mod error;
 mod instance;
 mod local;
 mod output;
+mod serve;
+mod setup;
 mod worker;
 
 use clap::{Parser, Subcommand};

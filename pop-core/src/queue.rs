@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// What identifies one delivery of a queue item; serializable so a lease can cross a network.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseToken {
     /// The insight (queue).
     pub insight_id: String,
@@ -36,6 +37,7 @@ pub struct LeaseToken {
 /// A delivered queue item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     /// Identifies this delivery.
     pub token: LeaseToken,

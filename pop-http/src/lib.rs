@@ -1,8 +1,26 @@
-//! POP's API over HTTP.
+//! # pop-http: POP's API over HTTP
 //!
-//! This crate puts a POP engine behind HTTP. Today it holds [`auth`]: who is calling, from the
-//! request's headers, turned into a [`pop_core::authz::Principal`] by static tokens, JWTs (HS256 or
-//! a JWKS file) or an API gateway's authorizer context, all chosen by one [`auth::AuthConfig`].
+//! This crate puts a POP [`Engine`](pop_engine::Engine) behind HTTP (axum + tower-http), and calls
+//! it from elsewhere:
+//!
+//! * [`router`]: the original POP's routes and envelopes — data-object CRUD for every kind with the
+//!   `by<field>` queries, `{all, count}` answers and the original's cascades; the agenda services
+//!   (`run`, `rerun`, `cancel`, `createAgenda`), the progress summary, the resource-pool services
+//!   (`getAgenda`, `updateAgendaProgress`, `updateAgenda`) — plus POP's additions: lease tokens that
+//!   fence every pool write, `finishAgenda` and `extendLease`, cursors, `explain`, `graph`,
+//!   `validate`, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`. Every route goes through the
+//!   engine's services with the caller's principal: the library's visibility rules, one path.
+//! * [`auth`]: who is calling, from the request's headers (static tokens, JWTs with HS256 or a JWKS
+//!   file, an API gateway's authorizer context), all chosen by one [`auth::AuthConfig`].
+//! * [`client::Client`]: a typed client of every route; it is also a
+//!   [`PoolApi`](pop_engine::PoolApi), so a pool worker on another machine runs agendas through it.
+//!
+//! Errors have the status their kind calls for (404, 409, 401, 403, 422, 413, 408, 503) and the
+//! original's envelope `{"errorResponse": {title, description, responseCode, correlationId}}`
+//! with every problem listed. `X-pop-cid` is accepted and echoed; every request runs in a tracing
+//! span with its request id.
+//!
+//! Authentication alone:
 //!
 //! ```
 //! use pop_core::authz::Authorizer;
@@ -29,3 +47,19 @@
 //! ```
 
 pub mod auth;
+pub mod client;
+mod config;
+pub mod dto;
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+mod serve;
+mod state;
+
+pub use client::Client;
+pub use config::ApiConfig;
+pub use error::{ApiError, ErrorBody, ErrorResponse};
+pub use openapi::document as openapi_document;
+pub use routes::{CID_HEADER, REQUEST_ID_HEADER, router};
+pub use serve::serve;

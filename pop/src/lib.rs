@@ -43,6 +43,8 @@ pub use pop_engine::{config, reclaimer, rerun, router, services, timed};
 pub use pop_core as core;
 pub use pop_engine as engine;
 pub use pop_exec as exec;
+#[cfg(feature = "http")]
+pub use pop_http as http;
 #[cfg(feature = "k8s")]
 pub use pop_runtime_k8s as k8s;
 #[cfg(feature = "process")]

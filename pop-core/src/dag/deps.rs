@@ -17,6 +17,7 @@ pub const GENERATED_OPERATIONS_KEY: &str = "operations";
 /// Why an edge joins two operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EdgeKind {
     /// The dependent's payload references the dependency's output (`@<x.out::/file>`).
     Reference,

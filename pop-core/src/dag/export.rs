@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphDocument {
     /// The operations, in the agenda's order.
     pub nodes: Vec<GraphNode>,
@@ -29,6 +30,7 @@ pub struct GraphDocument {
 /// One operation of a [`GraphDocument`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphNode {
     /// The operation's name.
     pub name: String,
@@ -45,6 +47,7 @@ pub struct GraphNode {
 /// One edge of a [`GraphDocument`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GraphEdge {
     /// The dependency (or generator).
     pub from: String,
@@ -57,6 +60,7 @@ pub struct GraphEdge {
 /// A dependency on an operation the agenda does not have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnresolvedDependency {
     /// The operation that names it.
     pub operation: String,

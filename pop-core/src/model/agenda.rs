@@ -5,6 +5,7 @@ use serde_json::Value;
 /// The insight an agenda was routed to (`AgendaInsight`), set by the server at submission.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgendaInsight {
     /// The resource pool that serves the insight.
     pub resource_pool_id: Option<String>,
@@ -15,6 +16,7 @@ pub struct AgendaInsight {
 /// One operation of an agenda: a typed JSON payload for a handler.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Operation {
     /// Free string passed to the handler as `OPERATION_ID`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,12 +31,14 @@ pub struct Operation {
     pub payload: Value,
     /// Operation parameters: `dependsOn`, `retry`, `timeoutMs`, `agenda.operation.generator`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub params: Option<Params>,
 }
 
 /// The per-operation retry policy (extension: operation param `retry`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryPolicy {
     /// Attempts in all, including the first (1 = no retry).
     pub max_attempts: u32,
@@ -143,6 +147,7 @@ impl Operation {
 /// A workflow instance: a DAG of operations wired by references (`Agenda`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agenda {
     /// Server-assigned id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,6 +172,7 @@ pub struct Agenda {
     pub operations: Vec<Operation>,
     /// Agenda parameters (`maximumAttempts`, `externalId`, `doNotRun`, `defaultInsight`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub params: Option<Params>,
     /// Legacy job id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +230,7 @@ impl Agenda {
 /// A reusable agenda with parameters (`AgendaTemplate`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgendaTemplate {
     /// Id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,9 +258,11 @@ pub struct AgendaTemplate {
     pub is_global: bool,
     /// Constants referenceable as `@<name>` during expansion.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub static_parameters: Option<Params>,
     /// Stored, not used by expansion.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub params: Option<Params>,
     /// The template body: an agenda whose strings may hold references, resolved at expansion.
     #[serde(skip_serializing_if = "Value::is_null")]

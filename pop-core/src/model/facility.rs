@@ -17,6 +17,7 @@ fn is_one(v: &u32) -> bool {
 /// A customer (`Customer`): the tenant on whose behalf agendas run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     /// Id (for submissions to work, `id == customerId`: a customer owns itself).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,7 @@ impl Default for Customer {
 /// A resource pool (`ResourcePool`): a set of workers that pull agendas from its insights.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResourcePool {
     /// Id.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +107,7 @@ pub const DEFAULT_QUEUE_SIZE: u32 = 100;
 /// A queue of work for a resource pool (`Insight`), with routing mappers and a scheduling algorithm.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Insight {
     /// Id.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@ use serde_json::Value;
 /// Something worth telling about a run: an error, a timeout, a reclaim (`DiagnosticEvent`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiagnosticEvent {
     /// What happened, for a person.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,6 +41,7 @@ impl DiagnosticEvent {
 /// The progress of one agenda run (`AgendaProgress`), one per agenda.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgendaProgress {
     /// Id (= `Agenda.progressId`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +99,7 @@ pub struct AgendaProgress {
     pub percent_complete: f64,
     /// Copy of the agenda params (plus generated params).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub params: Option<Params>,
     /// Copied from the agenda.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +184,7 @@ impl AgendaProgress {
 /// The progress of one operation (`OperationProgress`), id `<agendaProgressId>-<operationName>`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationProgress {
     /// Id: `<agendaProgressId>-<operationName>`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -235,6 +239,7 @@ pub struct OperationProgress {
     pub result_payload: Option<String>,
     /// Copy of the operation params; handlers may store resume state here.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub params: Option<Params>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The original's SQS message body is exactly this JSON; `priority` is our extension.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadyAgenda {
     /// Entry id.
     #[serde(deserialize_with = "null_default")]

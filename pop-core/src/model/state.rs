@@ -4,6 +4,7 @@ use std::fmt;
 /// The processing state of an agenda or an operation (`ProcessingState` in the original).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ProcessingState {
     /// Submitted, not yet picked up (or reset for a rerun).
     #[default]

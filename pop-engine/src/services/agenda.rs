@@ -24,6 +24,7 @@ pub struct AgendaService {
 /// How a rerun resets an agenda (the original's `RerunAgendaRequest.params`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RerunOptions {
     /// Reset every operation (the default when nothing else is asked).
     pub reset_all: bool,
@@ -180,6 +181,64 @@ impl AgendaService {
             .await?
             .filter(|a| can_read(principal, a))
             .ok_or_else(|| Error::not_found("agenda", agenda_id))
+    }
+
+    /// A page of every agenda the caller may see (read first, filtered after: a page may hold fewer
+    /// than `limit` while `next` says there are more).
+    pub async fn list(&self, principal: &Principal, page: PageRequest) -> Result<Page<Agenda>> {
+        let raw = self.ctx.store.scan(pop_core::store::Kind::Agenda, page).await?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        for r in &raw.items {
+            let a: Agenda = pop_core::store::from_record(r)?;
+            if can_read(principal, &a) {
+                items.push(a);
+            }
+        }
+        Ok(Page { items, next: raw.next })
+    }
+
+    /// Deletes an agenda the caller owns, with its ready entry and queue item (the original's cascade;
+    /// its progress stays until deleted or reaped). An executing agenda is refused: cancel it first.
+    pub async fn delete(&self, principal: &Principal, agenda_id: &str) -> Result<Agenda> {
+        let ctx = &self.ctx;
+        let agenda = self.get(principal, agenda_id).await?;
+        if !owns(principal, &agenda) {
+            return Err(forbidden(principal, &format!("delete agenda {agenda_id}")));
+        }
+        if let Some(progress_id) = agenda.progress_id.as_deref() {
+            if let Some(p) = ctx.store.get_obj::<AgendaProgress>(progress_id).await? {
+                if p.processing_state == ProcessingState::Executing {
+                    return Err(Error::Conflict(format!(
+                        "agenda {agenda_id} is executing: cancel it before deleting it"
+                    )));
+                }
+            }
+        }
+        let mut writes = vec![WriteOp::ReadyRemove { agenda_id: agenda_id.to_owned() }];
+        writes.push(WriteOp::Delete {
+            kind: pop_core::store::Kind::Agenda,
+            id: agenda_id.to_owned(),
+            expected_version: Some(agenda.version),
+        });
+        ctx.store.write(writes).await?;
+        if let Some(insight) = agenda.insight_id() {
+            ctx.queue.remove(insight, agenda_id).await?;
+        }
+        tracing::info!(agenda_id, "agenda deleted");
+        Ok(agenda)
+    }
+
+    /// The dependency graph of an agenda the caller may see (references, `dependsOn`, generated
+    /// operations), with each operation's topological layer.
+    pub async fn graph(&self, principal: &Principal, agenda_id: &str) -> Result<pop_core::dag::GraphDocument> {
+        let agenda = self.get(principal, agenda_id).await?;
+        Ok(pop_core::dag::AgendaGraph::new(&agenda).document())
+    }
+
+    /// Checks an agenda as a submission would (every problem listed, each naming its operation and
+    /// field), without storing anything.
+    pub fn validate(&self, agenda: &Agenda) -> Result<()> {
+        pop_core::validate::validate_agenda(agenda, &self.ctx.config.validation)
     }
 
     /// Agendas whose `field` equals `value` (linkId, customerId, title), filtered by visibility.

@@ -7,7 +7,7 @@ pub(crate) mod pool;
 mod progress;
 
 pub use agenda::{AgendaService, RerunOptions};
-pub use objects::ObjectService;
+pub use objects::{ManagedObject, ObjectService};
 pub use pool::{AgendaLease, LeaseState, ResourcePoolService};
 pub use progress::{Explain, ProgressService, ProgressSummary};
 

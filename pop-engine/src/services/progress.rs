@@ -2,8 +2,8 @@
 
 use crate::context::Ctx;
 use pop_core::authz::Principal;
-use pop_core::model::{Agenda, AgendaProgress, Conclusion, ProcessingState};
-use pop_core::store::{IndexField, PageRequest, StoreExt};
+use pop_core::model::{Agenda, AgendaProgress, Conclusion, OperationProgress, ProcessingState};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, StoreExt, WriteOp};
 use pop_core::visibility::can_read;
 use pop_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ pub struct ProgressService {
 /// The rolled-up progress of the agendas of one linkId (the original's `ProgressSummaryResponse`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProgressSummary {
     /// The agendas' progress (visible ones only).
     pub progress_list: Vec<AgendaProgress>,
@@ -31,6 +32,7 @@ pub struct ProgressSummary {
 /// Why an agenda is where it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explain {
     /// The agenda.
     pub agenda_id: String,
@@ -57,6 +59,105 @@ impl ProgressService {
     pub async fn by_id(&self, principal: &Principal, progress_id: &str) -> Result<AgendaProgress> {
         let p = self.ctx.progress_full(progress_id).await?;
         if can_read(principal, &p) { Ok(p) } else { Err(Error::not_found("agendaProgress", progress_id)) }
+    }
+
+    /// Agenda progress whose indexed `field` equals `value` (linkId, customerId, agendaId, title),
+    /// filtered by visibility, each with its operation progress when `with_operations`.
+    pub async fn query(
+        &self,
+        principal: &Principal,
+        field: IndexField,
+        value: &str,
+        page: PageRequest,
+        with_operations: bool,
+    ) -> Result<Page<AgendaProgress>> {
+        let mut p = self.ctx.store.query_obj::<AgendaProgress>(field, value, page).await?;
+        p.items.retain(|a| can_read(principal, a));
+        if with_operations {
+            self.join_operations(&mut p.items).await?;
+        }
+        Ok(p)
+    }
+
+    /// A page of every agenda progress the caller may see (read first, filtered after).
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        page: PageRequest,
+        with_operations: bool,
+    ) -> Result<Page<AgendaProgress>> {
+        let raw = self.ctx.store.scan(Kind::AgendaProgress, page).await?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        for r in &raw.items {
+            let p: AgendaProgress = pop_core::store::from_record(r)?;
+            if can_read(principal, &p) {
+                items.push(p);
+            }
+        }
+        if with_operations {
+            self.join_operations(&mut items).await?;
+        }
+        Ok(Page { items, next: raw.next })
+    }
+
+    async fn join_operations(&self, items: &mut [AgendaProgress]) -> Result<()> {
+        for p in items {
+            if let Some(id) = p.id.clone() {
+                p.operation_progress = self.ctx.operation_progress(&id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an agenda progress the caller owns with its operation progress (the original's
+    /// cascade). An executing agenda's progress is refused: cancel it first.
+    pub async fn delete(&self, principal: &Principal, progress_id: &str) -> Result<AgendaProgress> {
+        let p = self.by_id(principal, progress_id).await?;
+        if !pop_core::visibility::owns(principal, &p) {
+            return Err(super::forbidden(principal, &format!("delete agenda progress {progress_id}")));
+        }
+        if p.processing_state == ProcessingState::Executing {
+            return Err(Error::Conflict(format!(
+                "agenda progress {progress_id} is executing: cancel its agenda first"
+            )));
+        }
+        let mut writes: Vec<WriteOp> = p
+            .operation_progress
+            .iter()
+            .filter_map(|o| o.id.clone())
+            .map(|id| WriteOp::Delete { kind: Kind::OperationProgress, id, expected_version: None })
+            .collect();
+        writes.push(WriteOp::Delete {
+            kind: Kind::AgendaProgress,
+            id: progress_id.to_owned(),
+            expected_version: Some(p.version),
+        });
+        self.ctx.write_ordered(writes).await?;
+        Ok(p)
+    }
+
+    /// One operation progress row, if the caller may see it.
+    pub async fn operation(&self, principal: &Principal, id: &str) -> Result<OperationProgress> {
+        self.ctx
+            .store
+            .get_obj::<OperationProgress>(id)
+            .await?
+            .filter(|o| can_read(principal, o))
+            .ok_or_else(|| Error::not_found("operationProgress", id))
+    }
+
+    /// Operation progress rows whose indexed `field` equals `value` (agendaProgressId, customerId),
+    /// filtered by visibility.
+    pub async fn operations(
+        &self,
+        principal: &Principal,
+        field: IndexField,
+        value: &str,
+        page: PageRequest,
+    ) -> Result<Page<OperationProgress>> {
+        let mut p = self.ctx.store.query_obj::<OperationProgress>(field, value, page).await?;
+        p.items.retain(|o| can_read(principal, o));
+        Ok(p)
     }
 
     /// The summary of every visible agenda progress of a linkId (the original's rules, §4.4).

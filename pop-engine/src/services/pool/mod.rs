@@ -29,6 +29,7 @@ use std::sync::Arc;
 /// An agenda handed to a pool worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgendaLease {
     /// The lease (token, item, deadline).
     pub lease: Lease,

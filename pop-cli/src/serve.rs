@@ -1,0 +1,127 @@
+//! `pop serve`: the central server — POP's HTTP API (and the web console) over an instance that runs
+//! the scheduler, the reclaimer and the timed processes; pools pull its agendas over HTTP
+//! (`pop pool`), or with `--worker` it runs them here too.
+
+use crate::error::{CliError, CliResult, Outcome};
+use crate::setup::{RuntimeArgs, StoreArgs};
+use pop::core::registry::HandlerRegistry;
+use pop::http::ApiConfig;
+use pop::http::auth::AuthConfig;
+use pop::{PopConfig, WorkerConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options of `pop serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The authentication config (TOML or JSON: static tokens, JWT, gateway context); see
+    /// `pop_http::auth`.
+    #[arg(long)]
+    pub auth: PathBuf,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Also run a pool worker here for these insights (repeatable); needs --registry.
+    #[arg(long = "worker-insight")]
+    pub worker_insights: Vec<String>,
+    /// The handler registry of the local worker (with --worker-insight).
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Where the local worker's handlers run: `process` or `k8s`.
+    #[arg(long, default_value = "process")]
+    pub runtime: String,
+    /// The Kubernetes namespace of the local worker's Pods.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// This instance's name in scheduler leases and logs (default: a random id).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// How long a request may take, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Refuse every change (a read-only API and console).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Do not start the timed processes (automatic retry, data reaper, pod reaper).
+    #[arg(long)]
+    pub no_timed: bool,
+}
+
+/// `pop serve`.
+pub async fn run(args: ServeArgs) -> CliResult {
+    crate::setup::init_logging("warn");
+    let auth = AuthConfig::from_path(&args.auth).map_err(|e| CliError::context("--auth", e))?;
+    let authorizer = auth.authorizer().map_err(|e| CliError::context("--auth", e))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| CliError::context("installing the metrics recorder", e))?;
+    let mut config = PopConfig::default();
+    if let Some(id) = args.instance_id.clone().filter(|i| !i.trim().is_empty()) {
+        config.instance_id = id;
+    }
+    let builder = pop::Pop::builder().config(config).authorizer(Arc::new(authorizer));
+    let (builder, store) = crate::setup::store(builder, &args.store).await?;
+    let registry = match &args.registry {
+        Some(path) => HandlerRegistry::from_path(path).map_err(|e| CliError::context("--registry", e))?,
+        None if args.worker_insights.is_empty() => HandlerRegistry::from_json_str("{}")?,
+        None => return Err("--worker-insight needs --registry (the local worker's handlers)".into()),
+    };
+    let runtime_args = RuntimeArgs {
+        registry: args.registry.clone().unwrap_or_default(),
+        runtime: args.runtime.clone(),
+        namespace: args.namespace.clone(),
+    };
+    let (builder, runtime) = crate::setup::runtime(builder, &runtime_args, registry).await?;
+    let pop = builder.build()?;
+    pop.start_scheduler();
+    pop.start_reclaimer();
+    if !args.no_timed {
+        pop.start_timed(pop::timed::TimedConfig::default());
+    }
+    if !args.worker_insights.is_empty() {
+        pop.start_worker(WorkerConfig::for_insights(args.worker_insights.clone()));
+    }
+    let api = ApiConfig {
+        body_limit: args.body_limit,
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        read_only: args.read_only,
+        metrics: Some(metrics),
+        ..ApiConfig::new(auth)
+    };
+    let router = pop::http::router(pop.engine().clone(), api);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::context(format!("--listen {}", args.listen), e))?;
+    let bound = listener.local_addr().map_err(|e| CliError::context("--listen", e))?;
+    crate::setup::announce(&format!(
+        "pop serve ready: http://{bound} instance {}, store {store}, local worker {}",
+        pop.config().instance_id,
+        if args.worker_insights.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("{runtime} for {}", args.worker_insights.join(","))
+        }
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    let server = tokio::spawn(pop::http::serve(listener, router, async move {
+        let _ = stop_rx.await;
+    }));
+    let why = crate::setup::terminated().await?;
+    eprintln!("pop serve: {why}, stopping: no new requests; requests in flight finish");
+    let _ = stop_tx.send(why);
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(CliError::context("serving", e)),
+        Err(e) => return Err(CliError::context("the server task", e)),
+    }
+    pop.shutdown().await;
+    println!("pop serve stopped");
+    Ok(Outcome::Success)
+}
