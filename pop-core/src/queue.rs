@@ -83,6 +83,16 @@ pub trait QueueBackend: Send + Sync + 'static {
     /// Items in the queue, visible or leased.
     async fn len(&self, insight_id: &str) -> Result<usize>;
 
+    /// Items under a lease that has not expired at `now` (agendas a pool is running).
+    async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize>;
+
+    /// Items waiting for a pool at `now`: never delivered, released, or whose lease expired. This is
+    /// what an insight's `queueSize` caps (the original's SQS "approximate number of messages": its
+    /// queue held only waiting work, deleted at receive).
+    async fn waiting(&self, insight_id: &str, now: Millis) -> Result<usize> {
+        Ok(self.len(insight_id).await?.saturating_sub(self.leased(insight_id, now).await?))
+    }
+
     /// Up to `limit` leases whose deadline is `<= now` and that were not delivered again.
     async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>>;
 

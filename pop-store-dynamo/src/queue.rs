@@ -300,6 +300,19 @@ impl QueueBackend for DynamoQueue {
         self.db.query_count(&spec).await
     }
 
+    async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
+        let spec = QuerySpec {
+            table: self.table(),
+            index: Some(BY_DEADLINE),
+            key_condition: "lq = :q AND dl > :now",
+            filter: None,
+            names: HashMap::new(),
+            values: values([(":q", s(insight_id)), (":now", n(now))]),
+            what: format!("live leases of insight {insight_id}'s queue"),
+        };
+        self.db.query_count(&spec).await
+    }
+
     async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         if limit == 0 {
             return Ok(Vec::new());

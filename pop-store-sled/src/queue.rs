@@ -429,6 +429,22 @@ impl QueueBackend for SledQueue {
         }
     }
 
+    async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
+        // The live part of the deadline index: keys after (insight, now).
+        let prefix = format::component(insight_id);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&format::i64_key(now.saturating_add(1)));
+        let mut n = 0;
+        for kv in self.inner.q.deadline.range(start..).keys() {
+            let k = kv.map_err(|e| sled_err(format!("count the leases of queue {insight_id}"), e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         let mut out = Vec::new();
         for (deadline, seq) in self.expired_keys(insight_id, now, limit)? {

@@ -183,6 +183,14 @@ impl QueueBackend for MemoryQueue {
         Ok(lock(&self.state).queues.get(insight_id).map_or(0, |q| q.items.len()))
     }
 
+    async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
+        let state = lock(&self.state);
+        Ok(state
+            .queues
+            .get(insight_id)
+            .map_or(0, |q| q.items.values().filter(|e| e.lease.as_ref().is_some_and(|d| d.deadline > now)).count()))
+    }
+
     async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         let state = lock(&self.state);
         let Some(queue) = state.queues.get(insight_id) else {

@@ -395,6 +395,7 @@ macro_rules! queue_conformance {
                     push_of_queued_agenda_is_noop,
                     push_many_in_order_with_dedup,
                     len_counts_visible_and_leased,
+                    leased_and_waiting_split_the_queue,
                     expired_lists_lapsed_leases,
                     contains_and_remove,
                     queues_are_per_insight,

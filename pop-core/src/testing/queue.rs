@@ -300,6 +300,39 @@ pub async fn len_counts_visible_and_leased(queue: &dyn QueueBackend) {
     assert_eq!(len(queue, &q).await, 3, "[{}] len counts one queue only", name(queue));
 }
 
+/// `leased` counts live leases only; `waiting` counts what a pool could receive now: never
+/// delivered, released, or whose lease expired.
+pub async fn leased_and_waiting_split_the_queue(queue: &dyn QueueBackend) {
+    let t0 = wall_clock();
+    let q = unique("insight");
+    let count = |what: &'static str, r: Result<usize>| ok(queue, what, r);
+    assert_eq!(count("leased", queue.leased(&q, t0).await), 0, "[{}] leased of an unknown queue", name(queue));
+    assert_eq!(count("waiting", queue.waiting(&q, t0).await), 0);
+    for i in 0..6 {
+        assert!(push(queue, &q, &unique("agenda"), t0 + i).await);
+    }
+    let short = receive(queue, &q, 1, 1_000, t0 + 10).await;
+    let long = receive(queue, &q, 2, 60_000, t0 + 10).await;
+    assert_eq!((short.len(), long.len()), (1, 2));
+    assert_eq!(count("leased", queue.leased(&q, t0 + 20).await), 3, "[{}] three live leases", name(queue));
+    assert_eq!(count("waiting", queue.waiting(&q, t0 + 20).await), 3, "[{}] three never delivered", name(queue));
+    // the short lease lapses: its item waits again, without any write
+    assert_eq!(
+        count("leased", queue.leased(&q, t0 + 2_000).await),
+        2,
+        "[{}] an expired lease is not live",
+        name(queue)
+    );
+    assert_eq!(count("waiting", queue.waiting(&q, t0 + 2_000).await), 4, "[{}] an expired lease waits", name(queue));
+    ok(queue, "release", queue.release(&long[0].token, t0 + 30).await);
+    ok(queue, "ack", queue.ack(&long[1].token).await);
+    assert_eq!(count("leased", queue.leased(&q, t0 + 40).await), 1, "[{}] after release and ack", name(queue));
+    assert_eq!(count("waiting", queue.waiting(&q, t0 + 40).await), 4, "[{}] after release and ack", name(queue));
+    let other = unique("insight");
+    assert!(push(queue, &other, &unique("agenda"), t0).await);
+    assert_eq!(count("waiting", queue.waiting(&q, t0 + 40).await), 4, "[{}] one queue only", name(queue));
+}
+
 /// `expired` lists leases past their deadline that were not delivered again, up to `limit`; such a
 /// lease is still current (its holder may ack it).
 pub async fn expired_lists_lapsed_leases(queue: &dyn QueueBackend) {

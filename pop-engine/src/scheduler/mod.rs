@@ -192,7 +192,9 @@ impl Scheduler {
     async fn schedule_insight(&mut self, insight: &Insight, insight_id: &str) -> Result<usize> {
         let ctx = self.ctx.clone();
         let now = ctx.now();
-        let len = ctx.queue.len(insight_id).await?;
+        // `queueSize` caps the agendas waiting in the queue (not the ones pools run), as the original's
+        // SQS queue held only waiting work.
+        let len = ctx.queue.waiting(insight_id, now).await?;
         metrics::gauge!("pop_queue_depth", "insight" => insight_id.to_owned()).set(len as f64);
         let size = insight.effective_queue_size();
         // Refill at the low-water mark (half full), so that a busy insight is scheduled in batches rather
@@ -208,7 +210,7 @@ impl Scheduler {
             return Ok(0);
         }
         // the queue may have been refilled by the previous holder since it was measured
-        let len = ctx.queue.len(insight_id).await?;
+        let len = ctx.queue.waiting(insight_id, now).await?;
         let free = pop_sched::refill_count(len, size);
         if free == 0 {
             return Ok(0);

@@ -89,3 +89,46 @@ async fn the_state_is_stored_for_the_next_pass() {
     let insight = Insight { id: Some("i".into()), ..Insight::default() };
     assert!(state.state::<FairState>("RoundRobin", &insight).is_ok(), "{doc}");
 }
+
+/// `queueSize` caps the agendas *waiting* in the queue, not the ones pools run: the original's
+/// insight document (its `DataGenerator` example, with queueSize 5) keeps five waiting however many
+/// are leased, and leased agendas whose lease expires count as waiting again.
+#[tokio::test]
+async fn queue_size_counts_waiting_agendas_not_running_ones() {
+    let clock = Arc::new(ManualClock::default());
+    let mut parts =
+        EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(RuntimeRouter::new()));
+    parts.clock = clock.clone();
+    let pop = Pop::new(parts);
+    let insight: Insight = serde_json::from_value(json!({
+        "id": "9384932rfdiofjwoiejf", "queueName": "aws:queue:my-queue", "queueSize": 5,
+        "schedulingAlgorithm": "FirstInFirstOut", "title": "Insight-1", "customerId": "ops",
+        "mappers": {"operationType": ["sample"]}, "isGlobal": true
+    }))
+    .unwrap();
+    let su = Principal::superuser("t");
+    pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
+    for _ in 0..20 {
+        let agenda: Agenda = serde_json::from_value(
+            json!({"customerId": "c", "operations": [{"name": "a", "type": "sample", "payload": {}}]}),
+        )
+        .unwrap();
+        pop.agendas().submit(&su, agenda).await.unwrap();
+    }
+    let q = "9384932rfdiofjwoiejf";
+    let now = || pop.clock().now();
+    assert_eq!(pop.schedule_once().await.unwrap(), 5);
+    assert_eq!(pop.queue().waiting(q, now()).await.unwrap(), 5);
+    // a pool runs three: the refill keeps five waiting beside them
+    let leased = pop.pool().get_agendas(&su, q, 3).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    assert_eq!(pop.schedule_once().await.unwrap(), 3);
+    assert_eq!((pop.queue().waiting(q, now()).await.unwrap(), pop.queue().leased(q, now()).await.unwrap()), (5, 3));
+    // above the low-water mark nothing is refilled
+    pop.pool().get_agendas(&su, q, 2).await.unwrap();
+    assert_eq!(pop.schedule_once().await.unwrap(), 0, "3 waiting > 5/2: no refill yet");
+    // their leases expire: they wait again, and count as waiting
+    clock.advance(pop.config().lease_ttl.as_millis() as i64 + 1);
+    assert_eq!(pop.queue().waiting(q, now()).await.unwrap(), 8);
+    assert_eq!(pop.schedule_once().await.unwrap(), 0);
+}
