@@ -66,6 +66,9 @@ pub enum InstanceCommand {
     /// Serve POP's HTTP API (and console) over an instance running the scheduler, the reclaimer and
     /// the timed processes, until SIGTERM or Ctrl-C (requests in flight finish).
     Serve(Box<crate::serve::ServeArgs>),
+    /// Run a resource pool on this machine that pulls agendas from a central `pop serve` over HTTP
+    /// (no store credentials: only its token), until SIGTERM or Ctrl-C.
+    Pool(Box<crate::pool::PoolArgs>),
 }
 
 /// Runs an instance command; `Ok(false)` means "ran, but something failed" (exit 1).
@@ -135,6 +138,7 @@ pub async fn run(cmd: InstanceCommand) -> CliResult {
         }
         InstanceCommand::Worker(args) => crate::worker::run(args).await,
         InstanceCommand::Serve(args) => crate::serve::run(*args).await,
+        InstanceCommand::Pool(args) => crate::pool::run(*args).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod instance;
 mod local;
 mod output;
+mod pool;
 mod serve;
 mod setup;
 mod worker;

@@ -52,6 +52,13 @@ pub struct ServeArgs {
     /// Do not start the timed processes (automatic retry, data reaper, pod reaper).
     #[arg(long)]
     pub no_timed: bool,
+    /// How long a pulled agenda is leased (pools extend it at half-life), in milliseconds; an agenda
+    /// whose pool died runs again elsewhere after this long.
+    #[arg(long, default_value_t = 30_000)]
+    pub lease_ttl_ms: u64,
+    /// How often expired leases are reclaimed, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub reclaim_interval_ms: u64,
 }
 
 /// `pop serve`.
@@ -62,7 +69,14 @@ pub async fn run(args: ServeArgs) -> CliResult {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| CliError::context("installing the metrics recorder", e))?;
-    let mut config = PopConfig::default();
+    if args.lease_ttl_ms < 1_000 {
+        return Err("--lease-ttl-ms: must be at least 1000".into());
+    }
+    let mut config = PopConfig {
+        lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+        reclaim_interval: Duration::from_millis(args.reclaim_interval_ms.max(100)),
+        ..PopConfig::default()
+    };
     if let Some(id) = args.instance_id.clone().filter(|i| !i.trim().is_empty()) {
         config.instance_id = id;
     }

@@ -4,8 +4,10 @@
 use crate::error::CliError;
 use pop::PopBuilder;
 use pop::core::registry::HandlerRegistry;
+use pop::core::runtime::PodRuntime;
 use pop::embedded;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where the instance keeps its state.
 #[derive(Debug, Clone, clap::Args)]
@@ -147,46 +149,54 @@ async fn dynamo_store(_builder: PopBuilder, _args: &StoreArgs) -> Result<(PopBui
     Err("--store dynamo: this pop was built without the `dynamo` feature (build pop-cli with --features dynamo)".into())
 }
 
-/// The runtime chosen by `--runtime`; returns a description for the ready line.
+/// The runtime chosen by `--runtime` on a builder; returns a description for the ready line.
 pub async fn runtime(
     builder: PopBuilder,
     args: &RuntimeArgs,
     registry: HandlerRegistry,
 ) -> Result<(PopBuilder, String), CliError> {
+    let (runtime, description) = make_runtime(args, registry).await?;
+    Ok((builder.runtime(runtime), description))
+}
+
+/// The runtime chosen by `--runtime`: resident in-process handlers (`logMessages`, `updateAgenda`)
+/// first, then local processes or Pods from the registry; with a description for the ready line.
+pub async fn make_runtime(
+    args: &RuntimeArgs,
+    registry: HandlerRegistry,
+) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
     match args.runtime.as_str() {
         "process" => {
             if args.namespace.is_some() {
                 return Err("--namespace is for --runtime k8s".into());
             }
-            Ok((builder.runtime(std::sync::Arc::new(embedded::runtime(registry))), "process".into()))
+            Ok((Arc::new(embedded::runtime(registry)), "process".into()))
         }
-        "k8s" => k8s_runtime(builder, args, registry).await,
+        "k8s" => k8s_runtime(args, registry).await,
         other => Err(CliError(format!("--runtime {other}: unknown runtime (process or k8s)"))),
     }
 }
 
 #[cfg(feature = "k8s")]
-async fn k8s_runtime(
-    builder: PopBuilder,
-    args: &RuntimeArgs,
-    registry: HandlerRegistry,
-) -> Result<(PopBuilder, String), CliError> {
+async fn k8s_runtime(args: &RuntimeArgs, registry: HandlerRegistry) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
     let namespace = args
         .namespace
         .clone()
         .or_else(|| std::env::var("POP_K8S_NAMESPACE").ok().filter(|n| !n.trim().is_empty()))
         .unwrap_or_else(|| "pop".into());
     let config = pop::k8s::KubeConfig::single_namespace(namespace.clone());
-    let builder =
-        builder.k8s_runtime(registry, config, None).await.map_err(|e| CliError::context("--runtime k8s", e))?;
-    Ok((builder, format!("k8s namespace {namespace}")))
+    let kube = pop::k8s::KubeRuntime::connect(Arc::new(registry), config)
+        .await
+        .map_err(|e| CliError::context("--runtime k8s", e))?;
+    let router =
+        pop::RuntimeRouter::new().with(Arc::new(pop::exec::inprocess::InProcessRuntime::new())).with(Arc::new(kube));
+    Ok((Arc::new(router), format!("k8s namespace {namespace}")))
 }
 
 #[cfg(not(feature = "k8s"))]
 async fn k8s_runtime(
-    _builder: PopBuilder,
     _args: &RuntimeArgs,
     _registry: HandlerRegistry,
-) -> Result<(PopBuilder, String), CliError> {
+) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
     Err("--runtime k8s: this pop was built without the `k8s` feature (build pop-cli with --features k8s)".into())
 }

@@ -9,7 +9,6 @@ use crate::signals::Signals;
 use crate::timed::{
     DataReaperConfig, PodReaperConfig, RetryConfig, RunReport, TimedConfig, TimedProcesses, TimedStats,
 };
-use crate::traced::TracedRuntime;
 use crate::worker::Worker;
 use pop_core::Result;
 use pop_core::authz::{Authorizer, Credentials, Principal, StaticTokenAuthorizer};
@@ -84,7 +83,7 @@ impl Engine {
         let ctx = Ctx {
             store: parts.store,
             queue: parts.queue,
-            runtime: Arc::new(TracedRuntime(parts.runtime)),
+            runtime: parts.runtime,
             algorithms,
             config: parts.config,
             clock: parts.clock,
@@ -138,7 +137,7 @@ impl Engine {
         &self.ctx.queue
     }
 
-    /// The runtime handlers run on (wrapped in the engine's tracing).
+    /// The runtime handlers run on.
     pub fn runtime(&self) -> &Arc<dyn PodRuntime> {
         &self.ctx.runtime
     }

@@ -37,7 +37,7 @@ pub mod embedded;
 
 pub use builder::{Pop, PopBuilder};
 pub use pop_core::clock::{Clock, ManualClock, SystemClock};
-pub use pop_engine::{Engine, EngineParts, PopConfig, RuntimeRouter, WorkerConfig};
+pub use pop_engine::{Engine, EngineParts, PoolApi, PopConfig, RuntimeRouter, Signals, Worker, WorkerConfig};
 pub use pop_engine::{config, reclaimer, rerun, router, services, timed};
 
 pub use pop_core as core;

@@ -42,7 +42,8 @@ impl Worker {
     pub fn new(api: Arc<dyn PoolApi>, runtime: Arc<dyn PodRuntime>, config: WorkerConfig) -> Self {
         Self {
             api,
-            runtime,
+            // every launched operation in an `operation` span, whatever the runtime
+            runtime: Arc::new(crate::traced::TracedRuntime(runtime)),
             clock: Arc::new(SystemClock),
             config,
             executor: ExecutorOptions::default(),

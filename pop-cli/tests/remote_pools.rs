@@ -1,0 +1,353 @@
+//! Remote resource pools, end to end with real processes: a central `pop serve` and two `pop pool`
+//! processes that pull over HTTP with the pool's token and run handlers as local processes. One pool
+//! is SIGKILLed mid-run: every agenda still completes, once (no operation that had succeeded is run
+//! again), and the pool's token sees nothing of customers outside its pool. Run on sled, and on
+//! DynamoDB (moto) when `POP_DYNAMODB_ENDPOINT` is set and the binary has the `dynamo` feature.
+#![cfg(unix)]
+
+use pop::core::model::{Agenda, AgendaProgress, Customer, Insight, ProcessingState, ResourcePool};
+use pop::core::store::{IndexField, PageRequest};
+use pop::http::Client;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "admin-token-0123456789abcdef";
+const POOL: &str = "pool-token-0123456789abcdef";
+const ACME: &str = "acme-token-0123456789abcdef";
+const AGENDAS: usize = 16;
+
+fn pop() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pop"))
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a child and reads its stdout until the line starting with `ready`; returns that line.
+fn start(mut cmd: Command, ready: &str) -> (Proc, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn pop");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = ready.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(&ready) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).expect("the process did not get ready in 60 s");
+    (Proc(child), line)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write a test file");
+}
+
+/// The test's files: the auth config, the registry with the `step` handler, the handler itself.
+fn files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let auth = dir.join("auth.toml");
+    write(
+        &auth,
+        &format!(
+            r#"anonymous = "deny"
+[[tokens]]
+token = "{ADMIN}"
+user = "admin"
+superuser = true
+[[tokens]]
+token = "{POOL}"
+user = "pool"
+accounts = ["ops"]
+[[tokens]]
+token = "{ACME}"
+user = "alice"
+accounts = ["acme"]
+"#
+        ),
+    );
+    let handler = dir.join("step.sh");
+    write(
+        &handler,
+        r#"#!/bin/sh
+# Logs its start and end (with the pool it ran on), sleeps the payload's ms, returns its name.
+ms=$(printf '%s' "$PAYLOAD" | sed -n 's/.*"ms" *: *\([0-9]*\).*/\1/p')
+echo "start $AGENDA_ID $OPERATION_NAME $POOL_NAME" >> "$STEP_LOG"
+sleep $(awk "BEGIN{print ${ms:-100}/1000}")
+echo "end $AGENDA_ID $OPERATION_NAME $POOL_NAME" >> "$STEP_LOG"
+echo "POP_RESULT {\"done\": \"$OPERATION_NAME\"}"
+"#,
+    );
+    let mut perms = std::fs::metadata(&handler).expect("handler").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&handler, perms).expect("chmod");
+    let registry = dir.join("registry.json");
+    write(&registry, &serde_json::json!({"step": {"process": {"command": handler}}}).to_string());
+    (auth, registry, handler)
+}
+
+fn agenda(i: usize) -> Agenda {
+    serde_json::from_value(serde_json::json!({
+        "customerId": format!("c{}", i % 3),
+        "linkId": "remote",
+        "params": {"maximumAttempts": 20},
+        "operations": [
+            {"name": "a", "type": "step", "payload": {"ms": 200}},
+            {"name": "b", "type": "step", "payload": {"ms": 700, "in": "@<a.out::/done>"}},
+            {"name": "c", "type": "step", "payload": {"ms": 200, "in": "@<a.out::/done>"}},
+            {"name": "d", "type": "step", "payload": {"ms": 100, "x": "@<b.out>", "y": "@<c.out>"}}
+        ]
+    }))
+    .expect("agenda")
+}
+
+/// Creates pool `pool` (owned by `ops`) with insight `main` for c0..c2, and pool `other` with
+/// insight `elsewhere` for customer `acme`.
+async fn provision(admin: &Client) {
+    for (pool, insight, customers) in [("pool", "main", vec!["c0", "c1", "c2"]), ("other", "elsewhere", vec!["acme"])] {
+        let p = ResourcePool {
+            id: Some(pool.into()),
+            customer_id: Some("ops".into()),
+            title: Some(pool.into()),
+            ..Default::default()
+        };
+        admin.create(&p).await.expect("pool");
+        let i = Insight {
+            id: Some(insight.into()),
+            customer_id: Some("ops".into()),
+            title: Some(insight.into()),
+            resource_pool_id: Some(pool.into()),
+            is_global: true,
+            queue_size: Some(4),
+            scheduling_algorithm: Some("Fairness".into()),
+            mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
+            ..Default::default()
+        };
+        admin.create(&i).await.expect("insight");
+        for c in customers {
+            let customer = Customer {
+                id: Some(c.into()),
+                customer_id: Some(c.into()),
+                title: Some(c.into()),
+                resource_pool_id: Some(pool.into()),
+                ..Default::default()
+            };
+            admin.create(&customer).await.expect("customer");
+        }
+    }
+}
+
+/// Every agenda progress with its operations, read by the admin.
+async fn all_progress(admin: &Client) -> Vec<AgendaProgress> {
+    admin.query::<AgendaProgress>(IndexField::LinkId, "remote", PageRequest::first(1000)).await.expect("progress").items
+}
+
+fn succeeded(progress: &[AgendaProgress]) -> HashSet<(String, String)> {
+    progress
+        .iter()
+        .flat_map(|p| {
+            let agenda = p.agenda_id.clone().unwrap_or_default();
+            p.operation_progress
+                .iter()
+                .filter(|o| o.succeeded())
+                .map(move |o| (agenda.clone(), o.operation.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn start_pool(server: &str, registry: &Path, log: &Path, name: &str) -> Proc {
+    let mut cmd = pop();
+    cmd.args([
+        "pool",
+        "--server",
+        server,
+        "--token",
+        POOL,
+        "--pool",
+        "pool",
+        "--max-running",
+        "3",
+        "--pull-count",
+        "2",
+    ])
+    .args(["--pull-wait-ms", "100", "--heartbeat-ms", "300", "--retry-for", "2"])
+    .arg("--registry")
+    .arg(registry)
+    .env("STEP_LOG", log)
+    .env("POOL_NAME", name);
+    start(cmd, "pop pool ready").0
+}
+
+async fn run(store_args: Vec<String>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (auth, registry, _) = files(dir);
+    let log = dir.join("steps.log");
+    let mut serve = pop();
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--lease-ttl-ms", "2000", "--reclaim-interval-ms", "300"])
+        .arg("--auth")
+        .arg(&auth)
+        .args(&store_args);
+    let (_server, ready) = start(serve, "pop serve ready");
+    let url =
+        ready.split_whitespace().find(|w| w.starts_with("http://")).expect("the ready line names the URL").to_owned();
+    let admin = Client::new(&url).unwrap().with_token(ADMIN);
+    provision(&admin).await;
+
+    // the pool's token sees nothing outside its pool, and cannot pull from another pool's insight
+    let acme = Client::new(&url).unwrap().with_token(ACME);
+    let foreign = acme
+        .submit(
+            &serde_json::from_value(serde_json::json!({
+                "customerId": "acme", "params": {"doNotRun": true},
+                "operations": [{"name": "a", "type": "step", "payload": {}}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("acme submits");
+    let pool_client = Client::new(&url).unwrap().with_token(POOL);
+    let foreign_id = foreign.id.clone().unwrap();
+    assert!(
+        pool_client.get::<Agenda>(&foreign_id).await.unwrap_err().is_not_found(),
+        "the pool token sees acme's agenda"
+    );
+    assert!(
+        pool_client
+            .query::<Agenda>(IndexField::CustomerId, "acme", PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(pool_client.agenda_progress(&foreign_id).await.unwrap_err().is_not_found());
+
+    let victim = start_pool(&url, &registry, &log, "victim");
+    let _survivor = start_pool(&url, &registry, &log, "survivor");
+    let mut ids = Vec::new();
+    for i in 0..AGENDAS {
+        ids.push(admin.submit(&agenda(i)).await.expect("submit").id.unwrap());
+    }
+
+    // kill the victim once it is running operations (and before everything is done)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().filter(|l| l.starts_with("end ") && l.ends_with(" victim")).count() >= 2
+            && text.lines().any(|l| l.starts_with("start ") && l.ends_with(" victim"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the victim pool ran nothing in 60 s:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let victim_pid = victim.0.id();
+    // (the kill command: the workspace forbids unsafe code, libc::kill included)
+    let status = Command::new("kill").args(["-KILL", &victim_pid.to_string()]).status().expect("kill");
+    assert!(status.success());
+    drop(victim);
+    let at_kill = std::fs::read_to_string(&log).unwrap_or_default().len();
+    let durable_at_kill = succeeded(&all_progress(&admin).await);
+    let done_at_kill =
+        all_progress(&admin).await.iter().filter(|p| p.processing_state == ProcessingState::Complete).count();
+
+    // everything completes on the survivor
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finals = loop {
+        let all = all_progress(&admin).await;
+        if all.len() == AGENDAS && all.iter().all(|p| p.processing_state == ProcessingState::Complete) {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agendas did not complete: {:#?}",
+            all.iter().map(|p| (&p.agenda_id, p.processing_state)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for p in &finals {
+        assert_eq!(p.processing_state_message.as_deref(), Some("succeeded"), "{p:#?}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    // no operation that had succeeded durably is started again
+    for line in text[at_kill..].lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        if parts[0] == "start" {
+            let key = (parts[1].to_owned(), parts[2].to_owned());
+            assert!(!durable_at_kill.contains(&key), "operation {key:?} ran again after it had succeeded: {line}");
+        }
+    }
+    // every operation of every agenda ended; one that ended twice ran first on the victim, started
+    // before the kill: a handler of a killed pool may finish its operation, but its result is never
+    // reported (the lease moved on) and the operation runs again elsewhere
+    let mut ends: HashMap<(String, String), Vec<&str>> = HashMap::new();
+    for line in text.lines().filter(|l| l.starts_with("end ")) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        ends.entry((parts[1].to_owned(), parts[2].to_owned())).or_default().push(parts[3]);
+    }
+    let started_on_victim_before_kill: HashSet<(String, String)> = text[..at_kill]
+        .lines()
+        .filter(|l| l.starts_with("start ") && l.ends_with(" victim"))
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            (parts[1].to_owned(), parts[2].to_owned())
+        })
+        .collect();
+    for id in &ids {
+        for op in ["a", "b", "c", "d"] {
+            let key = (id.clone(), op.to_owned());
+            let pools = ends.get(&key).cloned().unwrap_or_default();
+            assert!(!pools.is_empty(), "{id} {op} never finished");
+            if pools.len() > 1 {
+                assert_eq!(pools.len(), 2, "{id} {op} ran more than twice: {pools:?}");
+                assert!(
+                    pools.contains(&"victim") && started_on_victim_before_kill.contains(&key),
+                    "{id} {op} ran twice without the kill: {pools:?}"
+                );
+            }
+        }
+    }
+    let twice = ends.values().filter(|p| p.len() > 1).count();
+    eprintln!(
+        "remote pools: {done_at_kill} of {AGENDAS} agendas done at the kill; {twice} operations of the killed pool ran again elsewhere"
+    );
+    assert!(done_at_kill < AGENDAS, "every agenda had completed before the kill: not mid-run");
+    // the foreign agenda was never pulled
+    assert!(!text.contains(&foreign_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_pools_on_sled_survive_a_killed_pool() {
+    let data = tempfile::tempdir().expect("tempdir");
+    run(vec!["--data".into(), data.path().join("db").display().to_string()]).await;
+}
+
+#[cfg(feature = "dynamo")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_pools_on_dynamodb_survive_a_killed_pool() {
+    let Ok(endpoint) = std::env::var("POP_DYNAMODB_ENDPOINT") else {
+        eprintln!("POP_DYNAMODB_ENDPOINT is not set: the DynamoDB remote-pool test is skipped");
+        return;
+    };
+    let prefix = format!("rp{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    run(vec![
+        "--store".into(),
+        "dynamo".into(),
+        "--dynamodb-endpoint".into(),
+        endpoint,
+        "--table-prefix".into(),
+        prefix,
+    ])
+    .await;
+}
