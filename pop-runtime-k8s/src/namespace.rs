@@ -21,6 +21,9 @@
 //! ClusterRole, `deploy/k8s/rbac-cluster-list.yaml`) and keeps the Pods whose namespace the mode could
 //! have chosen.
 //!
+//! **Cancel and cleanup** act on the namespace in the handle (`namespace/name`), so a Pod launched
+//! under an earlier configuration can still be stopped and removed.
+//!
 //! Every namespace name in the configuration must be a DNS-1123 label (at most 63 characters of
 //! `[a-z0-9-]`, starting and ending with a letter or digit); [`NamespaceMode::validate`] names each
 //! entry that is not.
