@@ -62,7 +62,7 @@ pub enum InstanceCommand {
     },
     /// Run a long-lived worker: scheduler, reclaimer, a pool worker and the timed processes for the
     /// given insights, on a sled directory or DynamoDB, until SIGTERM or Ctrl-C.
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// Serve POP's HTTP API (and console) over an instance running the scheduler, the reclaimer and
     /// the timed processes, until SIGTERM or Ctrl-C (requests in flight finish).
     Serve(Box<crate::serve::ServeArgs>),
@@ -136,7 +136,7 @@ pub async fn run(cmd: InstanceCommand) -> CliResult {
             }
             Ok(Outcome::from_ok(finals.first().and_then(AgendaProgress::conclusion) == Some(Conclusion::Succeeded)))
         }
-        InstanceCommand::Worker(args) => crate::worker::run(args).await,
+        InstanceCommand::Worker(args) => crate::worker::run(*args).await,
         InstanceCommand::Serve(args) => crate::serve::run(*args).await,
         InstanceCommand::Pool(args) => crate::pool::run(*args).await,
     }

@@ -91,6 +91,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         registry: args.registry.clone().unwrap_or_default(),
         runtime: args.runtime.clone(),
         namespace: args.namespace.clone(),
+        ..RuntimeArgs::default()
     };
     let (builder, runtime) = crate::setup::runtime(builder, &runtime_args, registry).await?;
     let pop = builder.build()?;

@@ -6,6 +6,7 @@ use pop::PopBuilder;
 use pop::core::registry::HandlerRegistry;
 use pop::core::runtime::PodRuntime;
 use pop::embedded;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,8 +31,8 @@ pub struct StoreArgs {
     pub region: Option<String>,
 }
 
-/// Where handlers run.
-#[derive(Debug, Clone, clap::Args)]
+/// Where handlers run (`Default`: every field empty, for commands that build it from flags of their own).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RuntimeArgs {
     /// The handler registry (JSON, the original's `registry.json` format).
     #[arg(long)]
@@ -40,9 +41,212 @@ pub struct RuntimeArgs {
     /// the `k8s` feature).
     #[arg(long, default_value = "process")]
     pub runtime: String,
-    /// The Kubernetes namespace of handler Pods (default: $POP_K8S_NAMESPACE, else `pop`).
+    /// The Kubernetes namespace of handler Pods (default: $POP_K8S_NAMESPACE, else `pop`); with the
+    /// options below, the namespace of the Pods they place nowhere else.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// One namespace per customer: PREFIX + the customer id made a DNS label (`pop-` + `Acme Corp` →
+    /// `pop-acme-corp`); operations without a customer go to --namespace. The namespaces must exist.
+    #[arg(long, value_name = "PREFIX")]
+    pub namespace_per_customer: Option<String>,
+    /// One namespace per insight: PREFIX + the insight id made a DNS label; operations without an
+    /// insight go to --namespace. The namespaces must exist.
+    #[arg(long, value_name = "PREFIX")]
+    pub namespace_per_insight: Option<String>,
+    /// An explicit namespace: `customer:ID=NS` or `insight:ID=NS` (repeatable). A customer's entry wins
+    /// over its insight's; Pods no entry names go to --namespace. Ids are matched exactly.
+    #[arg(long = "namespace-for", value_name = "KIND:ID=NS")]
+    pub namespace_for: Vec<String>,
+}
+
+/// Where handler Pods go, as the runtime flags say (checked here, without the `k8s` feature, so a
+/// wrong flag is reported the same by every build; the Kubernetes runtime checks the names again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    /// Every Pod in this namespace (`--namespace`).
+    Single(String),
+    /// `prefix + customer id`, else `fallback` (`--namespace-per-customer`).
+    PerCustomer {
+        /// The prefix.
+        prefix: String,
+        /// The namespace of operations without a customer.
+        fallback: String,
+    },
+    /// `prefix + insight id`, else `fallback` (`--namespace-per-insight`).
+    PerInsight {
+        /// The prefix.
+        prefix: String,
+        /// The namespace of operations without an insight.
+        fallback: String,
+    },
+    /// The customer's entry, else the insight's, else `default` (`--namespace-for`).
+    Mapped {
+        /// Customer id → namespace.
+        by_customer: BTreeMap<String, String>,
+        /// Insight id → namespace.
+        by_insight: BTreeMap<String, String>,
+        /// The namespace of Pods no entry names.
+        default: String,
+    },
+}
+
+impl Namespaces {
+    /// A short description for the ready line.
+    #[cfg_attr(
+        all(not(feature = "k8s"), not(test)),
+        expect(dead_code, reason = "only the k8s runtime's ready line uses it")
+    )]
+    pub fn describe(&self) -> String {
+        match self {
+            Namespaces::Single(ns) => format!("namespace {ns}"),
+            Namespaces::PerCustomer { prefix, fallback } => {
+                format!("namespace per customer {prefix}<customer> (else {fallback})")
+            }
+            Namespaces::PerInsight { prefix, fallback } => {
+                format!("namespace per insight {prefix}<insight> (else {fallback})")
+            }
+            Namespaces::Mapped { by_customer, by_insight, default } => format!(
+                "namespaces for {} customer(s) and {} insight(s) (else {default})",
+                by_customer.len(),
+                by_insight.len()
+            ),
+        }
+    }
+}
+
+/// The longest namespace name (a DNS-1123 label).
+const MAX_NAMESPACE: usize = 63;
+
+/// Why `name` is not a DNS-1123 label (a namespace name), if it is not.
+fn namespace_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".into());
+    }
+    if name.len() > MAX_NAMESPACE {
+        return Some(format!("it has {} characters, at most {MAX_NAMESPACE} are allowed", name.len()));
+    }
+    chars_problem(name).or_else(|| name.ends_with('-').then(|| "it must end with a letter or digit".into()))
+}
+
+/// Why `prefix` cannot start namespace names (it may end with `-`; it leaves room for the id).
+fn prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return Some("it is empty".into());
+    }
+    if prefix.len() >= MAX_NAMESPACE {
+        return Some(format!("it has {} characters, at most {} are allowed", prefix.len(), MAX_NAMESPACE - 1));
+    }
+    chars_problem(prefix)
+}
+
+fn chars_problem(s: &str) -> Option<String> {
+    if let Some(bad) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Some(format!("{bad:?} is not allowed (only lower-case letters, digits and '-')"));
+    }
+    s.starts_with('-').then(|| "it must start with a letter or digit".into())
+}
+
+impl RuntimeArgs {
+    /// The first flag given that only `--runtime k8s` takes.
+    fn k8s_only_flag(&self) -> Option<&'static str> {
+        [
+            (self.namespace.is_some(), "--namespace"),
+            (self.namespace_per_customer.is_some(), "--namespace-per-customer"),
+            (self.namespace_per_insight.is_some(), "--namespace-per-insight"),
+            (!self.namespace_for.is_empty(), "--namespace-for"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// Where handler Pods go: the namespace flags checked (names, syntax, combinations), with
+    /// `$POP_K8S_NAMESPACE` as the default namespace. Errors name the flag and the value.
+    pub fn namespaces(&self) -> Result<Namespaces, CliError> {
+        self.namespaces_with_default(std::env::var("POP_K8S_NAMESPACE").ok())
+    }
+
+    /// [`namespaces`](Self::namespaces) with this value of `$POP_K8S_NAMESPACE`.
+    fn namespaces_with_default(&self, env_default: Option<String>) -> Result<Namespaces, CliError> {
+        let default = match (&self.namespace, env_default.filter(|n| !n.trim().is_empty())) {
+            (Some(ns), _) => {
+                if let Some(why) = namespace_problem(ns) {
+                    return Err(CliError(format!("--namespace {ns:?}: not a valid namespace name: {why}")));
+                }
+                ns.clone()
+            }
+            (None, Some(ns)) => {
+                if let Some(why) = namespace_problem(&ns) {
+                    return Err(CliError(format!(
+                        "POP_K8S_NAMESPACE={ns:?} (the default of --namespace): not a valid namespace name: {why}"
+                    )));
+                }
+                ns
+            }
+            (None, None) => "pop".to_owned(),
+        };
+        let prefix = |flag: &str, value: &String| match prefix_problem(value) {
+            Some(why) => Err(CliError(format!("{flag} {value:?}: not a valid namespace prefix: {why}"))),
+            None => Ok(value.clone()),
+        };
+        match (&self.namespace_per_customer, &self.namespace_per_insight, self.namespace_for.is_empty()) {
+            (Some(_), Some(_), _) => {
+                Err("--namespace-per-customer and --namespace-per-insight cannot be combined: choose one, or map \
+                 namespaces with --namespace-for"
+                    .into())
+            }
+            (Some(_), None, false) | (None, Some(_), false) => Err(CliError(format!(
+                "{} cannot be combined with --namespace-for: choose a prefix or explicit maps",
+                if self.namespace_per_customer.is_some() {
+                    "--namespace-per-customer"
+                } else {
+                    "--namespace-per-insight"
+                }
+            ))),
+            (Some(p), None, true) => {
+                Ok(Namespaces::PerCustomer { prefix: prefix("--namespace-per-customer", p)?, fallback: default })
+            }
+            (None, Some(p), true) => {
+                Ok(Namespaces::PerInsight { prefix: prefix("--namespace-per-insight", p)?, fallback: default })
+            }
+            (None, None, true) => Ok(Namespaces::Single(default)),
+            (None, None, false) => {
+                let mut by_customer = BTreeMap::new();
+                let mut by_insight = BTreeMap::new();
+                for entry in &self.namespace_for {
+                    let (kind, id, ns) = parse_namespace_for(entry)?;
+                    let map = if kind == "customer" { &mut by_customer } else { &mut by_insight };
+                    if let Some(earlier) = map.insert(id.to_owned(), ns.to_owned()) {
+                        return Err(CliError(format!(
+                            "--namespace-for {entry:?}: {kind} {id:?} is already mapped (to {earlier:?}); give each \
+                             {kind} once"
+                        )));
+                    }
+                }
+                Ok(Namespaces::Mapped { by_customer, by_insight, default })
+            }
+        }
+    }
+}
+
+/// `customer:ID=NS` or `insight:ID=NS` → (kind, id, namespace). The id may hold `:` and `=`: the kind
+/// ends at the first `:`, the namespace starts after the last `=`.
+fn parse_namespace_for(entry: &str) -> Result<(&'static str, &str, &str), CliError> {
+    let bad = |why: String| CliError(format!("--namespace-for {entry:?}: {why}"));
+    let shape = || bad("expected customer:ID=NS or insight:ID=NS".into());
+    let (kind, rest) = entry.split_once(':').ok_or_else(shape)?;
+    let (id, ns) = rest.rsplit_once('=').ok_or_else(shape)?;
+    let kind = match kind.trim() {
+        "customer" => "customer",
+        "insight" => "insight",
+        other => return Err(bad(format!("unknown kind {other:?}: expected customer:ID=NS or insight:ID=NS"))),
+    };
+    if id.trim().is_empty() {
+        return Err(bad(format!("the {kind} id is empty")));
+    }
+    if let Some(why) = namespace_problem(ns) {
+        return Err(bad(format!("{ns:?} is not a valid namespace name: {why}")));
+    }
+    Ok((kind, id, ns))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
@@ -167,36 +371,167 @@ pub async fn make_runtime(
 ) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
     match args.runtime.as_str() {
         "process" => {
-            if args.namespace.is_some() {
-                return Err("--namespace is for --runtime k8s".into());
+            if let Some(flag) = args.k8s_only_flag() {
+                return Err(CliError(format!("{flag} is for --runtime k8s")));
             }
             Ok((Arc::new(embedded::runtime(registry)), "process".into()))
         }
-        "k8s" => k8s_runtime(args, registry).await,
+        // The flags are checked before the feature, so every build reports a wrong one the same way.
+        "k8s" => k8s_runtime(args.namespaces()?, registry).await,
         other => Err(CliError(format!("--runtime {other}: unknown runtime (process or k8s)"))),
     }
 }
 
 #[cfg(feature = "k8s")]
-async fn k8s_runtime(args: &RuntimeArgs, registry: HandlerRegistry) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
-    let namespace = args
-        .namespace
-        .clone()
-        .or_else(|| std::env::var("POP_K8S_NAMESPACE").ok().filter(|n| !n.trim().is_empty()))
-        .unwrap_or_else(|| "pop".into());
-    let config = pop::k8s::KubeConfig::single_namespace(namespace.clone());
+async fn k8s_runtime(
+    namespaces: Namespaces,
+    registry: HandlerRegistry,
+) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
+    use pop::k8s::NamespaceMode;
+    let description = format!("k8s {}", namespaces.describe());
+    let namespace = match namespaces {
+        Namespaces::Single(ns) => NamespaceMode::Single(ns),
+        Namespaces::PerCustomer { prefix, fallback } => NamespaceMode::PerCustomer { prefix, fallback },
+        Namespaces::PerInsight { prefix, fallback } => NamespaceMode::PerInsight { prefix, fallback },
+        Namespaces::Mapped { by_customer, by_insight, default } => {
+            NamespaceMode::Mapped { by_customer, by_insight, default }
+        }
+    };
+    let config = pop::k8s::KubeConfig { namespace, ..pop::k8s::KubeConfig::default() };
     let kube = pop::k8s::KubeRuntime::connect(Arc::new(registry), config)
         .await
         .map_err(|e| CliError::context("--runtime k8s", e))?;
     let router =
         pop::RuntimeRouter::new().with(Arc::new(pop::exec::inprocess::InProcessRuntime::new())).with(Arc::new(kube));
-    Ok((Arc::new(router), format!("k8s namespace {namespace}")))
+    Ok((Arc::new(router), description))
 }
 
 #[cfg(not(feature = "k8s"))]
 async fn k8s_runtime(
-    _args: &RuntimeArgs,
+    _namespaces: Namespaces,
     _registry: HandlerRegistry,
 ) -> Result<(Arc<dyn PodRuntime>, String), CliError> {
     Err("--runtime k8s: this pop was built without the `k8s` feature (build pop-cli with --features k8s)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    }
+
+    fn namespaces(flags: &[&str], env: Option<&str>) -> Result<Namespaces, String> {
+        let args = ["pop", "--registry", "r.json", "--runtime", "k8s"].iter().chain(flags);
+        let flags = Flags::try_parse_from(args).map_err(|e| format!("clap: {e}"))?;
+        flags.runtime.namespaces_with_default(env.map(str::to_owned)).map_err(|e| e.0)
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_flags_choose_the_namespaces() {
+        assert_eq!(namespaces(&[], None), Ok(Namespaces::Single("pop".into())));
+        assert_eq!(namespaces(&[], Some("from-env")), Ok(Namespaces::Single("from-env".into())));
+        assert_eq!(namespaces(&["--namespace", "work"], Some("from-env")), Ok(Namespaces::Single("work".into())));
+        assert_eq!(
+            namespaces(&["--namespace-per-customer", "pop-", "--namespace", "shared"], None),
+            Ok(Namespaces::PerCustomer { prefix: "pop-".into(), fallback: "shared".into() })
+        );
+        assert_eq!(
+            namespaces(&["--namespace-per-insight", "q-"], Some("ns")),
+            Ok(Namespaces::PerInsight { prefix: "q-".into(), fallback: "ns".into() })
+        );
+        let mapped = namespaces(
+            &[
+                "--namespace-for",
+                "customer:Acme Corp=tenant-acme",
+                "--namespace-for",
+                "insight:video=queue-video",
+                "--namespace-for",
+                "customer:a:b=c=tenant-abc",
+            ],
+            None,
+        );
+        assert_eq!(
+            mapped,
+            Ok(Namespaces::Mapped {
+                by_customer: map(&[("Acme Corp", "tenant-acme"), ("a:b=c", "tenant-abc")]),
+                by_insight: map(&[("video", "queue-video")]),
+                default: "pop".into(),
+            })
+        );
+        assert_eq!(
+            mapped.map(|m| m.describe()),
+            Ok("namespaces for 2 customer(s) and 1 insight(s) (else pop)".to_string())
+        );
+    }
+
+    #[test]
+    fn wrong_flags_are_one_line_naming_the_flag() {
+        for (flags, env, expected) in [
+            (
+                &["--namespace", "Work"][..],
+                None,
+                r#"--namespace "Work": not a valid namespace name: 'W' is not allowed"#,
+            ),
+            (&[], Some("bad_ns"), r#"POP_K8S_NAMESPACE="bad_ns" (the default of --namespace): not a valid namespace"#),
+            (&["--namespace", &"n".repeat(64)], None, "64 characters, at most 63"),
+            (
+                &["--namespace-per-customer=-pop"],
+                None,
+                r#"--namespace-per-customer "-pop": not a valid namespace prefix: it must start"#,
+            ),
+            (
+                &["--namespace-per-insight", ""],
+                None,
+                r#"--namespace-per-insight "": not a valid namespace prefix: it is empty"#,
+            ),
+            (&["--namespace-per-customer", "a-", "--namespace-per-insight", "b-"], None, "cannot be combined"),
+            (
+                &["--namespace-per-customer", "a-", "--namespace-for", "customer:x=y"],
+                None,
+                "--namespace-per-customer cannot be combined with --namespace-for",
+            ),
+            (
+                &["--namespace-for", "acme=tenant"],
+                None,
+                r#"--namespace-for "acme=tenant": expected customer:ID=NS or insight:ID=NS"#,
+            ),
+            (&["--namespace-for", "customer:acme"], None, "expected customer:ID=NS"),
+            (&["--namespace-for", "team:acme=t"], None, r#"unknown kind "team""#),
+            (&["--namespace-for", "customer: =t"], None, "the customer id is empty"),
+            (
+                &["--namespace-for", "insight:video=Queue_Video"],
+                None,
+                r#"--namespace-for "insight:video=Queue_Video": "Queue_Video" is not a valid namespace name"#,
+            ),
+            (&["--namespace-for", "customer:acme=t-"], None, "must end with a letter or digit"),
+            (
+                &["--namespace-for", "customer:acme=a", "--namespace-for", "customer:acme=b"],
+                None,
+                r#"customer "acme" is already mapped (to "a")"#,
+            ),
+        ] {
+            let e = namespaces(flags, env).expect_err(expected);
+            assert!(e.contains(expected), "{flags:?}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn namespace_flags_are_for_the_k8s_runtime() {
+        for flag in ["--namespace", "--namespace-per-customer", "--namespace-per-insight", "--namespace-for"] {
+            let flags = Flags::try_parse_from(["pop", "--registry", "r.json", flag, "x"]).expect("parses");
+            assert_eq!(flags.runtime.k8s_only_flag(), Some(flag));
+        }
+        let flags = Flags::try_parse_from(["pop", "--registry", "r.json"]).expect("parses");
+        assert_eq!(flags.runtime.k8s_only_flag(), None);
+    }
 }

@@ -2,30 +2,12 @@
 
 use pop_handler_protocol::OutputLimits;
 use pop_handler_protocol::output::{DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_RESULT_BYTES};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Where handler Pods go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NamespaceMode {
-    /// Every Pod in this namespace (the original's `pop.kubernetes.namespace`, default `pop`).
-    Single(String),
-    /// One namespace per customer: `prefix + sanitized customer id` (namespace segregation). Operations
-    /// without a customer go to `fallback`. The namespaces must exist; POP does not create them.
-    PerCustomer {
-        /// Prepended to the sanitized customer id (e.g. `pop-`).
-        prefix: String,
-        /// The namespace for operations without a customer.
-        fallback: String,
-    },
-}
-
-impl Default for NamespaceMode {
-    fn default() -> Self {
-        Self::Single("pop".into())
-    }
-}
+pub use crate::namespace::{NamespaceMode, NamespaceScope};
 
 /// How the payload is handed to the handler (the shared protocol's modes).
 pub use pop_handler_protocol::PayloadMode;
@@ -116,7 +98,7 @@ pub struct KubeConfig {
     /// [`list`](pop_core::runtime::PodRuntime::list) and the reaper only see Pods with it.
     pub managed_by: String,
     /// Extra labels on every Pod (e.g. the pool's name).
-    pub extra_labels: std::collections::BTreeMap<String, String>,
+    pub extra_labels: BTreeMap<String, String>,
 }
 
 impl Default for KubeConfig {
@@ -170,10 +152,30 @@ impl KubeConfig {
         Self { namespace: NamespaceMode::Single(namespace.into()), ..Self::default() }
     }
 
-    /// One namespace per customer.
+    /// One namespace per customer: `prefix + customer id`, `fallback` without a customer.
     pub fn namespace_per_customer(prefix: impl Into<String>, fallback: impl Into<String>) -> Self {
         Self {
             namespace: NamespaceMode::PerCustomer { prefix: prefix.into(), fallback: fallback.into() },
+            ..Self::default()
+        }
+    }
+
+    /// One namespace per insight: `prefix + insight id`, `fallback` without an insight.
+    pub fn namespace_per_insight(prefix: impl Into<String>, fallback: impl Into<String>) -> Self {
+        Self {
+            namespace: NamespaceMode::PerInsight { prefix: prefix.into(), fallback: fallback.into() },
+            ..Self::default()
+        }
+    }
+
+    /// Explicit maps: the customer's namespace, else the insight's, else `default`.
+    pub fn mapped_namespaces(
+        by_customer: BTreeMap<String, String>,
+        by_insight: BTreeMap<String, String>,
+        default: impl Into<String>,
+    ) -> Self {
+        Self {
+            namespace: NamespaceMode::Mapped { by_customer, by_insight, default: default.into() },
             ..Self::default()
         }
     }
@@ -189,14 +191,14 @@ impl KubeConfig {
         }
     }
 
-    /// The namespace for an operation of this customer.
-    pub fn namespace_for(&self, customer_id: Option<&str>) -> String {
-        match &self.namespace {
-            NamespaceMode::Single(ns) => ns.clone(),
-            NamespaceMode::PerCustomer { prefix, fallback } => match customer_id.filter(|c| !c.trim().is_empty()) {
-                Some(customer) => crate::labels::namespace_name(prefix, customer),
-                None => fallback.clone(),
-            },
-        }
+    /// The namespace of an operation of this customer and insight ([`NamespaceMode::namespace_for`]).
+    pub fn namespace_for(&self, customer_id: Option<&str>, insight_id: Option<&str>) -> String {
+        self.namespace.namespace_for(customer_id, insight_id)
+    }
+
+    /// Every problem of the options (today: the namespace names, [`NamespaceMode::validate`]) as
+    /// `Error::Invalid` naming each entry, or `Ok`.
+    pub fn validate(&self) -> pop_core::Result<()> {
+        self.namespace.validate()
     }
 }

@@ -28,7 +28,8 @@ pub const REPORT_PROGRESS: &str = "pop.report.progress";
 /// The original handler protocol: the handler's result JSON, patched by the handler at the end.
 pub const REPORT_PAYLOAD: &str = "pop.report.payload";
 
-const MAX_LABEL: usize = 63;
+/// The longest label value, DNS-1123 label or namespace name.
+pub const MAX_LABEL: usize = 63;
 
 /// Makes a string a legal label value: at most 63 characters of `[A-Za-z0-9._-]`, starting and ending
 /// with an alphanumeric. Other characters become `-`; an empty result is allowed (an empty value).
@@ -58,9 +59,16 @@ pub fn dns_label(raw: &str, max: usize) -> String {
 /// The namespace of a customer: `prefix + customer`, made a DNS-1123 label (at most 63 characters).
 /// A customer id with no usable character gets `prefix + "customer"`.
 pub fn namespace_name(prefix: &str, customer: &str) -> String {
-    let name = dns_label(&format!("{prefix}{customer}"), MAX_LABEL);
-    if name.is_empty() || name == dns_label(prefix, MAX_LABEL) {
-        dns_label(&format!("{prefix}customer"), MAX_LABEL)
+    namespace_name_or(prefix, customer, "customer")
+}
+
+/// The namespace of an id: `prefix + id`, made a DNS-1123 label (at most 63 characters). An id with no
+/// usable character gets `prefix + placeholder`. With a valid prefix
+/// ([`check_prefix`](crate::namespace::check_prefix)) the name always starts with the prefix.
+pub fn namespace_name_or(prefix: &str, id: &str, placeholder: &str) -> String {
+    let name = dns_label(&format!("{prefix}{id}"), MAX_LABEL);
+    if name.is_empty() || name.len() <= prefix.trim_end_matches('-').len() {
+        dns_label(&format!("{prefix}{placeholder}"), MAX_LABEL)
     } else {
         name
     }

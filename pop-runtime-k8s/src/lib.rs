@@ -14,7 +14,7 @@
 //! | following | a watch of the Pod (no polling) and a followed log stream with timestamps (reconnects without repeating lines) |
 //! | failures | scheduling timeout (with the `PodScheduled` condition's reason or the waiting container's), log-silence timeout, phase `Failed` (last log lines as the diagnostic), deletion by someone else, API errors retried with bounded backoff |
 //! | cleanup | deletion when finished if `reapCompletedPods`; cancel deletes the Pod; [`KubeRuntime::reap`] lists POP's Pods by label and deletes in batches |
-//! | namespaces | one for all, or one per customer ([`NamespaceMode`]) |
+//! | namespaces | one for all, one per customer or per insight, or explicit customer / insight maps with a default ([`NamespaceMode`]; names checked as DNS-1123 labels); listing and the reaper look in every namespace the mode may use ([`namespace`]) |
 //!
 //! ## Outcome rules
 //!
@@ -45,8 +45,11 @@
 //! ## Permissions
 //!
 //! The worker's service account needs `pods` create/get/list/watch/delete and `pods/log` get in the
-//! handler namespace(s) (see `deploy/k8s/`). With one namespace per customer, listing for the reaper
-//! spans all namespaces and needs a ClusterRole.
+//! handler namespace(s) (see `deploy/k8s/`: `rbac-handler-namespace.yaml` is the Role + RoleBinding to
+//! apply in each namespace). With one namespace (`Single`) or explicit maps (`Mapped`) the namespaces are
+//! known and each is listed on its own, so Roles suffice. With one namespace per customer or per insight
+//! the names come from ids seen at run time and listing for the reaper spans the cluster: it needs
+//! `list` on pods in a ClusterRole (`rbac-cluster-list.yaml`).
 //!
 //! ```no_run
 //! use pop_core::registry::HandlerRegistry;
@@ -82,14 +85,16 @@ pub mod config;
 pub mod error;
 mod follow;
 pub mod labels;
+pub mod namespace;
 pub mod podconfig;
 pub mod podspec;
 pub mod reaper;
 mod retry;
 mod runtime;
 
-pub use config::{KubeConfig, NameGenerator, NamespaceMode, PayloadMode, RetryPolicy, sequential_names, uuid_names};
+pub use config::{KubeConfig, NameGenerator, PayloadMode, RetryPolicy, sequential_names, uuid_names};
 pub use error::KubeError;
+pub use namespace::{NamespaceMode, NamespaceScope};
 pub use podconfig::PodConfig;
 pub use reaper::{ReapPolicy, ReapReport, launched_info};
 pub use runtime::{KubeRuntime, split_handle};

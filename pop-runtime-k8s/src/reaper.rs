@@ -1,5 +1,6 @@
 //! Pod reaper support: listing POP's Pods with their age and phase, and deleting them in batches.
 
+use crate::config::NamespaceScope;
 use crate::follow::now_ms;
 use crate::labels;
 use crate::runtime::KubeRuntime;
@@ -8,6 +9,9 @@ use kube::api::{Api, ListParams};
 use pop_core::Result;
 use pop_core::runtime::{LaunchedInfo, LaunchedState};
 use std::time::Duration;
+
+/// Namespaces listed at once.
+const LIST_CONCURRENCY: usize = 4;
 
 /// What the reaper removes (the original: finished Pods older than `pod.reap.age.minutes`, 1440, in
 /// batches of `pod.reap.batch.size`, 50).
@@ -36,6 +40,9 @@ pub struct ReapReport {
     pub deleted: Vec<String>,
     /// Handles that could not be deleted, with the error.
     pub failed: Vec<(String, String)>,
+    /// Where POP's Pods could not be listed (`namespace NS`, `all namespaces`), with the error; their
+    /// Pods were not examined.
+    pub unlisted: Vec<(String, String)>,
 }
 
 fn ms(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
@@ -86,14 +93,66 @@ impl KubeRuntime {
         format!("{}={}", labels::MANAGED_BY, labels::label_value(&self.config.managed_by))
     }
 
-    /// POP's Pods, in the one namespace or (namespace per customer) in all namespaces, page by page.
+    /// POP's Pods in every namespace the runtime may use ([`NamespaceMode::scope`]): a list in each
+    /// configured namespace, or for the prefix modes one cluster-wide list kept to the namespaces the
+    /// mode could have chosen; page by page.
+    ///
+    /// A namespace that cannot be listed (after the retries) is logged at warn and left out, so that one
+    /// namespace with broken RBAC does not hide every other namespace's Pods from the reaper; when no
+    /// namespace can be listed, the (first) error is returned.
+    ///
+    /// [`NamespaceMode::scope`]: crate::NamespaceMode::scope
     pub async fn list_pods(&self) -> Result<Vec<Pod>> {
-        let (api, scope): (Api<Pod>, String) = match &self.config.namespace {
-            crate::config::NamespaceMode::Single(ns) => (self.pods(ns), format!("namespace {ns}")),
-            crate::config::NamespaceMode::PerCustomer { .. } => {
-                (Api::all(self.client.clone()), "all namespaces".to_string())
+        let (pods, unlisted) = self.list_everywhere().await?;
+        for (scope, e) in &unlisted {
+            tracing::warn!(scope = %scope, error = %e, "could not list POP's pods there; they are left out");
+        }
+        Ok(pods)
+    }
+
+    /// The Pods of every scope, and each scope that failed with its error; `Err` when all failed.
+    async fn list_everywhere(&self) -> Result<(Vec<Pod>, Vec<(String, String)>)> {
+        use futures_util::StreamExt;
+        self.check_namespaces()?;
+        let scopes: Vec<(Api<Pod>, String)> = match self.config.namespace.scope() {
+            NamespaceScope::Namespaces(all) => {
+                all.into_iter().map(|ns| (self.pods(&ns), format!("namespace {ns}"))).collect()
             }
+            NamespaceScope::Prefixed { .. } => vec![(Api::all(self.client.clone()), "all namespaces".to_string())],
         };
+        let count = scopes.len();
+        let results: Vec<(String, Result<Vec<Pod>>)> = futures_util::stream::iter(scopes)
+            .map(|(api, scope)| async move {
+                let r = self.list_in(api, &scope).await;
+                (scope, r)
+            })
+            .buffer_unordered(LIST_CONCURRENCY)
+            .collect()
+            .await;
+        let mut pods = Vec::new();
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        for (scope, result) in results {
+            match result {
+                Ok(found) => {
+                    pods.extend(found.into_iter().filter(|p| {
+                        p.metadata.namespace.as_deref().is_some_and(|ns| self.config.namespace.may_use(ns))
+                    }))
+                }
+                Err(e) => {
+                    failed.push((scope, e.to_string()));
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if failed.len() == count => Err(e),
+            _ => Ok((pods, failed)),
+        }
+    }
+
+    /// POP's Pods that one Api (a namespace, or the cluster) lists, page by page.
+    async fn list_in(&self, api: Api<Pod>, scope: &str) -> Result<Vec<Pod>> {
         let selector = self.selector();
         let mut pods = Vec::new();
         let mut token: Option<String> = None;
@@ -132,9 +191,15 @@ impl KubeRuntime {
         report
     }
 
-    /// One reaper pass: lists POP's Pods and deletes those the policy selects.
+    /// One reaper pass: lists POP's Pods in every namespace the runtime may use and deletes those the
+    /// policy selects. Namespaces that could not be listed are in the report's `unlisted` (and logged);
+    /// when none could be, the pass fails.
     pub async fn reap(&self, policy: ReapPolicy) -> Result<ReapReport> {
-        let infos: Vec<LaunchedInfo> = self.list_pods().await?.iter().filter_map(launched_info).collect();
+        let (pods, unlisted) = self.list_everywhere().await?;
+        for (scope, e) in &unlisted {
+            tracing::warn!(scope = %scope, error = %e, "pod reaper: could not list POP's pods there");
+        }
+        let infos: Vec<LaunchedInfo> = pods.iter().filter_map(launched_info).collect();
         let now = now_ms();
         let age = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let doomed: Vec<String> = infos
@@ -147,6 +212,7 @@ impl KubeRuntime {
             .collect();
         let mut report = self.delete_in_batches(&doomed, policy.batch_size).await;
         report.examined = infos.len();
+        report.unlisted = unlisted;
         Ok(report)
     }
 }

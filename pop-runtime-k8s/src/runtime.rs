@@ -29,6 +29,8 @@ pub struct KubeRuntime {
     /// Each type's effective Pod config, or what is wrong with it (reported when it is launched).
     pod_configs: HashMap<String, std::result::Result<Arc<PodConfig>, Vec<Problem>>>,
     pub(crate) config: KubeConfig,
+    /// What is wrong with the configured namespace names (reported by every launch and list).
+    namespace_problems: Vec<Problem>,
     /// Followed Pods by handle, with the switch that tells their follower they were cancelled.
     running: Arc<Mutex<HashMap<String, watch::Sender<bool>>>>,
 }
@@ -43,7 +45,8 @@ impl KubeRuntime {
     /// A runtime using this client (pointed at any API server), registry and options. The registry's
     /// Pod configs are typed now; a type whose config is wrong fails when it is launched, naming the
     /// field ([`connect`](Self::connect) and [`check_registry`](Self::check_registry) refuse such a
-    /// registry up front).
+    /// registry up front). Wrong namespace names ([`KubeConfig::validate`]) fail every launch and list,
+    /// naming the entry ([`connect`](Self::connect) refuses them up front).
     pub fn new(client: kube::Client, registry: Arc<HandlerRegistry>, config: KubeConfig) -> Self {
         let pod_configs = registry
             .handlers()
@@ -55,7 +58,8 @@ impl KubeRuntime {
                 (t.clone(), pc)
             })
             .collect();
-        Self { client, registry, pod_configs, config, running: Arc::default() }
+        let namespace_problems = config.validate().err().map(|e| e.problem_list().to_vec()).unwrap_or_default();
+        Self { client, registry, pod_configs, config, namespace_problems, running: Arc::default() }
     }
 
     /// Every problem of the registry's Pod configs (`Error::Invalid` naming each type and field), or `Ok`.
@@ -64,9 +68,11 @@ impl KubeRuntime {
     }
 
     /// A runtime whose client is configured from the environment: the in-cluster service account, or
-    /// `KUBECONFIG` / `~/.kube/config`. A registry with a wrong Pod config field is refused first.
+    /// `KUBECONFIG` / `~/.kube/config`. A registry with a wrong Pod config field, or options with a
+    /// wrong namespace name, are refused first.
     pub async fn connect(registry: Arc<HandlerRegistry>, config: KubeConfig) -> Result<Self> {
         Self::check_registry(&registry)?;
+        config.validate()?;
         crate::ensure_crypto_provider();
         let client = kube::Client::try_default().await.map_err(|e| {
             KubeError::Config(format!(
@@ -116,11 +122,22 @@ impl KubeRuntime {
         }
     }
 
+    /// `Error::Invalid` naming each wrong namespace entry of the options, or `Ok`.
+    pub(crate) fn check_namespaces(&self) -> Result<()> {
+        if self.namespace_problems.is_empty() { Ok(()) } else { Err(Error::problems(self.namespace_problems.clone())) }
+    }
+
+    /// The namespace of this request's Pod (customer and insight, [`KubeConfig::namespace_for`]).
+    pub fn namespace_of(&self, request: &LaunchRequest) -> String {
+        self.config.namespace_for(request.customer_id.as_deref(), request.insight_id.as_deref())
+    }
+
     /// The Pod that [`launch`](PodRuntime::launch) would create for this request (takes a name from the
     /// name generator). Useful for dry runs and golden tests.
     pub fn pod_for(&self, request: &LaunchRequest) -> Result<Pod> {
+        self.check_namespaces()?;
         let pc = self.pod_config(request)?;
-        let namespace = self.config.namespace_for(request.customer_id.as_deref());
+        let namespace = self.namespace_of(request);
         let unique = (self.config.name_generator)();
         Ok(build_pod_with(&pc, &request.operation_type, request, &self.config, &unique, &namespace)?)
     }
@@ -172,8 +189,9 @@ impl PodRuntime for KubeRuntime {
     }
 
     async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
+        self.check_namespaces()?;
         let pc = self.pod_config(&request)?;
-        let namespace = self.config.namespace_for(request.customer_id.as_deref());
+        let namespace = self.namespace_of(&request);
         let unique = (self.config.name_generator)();
         let pod = build_pod_with(&pc, &request.operation_type, &request, &self.config, &unique, &namespace)?;
         let name = pod.metadata.name.clone().unwrap_or_default();

@@ -130,7 +130,7 @@ fn full_featured_registry_produces_the_golden_pod_spec() {
     .expect("progress");
     let req = LaunchRequest { operation_type: "encode".into(), ..request(Some(last)) };
     let spec = registry.handler("encode").expect("encode");
-    let ns = config.namespace_for(req.customer_id.as_deref());
+    let ns = config.namespace_for(req.customer_id.as_deref(), req.insight_id.as_deref());
     assert_eq!(ns, "pop-customer-one");
     let pod = build_pod(spec, &req, &config, "00000001", &ns).expect("pod");
     let pod = serde_json::to_value(&pod).expect("pod JSON");

@@ -406,6 +406,147 @@ async fn compressed_payloads_and_namespace_per_customer() {
     let _ = collect(launched.events).await;
 }
 
+/// Runs a launched Pod to success and waits for its stream to end.
+async fn finish(mock: &MockKube, launched: pop_core::runtime::Launched) {
+    let (ns, name) = launched.handle.split_once('/').expect("ns/name handle");
+    mock.wait_for_request("watch=true").await;
+    mock.run(ns, name);
+    mock.terminate(ns, name, 0);
+    let events = collect(launched.events).await;
+    assert!(exit(&events).success, "{events:?}");
+}
+
+#[tokio::test]
+async fn mapped_namespaces_place_pods_and_the_reaper_finds_them_there() {
+    let mock = MockKube::start().await;
+    let namespace = pop_runtime_k8s::NamespaceMode::Mapped {
+        by_customer: [("Acme Corp".to_string(), "tenant-acme".to_string())].into(),
+        by_insight: [("insight-2".to_string(), "queue-two".to_string())].into(),
+        default: "pop-shared".into(),
+    };
+    let rt = runtime_with(&mock, KubeConfig { namespace, ..config() });
+    let req = |customer: Option<&str>, insight: Option<&str>| LaunchRequest {
+        customer_id: customer.map(str::to_string),
+        insight_id: insight.map(str::to_string),
+        ..request("keep")
+    };
+    let mut handles = Vec::new();
+    for (customer, insight, expected) in [
+        (Some("Acme Corp"), Some("insight-1"), "tenant-acme"),
+        (Some("Acme Corp"), Some("insight-2"), "tenant-acme"), // the customer's entry wins
+        (Some("Other"), Some("insight-2"), "queue-two"),
+        (None, None, "pop-shared"),
+    ] {
+        let launched = rt.launch(req(customer, insight)).await.expect("launch");
+        let (ns, name) = launched.handle.split_once('/').expect("ns/name");
+        assert_eq!(ns, expected, "{customer:?} {insight:?}");
+        let pod = mock.pod(ns, name).expect("the pod is in the mapped namespace");
+        assert_eq!(pod["metadata"]["namespace"], expected);
+        handles.push(launched.handle.clone());
+        finish(&mock, launched).await;
+    }
+    let old = "2020-01-01T00:00:00Z";
+    mock.insert_pod(stored_pod("queue-two", "left-by-another-worker", true, "Succeeded", old, Some(old)));
+    mock.insert_pod(stored_pod("elsewhere", "not-in-the-map", true, "Succeeded", old, Some(old)));
+
+    let mut listed: Vec<String> = rt.list().await.expect("list").into_iter().map(|i| i.handle).collect();
+    listed.sort();
+    let mut expected = handles.clone();
+    expected.push("queue-two/left-by-another-worker".into());
+    expected.sort();
+    assert_eq!(listed, expected);
+    let requests = mock.requests();
+    for ns in ["tenant-acme", "queue-two", "pop-shared"] {
+        let prefix = format!("GET /api/v1/namespaces/{ns}/pods?");
+        assert!(requests.iter().any(|r| r.starts_with(&prefix) && r.contains("labelSelector")), "{ns}");
+    }
+    assert!(!requests.iter().any(|r| r.starts_with("GET /api/v1/pods")), "mapped namespaces need no cluster-wide list");
+
+    // One namespace that cannot be listed does not hide the others; the report names it.
+    mock.fail_next(Method::GET, "/api/v1/namespaces/queue-two/pods?", 403, 1);
+    let report = rt
+        .reap(ReapPolicy { finished_older_than: Duration::ZERO, running_older_than: None, batch_size: 2 })
+        .await
+        .expect("reap");
+    assert_eq!(report.unlisted.len(), 1, "{report:?}");
+    assert_eq!(report.unlisted[0].0, "namespace queue-two");
+    assert!(report.unlisted[0].1.contains("403") || report.unlisted[0].1.contains("injected"), "{report:?}");
+    let mut deleted = report.deleted.clone();
+    deleted.sort();
+    let mut not_queue_two: Vec<String> = handles.iter().filter(|h| !h.starts_with("queue-two/")).cloned().collect();
+    not_queue_two.sort();
+    assert_eq!(deleted, not_queue_two);
+
+    // Then the reaper finds what is left there.
+    let report = rt
+        .reap(ReapPolicy { finished_older_than: Duration::ZERO, running_older_than: None, batch_size: 2 })
+        .await
+        .expect("reap");
+    assert!(report.unlisted.is_empty());
+    let mut deleted = report.deleted.clone();
+    deleted.sort();
+    let queue_two: Vec<String> = expected.iter().filter(|h| h.starts_with("queue-two/")).cloned().collect();
+    assert_eq!(deleted, queue_two);
+    assert_eq!(mock.pod_handles(), ["elsewhere/not-in-the-map"], "only the unmapped namespace's pod is left");
+
+    // No namespace can be listed: the error itself.
+    for ns in ["tenant-acme", "queue-two", "pop-shared"] {
+        mock.fail_next(Method::GET, &format!("/api/v1/namespaces/{ns}/pods?"), 403, 1);
+    }
+    let e = rt.list().await.expect_err("every namespace forbidden");
+    assert!(matches!(e, Error::Forbidden(_)), "{e}");
+}
+
+#[tokio::test]
+async fn namespace_per_insight_lists_only_the_namespaces_it_may_use() {
+    let mock = MockKube::start().await;
+    let namespace = KubeConfig::namespace_per_insight("pop-q-", "pop").namespace;
+    let rt = runtime_with(&mock, KubeConfig { namespace, ..config() });
+    let launched = rt.launch(request("keep")).await.expect("launch");
+    assert!(launched.handle.starts_with("pop-q-insight-1/"), "{}", launched.handle);
+    let handle = launched.handle.clone();
+    finish(&mock, launched).await;
+    let no_insight = rt.launch(LaunchRequest { insight_id: None, ..request("keep") }).await.expect("launch");
+    assert!(no_insight.handle.starts_with("pop/"), "{}", no_insight.handle);
+    let fallback = no_insight.handle.clone();
+    finish(&mock, no_insight).await;
+    let old = "2020-01-01T00:00:00Z";
+    mock.insert_pod(stored_pod("pop-q-video", "other-insight", true, "Succeeded", old, Some(old)));
+    mock.insert_pod(stored_pod("tenant-x", "another-pop", true, "Succeeded", old, Some(old)));
+
+    let mut listed: Vec<String> = rt.list().await.expect("list").into_iter().map(|i| i.handle).collect();
+    listed.sort();
+    let mut expected = vec![handle, fallback, "pop-q-video/other-insight".to_string()];
+    expected.sort();
+    assert_eq!(listed, expected, "the pod of tenant-x is not this runtime's to see");
+    assert!(mock.requests().iter().any(|r| r.starts_with("GET /api/v1/pods?")), "a cluster-wide list");
+    let report = rt
+        .reap(ReapPolicy { finished_older_than: Duration::ZERO, running_older_than: None, batch_size: 50 })
+        .await
+        .expect("reap");
+    assert_eq!(report.deleted.len(), 3, "{report:?}");
+    assert_eq!(mock.pod_handles(), ["tenant-x/another-pop"]);
+}
+
+#[tokio::test]
+async fn wrong_namespace_names_fail_launch_and_list_naming_the_entry() {
+    let mock = MockKube::start().await;
+    let namespace = pop_runtime_k8s::NamespaceMode::Mapped {
+        by_customer: [("Acme Corp".to_string(), "Tenant_Acme".to_string())].into(),
+        by_insight: Default::default(),
+        default: "pop".into(),
+    };
+    let rt = runtime_with(&mock, KubeConfig { namespace, ..config() });
+    let e = rt.launch(request("sample")).await.expect_err("bad namespace");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    assert_eq!(e.problem_list()[0].field.as_deref(), Some(r#"namespace.by_customer["Acme Corp"]"#));
+    assert!(e.to_string().contains(r#""Tenant_Acme" is not a valid namespace name"#), "{e}");
+    let e = rt.list().await.expect_err("bad namespace");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    assert!(rt.pod_for(&request("sample")).is_err());
+    assert!(mock.requests().is_empty(), "nothing reaches the API");
+}
+
 fn stored_pod(ns: &str, name: &str, managed: bool, phase: &str, created: &str, finished: Option<&str>) -> Value {
     let mut labels = json!({"app": "x"});
     if managed {
