@@ -69,15 +69,22 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request needs a JSON body"));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    // One pass: serde_path_to_error over the byte deserializer (no intermediate `Value`); a syntax
+    // error is the client's malformed JSON (400), a data error a body of the wrong shape (422).
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let not_json = |e: &serde_json::Error| ApiError::bad_request(format!("the body is not valid JSON: {e}"));
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if !matches!(e.inner().classify(), serde_json::error::Category::Data) {
+            return not_json(e.inner());
+        }
         let path = e.path().to_string();
         let problem =
             pop_core::Problem::new(format!("{}: {}", if path == "." { "the body" } else { &path }, e.inner()))
                 .field(path.trim_start_matches('.').to_owned());
-        pop_core::Error::problems(vec![problem]).into()
-    })
+        ApiError::from(pop_core::Error::problems(vec![problem]))
+    })?;
+    de.end().map_err(|e| not_json(&e))?;
+    Ok(value)
 }
 
 /// The original's query parameters of a data-object GET.
@@ -217,5 +224,23 @@ mod tests {
         let q = ObjectQuery::parse(&pairs(&[("byfields", "title,linkId")]), &idx).unwrap();
         let p = q.project(serde_json::json!({"id": "a", "title": "t", "params": {}}));
         assert_eq!(p, serde_json::json!({"id": "a", "title": "t"}));
+    }
+
+    #[test]
+    fn bodies_are_parsed_once_with_errors_that_say_where() {
+        let agenda: pop_core::model::Agenda =
+            parse_json(br#"{"customerId": "c", "operations": [{"name": "a", "type": "t"}]}"#).unwrap();
+        assert_eq!(agenda.operations.len(), 1);
+        // malformed JSON, an empty body, trailing garbage: 400 with the position
+        for (body, needle) in [(&br#"{"customerId": "#[..], "EOF"), (b"  ", "needs a JSON body"), (b"{} x", "trailing")]
+        {
+            let e = parse_json::<pop_core::model::Agenda>(body).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(format!("{e:?}").contains(needle), "{body:?}: {e:?}");
+        }
+        // the wrong shape: 422 naming the field's path
+        let e = parse_json::<pop_core::model::Agenda>(br#"{"operations": [{"name": 5}]}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(format!("{e:?}").contains("operations[0].name"), "{e:?}");
     }
 }
