@@ -45,17 +45,21 @@ impl FromRequestParts<AppState> for Caller {
 /// naming the field's path, an oversized one 413.
 pub(crate) struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let limit = state.config.body_limit;
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "PayloadTooLarge",
-                    format!("the request body is larger than this server accepts: {}", e.body_text()),
+                    format!(
+                        "the request body is larger than this server accepts ({limit} bytes at most; \
+                         ApiConfig::body_limit, `pop serve --body-limit`)"
+                    ),
                 ));
             }
             Err(e) => return Err(ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))),
@@ -72,12 +76,26 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let path = field_path(&e.path().to_string(), &e.inner().to_string());
         let problem =
-            pop_core::Problem::new(format!("{}: {}", if path == "." { "the body" } else { &path }, e.inner()))
-                .field(path.trim_start_matches('.').to_owned());
+            pop_core::Problem::new(format!("{}: {}", if path.is_empty() { "the body" } else { &path }, e.inner()));
+        let problem = if path.is_empty() { problem } else { problem.field(path) };
         pop_core::Error::problems(vec![problem]).into()
     })
+}
+
+/// The path of the field a deserialization error is about, as `agendas[1].operations[0].name`:
+/// serde names the struct for a missing field (the field itself is in the message), so the missing
+/// field is appended.
+fn field_path(path: &str, message: &str) -> String {
+    let mut path = if path == "." { String::new() } else { path.trim_start_matches('.').to_owned() };
+    if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(missing);
+    }
+    path
 }
 
 /// The original's query parameters of a data-object GET.
