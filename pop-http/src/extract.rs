@@ -75,6 +75,14 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     }
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    // Every body of this API is a JSON object (serde would read a struct from an array, by position).
+    if !value.is_object() {
+        return Err(pop_core::Error::problems(vec![pop_core::Problem::new(format!(
+            "the body must be a JSON object, got {}",
+            kind_of(&value)
+        ))])
+        .into());
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = field_path(&e.path().to_string(), &e.inner().to_string());
         let problem =
@@ -82,6 +90,17 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         let problem = if path.is_empty() { problem } else { problem.field(path) };
         pop_core::Error::problems(vec![problem]).into()
     })
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// The path of the field a deserialization error is about, as `agendas[1].operations[0].name`:
@@ -127,6 +146,10 @@ impl ObjectQuery {
         let mut problems = Vec::new();
         for (key, value) in pairs {
             let lower = key.to_ascii_lowercase();
+            // An empty paging or projection parameter is an absent one (as forms send them).
+            if value.is_empty() && matches!(lower.as_str(), "bylimit" | "bycursor" | "bycount" | "byfields") {
+                continue;
+            }
             match lower.as_str() {
                 "id" => q.id = Some(value.clone()),
                 "bylimit" => match value.parse::<usize>() {

@@ -41,6 +41,43 @@ async fn malformed_json_is_400_naming_where() {
     assert!(description(&e).contains("needs a JSON body"), "{e}");
     let (status, body) = server.call_raw(Who::Owner, Method::POST, "/pop/agenda", vec![0xff, 0xfe, b'{']).await;
     refused("bytes that are not UTF-8", StatusCode::BAD_REQUEST, status, &body);
+    // Every body is a JSON object: serde would otherwise read a struct from an array, by position.
+    for (path, text) in
+        [("/pop/agenda/service/validate", "[null, null]"), ("/pop/agenda", "\"agenda\""), ("/pop/customer", "42")]
+    {
+        let (status, body) = server.call_raw(Who::Owner, Method::POST, path, text.as_bytes().to_vec()).await;
+        let e = refused(&format!("POST {path} {text}"), StatusCode::UNPROCESSABLE_ENTITY, status, &body);
+        assert!(description(&e).contains("must be a JSON object"), "{e}");
+    }
+}
+
+/// A bulk submission: 207 with the stored agendas and a failure per index when some fail; the error
+/// envelope naming every item when all fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_submissions_report_each_item() {
+    let server = Server::start().await;
+    world(&server.engine).await;
+    let good = json!({"customerId": OWNER, "operations": [{"name": "a", "type": "step", "payload": {}}]});
+    let cycle =
+        json!({"customerId": OWNER, "operations": [{"name": "a", "type": "step", "payload": {"x": "@<a.out>"}}]});
+    let body = json!({"agendas": [good, cycle, {"customerId": "initech", "operations": []}]});
+    let (status, answer) = server.call(Who::Owner, Method::POST, "/pop/agenda/service/createAgenda", Some(&body)).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS, "{answer}");
+    assert_eq!(answer["all"].as_array().map(Vec::len), Some(1), "{answer}");
+    let failures = answer["failures"].as_array().cloned().unwrap_or_default();
+    let indexes: Vec<Value> = failures.iter().map(|f| f["index"].clone()).collect();
+    assert_eq!(indexes, vec![json!(1), json!(2)], "{answer}");
+    assert_eq!(failures[0]["errorResponse"]["responseCode"], json!(422), "{answer}");
+    assert_eq!(failures[1]["errorResponse"]["responseCode"], json!(403), "{answer}");
+    // All failed: the envelope, with the first failure's status, naming each item.
+    let body = json!({"agendas": [{"customerId": OWNER, "operations": []}, {"operations": [{"name": "a", "type": "step", "payload": {}}]}]});
+    let (status, answer) = server.call(Who::Owner, Method::POST, "/pop/agenda/service/createAgenda", Some(&body)).await;
+    let e = refused("every item failing", StatusCode::UNPROCESSABLE_ENTITY, status, &answer);
+    let d = description(&e);
+    assert!(d.contains("[0]") && d.contains("[1]"), "{e}");
+    let fields: Vec<&str> =
+        e["problems"].as_array().expect("problems").iter().filter_map(|p| p["field"].as_str()).collect();
+    assert!(fields.iter().any(|f| f.starts_with("agendas[0]")) && fields.contains(&"agendas[1].customerId"), "{e}");
 }
 
 /// A body of the wrong shape: 422, and the problem names the field's path in the request.
@@ -182,6 +219,9 @@ async fn unknown_routes_and_methods() {
         let e = refused(&format!("{method} {path}"), want, status, &body);
         assert!(description(&e).contains(path), "{method} {path}: the path is named: {e}");
     }
+    // An empty paging parameter is an absent one.
+    let (status, body) = server.call(Who::Owner, Method::GET, "/pop/agenda?bylimit=&bycount=&bycursor=", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // Unknown query parameters and bad paging are refused, naming the parameter.
     for (path, param) in [
         ("/pop/agenda?colour=red", "colour"),
