@@ -32,6 +32,13 @@ use serde_json::Value;
 pub(crate) trait Resource: Serialize + DeserializeOwned + StoreObject + Send + Sync + 'static {
     /// The path segment (`customer`, `progress/agenda`, ...).
     const PATH: &'static str;
+    /// When objects of this kind are not created by `POST /pop/<kind>`: what does it (answered with
+    /// 405 before the body is read, to anyone authenticated, whatever the body).
+    const CREATED_ELSEWHERE: Option<&'static str> = None;
+    /// Likewise for `PUT /pop/<kind>/{id}` (405 whatever the id: it says nothing about the object).
+    const UPDATED_ELSEWHERE: Option<&'static str> = None;
+    /// Likewise for `DELETE /pop/<kind>/{id}`.
+    const DELETED_ELSEWHERE: Option<&'static str> = None;
 
     /// One object the caller may see.
     async fn get(s: &AppState, p: &Principal, id: &str, q: &ObjectQuery) -> Result<Self>;
@@ -111,6 +118,10 @@ fn not_here(what: &str) -> Error {
 #[async_trait]
 impl Resource for Agenda {
     const PATH: &'static str = "agenda";
+    const UPDATED_ELSEWHERE: Option<&'static str> = Some(
+        "an agenda does not change once submitted: rerun or cancel it (/pop/agenda/service/...); a pool adds \
+             generated operations with /pop/resourcepool/service/updateAgenda",
+    );
     async fn get(s: &AppState, p: &Principal, id: &str, _q: &ObjectQuery) -> Result<Self> {
         s.engine.agendas().get(p, id).await
     }
@@ -134,10 +145,7 @@ impl Resource for Agenda {
         s.engine.agendas().submit(&caller.principal, obj).await
     }
     async fn update(_s: &AppState, _p: &Principal, _obj: Self) -> Result<Self> {
-        Err(not_here(
-            "an agenda does not change once submitted: rerun or cancel it (/pop/agenda/service/...); a pool adds \
-             generated operations with /pop/resourcepool/service/updateAgenda",
-        ))
+        Err(not_here(Self::UPDATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn delete(s: &AppState, p: &Principal, id: &str) -> Result<Self> {
         s.engine.agendas().delete(p, id).await
@@ -147,6 +155,11 @@ impl Resource for Agenda {
 #[async_trait]
 impl Resource for AgendaProgress {
     const PATH: &'static str = "progress/agenda";
+    const CREATED_ELSEWHERE: Option<&'static str> =
+        Some("an agenda's progress is created with the agenda (POST /pop/agenda)");
+    const UPDATED_ELSEWHERE: Option<&'static str> = Some(
+        "progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
+    );
     async fn get(s: &AppState, p: &Principal, id: &str, _q: &ObjectQuery) -> Result<Self> {
         s.engine.progress().by_id(p, id).await
     }
@@ -164,12 +177,10 @@ impl Resource for AgendaProgress {
         s.engine.progress().list(p, page, q.wants("operationProgress")).await
     }
     async fn create(_s: &AppState, _caller: &Caller, _obj: Self) -> Result<Self> {
-        Err(not_here("an agenda's progress is created with the agenda (POST /pop/agenda)"))
+        Err(not_here(Self::CREATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn update(_s: &AppState, _p: &Principal, _obj: Self) -> Result<Self> {
-        Err(not_here(
-            "progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
-        ))
+        Err(not_here(Self::UPDATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn delete(s: &AppState, p: &Principal, id: &str) -> Result<Self> {
         s.engine.progress().delete(p, id).await
@@ -179,6 +190,13 @@ impl Resource for AgendaProgress {
 #[async_trait]
 impl Resource for OperationProgress {
     const PATH: &'static str = "progress/operation";
+    const CREATED_ELSEWHERE: Option<&'static str> =
+        Some("operation progress is created with its agenda (POST /pop/agenda)");
+    const UPDATED_ELSEWHERE: Option<&'static str> = Some(
+        "operation progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
+    );
+    const DELETED_ELSEWHERE: Option<&'static str> =
+        Some("operation progress is deleted with its agenda progress (DELETE /pop/progress/agenda/{id})");
     async fn get(s: &AppState, p: &Principal, id: &str, _q: &ObjectQuery) -> Result<Self> {
         s.engine.progress().operation(p, id).await
     }
@@ -201,15 +219,13 @@ impl Resource for OperationProgress {
         ]))
     }
     async fn create(_s: &AppState, _caller: &Caller, _obj: Self) -> Result<Self> {
-        Err(not_here("operation progress is created with its agenda (POST /pop/agenda)"))
+        Err(not_here(Self::CREATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn update(_s: &AppState, _p: &Principal, _obj: Self) -> Result<Self> {
-        Err(not_here(
-            "operation progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
-        ))
+        Err(not_here(Self::UPDATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn delete(_s: &AppState, _p: &Principal, _id: &str) -> Result<Self> {
-        Err(not_here("operation progress is deleted with its agenda progress (DELETE /pop/progress/agenda/{id})"))
+        Err(not_here(Self::DELETED_ELSEWHERE.unwrap_or_default()))
     }
 }
 
@@ -359,11 +375,22 @@ pub(crate) async fn delete<T: Resource>(
     Ok(Json(DataObjectResponse { all: vec![deleted], count: 1, cid: Some(caller.cid), next: None }))
 }
 
+/// A write this route does not do for a kind: 405 saying what does, after authentication and before
+/// anything else (the body is not read, the id not looked up).
+fn elsewhere(method: axum::routing::MethodFilter, why: &'static str) -> axum::routing::MethodRouter<AppState> {
+    axum::routing::on(method, move |_caller: Caller| async move {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", why)
+    })
+}
+
 /// The routes of one kind.
 pub(crate) fn routes<T: Resource>() -> axum::Router<AppState> {
-    use axum::routing::get;
+    use axum::routing::{MethodFilter, delete as del, get, post, put};
     let base = format!("/pop/{}", T::PATH);
+    let create = T::CREATED_ELSEWHERE.map_or_else(|| post(create::<T>), |why| elsewhere(MethodFilter::POST, why));
+    let update = T::UPDATED_ELSEWHERE.map_or_else(|| put(update::<T>), |why| elsewhere(MethodFilter::PUT, why));
+    let delete = T::DELETED_ELSEWHERE.map_or_else(|| del(delete::<T>), |why| elsewhere(MethodFilter::DELETE, why));
     axum::Router::new()
-        .route(&base, get(get_many::<T>).post(create::<T>))
-        .route(&format!("{base}/{{id}}"), get(get_one::<T>).put(update::<T>).delete(delete::<T>))
+        .route(&base, get(get_many::<T>).merge(create))
+        .route(&format!("{base}/{{id}}"), get(get_one::<T>).merge(update).merge(delete))
 }
