@@ -15,7 +15,9 @@
 //! `Conflict`, 422 → `Invalid` with every problem, ...). A connection that fails, or a 502/503/504,
 //! is retried with exponential backoff for up to [`Client::with_retry_for`] (default 30 s): a pool
 //! keeps working through a short network or server outage, and a lease lost meanwhile is refused
-//! with `Conflict` when the connection comes back.
+//! with `Conflict` when the connection comes back. A connection that still fails after that is a
+//! `Backend` error of backend [`UNREACHABLE`] ([`Client::is_unreachable`]), so a tool can tell "no
+//! server there" from a server that answered with an error.
 
 use crate::dto::{
     AgendaIdRequest, AgendaProgressResponse, AgendasResponse, CreateAgendaRequest, DataObjectResponse,
@@ -61,6 +63,10 @@ api_object!(
     AgendaProgress => "progress/agenda",
     OperationProgress => "progress/operation",
 );
+
+/// The backend name of the error of a server that could not be reached (no connection): see
+/// [`Client::is_unreachable`].
+pub const UNREACHABLE: &str = "http (server unreachable)";
 
 /// The API's client. Cheap to clone.
 #[derive(Clone)]
@@ -118,6 +124,12 @@ impl Client {
         self
     }
 
+    /// Whether `e` says the server could not be reached at all (no connection, after the retries),
+    /// as opposed to an answer with an error status.
+    pub fn is_unreachable(e: &Error) -> bool {
+        matches!(e, Error::Backend { backend, .. } if *backend == UNREACHABLE)
+    }
+
     /// The server's base URL.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -163,8 +175,9 @@ impl Client {
                     }
                     error
                 }
-                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    Error::backend("http", format!("{method} {url}: {e}"))
+                Err(e) if e.is_connect() => Error::backend(UNREACHABLE, format!("{method} {url}: {}", chain(&e))),
+                Err(e) if e.is_timeout() || e.is_request() => {
+                    Error::backend("http", format!("{method} {url}: {}", chain(&e)))
                 }
                 Err(e) => return Err(Error::backend("http", format!("{method} {url}: {e}"))),
             };
@@ -404,6 +417,18 @@ impl Client {
     pub async fn openapi(&self) -> Result<serde_json::Value> {
         self.get_json("/openapi.json").await
     }
+}
+
+/// An error with its causes (reqwest's own message is only "error sending request").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn enc(s: &str) -> String {
