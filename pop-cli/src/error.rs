@@ -99,7 +99,11 @@ impl CliError {
                 k => k,
             },
         };
-        CliError { message: format!("{context}: {e}"), kind }
+        let message = match &e {
+            pop::core::Error::NotFound { .. } => format!("{context}: not found (or not visible with this token)"),
+            _ => format!("{context}: {e}"),
+        };
+        CliError { message, kind }
     }
 }
 

@@ -70,8 +70,8 @@ pub enum InstanceCommand {
     Rerun {
         /// The agenda id.
         agenda_id: String,
-        /// Reset every operation (`resetAll`).
-        #[arg(long)]
+        /// Reset every operation (`resetAll`; the default when nothing else is asked).
+        #[arg(long, conflicts_with = "reset")]
         reset_all: bool,
         /// Reset this operation (repeatable; `operationsToReset=a,b`).
         #[arg(long = "reset", value_name = "OPERATION")]
