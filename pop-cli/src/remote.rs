@@ -349,7 +349,13 @@ async fn fetch(client: &Client, target: &Target) -> Result<Vec<AgendaProgress>, 
             Ok(all)
         }
         Target::Link(l) => {
-            Ok(client.progress_summary(l).await.map_err(|e| CliError::remote(format!("linkId {l}"), e))?.progress_list)
+            let list =
+                client.progress_summary(l).await.map_err(|e| CliError::remote(format!("linkId {l}"), e))?.progress_list;
+            if list.is_empty() {
+                return Err(CliError::new(format!("linkId {l}: no agenda (visible with this token) has it"))
+                    .with_kind(ErrorKind::NotFound));
+            }
+            Ok(list)
         }
     }
 }

@@ -318,8 +318,10 @@ fn remote_commands_against_a_running_server() {
     assert_eq!(cli(url, ACME, &["progress", "no-such-agenda"]).0, 3);
     assert_eq!(cli(url, ACME, &["explain", "no-such-agenda"]).0, 3);
     assert_eq!(cli(url, ACME, &["cancel", "no-such-agenda"]).0, 3);
+    assert_eq!(cli(url, ACME, &["progress", "--link-id", "no-such-link"]).0, 3);
     let (code, _, err) = cli(url, "not-a-token-of-this-server", &["get", "agenda"]);
     assert_eq!(code, 4, "{err}");
+    assert!(err.contains("unknown token") && !err.contains("unauthorized: unauthorized"), "{err}");
     let (code, _, err) = cli(url, ACME, &["apply", "-f", &objects]);
     assert_eq!(code, 5, "alice may not change ops's pool: {err}");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

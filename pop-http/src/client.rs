@@ -459,11 +459,13 @@ fn answer_error(status: StatusCode, body: &[u8], method: &Method, path: &str) ->
             vec![],
         ),
     };
+    // (the server's description is its error's text, which already starts with the kind)
+    let bare = |prefix: &str| description.strip_prefix(prefix).unwrap_or(&description).to_owned();
     match status {
         StatusCode::NOT_FOUND => Error::NotFound { kind: "object".into(), id: description },
-        StatusCode::CONFLICT => Error::Conflict(description),
-        StatusCode::UNAUTHORIZED => Error::Unauthorized(description),
-        StatusCode::FORBIDDEN => Error::Forbidden(description),
+        StatusCode::CONFLICT => Error::Conflict(bare("conflict: ")),
+        StatusCode::UNAUTHORIZED => Error::Unauthorized(bare("unauthorized: ")),
+        StatusCode::FORBIDDEN => Error::Forbidden(bare("forbidden: ")),
         StatusCode::UNPROCESSABLE_ENTITY if !problems.is_empty() => Error::Invalid(Problems(problems)),
         s if s.is_client_error() => Error::invalid(description),
         _ => Error::backend("http", description),
