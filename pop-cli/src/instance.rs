@@ -166,7 +166,7 @@ pub async fn run(cmd: InstanceCommand) -> CliResult {
                 return crate::remote::explain(&remote, &agenda_id, out.or(Format::Table)).await;
             };
             let pop = open_existing(&data)?;
-            print(out.or(Format::Json), &pop.progress().explain(&su, &agenda_id).await?)?;
+            crate::remote::print_explain(out.or(Format::Json), &pop.progress().explain(&su, &agenda_id).await?)?;
             Ok(Outcome::Success)
         }
         InstanceCommand::Rerun { agenda_id, reset_all, reset, mut params, registry, data, watch, remote, out } => {
@@ -217,12 +217,12 @@ fn local_data(data: Option<PathBuf>, remote: &RemoteArgs) -> Result<Option<PathB
     }
 }
 
-/// Prints a local result: JSON (the local default), YAML, or JSON for `-o table` too (the local
-/// commands print the API's objects).
-fn print(format: Format, v: &impl serde::Serialize) -> Result<(), CliError> {
+/// Prints local progress: JSON (the local default), YAML, or the remote commands' table.
+fn print(format: Format, p: &AgendaProgress) -> Result<(), CliError> {
     match format {
-        Format::Yaml => crate::output::print_yaml(v),
-        _ => json(v),
+        Format::Yaml => crate::output::print_yaml(p),
+        Format::Json => json(p),
+        Format::Table => crate::remote::progress_table(std::slice::from_ref(p)),
     }
 }
 

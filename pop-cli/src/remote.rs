@@ -247,20 +247,43 @@ pub async fn progress(
 pub async fn explain(remote: &RemoteArgs, agenda_id: &str, format: Format) -> CliResult {
     let client = remote.client()?;
     let e = client.explain(agenda_id).await.map_err(|e| CliError::remote(format!("agenda {agenda_id}"), e))?;
-    let v = to_value(&e)?;
+    print_explain(format, &e)?;
+    Ok(Outcome::Success)
+}
+
+/// Prints an explanation: `Label value` lines (table), or JSON / YAML.
+pub fn print_explain(format: Format, e: &pop::services::Explain) -> Result<(), CliError> {
+    let v = to_value(e)?;
     match format {
         Format::Table => {
-            for (label, key) in
-                [("Agenda", "agendaId"), ("State", "processingState"), ("Stage", "stage"), ("Position", "position")]
-            {
+            for (label, key) in [
+                ("Agenda", "agendaId"),
+                ("State", "processingState"),
+                ("Stage", "stage"),
+                ("Position", "position"),
+                ("Reason", "reason"),
+            ] {
                 println!("{label:<9} {}", cell_text(v.get(key)));
             }
-            println!("{:<9} {}", "Reason", cell_text(v.get("reason")));
+            Ok(())
         }
-        Format::Json => print_json(&v)?,
-        Format::Yaml => print_yaml(&v)?,
+        Format::Json => print_json(&v),
+        Format::Yaml => print_yaml(&v),
     }
-    Ok(Outcome::Success)
+}
+
+/// Prints agenda progress as a table, with the operations' table under a single agenda.
+pub fn progress_table(list: &[AgendaProgress]) -> Result<(), CliError> {
+    let rows = list.iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
+    crate::output::print_table(PROGRESS, &rows);
+    if let [one] = list {
+        let ops = one.operation_progress.iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
+        if !ops.is_empty() {
+            println!();
+            crate::output::print_table(OPERATIONS, &ops);
+        }
+    }
+    Ok(())
 }
 
 /// `pop rerun ID [...]` against a server: `params` are the rerun parameters.
@@ -412,18 +435,7 @@ async fn print_progress(
         None => fetch(client, target).await?,
     };
     match (format, target) {
-        (Format::Table, _) => {
-            let rows = list.iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
-            crate::output::print_table(PROGRESS, &rows);
-            if let [one] = list.as_slice() {
-                let ops = one.operation_progress.iter().map(to_value).collect::<Result<Vec<_>, _>>()?;
-                if !ops.is_empty() {
-                    println!();
-                    crate::output::print_table(OPERATIONS, &ops);
-                }
-            }
-            Ok(())
-        }
+        (Format::Table, _) => progress_table(&list),
         (_, Target::Agenda(_)) if list.len() == 1 => print_value(format, &to_value(&list[0])?),
         (_, Target::Link(l)) if known.is_none() => {
             let summary = client.progress_summary(l).await.map_err(|e| CliError::remote(format!("linkId {l}"), e))?;

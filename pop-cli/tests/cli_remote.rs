@@ -342,3 +342,49 @@ fn remote_commands_against_a_running_server() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot be combined"), "{err}");
 }
+
+/// The local mode of progress / explain / rerun: `--data` selects it, even with `$POP_SERVER` set.
+#[test]
+fn data_selects_the_local_mode() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    files(dir);
+    let data = dir.join("local").display().to_string();
+    let registry = dir.join("registry.json").display().to_string();
+    let a = agenda(
+        dir,
+        "local.json",
+        serde_json::json!({"customerId": "acme", "operations": [{"name": "a", "type": "step", "payload": {}}]}),
+    );
+    let run = |args: &[&str]| {
+        // a server that does not exist: the local mode must not ask it
+        let out = pop().args(args).env("POP_SERVER", "http://127.0.0.1:9").output().expect("run pop");
+        let r = (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(!r.2.contains("panicked"), "{}", r.2);
+        r
+    };
+    let (code, out, err) = run(&["run", &a, "--registry", &registry, "--data", &data]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = json(&out)["agendaId"].as_str().expect("agendaId").to_owned();
+    let (code, out, err) = run(&["progress", &id, "--data", &data]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["processingStateMessage"], "succeeded", "local progress prints JSON");
+    let (code, out, _) = run(&["progress", &id, "--data", &data, "-o", "table"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("AGENDA") && out.contains("succeeded"), "{out}");
+    let (code, out, _) = run(&["explain", &id, "--data", &data]);
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["stage"], "complete");
+    let (code, out, err) = run(&["rerun", &id, "--reset", "a", "--registry", &registry, "--data", &data]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["attemptsCompleted"], 2, "{out}");
+    assert_eq!(run(&["progress", "no-such-agenda", "--data", &data]).0, 3);
+    assert_eq!(run(&["rerun", &id, "--data", &data]).0, 2, "the local rerun needs --registry");
+    assert_eq!(run(&["progress", &id, "--watch", "--data", &data]).0, 2, "--watch needs a server");
+    // without --data, the same command asks $POP_SERVER (nothing listens there)
+    assert_eq!(run(&["progress", &id]).0, 6);
+}
