@@ -383,8 +383,12 @@ async fn fetch(client: &Client, target: &Target) -> Result<Vec<AgendaProgress>, 
     }
 }
 
+/// How long `--watch` waits out a server that stopped answering after the watch started.
+const WATCH_OUTAGE: Duration = Duration::from_secs(30);
+
 /// Polls until every agenda is COMPLETE, with a bar per agenda on a terminal (else a line on stderr
-/// per change); the final progress of each.
+/// per change); the final progress of each. Once it has read the progress, an unreachable or failing
+/// server is retried for up to [`WATCH_OUTAGE`].
 async fn follow(client: &Client, target: &Target, interval_ms: u64) -> Result<Vec<AgendaProgress>, CliError> {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
@@ -392,8 +396,25 @@ async fn follow(client: &Client, target: &Target, interval_ms: u64) -> Result<Ve
     let mut bars: BTreeMap<String, indicatif::ProgressBar> = BTreeMap::new();
     let mut last: BTreeMap<String, (ProcessingState, i64, Option<String>)> = BTreeMap::new();
     let interval = Duration::from_millis(interval_ms.max(50));
+    let mut last_success = std::time::Instant::now();
     loop {
-        let all = fetch(client, target).await?;
+        let all = match fetch(client, target).await {
+            Ok(all) => {
+                last_success = std::time::Instant::now();
+                all
+            }
+            // once the watch has started, a server that restarts or a network blip is waited out
+            Err(e)
+                if !last.is_empty()
+                    && matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Failed)
+                    && last_success.elapsed() < WATCH_OUTAGE =>
+            {
+                tracing::debug!(error = %e, "watch: the server did not answer; retrying");
+                tokio::time::sleep(interval).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for p in &all {
             let id = p.agenda_id.clone().unwrap_or_default();
             let pct = p.percent_complete.round() as i64;

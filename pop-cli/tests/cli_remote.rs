@@ -175,6 +175,11 @@ fn remote_commands_against_a_running_server() {
         r#"{"id": "main", "customerId": "ops", "title": "main insight", "resourcePoolId": "pool",
             "isGlobal": true, "queueSize": 8, "mappers": {"operationType": ["step"]}, "unknownKey": 1}"#,
     );
+    let (code, out, err) = cli(url, ADMIN, &["apply", "-f", changed.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "insight/main updated (queueSize) (dry run)");
+    let (_, out, _) = cli(url, ADMIN, &["get", "insight", "main", "-o", "yaml"]);
+    assert!(out.contains("queueSize: 4"), "the dry run changed the insight: {out}");
     let (code, out, err) = cli(url, ADMIN, &["apply", "-f", changed.to_str().unwrap(), "-o", "json"]);
     assert_eq!(code, 0, "{out}{err}");
     let applied = json(&out);
