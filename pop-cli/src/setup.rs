@@ -170,13 +170,13 @@ impl RuntimeArgs {
         let default = match (&self.namespace, env_default.filter(|n| !n.trim().is_empty())) {
             (Some(ns), _) => {
                 if let Some(why) = namespace_problem(ns) {
-                    return Err(CliError(format!("--namespace {ns:?}: not a valid namespace name: {why}")));
+                    return Err(CliError::new(format!("--namespace {ns:?}: not a valid namespace name: {why}")));
                 }
                 ns.clone()
             }
             (None, Some(ns)) => {
                 if let Some(why) = namespace_problem(&ns) {
-                    return Err(CliError(format!(
+                    return Err(CliError::new(format!(
                         "POP_K8S_NAMESPACE={ns:?} (the default of --namespace): not a valid namespace name: {why}"
                     )));
                 }
@@ -185,7 +185,7 @@ impl RuntimeArgs {
             (None, None) => "pop".to_owned(),
         };
         let prefix = |flag: &str, value: &String| match prefix_problem(value) {
-            Some(why) => Err(CliError(format!("{flag} {value:?}: not a valid namespace prefix: {why}"))),
+            Some(why) => Err(CliError::new(format!("{flag} {value:?}: not a valid namespace prefix: {why}"))),
             None => Ok(value.clone()),
         };
         match (&self.namespace_per_customer, &self.namespace_per_insight, self.namespace_for.is_empty()) {
@@ -194,7 +194,7 @@ impl RuntimeArgs {
                  namespaces with --namespace-for"
                     .into())
             }
-            (Some(_), None, false) | (None, Some(_), false) => Err(CliError(format!(
+            (Some(_), None, false) | (None, Some(_), false) => Err(CliError::new(format!(
                 "{} cannot be combined with --namespace-for: choose a prefix or explicit maps",
                 if self.namespace_per_customer.is_some() {
                     "--namespace-per-customer"
@@ -216,7 +216,7 @@ impl RuntimeArgs {
                     let (kind, id, ns) = parse_namespace_for(entry)?;
                     let map = if kind == "customer" { &mut by_customer } else { &mut by_insight };
                     if let Some(earlier) = map.insert(id.to_owned(), ns.to_owned()) {
-                        return Err(CliError(format!(
+                        return Err(CliError::new(format!(
                             "--namespace-for {entry:?}: {kind} {id:?} is already mapped (to {earlier:?}); give each \
                              {kind} once"
                         )));
@@ -231,7 +231,7 @@ impl RuntimeArgs {
 /// `customer:ID=NS` or `insight:ID=NS` → (kind, id, namespace). The id may hold `:` and `=`: the kind
 /// ends at the first `:`, the namespace starts after the last `=`.
 fn parse_namespace_for(entry: &str) -> Result<(&'static str, &str, &str), CliError> {
-    let bad = |why: String| CliError(format!("--namespace-for {entry:?}: {why}"));
+    let bad = |why: String| CliError::new(format!("--namespace-for {entry:?}: {why}"));
     let shape = || bad("expected customer:ID=NS or insight:ID=NS".into());
     let (kind, rest) = entry.split_once(':').ok_or_else(shape)?;
     let (id, ns) = rest.rsplit_once('=').ok_or_else(shape)?;
@@ -325,7 +325,7 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
             }
             dynamo_store(builder, args).await
         }
-        other => Err(CliError(format!("--store {other}: unknown store (sled or dynamo)"))),
+        other => Err(CliError::new(format!("--store {other}: unknown store (sled or dynamo)"))),
     }
 }
 
@@ -372,13 +372,13 @@ pub async fn make_runtime(
     match args.runtime.as_str() {
         "process" => {
             if let Some(flag) = args.k8s_only_flag() {
-                return Err(CliError(format!("{flag} is for --runtime k8s")));
+                return Err(CliError::new(format!("{flag} is for --runtime k8s")));
             }
             Ok((Arc::new(embedded::runtime(registry)), "process".into()))
         }
         // The flags are checked before the feature, so every build reports a wrong one the same way.
         "k8s" => k8s_runtime(args.namespaces()?, registry).await,
-        other => Err(CliError(format!("--runtime {other}: unknown runtime (process or k8s)"))),
+        other => Err(CliError::new(format!("--runtime {other}: unknown runtime (process or k8s)"))),
     }
 }
 
@@ -428,7 +428,7 @@ mod tests {
     fn namespaces(flags: &[&str], env: Option<&str>) -> Result<Namespaces, String> {
         let args = ["pop", "--registry", "r.json", "--runtime", "k8s"].iter().chain(flags);
         let flags = Flags::try_parse_from(args).map_err(|e| format!("clap: {e}"))?;
-        flags.runtime.namespaces_with_default(env.map(str::to_owned)).map_err(|e| e.0)
+        flags.runtime.namespaces_with_default(env.map(str::to_owned)).map_err(|e| e.message)
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -58,7 +58,7 @@ pub async fn run(args: WorkerArgs) -> CliResult {
         .filter_map(|i| i.id)
         .collect();
     if let Some(missing) = args.insights.iter().find(|i| !known.contains(i)) {
-        return Err(CliError(format!(
+        return Err(CliError::new(format!(
             "--insight {missing}: no such insight in the store (known: {}); create it first",
             if known.is_empty() { "none".to_owned() } else { known.join(", ") }
         )));
