@@ -222,5 +222,6 @@ fn worker_alerts_an_agenda_failed_for_good() {
     assert_eq!(alert["agendaId"], agenda_id.as_str());
     assert_eq!(alert["customerId"], "cli");
     assert_eq!(alert["operation"], "touch");
+    assert!(alert["message"].as_str().unwrap().contains("exit code 3"), "{alert}");
     assert!(alert["text"].as_str().unwrap().contains("failed for good"), "{alert}");
 }
