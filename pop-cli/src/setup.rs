@@ -31,6 +31,56 @@ pub struct StoreArgs {
     pub region: Option<String>,
 }
 
+/// Alerts (an agenda failed for good, a pool that stopped pulling) to a webhook.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AlertArgs {
+    /// Send alerts as JSON POSTs to this http(s) URL (Slack-compatible: a `text` field plus the
+    /// alert's fields). Without it, no alerts.
+    #[arg(long, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+    /// Append alerts that could not be delivered (after 5 attempts with backoff) to this JSON-lines
+    /// file, with the last error. Without it they are logged only.
+    #[arg(long, value_name = "FILE")]
+    pub alert_dead_letter: Option<PathBuf>,
+    /// A resource pool that has not pulled for this long while agendas wait in its queues is reported
+    /// stalled (and again when it pulls), in milliseconds; 0 turns stall alerts off.
+    #[arg(long, value_name = "MS", default_value_t = 300_000)]
+    pub alert_pool_idle_ms: u64,
+}
+
+impl AlertArgs {
+    /// Adds the alert sink and its settings to `builder`; a line for the log saying what was set.
+    pub fn apply(&self, builder: PopBuilder) -> Result<(PopBuilder, Option<String>), CliError> {
+        let Some(url) = &self.alert_webhook else {
+            if self.alert_dead_letter.is_some() {
+                return Err("--alert-dead-letter needs --alert-webhook (where the alerts go)".into());
+            }
+            return Ok((builder, None));
+        };
+        if let Some(file) = &self.alert_dead_letter {
+            // fail now, not at the first undeliverable alert
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|e| CliError::context(format!("--alert-dead-letter {}", file.display()), e))?;
+        }
+        let builder = builder.alert_webhook(url).map_err(|e| CliError::context("--alert-webhook", e))?;
+        let idle = (self.alert_pool_idle_ms > 0).then(|| std::time::Duration::from_millis(self.alert_pool_idle_ms));
+        let config = pop::AlertConfig {
+            dead_letter: self.alert_dead_letter.clone(),
+            pool_idle: idle,
+            ..pop::AlertConfig::default()
+        };
+        let line = format!(
+            "alerts: webhook set, dead letters {}, stall alerts {}",
+            self.alert_dead_letter.as_ref().map_or("logged only".to_owned(), |f| format!("to {}", f.display())),
+            idle.map_or("off".to_owned(), |d| format!("after {} ms without a pull", d.as_millis()))
+        );
+        Ok((builder.alert_config(config), Some(line)))
+    }
+}
+
 /// Where handlers run (`Default`: every field empty, for commands that build it from flags of their own).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RuntimeArgs {
