@@ -83,7 +83,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         ))])
         .into());
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(crate::strict::Strict(value)).map_err(|e| {
         let path = field_path(&e.path().to_string(), &e.inner().to_string());
         let problem =
             pop_core::Problem::new(format!("{}: {}", if path.is_empty() { "the body" } else { &path }, e.inner()));
@@ -146,8 +146,8 @@ impl ObjectQuery {
         let mut problems = Vec::new();
         for (key, value) in pairs {
             let lower = key.to_ascii_lowercase();
-            // An empty paging or projection parameter is an absent one (as forms send them).
-            if value.is_empty() && matches!(lower.as_str(), "bylimit" | "bycursor" | "bycount" | "byfields") {
+            // An empty cursor or projection is an absent one (as forms send them).
+            if value.is_empty() && matches!(lower.as_str(), "bycursor" | "byfields") {
                 continue;
             }
             match lower.as_str() {
@@ -160,7 +160,13 @@ impl ObjectQuery {
                     ),
                 },
                 "bycursor" => q.cursor = Some(value.clone()).filter(|c| !c.is_empty()),
-                "bycount" => q.count_only = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+                "bycount" => match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => q.count_only = true,
+                    "false" | "0" | "no" => q.count_only = false,
+                    _ => problems.push(
+                        pop_core::Problem::new(format!("bycount must be true or false, got `{value}`")).field("bycount"),
+                    ),
+                },
                 "byfields" => {
                     q.fields = Some(value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect())
                 }

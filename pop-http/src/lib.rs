@@ -56,6 +56,7 @@ mod openapi;
 mod routes;
 mod serve;
 mod state;
+mod strict;
 
 pub use client::Client;
 pub use config::ApiConfig;

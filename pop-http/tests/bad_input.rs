@@ -219,13 +219,15 @@ async fn unknown_routes_and_methods() {
         let e = refused(&format!("{method} {path}"), want, status, &body);
         assert!(description(&e).contains(path), "{method} {path}: the path is named: {e}");
     }
-    // An empty paging parameter is an absent one.
-    let (status, body) = server.call(Who::Owner, Method::GET, "/pop/agenda?bylimit=&bycount=&bycursor=", None).await;
+    // An empty cursor or projection is an absent one.
+    let (status, body) = server.call(Who::Owner, Method::GET, "/pop/agenda?bycursor=&byfields=", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Unknown query parameters and bad paging are refused, naming the parameter.
     for (path, param) in [
         ("/pop/agenda?colour=red", "colour"),
         ("/pop/agenda?bylimit=0", "bylimit"),
+        ("/pop/agenda?bylimit=", "bylimit"),
+        ("/pop/agenda?bycount=null", "bycount"),
         ("/pop/agenda?bycolour=b", "bycolour"),
     ] {
         let (status, body) = server.call(Who::Owner, Method::GET, path, None).await;

@@ -375,11 +375,23 @@ pub(crate) async fn delete<T: Resource>(
     Ok(Json(DataObjectResponse { all: vec![deleted], count: 1, cid: Some(caller.cid), next: None }))
 }
 
-/// A write this route does not do for a kind: 405 saying what does, after authentication and before
-/// anything else (the body is not read, the id not looked up).
-fn elsewhere(method: axum::routing::MethodFilter, why: &'static str) -> axum::routing::MethodRouter<AppState> {
+/// A write this route does not do for a kind: 405 saying what does (with `Allow`), after
+/// authentication and before anything else (the body is not read, the id not looked up).
+fn elsewhere(
+    method: axum::routing::MethodFilter,
+    why: &'static str,
+    allow: String,
+) -> axum::routing::MethodRouter<AppState> {
     axum::routing::on(method, move |_caller: Caller| async move {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", why)
+        let mut answer = axum::response::IntoResponse::into_response(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            why,
+        ));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&allow) {
+            answer.headers_mut().insert(axum::http::header::ALLOW, v);
+        }
+        answer
     })
 }
 
@@ -387,9 +399,24 @@ fn elsewhere(method: axum::routing::MethodFilter, why: &'static str) -> axum::ro
 pub(crate) fn routes<T: Resource>() -> axum::Router<AppState> {
     use axum::routing::{MethodFilter, delete as del, get, post, put};
     let base = format!("/pop/{}", T::PATH);
-    let create = T::CREATED_ELSEWHERE.map_or_else(|| post(create::<T>), |why| elsewhere(MethodFilter::POST, why));
-    let update = T::UPDATED_ELSEWHERE.map_or_else(|| put(update::<T>), |why| elsewhere(MethodFilter::PUT, why));
-    let delete = T::DELETED_ELSEWHERE.map_or_else(|| del(delete::<T>), |why| elsewhere(MethodFilter::DELETE, why));
+    let mut on_base = vec!["GET", "HEAD"];
+    if T::CREATED_ELSEWHERE.is_none() {
+        on_base.push("POST");
+    }
+    let mut on_one = vec!["GET", "HEAD"];
+    if T::UPDATED_ELSEWHERE.is_none() {
+        on_one.push("PUT");
+    }
+    if T::DELETED_ELSEWHERE.is_none() {
+        on_one.push("DELETE");
+    }
+    let (on_base, on_one) = (on_base.join(","), on_one.join(","));
+    let create = T::CREATED_ELSEWHERE
+        .map_or_else(|| post(create::<T>), |why| elsewhere(MethodFilter::POST, why, on_base.clone()));
+    let update =
+        T::UPDATED_ELSEWHERE.map_or_else(|| put(update::<T>), |why| elsewhere(MethodFilter::PUT, why, on_one.clone()));
+    let delete = T::DELETED_ELSEWHERE
+        .map_or_else(|| del(delete::<T>), |why| elsewhere(MethodFilter::DELETE, why, on_one.clone()));
     axum::Router::new()
         .route(&base, get(get_many::<T>).merge(create))
         .route(&format!("{base}/{{id}}"), get(get_one::<T>).merge(update).merge(delete))
