@@ -73,9 +73,12 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request needs a JSON body"));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    // Every body of this API is a JSON object (serde would read a struct from an array, by position).
+    let not_json = |e: &serde_json::Error| ApiError::bad_request(format!("the body is not valid JSON: {e}"));
+    // Syntax first (400), then the shape (422 naming the path). Every body of this API is a JSON
+    // object, and the shape is read from the parsed value by `Strict`, which refuses an array wherever
+    // a struct is expected, at every depth (serde's derives would take the array's items as the
+    // fields, by position).
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
     if !value.is_object() {
         return Err(pop_core::Error::problems(vec![pop_core::Problem::new(format!(
             "the body must be a JSON object, got {}",
@@ -88,7 +91,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         let problem =
             pop_core::Problem::new(format!("{}: {}", if path.is_empty() { "the body" } else { &path }, e.inner()));
         let problem = if path.is_empty() { problem } else { problem.field(path) };
-        pop_core::Error::problems(vec![problem]).into()
+        ApiError::from(pop_core::Error::problems(vec![problem]))
     })
 }
 
@@ -264,5 +267,23 @@ mod tests {
         let q = ObjectQuery::parse(&pairs(&[("byfields", "title,linkId")]), &idx).unwrap();
         let p = q.project(serde_json::json!({"id": "a", "title": "t", "params": {}}));
         assert_eq!(p, serde_json::json!({"id": "a", "title": "t"}));
+    }
+
+    #[test]
+    fn bodies_are_parsed_once_with_errors_that_say_where() {
+        let agenda: pop_core::model::Agenda =
+            parse_json(br#"{"customerId": "c", "operations": [{"name": "a", "type": "t"}]}"#).unwrap();
+        assert_eq!(agenda.operations.len(), 1);
+        // malformed JSON, an empty body, trailing garbage: 400 with the position
+        for (body, needle) in [(&br#"{"customerId": "#[..], "EOF"), (b"  ", "needs a JSON body"), (b"{} x", "trailing")]
+        {
+            let e = parse_json::<pop_core::model::Agenda>(body).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(format!("{e:?}").contains(needle), "{body:?}: {e:?}");
+        }
+        // the wrong shape: 422 naming the field's path
+        let e = parse_json::<pop_core::model::Agenda>(br#"{"operations": [{"name": 5}]}"#).unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(format!("{e:?}").contains("operations[0].name"), "{e:?}");
     }
 }

@@ -12,6 +12,8 @@
 //!   engine's services with the caller's principal: the library's visibility rules, one path.
 //! * [`auth`]: who is calling, from the request's headers (static tokens, JWTs with HS256 or a JWKS
 //!   file, an API gateway's authorizer context), all chosen by one [`auth::AuthConfig`].
+//! * [`alerts::WebhookSink`]: the engine's alerts (an agenda failed for good, a pool that stopped
+//!   pulling) as JSON POSTs to a webhook (Slack-compatible).
 //! * [`client::Client`]: a typed client of every route; it is also a
 //!   [`PoolApi`](pop_engine::PoolApi), so a pool worker on another machine runs agendas through it.
 //!
@@ -46,6 +48,7 @@
 //! # }
 //! ```
 
+pub mod alerts;
 pub mod auth;
 pub mod client;
 mod config;
