@@ -76,7 +76,8 @@ post /pop/insight '{"id": "main", "customerId": "acme", "title": "main", "resour
 post /pop/customer '{"id": "acme", "customerId": "acme", "title": "acme", "resourcePoolId": "pool"}'
 
 STATUS=0
-timeout 240 "$VENV/bin/schemathesis" run "$URL/openapi.json" \
+# (run from the temporary directory: schemathesis keeps its caches in the working directory)
+(cd "$WORK" && timeout 240 "$VENV/bin/schemathesis" run "$URL/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks "$CHECKS" \
     --phases "$PHASES" \
@@ -87,7 +88,7 @@ timeout 240 "$VENV/bin/schemathesis" run "$URL/openapi.json" \
     --request-timeout 20 \
     --suppress-health-check all \
     --warnings off \
-    --no-color || STATUS=$?
+    --no-color) || STATUS=$?
 
 # The server stops cleanly on SIGTERM (graceful shutdown), and nothing panicked meanwhile.
 kill -TERM "$SERVER_PID"

@@ -74,30 +74,25 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         return Err(ApiError::bad_request("the request needs a JSON body"));
     }
     let not_json = |e: &serde_json::Error| ApiError::bad_request(format!("the body is not valid JSON: {e}"));
-    // Every body of this API is a JSON object (serde would read a struct from an array, by position).
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
+    // Syntax first (400), then the shape (422 naming the path). Every body of this API is a JSON
+    // object, and the shape is read from the parsed value by `Strict`, which refuses an array wherever
+    // a struct is expected, at every depth (serde's derives would take the array's items as the
+    // fields, by position).
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
+    if !value.is_object() {
         return Err(pop_core::Error::problems(vec![pop_core::Problem::new(format!(
             "the body must be a JSON object, got {}",
             kind_of(&value)
         ))])
         .into());
     }
-    // One pass: serde_path_to_error over the byte deserializer (no intermediate `Value`); a syntax
-    // error is the client's malformed JSON (400), a data error a body of the wrong shape (422).
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if !matches!(e.inner().classify(), serde_json::error::Category::Data) {
-            return not_json(e.inner());
-        }
+    serde_path_to_error::deserialize(crate::strict::Strict(value)).map_err(|e| {
         let path = field_path(&e.path().to_string(), &e.inner().to_string());
         let problem =
             pop_core::Problem::new(format!("{}: {}", if path.is_empty() { "the body" } else { &path }, e.inner()));
         let problem = if path.is_empty() { problem } else { problem.field(path) };
         ApiError::from(pop_core::Error::problems(vec![problem]))
-    })?;
-    de.end().map_err(|e| not_json(&e))?;
-    Ok(value)
+    })
 }
 
 fn kind_of(v: &serde_json::Value) -> &'static str {
@@ -154,8 +149,8 @@ impl ObjectQuery {
         let mut problems = Vec::new();
         for (key, value) in pairs {
             let lower = key.to_ascii_lowercase();
-            // An empty paging or projection parameter is an absent one (as forms send them).
-            if value.is_empty() && matches!(lower.as_str(), "bylimit" | "bycursor" | "bycount" | "byfields") {
+            // An empty cursor or projection is an absent one (as forms send them).
+            if value.is_empty() && matches!(lower.as_str(), "bycursor" | "byfields") {
                 continue;
             }
             match lower.as_str() {
@@ -168,7 +163,13 @@ impl ObjectQuery {
                     ),
                 },
                 "bycursor" => q.cursor = Some(value.clone()).filter(|c| !c.is_empty()),
-                "bycount" => q.count_only = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+                "bycount" => match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => q.count_only = true,
+                    "false" | "0" | "no" => q.count_only = false,
+                    _ => problems.push(
+                        pop_core::Problem::new(format!("bycount must be true or false, got `{value}`")).field("bycount"),
+                    ),
+                },
                 "byfields" => {
                     q.fields = Some(value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect())
                 }

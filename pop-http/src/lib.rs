@@ -59,6 +59,7 @@ mod openapi;
 mod routes;
 mod serve;
 mod state;
+mod strict;
 
 pub use client::Client;
 pub use config::ApiConfig;

@@ -219,13 +219,37 @@ async fn unknown_routes_and_methods() {
         let e = refused(&format!("{method} {path}"), want, status, &body);
         assert!(description(&e).contains(path), "{method} {path}: the path is named: {e}");
     }
-    // An empty paging parameter is an absent one.
-    let (status, body) = server.call(Who::Owner, Method::GET, "/pop/agenda?bylimit=&bycount=&bycursor=", None).await;
+    // A write a kind does not take on its route: 405 saying what does, with the methods it takes.
+    for (method, path, allow, says) in [
+        (Method::PUT, "/pop/agenda/some-id", "GET,HEAD,DELETE", "does not change once submitted"),
+        (Method::POST, "/pop/progress/agenda", "GET,HEAD", "created with the agenda"),
+        (Method::DELETE, "/pop/progress/operation/x", "GET,HEAD", "deleted with its agenda progress"),
+    ] {
+        let resp = common::http()
+            .request(method.clone(), format!("{}{path}", server.base))
+            .bearer_auth(common::OWNER_TOKEN)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let got = resp.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().replace(' ', "");
+        let mut got: Vec<&str> = got.split(',').collect();
+        got.sort_unstable();
+        let mut want: Vec<&str> = allow.split(',').collect();
+        want.sort_unstable();
+        assert_eq!(got, want, "{method} {path}: Allow");
+        let body: Value = resp.json().await.expect("json");
+        assert!(description(&envelope(StatusCode::METHOD_NOT_ALLOWED, &body).clone()).contains(says), "{body}");
+    }
+    // An empty cursor or projection is an absent one.
+    let (status, body) = server.call(Who::Owner, Method::GET, "/pop/agenda?bycursor=&byfields=", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Unknown query parameters and bad paging are refused, naming the parameter.
     for (path, param) in [
         ("/pop/agenda?colour=red", "colour"),
         ("/pop/agenda?bylimit=0", "bylimit"),
+        ("/pop/agenda?bylimit=", "bylimit"),
+        ("/pop/agenda?bycount=null", "bycount"),
         ("/pop/agenda?bycolour=b", "bycolour"),
     ] {
         let (status, body) = server.call(Who::Owner, Method::GET, path, None).await;

@@ -375,22 +375,44 @@ pub(crate) async fn delete<T: Resource>(
     Ok(Json(DataObjectResponse { all: vec![deleted], count: 1, cid: Some(caller.cid), next: None }))
 }
 
-/// A write this route does not do for a kind: 405 saying what does, after authentication and before
-/// anything else (the body is not read, the id not looked up).
-fn elsewhere(method: axum::routing::MethodFilter, why: &'static str) -> axum::routing::MethodRouter<AppState> {
-    axum::routing::on(method, move |_caller: Caller| async move {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", why)
-    })
+/// The message of a 405 for a write a kind does not take on its data-object route (`POST
+/// /pop/progress/agenda`, `PUT /pop/agenda/{id}`, ...): what does it instead.
+pub(crate) fn elsewhere(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    fn of<T: Resource>(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+        let rest = path.strip_prefix("/pop/")?.strip_prefix(T::PATH)?;
+        if rest.is_empty() || rest == "/" {
+            return (method == axum::http::Method::POST).then_some(T::CREATED_ELSEWHERE).flatten();
+        }
+        let id = rest.strip_prefix('/')?;
+        if id.is_empty() || id.contains('/') || id == "service" {
+            return None;
+        }
+        match *method {
+            axum::http::Method::PUT => T::UPDATED_ELSEWHERE,
+            axum::http::Method::DELETE => T::DELETED_ELSEWHERE,
+            _ => None,
+        }
+    }
+    of::<Agenda>(method, path)
+        .or_else(|| of::<AgendaProgress>(method, path))
+        .or_else(|| of::<OperationProgress>(method, path))
 }
 
-/// The routes of one kind.
+/// The routes of one kind: only the methods it takes (the others are 405 with `Allow`, and for the
+/// writes done elsewhere a message saying where: [`elsewhere`]).
 pub(crate) fn routes<T: Resource>() -> axum::Router<AppState> {
-    use axum::routing::{MethodFilter, delete as del, get, post, put};
+    use axum::routing::{delete as del, get, post, put};
     let base = format!("/pop/{}", T::PATH);
-    let create = T::CREATED_ELSEWHERE.map_or_else(|| post(create::<T>), |why| elsewhere(MethodFilter::POST, why));
-    let update = T::UPDATED_ELSEWHERE.map_or_else(|| put(update::<T>), |why| elsewhere(MethodFilter::PUT, why));
-    let delete = T::DELETED_ELSEWHERE.map_or_else(|| del(delete::<T>), |why| elsewhere(MethodFilter::DELETE, why));
-    axum::Router::new()
-        .route(&base, get(get_many::<T>).merge(create))
-        .route(&format!("{base}/{{id}}"), get(get_one::<T>).merge(update).merge(delete))
+    let mut collection = get(get_many::<T>);
+    if T::CREATED_ELSEWHERE.is_none() {
+        collection = collection.merge(post(create::<T>));
+    }
+    let mut one = get(get_one::<T>);
+    if T::UPDATED_ELSEWHERE.is_none() {
+        one = one.merge(put(update::<T>));
+    }
+    if T::DELETED_ELSEWHERE.is_none() {
+        one = one.merge(del(delete::<T>));
+    }
+    axum::Router::new().route(&base, collection).route(&format!("{base}/{{id}}"), one)
 }
