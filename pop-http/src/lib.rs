@@ -49,6 +49,7 @@
 pub mod auth;
 pub mod client;
 mod config;
+pub mod console;
 pub mod dto;
 mod error;
 mod extract;
@@ -58,7 +59,7 @@ mod serve;
 mod state;
 
 pub use client::Client;
-pub use config::ApiConfig;
+pub use config::{ApiConfig, EventStreams};
 pub use error::{ApiError, ErrorBody, ErrorResponse};
 pub use openapi::document as openapi_document;
 pub use routes::{CID_HEADER, REQUEST_ID_HEADER, router};
