@@ -33,7 +33,7 @@ function headers(json) {
 }
 
 /** Calls the API: `method`, `path` (`/pop/...`), an optional JSON body. Throws ApiError. */
-export async function api(method, path, body) {
+export async function api(method, path, body, opts = {}) {
   const res = await fetch(config.apiBase + path, {
     method,
     headers: headers(body !== undefined),
@@ -42,7 +42,7 @@ export async function api(method, path, body) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { text }; }
-  if (res.status === 401 && session.token()) {
+  if (res.status === 401 && session.token() && !opts.signingIn) {
     window.dispatchEvent(new CustomEvent('pop:unauthorized'));
   }
   if (!res.ok && res.status !== 207) throw new ApiError(res.status, data);

@@ -49,7 +49,7 @@ export function signIn(main, go) {
     ev.preventDefault();
     session.signIn(input.value.trim());
     try {
-      await get('/pop/insight?bylimit=1');
+      await api('GET', '/pop/insight?bylimit=1', undefined, { signingIn: true });
       go('#/agendas');
     } catch (err) {
       session.signOut();
@@ -191,7 +191,7 @@ export async function submit(main, go) {
       const byOp = new Map();
       for (const p of r.problems) { const k = p.operation || '(the agenda)'; if (!byOp.has(k)) byOp.set(k, []); byOp.get(k).push(p); }
       problems.replaceChildren(h('p', { class: 'error' }, `${r.problems.length} problem(s):`),
-        [...byOp].map(([op, ps]) => h('div', { 'data-operation': op }, h('div', { class: 'problem-op' }, op), h('ul', { class: 'errors' }, ps.map((p) => h('li', {}, p.field ? `${p.field}: ` : '', p.message))))));
+        ...[...byOp].map(([op, ps]) => h('div', { 'data-operation': op }, h('div', { class: 'problem-op' }, op), h('ul', { class: 'errors' }, ps.map((p) => h('li', {}, p.field ? `${p.field}: ` : '', p.message))))));
       return null;
     } catch (err) { problems.replaceChildren(problemList(err)); return null; }
   };
@@ -255,7 +255,7 @@ export async function agendaPage(main, id, go, onLeave) {
       const d = await post('/pop/agenda/service/operation', { agendaId: id, operation: name });
       const p = d.progress || {};
       const diag = [...(p.diagnosticEvents || [])];
-      panel.replaceChildren(h('h3', {}, name),
+      panel.replaceChildren(h('div', {}, h('h3', {}, name),
         h('dl', { class: 'kv' }, h('dt', {}, 'type'), h('dd', {}, d.operation.type), h('dt', {}, 'state'), h('dd', {}, stateBadge(d.progress)),
           h('dt', {}, 'percent'), h('dd', {}, Math.round(p.percentComplete || 0)), h('dt', {}, 'attempts'), h('dd', {}, p.attemptCount || 0),
           h('dt', {}, 'duration'), h('dd', {}, duration(d.progress)), h('dt', {}, 'message'), h('dd', {}, p.processingStateMessage || '')),
@@ -263,7 +263,7 @@ export async function agendaPage(main, id, go, onLeave) {
         d.missing.length ? h('p', { class: 'muted' }, `not resolvable yet: ${d.missing.join(', ')}`) : null,
         h('h4', {}, 'Result'), h('pre', { id: 'result' }, p.resultPayload ? json(tryParse(p.resultPayload)) : '—'),
         h('h4', {}, 'Diagnostics'), h('pre', {}, diag.length ? json(diag) : '—'),
-        h('h4', {}, 'Last progress'), h('pre', {}, json({ processingState: p.processingState, processingStateMessage: p.processingStateMessage, percentComplete: p.percentComplete, params: p.params, updatedTime: p.updatedTime })));
+        h('h4', {}, 'Last progress'), h('pre', {}, json({ processingState: p.processingState, processingStateMessage: p.processingStateMessage, percentComplete: p.percentComplete, params: p.params, updatedTime: p.updatedTime }))));
     } catch (err) { panel.replaceChildren(problemList(err)); }
   };
   dag = draw(dagBox, graph, select);
