@@ -149,15 +149,18 @@ async function main() {
     sample.customerId = 'acme';
     sample.title = 'original 65-operation sample';
     await page.goto(`${url}/ui#/submit`);
+    log('submit page');
     const broken = structuredClone(sample);
     broken.operations[3].payload.x = '@<NoSuchOperation.out>';
-    await page.fill('#agenda-json', JSON.stringify(broken, null, 1));
+    await setEditor(page, JSON.stringify(broken, null, 1));
     await page.click('#validate');
     await page.waitForSelector(`#validation [data-operation="${broken.operations[3].name}"]`);
     assert.match(await page.textContent('#validation'), /NoSuchOperation/);
-    await page.fill('#agenda-json', JSON.stringify(sample, null, 1));
+    log('problems shown per operation');
+    await setEditor(page, JSON.stringify(sample, null, 1));
     await page.click('#validate');
     await page.waitForSelector('#valid');
+    log('valid');
     assert.match(await page.textContent('#valid'), /65 operations/);
     await page.click('#submit-agenda');
     await page.waitForURL(/#\/agenda\//);
@@ -176,11 +179,12 @@ async function main() {
     const resolved = await page.textContent('#resolved-payload');
     assert.ok(!resolved.includes('@<') && resolved.includes('done'), `the payload is resolved: ${resolved}`);
     assert.match(await page.textContent('#result'), /actionData/);
+    await page.evaluate(() => { document.querySelector('#dag').scrollTop = 0; window.scrollTo(0, 0); });
     await page.screenshot({ path: join(SHOTS, 'agenda-dag.png'), fullPage: false });
 
     // ---- cancel a running agenda
     await page.goto(`${url}/ui#/submit`);
-    await page.fill('#agenda-json', JSON.stringify({ customerId: 'acme', title: 'slow one', operations: [
+    await setEditor(page, JSON.stringify({ customerId: 'acme', title: 'slow one', operations: [
       { name: 'first', type: 'sample', payload: {} },
       { name: 'wait', type: 'slow', payload: { after: '@<first.out::/actionData>' } },
       { name: 'never', type: 'sample', payload: { after: '@<wait.out>' } }] }));
@@ -204,9 +208,12 @@ async function main() {
       const r = await apiCall(url, TOKENS[who], 'POST', '/pop/agenda', { customerId: who, title: `batch ${i}`, operations: [{ name: 'b', type: 'batch', payload: {} }] });
       waiting.push({ id: r.all[0].id, who });
     }
-    // some metrics to chart
-    for (let i = 0; i < 4; i++) await apiCall(url, TOKENS.acme, 'POST', '/pop/agenda', { customerId: 'acme', title: `quick ${i}`, operations: [{ name: 'q', type: 'sample', payload: {} }] });
     await page.goto(`${url}/ui#/queues`);
+    // some work to chart, while the page samples the metrics
+    for (let i = 0; i < 12; i++) {
+      await apiCall(url, TOKENS.acme, 'POST', '/pop/agenda', { customerId: 'acme', title: `quick ${i}`, operations: [{ name: 'q', type: 'sample', payload: {} }] });
+      await page.waitForTimeout(250 + 150 * (i % 4));
+    }
     await page.waitForSelector('[data-insight=batch] .queue-depth');
     await page.waitForFunction(() => /waiting of 2/.test(document.querySelector('[data-insight=batch] .queue-depth').textContent)
       && document.querySelector('[data-insight=batch] .ready-count').textContent.trim() === '3', null, { timeout: 30000 });
@@ -214,7 +221,7 @@ async function main() {
     await page.click('[data-insight=batch] details li button');
     await page.waitForFunction(() => /ready/.test(document.querySelector('[data-insight=batch] div.muted').textContent));
     await page.waitForSelector('#throughput svg polyline');
-    await page.waitForTimeout(4500);
+    await page.waitForTimeout(2500);
     await page.screenshot({ path: join(SHOTS, 'queues.png'), fullPage: false });
     log('queues page: depth, ready per customer, explain, chart');
 
@@ -271,6 +278,15 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   log('ok: the console test passed');
+}
+
+/** Puts a (large) document in the agenda editor at once, as a paste would. */
+async function setEditor(page, text) {
+  await page.evaluate((t) => {
+    const e = document.querySelector('#agenda-json');
+    e.value = t;
+    e.dispatchEvent(new Event('input', { bubbles: true }));
+  }, text);
 }
 
 async function signIn(page, token) {

@@ -2,7 +2,7 @@
 // topological layers), one band per layer, wrapped into rows when a layer is wide.
 
 const SVG = 'http://www.w3.org/2000/svg';
-const W = 168, H = 46, GX = 22, GY = 54, PAD = 16;
+const W = 200, H = 46, GX = 22, GY = 54, PAD = 16;
 export const COLOURS = {
   waiting: '#9aa5b1', executing: '#2f7fd8', succeeded: '#2e9d4f', failed: '#d0453b', cancelled: '#d99a1c',
 };
@@ -96,7 +96,7 @@ export function draw(container, graph, onSelect) {
     const title = el('title', {}, n);
     title.textContent = `${name} (${p.node.type})`;
     const t1 = el('text', { x: 8, y: 17 }, n);
-    t1.textContent = cut(name, 24);
+    t1.textContent = cut(name, 30);
     const t2 = el('text', { x: 8, y: 35, class: 'sub' }, n);
     t2.textContent = p.node.type;
     n.addEventListener('click', () => onSelect(name));

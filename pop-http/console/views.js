@@ -279,6 +279,7 @@ export async function agendaPage(main, id, go, onLeave) {
   };
   let abort = new AbortController();
   onLeave(() => abort.abort());
+  let lastKey = null;
   async function onProgress(progress) {
     byName = new Map((progress.operationProgress || []).map((p) => [p.operation, p]));
     if ([...byName.keys()].some((n) => !dag.names.has(n))) {
@@ -286,7 +287,9 @@ export async function agendaPage(main, id, go, onLeave) {
     }
     renderHead(progress);
     dag.update(byName, selected);
-    if (progress.processingState !== 'COMPLETE' || !explain.textContent) {
+    const key = `${progress.processingState}/${progress.processingStateMessage}/${progress.attemptsCompleted}`;
+    if (key !== lastKey || progress.processingState !== 'COMPLETE') {
+      lastKey = key;
       post('/pop/agenda/service/explain', { agendaId: id }).then((e) => { explain.textContent = `${e.stage}: ${e.reason}`; }).catch(() => {});
     }
   }
@@ -373,7 +376,7 @@ function drawChart(box, samples) {
     const dt = (b.t - a.t) / 1000;
     const n = b.completed - a.completed;
     const lat = b.durCount > a.durCount ? (b.durSum - a.durSum) / (b.durCount - a.durCount) : null;
-    points.push({ rate: dt > 0 ? Math.max(0, n / dt) : 0, lat });
+    points.push({ rate: dt > 0 ? Math.max(0, n / dt) : 0, lat: lat ?? (points.length ? points[points.length - 1].lat : null) });
   }
   const maxRate = Math.max(1, ...points.map((p) => p.rate));
   const maxLat = Math.max(0.001, ...points.map((p) => p.lat || 0));

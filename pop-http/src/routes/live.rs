@@ -98,41 +98,13 @@ pub(crate) async fn queue_stats(
     Ok(Json(s.engine.progress().queue_stats(&caller.principal, &insight_id).await?))
 }
 
-/// `POST /pop/agenda/service/operation` body.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OperationRequest {
-    /// The agenda.
-    pub agenda_id: String,
-    /// The operation's name.
-    pub operation: String,
-}
-
-/// One operation as the console's side panel shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OperationDetail {
-    /// The operation as submitted (or generated).
-    #[schema(value_type = Object)]
-    pub operation: serde_json::Value,
-    /// Its payload with the references resolved against the outputs known now.
-    #[schema(value_type = Object)]
-    pub resolved_payload: serde_json::Value,
-    /// References not resolvable yet (their operations have no output yet).
-    pub missing: Vec<String>,
-    /// Its progress (state, attempts, times, diagnostics, result, last progress).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub progress: Option<pop_core::model::OperationProgress>,
-}
-
 /// `POST /pop/agenda/service/operation`: one operation of an agenda with its payload resolved against
 /// the outputs its agenda has so far (as the pool would resolve it now), and its progress.
 pub(crate) async fn operation(
     State(s): State<AppState>,
     caller: Caller,
-    crate::extract::Body(req): crate::extract::Body<OperationRequest>,
-) -> ApiResult<Json<OperationDetail>> {
+    crate::extract::Body(req): crate::extract::Body<crate::dto::OperationRequest>,
+) -> ApiResult<Json<crate::dto::OperationDetail>> {
     use pop_core::refs::{AGENDA_ID, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS};
     use serde_json::Value;
     let agenda = s.engine.agendas().get(&caller.principal, &req.agenda_id).await?;
@@ -154,7 +126,7 @@ pub(crate) async fn operation(
     ctx.insert(PARAMS.to_owned(), Value::Object(agenda.params.clone().unwrap_or_default()));
     let resolution = pop_core::refs::resolve(&op.payload, &ctx);
     let op_progress = progress.operation_progress.iter().find(|p| p.operation.as_deref() == Some(&op.name)).cloned();
-    Ok(Json(OperationDetail {
+    Ok(Json(crate::dto::OperationDetail {
         operation: serde_json::to_value(op).unwrap_or(Value::Null),
         resolved_payload: resolution.value,
         missing: resolution.missing,

@@ -59,7 +59,7 @@ pub fn router(engine: Engine, config: ApiConfig) -> Router {
         .route("/pop/progress/agenda/{id}/events", get(live::progress_events))
         .route("/pop/agenda/service/operation", post(live::operation))
         .route("/pop/queue/stats", get(live::queue_stats_all))
-        .route("/pop/queue/stats/{insight_id}", get(live::queue_stats))
+        .route("/pop/queue/stats/{insightId}", get(live::queue_stats))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
