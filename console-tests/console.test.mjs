@@ -179,8 +179,8 @@ async function main() {
     const resolved = await page.textContent('#resolved-payload');
     assert.ok(!resolved.includes('@<') && resolved.includes('done'), `the payload is resolved: ${resolved}`);
     assert.match(await page.textContent('#result'), /actionData/);
-    await page.evaluate(() => { document.querySelector('#dag').scrollTop = 0; window.scrollTo(0, 0); });
-    await page.screenshot({ path: join(SHOTS, 'agenda-dag.png'), fullPage: false });
+    await page.evaluate(() => { document.querySelector('#dag').style.maxHeight = 'none'; window.scrollTo(0, 0); });
+    await page.screenshot({ path: join(SHOTS, 'agenda-dag.png'), fullPage: true });
 
     // ---- cancel a running agenda
     await page.goto(`${url}/ui#/submit`);
@@ -217,9 +217,9 @@ async function main() {
     await page.waitForSelector('[data-insight=batch] .queue-depth');
     await page.waitForFunction(() => /waiting of 2/.test(document.querySelector('[data-insight=batch] .queue-depth').textContent)
       && document.querySelector('[data-insight=batch] .ready-count').textContent.trim() === '3', null, { timeout: 30000 });
-    await page.click('[data-insight=batch] details summary');
-    await page.click('[data-insight=batch] details li button');
-    await page.waitForFunction(() => /ready/.test(document.querySelector('[data-insight=batch] div.muted').textContent));
+    await page.click('[data-insight=batch] details[data-key="batch/waiting"] summary');
+    await page.click(`[data-insight=batch] [data-explain="${waiting[4].id}"]`);
+    await page.waitForFunction((id) => document.querySelector('[data-insight=batch] .explain').textContent.startsWith(`${id}: ready`), waiting[4].id);
     await page.waitForSelector('#throughput svg polyline');
     await page.waitForTimeout(2500);
     await page.screenshot({ path: join(SHOTS, 'queues.png'), fullPage: false });

@@ -319,20 +319,35 @@ export async function queues(main, onLeave) {
   const chart = h('div', { class: 'chart', id: 'throughput' });
   const list = h('div', { id: 'queues' });
   main.replaceChildren(h('h1', {}, 'Queues'), list, h('h2', {}, 'Throughput and latency (from /metrics, sampled every 2 s)'), chart);
+  // the cards are rebuilt on every refresh: what the person opened and asked stays
+  const opened = new Set();
+  const answers = new Map();
+  const details = (key, summary, ...body) => {
+    const d = h('details', { 'data-key': key, open: opened.has(key) }, h('summary', {}, summary), ...body);
+    d.addEventListener('toggle', () => { if (d.open) opened.add(key); else opened.delete(key); });
+    return d;
+  };
   const render = async () => {
     let stats;
     try { stats = await get('/pop/queue/stats'); } catch (err) { list.replaceChildren(problemList(err)); return; }
-    list.replaceChildren(...(stats.length ? stats : []).map((s) => {
-      const why = h('div', { class: 'muted' });
+    list.replaceChildren(...stats.map((s) => {
+      const why = h('div', { class: 'muted explain' }, answers.get(s.insightId) || '');
+      const explainOne = async (w) => {
+        try {
+          const e = await post('/pop/agenda/service/explain', { agendaId: w.agendaId });
+          answers.set(s.insightId, `${w.agendaId}: ${e.stage}${e.position !== undefined ? ` (position ${e.position})` : ''}: ${e.reason}`);
+          why.textContent = answers.get(s.insightId);
+        } catch (err) { why.replaceChildren(problemList(err)); }
+      };
       return h('div', { class: 'card', 'data-insight': s.insightId },
         h('h2', {}, `${s.title || s.insightId} `, h('span', { class: 'muted' }, s.insightId)),
         h('dl', { class: 'kv' }, h('dt', {}, 'algorithm'), h('dd', {}, s.algorithm), h('dt', {}, 'queue'), h('dd', { class: 'queue-depth' }, `${s.queued} waiting of ${s.queueSize}, ${s.leased} leased by pools`),
           h('dt', {}, 'ready'), h('dd', { class: 'ready-count' }, `${s.ready}${s.truncated ? '+' : ''}`)),
         s.readyByCustomer.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'customer'), h('th', {}, 'ready'))), h('tbody', {}, s.readyByCustomer.map((c) => h('tr', {}, h('td', {}, c.customerId), h('td', {}, c.ready))))) : h('p', { class: 'muted' }, 'No ready agendas.'),
-        s.waiting.length ? h('details', {}, h('summary', {}, `waiting agendas (${s.waiting.length})`), h('ul', {}, s.waiting.map((w) => h('li', {}, h('a', { href: `#/agenda/${encodeURIComponent(w.agendaId)}` }, w.agendaId), ` ${w.customerId} `,
-          h('button', { type: 'button', class: 'secondary', onclick: async () => { try { const e = await post('/pop/agenda/service/explain', { agendaId: w.agendaId }); why.textContent = `${w.agendaId}: ${e.stage}${e.position !== undefined ? ` (position ${e.position})` : ''}: ${e.reason}`; } catch (err) { why.replaceChildren(problemList(err)); } } }, 'explain'))))) : null,
+        s.waiting.length ? details(`${s.insightId}/waiting`, `waiting agendas (${s.waiting.length})`, h('ul', {}, s.waiting.map((w) => h('li', {}, h('a', { href: `#/agenda/${encodeURIComponent(w.agendaId)}` }, w.agendaId), ` ${w.customerId} `,
+          h('button', { type: 'button', class: 'secondary', 'data-explain': w.agendaId, onclick: () => explainOne(w) }, 'explain'))))) : null,
         why,
-        s.state !== undefined ? h('details', {}, h('summary', {}, 'algorithm state'), h('pre', {}, json(s.state))) : null);
+        s.state !== undefined ? details(`${s.insightId}/state`, 'algorithm state', h('pre', {}, json(s.state))) : null);
     }));
     if (!stats.length) list.replaceChildren(h('p', { class: 'muted' }, 'No insights visible to you.'));
   };
