@@ -12,6 +12,9 @@
 //!   engine's services with the caller's principal: the library's visibility rules, one path.
 //! * [`auth`]: who is calling, from the request's headers (static tokens, JWTs with HS256 or a JWKS
 //!   file, an API gateway's authorizer context), all chosen by one [`auth::AuthConfig`].
+//! * [`console`]: the web console — static files compiled into the crate, a router to mount at `/ui`;
+//!   it calls the API with the signed-in caller's token (plus the routes it watches: the progress
+//!   event stream, queue statistics, an operation's resolved payload).
 //! * [`client::Client`]: a typed client of every route; it is also a
 //!   [`PoolApi`](pop_engine::PoolApi), so a pool worker on another machine runs agendas through it.
 //!
