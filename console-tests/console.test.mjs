@@ -55,8 +55,8 @@ accounts = ["globex"]
   writeFileSync(join(dir, 'registry.json'), JSON.stringify({ sample: { process: { command: quick } }, slow: { process: { command: slow } } }));
 }
 
-function startServer(dir, extra = []) {
-  const args = ['serve', '--listen', '127.0.0.1:0', '--data', join(dir, 'data'), '--auth', join(dir, 'auth.toml'), '--registry', join(dir, 'registry.json'), '--worker-insight', 'main', ...extra];
+function startServer(dir, extra = [], data = 'data') {
+  const args = ['serve', '--listen', '127.0.0.1:0', '--data', join(dir, data), '--auth', join(dir, 'auth.toml'), '--registry', join(dir, 'registry.json'), '--worker-insight', 'main', ...extra];
   const child = spawn(POP_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
@@ -264,6 +264,28 @@ async function main() {
       return !t.includes('globex');
     });
     log('acme sees only its own agendas');
+
+    // ---- a read-only console: no actions in the page, and its API refuses changes
+    const ro = await startServer(dir, ['--console', 'read-only'], 'data-ro');
+    try {
+      await apiCall(ro.url, TOKENS.admin, 'POST', '/pop/customer', { id: 'acme', customerId: 'acme', title: 'Acme' });
+      await page.goto(`${ro.url}/ui`);
+      await signIn(page, TOKENS.admin);
+      assert.equal(await page.isVisible('#banner'), true, 'the read-only banner');
+      assert.equal(await page.isVisible('#nav a[href="#/submit"]'), false, 'no Submit link');
+      await page.goto(`${ro.url}/ui#/customers`);
+      await page.waitForSelector('#customers-table tr[data-id=acme]');
+      assert.equal(await page.isVisible('#new-object'), false, 'no New button');
+      assert.equal(await page.isVisible('#customers-table [data-delete]'), false, 'no delete buttons');
+      await page.goto(`${ro.url}/ui#/submit`);
+      await page.waitForSelector('#read-only-refusal');
+      // what the page would call, from the page itself: refused by the read-only API at /ui/api
+      const status = await page.evaluate(async (t) => (await fetch('api/pop/customer/acme', { method: 'PUT', headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json' }, body: '{"title":"changed"}' })).status, TOKENS.admin);
+      assert.equal(status, 403, 'the read-only API refuses a change');
+      log('read-only console: actions hidden, changes refused');
+    } finally {
+      ro.child.kill('SIGTERM');
+    }
     assert.deepEqual(consoleErrors, [], 'no script errors in the page');
   } catch (e) {
     await page.screenshot({ path: join(SHOTS, 'failure.png') }).catch(() => {});
