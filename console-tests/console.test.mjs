@@ -182,6 +182,24 @@ async function main() {
     await page.evaluate(() => { document.querySelector('#dag').style.maxHeight = 'none'; window.scrollTo(0, 0); });
     await page.screenshot({ path: join(SHOTS, 'agenda-dag.png'), fullPage: true });
 
+    // ---- run a template with a payload
+    await createObject(page, 'templates', { id: 'echo', title: 'Echo a file', customerId: 'acme' },
+      { isGlobal: false, agenda: { customerId: 'acme', operations: [{ name: 'one', type: 'sample', payload: { file: '@<sourceFile>' } }] } });
+    await page.goto(`${url}/ui#/submit`);
+    await page.waitForSelector('#template option[value=echo]', { state: 'attached' });
+    await page.selectOption('#template', 'echo');
+    await page.fill('#template-payload', '{"sourceFile": "not json');
+    await page.click('#run-template');
+    await page.waitForSelector('#run-errors .error');
+    await page.fill('#template-payload', JSON.stringify({ sourceFile: 'coolestdog.mp4' }));
+    await page.click('#run-template');
+    await page.waitForURL(/#\/agenda\//);
+    await page.waitForSelector('#agenda-head[data-state=succeeded]', { timeout: 30000 });
+    await page.click('#dag g.node[data-name=one]');
+    await page.waitForSelector('#resolved-payload');
+    assert.match(await page.textContent('#resolved-payload'), /coolestdog\.mp4/);
+    log('ran a template with a payload');
+
     // ---- cancel a running agenda
     await page.goto(`${url}/ui#/submit`);
     await setEditor(page, JSON.stringify({ customerId: 'acme', title: 'slow one', operations: [
