@@ -228,7 +228,7 @@ async function main() {
     }
     await page.goto(`${url}/ui#/queues`);
     // some work to chart, while the page samples the metrics
-    for (let i = 0; i < 12; i++) {
+    for (let i = 0; i < 16; i++) {
       await apiCall(url, TOKENS.acme, 'POST', '/pop/agenda', { customerId: 'acme', title: `quick ${i}`, operations: [{ name: 'q', type: 'sample', payload: {} }] });
       await page.waitForTimeout(250 + 150 * (i % 4));
     }

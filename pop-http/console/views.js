@@ -318,7 +318,7 @@ function tryParse(t) { try { return JSON.parse(t); } catch { return t; } }
 export async function queues(main, onLeave) {
   const chart = h('div', { class: 'chart', id: 'throughput' });
   const list = h('div', { id: 'queues' });
-  main.replaceChildren(h('h1', {}, 'Queues'), list, h('h2', {}, 'Throughput and latency (from /metrics, sampled every 2 s)'), chart);
+  main.replaceChildren(h('h1', {}, 'Queues'), h('h2', {}, 'Throughput and agenda duration (from /metrics, sampled every 2 s)'), chart, list);
   // the cards are rebuilt on every refresh: what the person opened and asked stays
   const opened = new Set();
   const answers = new Map();
@@ -384,7 +384,7 @@ export function parseMetrics(text) {
 }
 
 function drawChart(box, samples) {
-  const W = 640, H = 160, P = 30;
+  const W = 900, H = 150, P = 30;
   const points = [];
   for (let i = 1; i < samples.length; i++) {
     const a = samples[i - 1], b = samples[i];
@@ -395,7 +395,8 @@ function drawChart(box, samples) {
   }
   const maxRate = Math.max(1, ...points.map((p) => p.rate));
   const maxLat = Math.max(0.001, ...points.map((p) => p.lat || 0));
-  const x = (i) => P + (i * (W - 2 * P)) / 59;
+  const slots = Math.max(10, points.length - 1);
+  const x = (i) => P + (i * (W - 2 * P)) / slots;
   const NS = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`); svg.setAttribute('width', W); svg.setAttribute('height', H);
@@ -414,6 +415,6 @@ function drawChart(box, samples) {
   const last = points[points.length - 1] || { rate: 0, lat: null };
   text(`completed/s: ${last.rate.toFixed(2)} (max ${maxRate.toFixed(2)})`, P + 4, 14, COLOURS.executing);
   text(`mean agenda duration: ${last.lat === null ? '—' : `${last.lat.toFixed(2)} s`} (max ${maxLat.toFixed(2)} s)`, P + 260, 14, COLOURS.cancelled);
-  text(`last ${samples.length * 2} s`, W - P - 60, H - 8, '#666');
+  text(`last ${Math.round((samples[samples.length - 1].t - samples[0].t) / 1000)} s`, W - P - 60, H - 8, '#666');
   box.replaceChildren(svg);
 }
