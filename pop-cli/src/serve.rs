@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// Refuse every change (a read-only API and console).
     #[arg(long)]
     pub read_only: bool,
+    /// The web console at `/ui`: `on`, `read-only` (it hides every change and talks to a read-only
+    /// copy of the API mounted at `/ui/api`, so changes are refused there whatever the token may do)
+    /// or `off`.
+    #[arg(long, value_enum, default_value_t = ConsoleMode::On)]
+    pub console: ConsoleMode,
     /// Do not start the timed processes (automatic retry, data reaper, pod reaper).
     #[arg(long)]
     pub no_timed: bool,
@@ -61,6 +66,17 @@ pub struct ServeArgs {
     pub reclaim_interval_ms: u64,
     #[command(flatten)]
     pub alerts: AlertArgs,
+}
+
+/// Whether and how `pop serve` serves the web console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsoleMode {
+    /// The console at `/ui`, with the actions the caller's token allows.
+    On,
+    /// The console at `/ui` without actions, over a read-only API at `/ui/api`.
+    ReadOnly,
+    /// No console.
+    Off,
 }
 
 /// `pop serve`.
@@ -116,13 +132,19 @@ pub async fn run(args: ServeArgs) -> CliResult {
         metrics: Some(metrics),
         ..ApiConfig::new(auth)
     };
-    let router = pop::http::router(pop.engine().clone(), api);
+    let streams = api.streams.clone();
+    let router = mount_console(pop.engine().clone(), api, args.console);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::context(format!("--listen {}", args.listen), e))?;
     let bound = listener.local_addr().map_err(|e| CliError::context("--listen", e))?;
+    let console = match args.console {
+        ConsoleMode::Off => "off".to_owned(),
+        ConsoleMode::On if !args.read_only => format!("http://{bound}/ui"),
+        _ => format!("http://{bound}/ui (read-only)"),
+    };
     crate::setup::announce(&format!(
-        "pop serve ready: http://{bound} instance {}, store {store}, local worker {}",
+        "pop serve ready: http://{bound} instance {}, store {store}, console {console}, local worker {}",
         pop.config().instance_id,
         if args.worker_insights.is_empty() {
             "none".to_owned()
@@ -136,6 +158,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
     }));
     let why = crate::setup::terminated().await?;
     eprintln!("pop serve: {why}, stopping: no new requests; requests in flight finish");
+    streams.close();
     let _ = stop_tx.send(why);
     match server.await {
         Ok(Ok(())) => {}
@@ -145,4 +168,23 @@ pub async fn run(args: ServeArgs) -> CliResult {
     pop.shutdown().await;
     println!("pop serve stopped");
     Ok(Outcome::Success)
+}
+
+/// The API's router with the web console mounted at `/ui` as `mode` says.
+fn mount_console(engine: pop::engine::Engine, api: ApiConfig, mode: ConsoleMode) -> axum::Router {
+    use pop::http::console::{self, ConsoleConfig};
+    let read_only_api = api.read_only;
+    match mode {
+        ConsoleMode::Off => pop::http::router(engine, api),
+        ConsoleMode::On => console::nest(
+            pop::http::router(engine, api),
+            "/ui",
+            ConsoleConfig { read_only: read_only_api, api_base: String::new() },
+        ),
+        ConsoleMode::ReadOnly => {
+            let read_only = pop::http::router(engine.clone(), ApiConfig { read_only: true, ..api.clone() });
+            let app = pop::http::router(engine, api).nest("/ui/api", read_only);
+            console::nest(app, "/ui", ConsoleConfig { read_only: true, api_base: "/ui/api".into() })
+        }
+    }
 }
