@@ -136,6 +136,7 @@ pub struct GetAgendaRequest {
     /// The insight (queue).
     pub insight_id: String,
     /// How many, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
     pub count: usize,
 }
 
