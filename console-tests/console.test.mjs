@@ -285,6 +285,9 @@ async function main() {
       await page.waitForLoadState();
       await page.waitForTimeout(300);
     }
+    const total = (await apiCall(url, TOKENS.acme, 'GET', '/pop/progress/agenda?bycustomerId=acme&bycount=true')).count;
+    assert.ok(total > 20, `more agendas than one page (${total})`);
+    assert.equal(new Set(seen).size, total, 'the pages list every agenda of acme once');
     assert.ok(seen.includes(sampleId), 'acme sees its agenda');
     const globexAgenda = waiting.find((w) => w.who === 'globex').id;
     assert.ok(!seen.includes(globexAgenda), 'acme does not see globex agendas in the list');
