@@ -3,7 +3,7 @@
 //! (`pop pool`), or with `--worker` it runs them here too.
 
 use crate::error::{CliError, CliResult, Outcome};
-use crate::setup::{RuntimeArgs, StoreArgs};
+use crate::setup::{AlertArgs, RuntimeArgs, StoreArgs};
 use pop::core::registry::HandlerRegistry;
 use pop::http::ApiConfig;
 use pop::http::auth::AuthConfig;
@@ -64,6 +64,8 @@ pub struct ServeArgs {
     /// How often expired leases are reclaimed, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub reclaim_interval_ms: u64,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
 }
 
 /// Whether and how `pop serve` serves the web console.
@@ -97,6 +99,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         config.instance_id = id;
     }
     let builder = pop::Pop::builder().config(config).authorizer(Arc::new(authorizer));
+    let (builder, alerts) = args.alerts.apply(builder)?;
     let (builder, store) = crate::setup::store(builder, &args.store).await?;
     let registry = match &args.registry {
         Some(path) => HandlerRegistry::from_path(path).map_err(|e| CliError::context("--registry", e))?,
@@ -111,6 +114,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
     };
     let (builder, runtime) = crate::setup::runtime(builder, &runtime_args, registry).await?;
     let pop = builder.build()?;
+    if let Some(line) = alerts {
+        eprintln!("pop serve: {line}");
+    }
     pop.start_scheduler();
     pop.start_reclaimer();
     if !args.no_timed {

@@ -12,6 +12,8 @@
 //!   engine's services with the caller's principal: the library's visibility rules, one path.
 //! * [`auth`]: who is calling, from the request's headers (static tokens, JWTs with HS256 or a JWKS
 //!   file, an API gateway's authorizer context), all chosen by one [`auth::AuthConfig`].
+//! * [`alerts::WebhookSink`]: the engine's alerts (an agenda failed for good, a pool that stopped
+//!   pulling) as JSON POSTs to a webhook (Slack-compatible).
 //! * [`console`]: the web console — static files compiled into the crate, a router to mount at `/ui`;
 //!   it calls the API with the signed-in caller's token (plus the routes it watches: the progress
 //!   event stream, queue statistics, an operation's resolved payload).
@@ -49,6 +51,7 @@
 //! # }
 //! ```
 
+pub mod alerts;
 pub mod auth;
 pub mod client;
 mod config;
@@ -60,6 +63,7 @@ mod openapi;
 mod routes;
 mod serve;
 mod state;
+mod strict;
 
 pub use client::Client;
 pub use config::{ApiConfig, EventStreams};

@@ -200,6 +200,7 @@ fn operation(id: String, tag: &str, summary: &str) -> OperationBuilder {
         ("401", "No or unknown credentials"),
         ("403", "The caller may see the object but not do this"),
         ("404", "No such object, or not visible to the caller"),
+        ("408", "The request took longer than the server's time limit"),
         ("409", "Changed meanwhile, a lost lease, or an agenda in the wrong state"),
         ("413", "Request body too large"),
         ("422", "Invalid input: every problem named"),
@@ -231,9 +232,30 @@ fn kind_paths(paths: PathsBuilder, kind: &Kind) -> PathsBuilder {
     )
     .response("200", ok(list_of(kind.schema)))
     .parameter(string_param("id", ParameterIn::Query, false, "one object by id (an empty list when absent)"))
-    .parameter(string_param("bylimit", ParameterIn::Query, false, "page size, 1 to 1000 (default 100)"))
+    .parameter(
+        ParameterBuilder::new()
+            .name("bylimit")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("page size, 1 to 1000 (default 100)"))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(crate::extract::MAX_LIMIT as u64)),
+            ))
+            .build(),
+    )
     .parameter(string_param("bycursor", ParameterIn::Query, false, "the `next` of the previous page"))
-    .parameter(string_param("bycount", ParameterIn::Query, false, "`true`: the count only"))
+    .parameter(
+        ParameterBuilder::new()
+            .name("bycount")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("`true`: the count only"))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+            .build(),
+    )
     .parameter(string_param("byfields", ParameterIn::Query, false, "comma-separated fields to return"));
     for f in kind.indexed {
         query = query.parameter(string_param(
@@ -314,8 +336,19 @@ pub fn document() -> OpenApi {
             .response(
                 "200",
                 ResponseBuilder::new().description("OK").content("application/json", json(schema_ref(response))),
+            );
+        // A bulk submission where some agendas failed: the stored ones and a failure per index.
+        let op = if path.ends_with("/createAgenda") {
+            op.response(
+                "207",
+                ResponseBuilder::new()
+                    .description("Some agendas were stored, some failed (`failures`, by index)")
+                    .content("application/json", json(schema_ref(response))),
             )
-            .build();
+        } else {
+            op
+        }
+        .build();
         paths = paths.path(*path, PathItem::new(HttpMethod::Post, op));
     }
     let plain = |id: &str, summary: &str, schema: Option<&str>| {

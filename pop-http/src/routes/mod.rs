@@ -120,12 +120,15 @@ async fn no_route(req: Request) -> ApiError {
     )
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("{} is not allowed on {}: see /openapi.json", req.method(), req.uri().path()),
-    )
+/// 405 (axum adds `Allow`), after authentication like every route that exists; for a write a kind
+/// does not take on its data-object route, the message says what does it.
+async fn method_not_allowed(_caller: crate::extract::Caller, req: Request) -> ApiError {
+    let (method, path) = (req.method(), req.uri().path());
+    let why = match objects::elsewhere(method, path) {
+        Some(why) => why.to_owned(),
+        None => format!("{method} is not allowed on {path}: see /openapi.json"),
+    };
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", why)
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

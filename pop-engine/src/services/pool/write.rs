@@ -158,6 +158,9 @@ impl ResourcePoolService {
             )));
         }
         self.write_progress(token, state, report, rows).await?;
+        if let Some(stored) = &state.stored {
+            crate::alerts::agenda_finished(&self.ctx, stored).await;
+        }
         self.ctx.queue.ack(token).await.map_err(|e| lost(token, e))?;
         self.ctx.signals.wake.notify_waiters();
         Ok(())
