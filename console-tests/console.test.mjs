@@ -218,6 +218,22 @@ async function main() {
     await page.waitForSelector('#dag g.node[data-name=wait][data-state=executing]', { timeout: 30000 });
     await page.click('#cancel');
     await page.waitForSelector('#agenda-head[data-state=cancelled]', { timeout: 30000 });
+    // rerun one operation (operationsToReset): `first` runs again, then `wait`
+    await page.click('#dag g.node[data-name=first]');
+    await page.waitForSelector('#panel h3');
+    const before = await page.textContent('#panel');
+    await page.click('#rerun-selected');
+    await page.waitForSelector('#dag g.node[data-name=wait][data-state=executing]', { timeout: 30000 });
+    // the open panel follows the operation: it ran again (a new update time), and succeeded
+    const updated = (t) => (t.match(/"updatedTime": (\d+)/) || [])[1];
+    await page.waitForFunction((b) => {
+      const t = document.querySelector('#panel').textContent;
+      const u = (t.match(/"updatedTime": (\d+)/) || [])[1];
+      return u && u !== b && /"processingStateMessage": "succeeded"/.test(t);
+    }, updated(before));
+    await page.click('#cancel');
+    await page.waitForSelector('#agenda-head[data-state=cancelled]', { timeout: 30000 });
+    log('rerun (continue, one operation) and cancel again');
 
     // ---- queues: an insight no pool serves here, with ready agendas waiting
     const waiting = [];
@@ -269,6 +285,9 @@ async function main() {
       await page.waitForLoadState();
       await page.waitForTimeout(300);
     }
+    const total = (await apiCall(url, TOKENS.acme, 'GET', '/pop/progress/agenda?bycustomerId=acme&bycount=true')).count;
+    assert.ok(total > 20, `more agendas than one page (${total})`);
+    assert.equal(new Set(seen).size, total, 'the pages list every agenda of acme once');
     assert.ok(seen.includes(sampleId), 'acme sees its agenda');
     const globexAgenda = waiting.find((w) => w.who === 'globex').id;
     assert.ok(!seen.includes(globexAgenda), 'acme does not see globex agendas in the list');

@@ -280,6 +280,7 @@ export async function agendaPage(main, id, go, onLeave) {
   let abort = new AbortController();
   onLeave(() => abort.abort());
   let lastKey = null;
+  let panelOf = null;
   async function onProgress(progress) {
     byName = new Map((progress.operationProgress || []).map((p) => [p.operation, p]));
     if ([...byName.keys()].some((n) => !dag.names.has(n))) {
@@ -287,23 +288,31 @@ export async function agendaPage(main, id, go, onLeave) {
     }
     renderHead(progress);
     dag.update(byName, selected);
+    // the open panel follows its operation
+    const shown = selected && JSON.stringify(byName.get(selected) || null);
+    if (selected && shown !== panelOf) { panelOf = shown; select(selected); }
     const key = `${progress.processingState}/${progress.processingStateMessage}/${progress.attemptsCompleted}`;
     if (key !== lastKey || progress.processingState !== 'COMPLETE') {
       lastKey = key;
       post('/pop/agenda/service/explain', { agendaId: id }).then((e) => { explain.textContent = `${e.stage}: ${e.reason}`; }).catch(() => {});
     }
   }
+  // follows the stream until the agenda is complete (`end`); reconnects after a dropped stream; a
+  // rerun or cancel starts it again
   async function watch(signal) {
-    for (let tries = 0; !signal.aborted && tries < 100; tries++) {
+    let ended = false;
+    for (let tries = 0; !signal.aborted && !ended && tries < 100; tries++) {
       try {
         await streamEvents(`/pop/progress/agenda/${encodeURIComponent(agenda.progressId)}/events`, (name, data) => {
           if (name === 'progress') onProgress(JSON.parse(data));
+          else if (name === 'end') ended = true;
+          else if (name === 'error') { ended = true; actionsErr.replaceChildren(problemList(new ApiError(500, JSON.parse(data)))); }
         }, signal);
       } catch (err) {
         if (signal.aborted) return;
         actionsErr.replaceChildren(problemList(err));
       }
-      if (signal.aborted) return;
+      if (signal.aborted || ended) return;
       await new Promise((r) => setTimeout(r, 1500));
     }
   }

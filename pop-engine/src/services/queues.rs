@@ -29,9 +29,9 @@ pub struct QueueStats {
     pub algorithm: String,
     /// The queue's capacity (`queueSize`, the cap on waiting agendas).
     pub queue_size: u64,
-    /// Agendas in the queue waiting for a pool.
+    /// Agendas in the queue waiting for a pool (the whole insight's count: a number, no ids).
     pub queued: usize,
-    /// Agendas a pool has leased (running).
+    /// Agendas a pool has leased (running; the whole insight's count).
     pub leased: usize,
     /// Ready agendas (not yet queued) of the customers the caller acts for.
     pub ready: usize,

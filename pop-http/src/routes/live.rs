@@ -18,9 +18,9 @@ const POLL: Duration = Duration::from_millis(400);
 const MAX_STREAM: Duration = Duration::from_secs(15 * 60);
 
 /// `GET /pop/progress/agenda/{id}/events`: the agenda progress `{id}` (with its operations' progress)
-/// as server-sent events. The caller is authorized as for `GET /pop/progress/agenda/{id}` — before the
-/// first event and again on every read, through the same progress service — so a stream never shows
-/// what the GET would not. An event `progress` is sent first and then whenever the progress changes;
+/// as server-sent events. The caller is authenticated once, when the stream opens, and its visibility
+/// is checked as for `GET /pop/progress/agenda/{id}` before the first event and again on every read
+/// (the same progress service), so a stream never shows what the GET would not. An event `progress` is sent first and then whenever the progress changes;
 /// after a COMPLETE progress, an event `end` closes the stream. A read that fails (the progress was
 /// deleted, the store is unreachable) sends an event `error` with the API's error envelope and closes
 /// the stream; the server's shutdown closes it too.
