@@ -3,7 +3,7 @@
 //! The handler registry (the original POP's `registry.json`, a superset) describes the type
 //! `thumbnail` twice: as a local process (`process`: `examples/handlers/thumbnail.sh`) and as a
 //! Kubernetes Pod (`podConfig`: image, resources). Which one runs is the runtime's choice: a
-//! [`RuntimeRouter`](pop::RuntimeRouter) asks its runtimes in order and the first that supports the
+//! [`pop::RuntimeRouter`] asks its runtimes in order and the first that supports the
 //! type wins.
 //!
 //! 1. In-process first: a Rust closure registered for `thumbnail` runs it (no process at all).
