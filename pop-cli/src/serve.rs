@@ -46,6 +46,16 @@ pub struct ServeArgs {
     /// How long a request may take, in seconds.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
+    /// How long a client may take to send a request head, in milliseconds; a slower connection
+    /// (slowloris, or one that sends nothing) is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// The largest request head (request line and headers), in bytes; a larger one is answered 431.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// The most connections served at once; past it new clients wait until one closes.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
     /// Refuse every change (a read-only API and console).
     #[arg(long)]
     pub read_only: bool,
@@ -153,9 +163,20 @@ pub async fn run(args: ServeArgs) -> CliResult {
         }
     ));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
-    let server = tokio::spawn(pop::http::serve(listener, router, async move {
-        let _ = stop_rx.await;
-    }));
+    let limits = pop::http::ServeConfig {
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(100)),
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections.max(1),
+        ..pop::http::ServeConfig::default()
+    };
+    let server = tokio::spawn(pop::http::serve_with(
+        listener,
+        router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        limits,
+    ));
     let why = crate::setup::terminated().await?;
     eprintln!("pop serve: {why}, stopping: no new requests; requests in flight finish");
     streams.close();

@@ -70,4 +70,4 @@ pub use config::{ApiConfig, EventStreams};
 pub use error::{ApiError, ErrorBody, ErrorResponse};
 pub use openapi::document as openapi_document;
 pub use routes::{CID_HEADER, REQUEST_ID_HEADER, router};
-pub use serve::serve;
+pub use serve::{ServeConfig, serve, serve_with};
