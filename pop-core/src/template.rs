@@ -5,7 +5,7 @@
 //!
 //! 1. The **parameters** are the template's `staticParameters`, plus `pop.payload` and
 //!    `pop.transformRequest` (both the run payload). A static parameter named like one of these two
-//!    built-ins is refused ("Parameter [x] is duplicated.").
+//!    built-ins is refused ("Parameter \[x\] is duplicated.").
 //! 2. **Extension** (needed by the original's own fixture, whose template references `@<sourceFile>`,
 //!    a key of the run payload): when the payload is a JSON object, each of its top-level keys is a
 //!    parameter too. On a clash **the static parameter wins**: static parameters are the template

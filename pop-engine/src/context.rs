@@ -27,6 +27,8 @@ pub(crate) struct Ctx {
     pub signals: Arc<Signals>,
     /// Where alerts are raised (a no-op without a sink).
     pub alerts: Alerts,
+    /// Agenda costs recorded since the last flush (see [`crate::costs`]).
+    pub costs: crate::costs::CostLedger,
 }
 
 impl Ctx {

@@ -100,6 +100,7 @@ impl Engine {
             clock: parts.clock,
             signals: Arc::new(Signals::new()),
             alerts,
+            costs: Default::default(),
         };
         Self {
             ctx: Arc::new(ctx),

@@ -30,6 +30,7 @@
 pub mod alerts;
 pub mod config;
 mod context;
+pub mod costs;
 mod engine;
 pub mod reclaimer;
 pub mod rerun;

@@ -6,7 +6,7 @@
 //!
 //! | part | what | here |
 //! |---|---|---|
-//! | input | `PAYLOAD` (`POP_PAYLOAD_TYPE=envVar`), or above a threshold `POP_PAYLOAD_TYPE=compressedEnvVar` and zlib + base64 chunks `POP_COMPRESSED_PAYLOAD_0..N`; `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `PROGRESS_ID`, `OPERATION_NAME`, `OPERATION_ID`; `LAST_PROGRESS` on re-runs; `LOG_LEVEL` | [`env`] (names, [`env::handler_env`]), [`payload`] |
+//! | input | `PAYLOAD` (`POP_PAYLOAD_TYPE=envVar`), or above a threshold `POP_PAYLOAD_TYPE=compressedEnvVar` and zlib + base64 chunks `POP_COMPRESSED_PAYLOAD_0..N`; `AGENDA_ID`, `CID`, `CUSTOMER_ID`, `PROGRESS_ID`, `OPERATION_NAME`, `OPERATION_ID`; `LAST_PROGRESS` on re-runs; `LOG_LEVEL` | [`env`](mod@env) (names, [`env::handler_env`]), [`payload`] |
 //! | input, handler side | decode all of the above | [`HandlerInput`] |
 //! | output | stdout lines `POP_PROGRESS {json}` (a partial progress) and `POP_RESULT {json}` (the output; the last one wins); every other line, and all of stderr, is the log | [`output`] ([`output::parse_line`], [`output::OutputParser`]) |
 //! | bounds | a line longer than [`output::OutputLimits::max_line_bytes`] or a result larger than [`output::OutputLimits::max_result_bytes`] fails the operation | [`framing::LineFramer`], [`output::OutputParser`] |

@@ -26,7 +26,13 @@ impl FromRequestParts<AppState> for Caller {
         if state.config.read_only && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             // (the read-only services answer POST too: progress summary, explain, graph, validate)
             let path = parts.uri.path();
-            let reads = ["/pop/progress/agenda/service", "/service/explain", "/service/graph", "/service/validate"];
+            let reads = [
+                "/pop/progress/agenda/service",
+                "/service/explain",
+                "/service/graph",
+                "/service/validate",
+                "/service/operation",
+            ];
             if !reads.iter().any(|r| path.ends_with(r)) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

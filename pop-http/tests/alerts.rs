@@ -61,12 +61,17 @@ fn su() -> Principal {
 /// An engine alerting to `url`, with insight `media` in resource pool `encoders` for customer `acme`;
 /// `ok` handlers succeed, `boom` handlers fail with "disk full".
 async fn engine(url: &str, config: AlertConfig) -> Engine {
+    engine_with_lease(url, config, Duration::from_secs(30)).await
+}
+
+async fn engine_with_lease(url: &str, config: AlertConfig, lease_ttl: Duration) -> Engine {
     metrics();
     let runtime = InProcessRuntime::new();
     runtime.register("ok", |_| async { Ok(json!({"done": true})) });
     runtime.register("boom", |_| async { Err("disk full".into()) });
     let mut parts = EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(runtime));
     parts.config.instance_id = "pop-test".into();
+    parts.config.lease_ttl = lease_ttl;
     parts.alert_sink = Some(Arc::new(WebhookSink::new(url).unwrap()));
     parts.alert_config = config;
     let engine = Engine::new(parts);
@@ -238,5 +243,38 @@ async fn a_pool_that_stops_pulling_alerts_stalled_then_resumed() {
     assert_eq!(alerts[1]["resourcePoolId"], "encoders");
     assert!(alerts[1]["idleMs"].as_u64().unwrap() >= 300, "{}", alerts[1]);
     assert!(alerts[1]["text"].as_str().unwrap().contains("pulls again"));
+    engine.shutdown().await;
+}
+
+/// An agenda whose only attempt is lost (its worker stopped heartbeating) fails for good in the
+/// reclaimer: one alert, without an operation, with the reclaimer's diagnostic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agenda_failed_by_the_reclaimer_alerts_once() {
+    let (rx, url) = receiver(0).await;
+    let engine = engine_with_lease(&url, no_stalls(), Duration::from_millis(1000)).await;
+    engine.start_scheduler();
+    let id = submit_failing(&engine, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lease = loop {
+        let mut leases = engine.pool().get_agendas(&su(), "media", 1).await.unwrap();
+        if let Some(l) = leases.pop() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "the agenda was never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lease.agenda.id.as_deref(), Some(id.as_str()));
+    // the pool "dies": no heartbeat, the lease expires, the reclaimer counts the lost attempt
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let report = engine.reclaim_once().await.unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    until("the alert", Duration::from_secs(10), || !rx.alerts().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let alerts = rx.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["kind"], "agendaFailed");
+    assert_eq!(alerts[0]["agendaId"], id.as_str());
+    assert_eq!(alerts[0]["operation"], Value::Null);
+    assert!(alerts[0]["message"].as_str().unwrap().contains("no attempts left"), "{}", alerts[0]);
     engine.shutdown().await;
 }

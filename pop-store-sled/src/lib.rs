@@ -14,7 +14,7 @@
 //! | named leases | a transaction on the `leases` tree |
 //! | queue | per insight: items by push sequence, a visible index and a deadline index (receive and `expired` read no leased or unexpired item), dedup by agenda id, a length counter |
 //! | durability | [`FlushPolicy`]: flush every write, group commit, or sled's background flush |
-//! | on-disk format | documented and versioned ([`format`]); format 1 (before the phase index) is upgraded in place when opened, once; an unknown version is an `Unsupported` error naming both versions |
+//! | on-disk format | documented and versioned ([`format`](mod@format)); format 1 (before the phase index) is upgraded in place when opened, once; an unknown version is an `Unsupported` error naming both versions |
 //! | integrity check | [`SledStore::check_integrity`] |
 //!
 //! Durability: with [`FlushPolicy::FlushEveryWrite`] or [`FlushPolicy::GroupCommit`] (the default of

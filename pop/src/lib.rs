@@ -16,6 +16,9 @@
 //! `pop::dynamo`) for several instances on several machines; `k8s` runs handlers as Kubernetes Pods
 //! (`PopBuilder::k8s_runtime`, `pop::k8s`). The `pop` command-line tool is the `pop-cli` package.
 //!
+//! **The guide** is the [`docs`] module: concepts, the lifecycle of an agenda, choosing backends,
+//! writing handlers and algorithms, operating and upgrading.
+//!
 //! ```no_run
 //! # async fn demo() -> pop_core::Result<()> {
 //! use pop::{Pop, WorkerConfig};
@@ -32,6 +35,7 @@
 #[cfg(any(feature = "sled", feature = "dynamo", feature = "k8s"))]
 mod backends;
 mod builder;
+pub mod docs;
 #[cfg(all(feature = "sled", feature = "process"))]
 pub mod embedded;
 

@@ -113,6 +113,13 @@ pub struct AgendaProgress {
     /// write carrying a lower epoch is refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_epoch: Option<u64>,
+    /// Extension: what the last finished attempt cost, in milliseconds: the wall time of the
+    /// operations it ran (the sum over operations of completed − started; operations restored from
+    /// an earlier attempt count nothing). Set by the pool worker on the final report; the engine
+    /// charges it to the agenda's customer for cost-weighted scheduling (`CostWeightedFairness`).
+    /// Wall time, not CPU time: a handler's CPU time is not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_ms: Option<u64>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
     #[cfg_attr(feature = "openapi", schema(nullable))]
@@ -152,6 +159,7 @@ impl Default for AgendaProgress {
             params: None,
             agenda_insight: None,
             lease_epoch: None,
+            cost_ms: None,
             version: 0,
         }
     }

@@ -2,6 +2,7 @@
 //! span, time limit, body limit, panics as 500s, the error envelope for unknown routes).
 
 mod agenda;
+mod live;
 mod objects;
 mod ops;
 mod pool;
@@ -55,6 +56,10 @@ pub fn router(engine: Engine, config: ApiConfig) -> Router {
         .route("/pop/resourcepool/service/finishAgenda", post(pool::finish))
         .route("/pop/resourcepool/service/updateAgenda", post(pool::update_agenda))
         .route("/pop/resourcepool/service/extendLease", post(pool::extend_lease))
+        .route("/pop/progress/agenda/{id}/events", get(live::progress_events))
+        .route("/pop/agenda/service/operation", post(live::operation))
+        .route("/pop/queue/stats", get(live::queue_stats_all))
+        .route("/pop/queue/stats/{insightId}", get(live::queue_stats))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

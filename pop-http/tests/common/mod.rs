@@ -150,6 +150,11 @@ impl Server {
 
     /// A server whose API settings `tweak` changes.
     pub async fn start_with(tweak: impl FnOnce(&mut ApiConfig)) -> Self {
+        Self::start_serving(tweak, pop_http::ServeConfig::default()).await
+    }
+
+    /// A server whose API settings `tweak` changes, served with the connection limits of `serve`.
+    pub async fn start_serving(tweak: impl FnOnce(&mut ApiConfig), serve: pop_http::ServeConfig) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = engine_at(dir.path());
         let mut config = ApiConfig::new(auth_config());
@@ -158,9 +163,14 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(pop_http::serve(listener, router, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(pop_http::serve_with(
+            listener,
+            router,
+            async move {
+                let _ = stopped.await;
+            },
+            serve,
+        ));
         let http = http();
         Self { base, engine, dir: Some(dir), stop: Some(stop), task: Some(task), http }
     }
