@@ -1,1 +1,3 @@
 //! Examples for POP for Rust: see the `examples` targets of this package.
+
+pub mod soak;
