@@ -13,6 +13,7 @@
 //! | `multi_instance` | two instances in one process sharing DynamoDB |
 //! | `handlers` | one operation type as an in-process handler, a local process and a Pod spec |
 //! | `generator` | dynamic fan-out from a handler's result, and the resulting DAG as DOT |
+//! | `soak` | mixed load for minutes with RSS, open files and the sled directory sampled (`-- --minutes 30`) |
 //! | `k8s` | handlers as Kubernetes Pods (feature `k8s`, needs a cluster) |
 
 // The example files say `use pop_examples::...` as any user of this crate would.
@@ -32,6 +33,7 @@ pub mod handlers;
 pub mod host_app;
 #[path = "../multi_instance.rs"]
 pub mod multi_instance;
+pub mod soak;
 
 /// The error type of the examples: anything, with its message.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
