@@ -1,7 +1,9 @@
-//! Commands on an embedded instance's data directory: run, progress, explain, rerun; and `worker`.
+//! Commands on an embedded instance's data directory (run; progress, explain and rerun with `--data`,
+//! else on a server), and the long-lived ones: worker, serve, pool.
 
 use crate::error::{CliError, CliResult, Outcome};
-use crate::output::print_json as json;
+use crate::output::{Format, OutputArgs, print_json as json};
+use crate::remote::{RemoteArgs, WatchArgs};
 use crate::worker::WorkerArgs;
 use clap::Subcommand;
 use pop::core::authz::Principal;
@@ -30,35 +32,66 @@ pub enum InstanceCommand {
         #[arg(long, default_value = "cli")]
         customer: String,
     },
-    /// Print an agenda's progress as JSON.
+    /// An agenda's progress: from a server (`--server` / $POP_SERVER; a table, or `-o json|yaml`;
+    /// `--link-id L` for every agenda of a linkId; `--watch` follows to the end), or from a local
+    /// data directory with `--data DIR` (JSON).
     Progress {
         /// The agenda id.
-        agenda_id: String,
-        /// The data directory.
+        agenda_id: Option<String>,
+        /// The agendas of this linkId instead (server only).
         #[arg(long)]
-        data: PathBuf,
+        link_id: Option<String>,
+        /// The local data directory (selects the local mode).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        watch: WatchArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// Explain where an agenda is and why it waits.
+    /// Explain where an agenda is and why it waits: on a server, or in a local data directory with
+    /// `--data DIR`.
     Explain {
         /// The agenda id.
         agenda_id: String,
-        /// The data directory.
+        /// The local data directory (selects the local mode).
         #[arg(long)]
-        data: PathBuf,
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
-    /// Rerun an agenda (`resetAll` by default) and run it to completion.
+    /// Rerun an agenda (`resetAll` unless told otherwise): on a server (prints the reset progress;
+    /// `--watch` follows it), or on a local data directory with `--data DIR --registry R` (runs it
+    /// to completion).
     Rerun {
         /// The agenda id.
         agenda_id: String,
-        /// Rerun parameters: resetAll, continue, skipExecution, operationsToReset=a,b.
-        #[arg(long = "param")]
+        /// Reset every operation (`resetAll`; the default when nothing else is asked).
+        #[arg(long, conflicts_with = "reset")]
+        reset_all: bool,
+        /// Reset this operation (repeatable; `operationsToReset=a,b`).
+        #[arg(long = "reset", value_name = "OPERATION")]
+        reset: Vec<String>,
+        /// A rerun parameter as the API takes it: resetAll, continue, skipExecution,
+        /// operationsToReset=a,b (repeatable).
+        #[arg(long = "param", value_name = "NAME[=VALUE]")]
         params: Vec<String>,
-        /// The handler registry (JSON).
+        /// The handler registry (JSON; local mode).
         #[arg(long)]
-        registry: PathBuf,
-        /// The data directory.
+        registry: Option<PathBuf>,
+        /// The local data directory (selects the local mode).
         #[arg(long)]
-        data: PathBuf,
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        watch: WatchArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Run a long-lived worker: scheduler, reclaimer, a pool worker and the timed processes for the
     /// given insights, on a sled directory or DynamoDB, until SIGTERM or Ctrl-C.
@@ -109,30 +142,61 @@ pub async fn run(cmd: InstanceCommand) -> CliResult {
             }
             Ok(Outcome::from_ok(finals.iter().all(|p| p.conclusion() == Some(Conclusion::Succeeded))))
         }
-        InstanceCommand::Progress { agenda_id, data } => {
+        InstanceCommand::Progress { agenda_id, link_id, data, watch, remote, out } => {
+            let Some(data) = local_data(data, &remote)? else {
+                return crate::remote::progress(
+                    &remote,
+                    agenda_id.as_deref(),
+                    link_id.as_deref(),
+                    watch,
+                    out.or(Format::Table),
+                )
+                .await;
+            };
+            if link_id.is_some() || watch.watch {
+                return Err("--link-id and --watch need a server (--server URL), not --data".into());
+            }
+            let agenda_id = agenda_id.ok_or(CliError::from("give the agenda id"))?;
             let pop = open_existing(&data)?;
-            json(&pop.progress().agenda_progress(&su, &agenda_id).await?)?;
+            print(out.or(Format::Json), &pop.progress().agenda_progress(&su, &agenda_id).await?)?;
             Ok(Outcome::Success)
         }
-        InstanceCommand::Explain { agenda_id, data } => {
+        InstanceCommand::Explain { agenda_id, data, remote, out } => {
+            let Some(data) = local_data(data, &remote)? else {
+                return crate::remote::explain(&remote, &agenda_id, out.or(Format::Table)).await;
+            };
             let pop = open_existing(&data)?;
-            json(&pop.progress().explain(&su, &agenda_id).await?)?;
+            crate::remote::print_explain(out.or(Format::Json), &pop.progress().explain(&su, &agenda_id).await?)?;
             Ok(Outcome::Success)
         }
-        InstanceCommand::Rerun { agenda_id, params, registry, data } => {
+        InstanceCommand::Rerun { agenda_id, reset_all, reset, mut params, registry, data, watch, remote, out } => {
+            if reset_all {
+                params.push("resetAll".into());
+            }
+            if !reset.is_empty() {
+                params.push(format!("operationsToReset={}", reset.join(",")));
+            }
+            let Some(data) = local_data(data, &remote)? else {
+                if registry.is_some() {
+                    return Err("--registry is for the local mode (--data DIR)".into());
+                }
+                return crate::remote::rerun(&remote, &agenda_id, &params, watch, out.or(Format::Table)).await;
+            };
+            let registry = registry.ok_or(CliError::from("--registry FILE is required with --data"))?;
             let registry = HandlerRegistry::from_path(&registry)?;
             let options = RerunOptions::parse(&params)?;
+            let format = out.or(Format::Json);
             let pop = embedded::open(&data, registry, Default::default())?;
             pop.agendas().rerun(&su, &agenda_id, options.clone()).await?;
             if options.skip_execution {
-                json(&pop.progress().agenda_progress(&su, &agenda_id).await?)?;
+                print(format, &pop.progress().agenda_progress(&su, &agenda_id).await?)?;
                 return Ok(Outcome::Success);
             }
             pop.start_all(embedded::worker());
             let finals = follow(&pop, std::slice::from_ref(&agenda_id)).await?;
             pop.shutdown().await;
             for p in &finals {
-                json(p)?;
+                print(format, p)?;
             }
             Ok(Outcome::from_ok(finals.first().and_then(AgendaProgress::conclusion) == Some(Conclusion::Succeeded)))
         }
@@ -142,9 +206,29 @@ pub async fn run(cmd: InstanceCommand) -> CliResult {
     }
 }
 
+/// The local mode's data directory: `--data` selects the local mode, and does not combine with
+/// `--server` (`$POP_SERVER` is ignored when `--data` is given).
+fn local_data(data: Option<PathBuf>, remote: &RemoteArgs) -> Result<Option<PathBuf>, CliError> {
+    match (data, &remote.server) {
+        (Some(_), Some(_)) => {
+            Err("--data (a local data directory) and --server (a running server) cannot be combined: choose one".into())
+        }
+        (data, _) => Ok(data),
+    }
+}
+
+/// Prints local progress: JSON (the local default), YAML, or the remote commands' table.
+fn print(format: Format, p: &AgendaProgress) -> Result<(), CliError> {
+    match format {
+        Format::Yaml => crate::output::print_yaml(p),
+        Format::Json => json(p),
+        Format::Table => crate::remote::progress_table(std::slice::from_ref(p)),
+    }
+}
+
 fn open_existing(data: &std::path::Path) -> Result<pop::Pop, CliError> {
     if !data.is_dir() {
-        return Err(CliError(format!("{}: no such data directory", data.display())));
+        return Err(CliError::new(format!("{}: no such data directory", data.display())));
     }
     let registry = HandlerRegistry::from_json_str("{}")?;
     Ok(embedded::open(data, registry, Default::default())?)

@@ -37,8 +37,9 @@ pub fn validate(files: &[PathBuf]) -> CliResult {
 /// `pop resolve --context C DOCUMENT`: the reference language as a tool.
 pub fn resolve(context: &Path, document: &Path) -> CliResult {
     let ctx = read_json(context)?;
-    let ctx =
-        ctx.as_object().ok_or_else(|| CliError(format!("{}: the context must be a JSON object", context.display())))?;
+    let ctx = ctx
+        .as_object()
+        .ok_or_else(|| CliError::new(format!("{}: the context must be a JSON object", context.display())))?;
     let doc = read_json(document)?;
     let r = pop::core::refs::resolve(&doc, ctx);
     for m in &r.missing {

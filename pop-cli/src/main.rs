@@ -1,15 +1,22 @@
 //! The `pop` command-line tool: validate, resolve and expand agendas; run them on an embedded
-//! instance; run a long-lived worker.
+//! instance; run a long-lived worker, a server or a remote pool; operate a running server like
+//! kubectl (apply, submit, run-template, get, progress, cancel, rerun, explain).
 //!
-//! Exit codes: 0 success; 1 the command ran and what it checked or ran failed (an invalid agenda, a
-//! failed agenda); 2 the command could not run (bad flags, unreadable input, an unreachable store),
-//! with one line on stderr saying what to fix.
+//! Local or remote: `progress`, `explain` and `rerun` work on a local data directory when given
+//! `--data DIR`, else on the server of `--server URL` (or `$POP_SERVER`); `--data` with `--server`
+//! is a usage error. The other remote commands always need a server.
+//!
+//! Exit codes (see [`error`]): 0 success; 1 the command ran and what it checked or ran failed (an
+//! invalid agenda, a failed agenda) or the server refused the operation; 2 usage or bad input; 3 not
+//! found; 4 unauthorized; 5 forbidden; 6 server unreachable. Errors are one line on stderr.
 
+mod apply;
 mod error;
 mod instance;
 mod local;
 mod output;
 mod pool;
+mod remote;
 mod serve;
 mod setup;
 mod worker;
@@ -59,6 +66,8 @@ enum Command {
     },
     #[command(flatten)]
     Instance(Box<instance::InstanceCommand>),
+    #[command(flatten)]
+    Remote(Box<remote::RemoteCommand>),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +79,10 @@ fn main() -> ExitCode {
         Command::Graph { agenda, format } => local::graph(&agenda, format),
         Command::Instance(cmd) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(instance::run(*cmd)),
+            Err(e) => Err(error::CliError::context("cannot start the async runtime", e)),
+        },
+        Command::Remote(cmd) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(remote::run(*cmd)),
             Err(e) => Err(error::CliError::context("cannot start the async runtime", e)),
         },
     };

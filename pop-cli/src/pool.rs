@@ -128,7 +128,7 @@ async fn insights(client: &Client, args: &PoolArgs) -> Result<Vec<String>, CliEr
         }
     }
     if out.is_empty() {
-        return Err(CliError(format!(
+        return Err(CliError::new(format!(
             "pool {pool} has no insight this token may see on {server}: create one, or check the token's accounts"
         )));
     }

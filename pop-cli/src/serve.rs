@@ -3,7 +3,7 @@
 //! (`pop pool`), or with `--worker` it runs them here too.
 
 use crate::error::{CliError, CliResult, Outcome};
-use crate::setup::{RuntimeArgs, StoreArgs};
+use crate::setup::{AlertArgs, RuntimeArgs, StoreArgs};
 use pop::core::registry::HandlerRegistry;
 use pop::http::ApiConfig;
 use pop::http::auth::AuthConfig;
@@ -46,9 +46,24 @@ pub struct ServeArgs {
     /// How long a request may take, in seconds.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
+    /// How long a client may take to send a request head, in milliseconds; a slower connection
+    /// (slowloris, or one that sends nothing) is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// The largest request head (request line and headers), in bytes; a larger one is answered 431.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// The most connections served at once; past it new clients wait until one closes.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
     /// Refuse every change (a read-only API and console).
     #[arg(long)]
     pub read_only: bool,
+    /// The web console at `/ui`: `on`, `read-only` (it hides every change and talks to a read-only
+    /// copy of the API mounted at `/ui/api`, so changes are refused there whatever the token may do)
+    /// or `off`.
+    #[arg(long, value_enum, default_value_t = ConsoleMode::On)]
+    pub console: ConsoleMode,
     /// Do not start the timed processes (automatic retry, data reaper, pod reaper).
     #[arg(long)]
     pub no_timed: bool,
@@ -59,6 +74,19 @@ pub struct ServeArgs {
     /// How often expired leases are reclaimed, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub reclaim_interval_ms: u64,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// Whether and how `pop serve` serves the web console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsoleMode {
+    /// The console at `/ui`, with the actions the caller's token allows.
+    On,
+    /// The console at `/ui` without actions, over a read-only API at `/ui/api`.
+    ReadOnly,
+    /// No console.
+    Off,
 }
 
 /// `pop serve`.
@@ -81,6 +109,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         config.instance_id = id;
     }
     let builder = pop::Pop::builder().config(config).authorizer(Arc::new(authorizer));
+    let (builder, alerts) = args.alerts.apply(builder)?;
     let (builder, store) = crate::setup::store(builder, &args.store).await?;
     let registry = match &args.registry {
         Some(path) => HandlerRegistry::from_path(path).map_err(|e| CliError::context("--registry", e))?,
@@ -95,6 +124,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
     };
     let (builder, runtime) = crate::setup::runtime(builder, &runtime_args, registry).await?;
     let pop = builder.build()?;
+    if let Some(line) = alerts {
+        eprintln!("pop serve: {line}");
+    }
     pop.start_scheduler();
     pop.start_reclaimer();
     if !args.no_timed {
@@ -110,13 +142,19 @@ pub async fn run(args: ServeArgs) -> CliResult {
         metrics: Some(metrics),
         ..ApiConfig::new(auth)
     };
-    let router = pop::http::router(pop.engine().clone(), api);
+    let streams = api.streams.clone();
+    let router = mount_console(pop.engine().clone(), api, args.console);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::context(format!("--listen {}", args.listen), e))?;
     let bound = listener.local_addr().map_err(|e| CliError::context("--listen", e))?;
+    let console = match args.console {
+        ConsoleMode::Off => "off".to_owned(),
+        ConsoleMode::On if !args.read_only => format!("http://{bound}/ui"),
+        _ => format!("http://{bound}/ui (read-only)"),
+    };
     crate::setup::announce(&format!(
-        "pop serve ready: http://{bound} instance {}, store {store}, local worker {}",
+        "pop serve ready: http://{bound} instance {}, store {store}, console {console}, local worker {}",
         pop.config().instance_id,
         if args.worker_insights.is_empty() {
             "none".to_owned()
@@ -125,11 +163,23 @@ pub async fn run(args: ServeArgs) -> CliResult {
         }
     ));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
-    let server = tokio::spawn(pop::http::serve(listener, router, async move {
-        let _ = stop_rx.await;
-    }));
+    let limits = pop::http::ServeConfig {
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(100)),
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections.max(1),
+        ..pop::http::ServeConfig::default()
+    };
+    let server = tokio::spawn(pop::http::serve_with(
+        listener,
+        router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        limits,
+    ));
     let why = crate::setup::terminated().await?;
     eprintln!("pop serve: {why}, stopping: no new requests; requests in flight finish");
+    streams.close();
     let _ = stop_tx.send(why);
     match server.await {
         Ok(Ok(())) => {}
@@ -139,4 +189,23 @@ pub async fn run(args: ServeArgs) -> CliResult {
     pop.shutdown().await;
     println!("pop serve stopped");
     Ok(Outcome::Success)
+}
+
+/// The API's router with the web console mounted at `/ui` as `mode` says.
+fn mount_console(engine: pop::engine::Engine, api: ApiConfig, mode: ConsoleMode) -> axum::Router {
+    use pop::http::console::{self, ConsoleConfig};
+    let read_only_api = api.read_only;
+    match mode {
+        ConsoleMode::Off => pop::http::router(engine, api),
+        ConsoleMode::On => console::nest(
+            pop::http::router(engine, api),
+            "/ui",
+            ConsoleConfig { read_only: read_only_api, api_base: String::new() },
+        ),
+        ConsoleMode::ReadOnly => {
+            let read_only = pop::http::router(engine.clone(), ApiConfig { read_only: true, ..api.clone() });
+            let app = pop::http::router(engine, api).nest("/ui/api", read_only);
+            console::nest(app, "/ui", ConsoleConfig { read_only: true, api_base: "/ui/api".into() })
+        }
+    }
 }

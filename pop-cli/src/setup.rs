@@ -31,6 +31,56 @@ pub struct StoreArgs {
     pub region: Option<String>,
 }
 
+/// Alerts (an agenda failed for good, a pool that stopped pulling) to a webhook.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AlertArgs {
+    /// Send alerts as JSON POSTs to this http(s) URL (Slack-compatible: a `text` field plus the
+    /// alert's fields). Without it, no alerts.
+    #[arg(long, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+    /// Append alerts that could not be delivered (after 5 attempts with backoff) to this JSON-lines
+    /// file, with the last error. Without it they are logged only.
+    #[arg(long, value_name = "FILE")]
+    pub alert_dead_letter: Option<PathBuf>,
+    /// A resource pool that has not pulled for this long while agendas wait in its queues is reported
+    /// stalled (and again when it pulls), in milliseconds; 0 turns stall alerts off.
+    #[arg(long, value_name = "MS", default_value_t = 300_000)]
+    pub alert_pool_idle_ms: u64,
+}
+
+impl AlertArgs {
+    /// Adds the alert sink and its settings to `builder`; a line for the log saying what was set.
+    pub fn apply(&self, builder: PopBuilder) -> Result<(PopBuilder, Option<String>), CliError> {
+        let Some(url) = &self.alert_webhook else {
+            if self.alert_dead_letter.is_some() {
+                return Err("--alert-dead-letter needs --alert-webhook (where the alerts go)".into());
+            }
+            return Ok((builder, None));
+        };
+        if let Some(file) = &self.alert_dead_letter {
+            // fail now, not at the first undeliverable alert
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|e| CliError::context(format!("--alert-dead-letter {}", file.display()), e))?;
+        }
+        let builder = builder.alert_webhook(url).map_err(|e| CliError::context("--alert-webhook", e))?;
+        let idle = (self.alert_pool_idle_ms > 0).then(|| std::time::Duration::from_millis(self.alert_pool_idle_ms));
+        let config = pop::AlertConfig {
+            dead_letter: self.alert_dead_letter.clone(),
+            pool_idle: idle,
+            ..pop::AlertConfig::default()
+        };
+        let line = format!(
+            "alerts: webhook set, dead letters {}, stall alerts {}",
+            self.alert_dead_letter.as_ref().map_or("logged only".to_owned(), |f| format!("to {}", f.display())),
+            idle.map_or("off".to_owned(), |d| format!("after {} ms without a pull", d.as_millis()))
+        );
+        Ok((builder.alert_config(config), Some(line)))
+    }
+}
+
 /// Where handlers run (`Default`: every field empty, for commands that build it from flags of their own).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RuntimeArgs {
@@ -170,13 +220,13 @@ impl RuntimeArgs {
         let default = match (&self.namespace, env_default.filter(|n| !n.trim().is_empty())) {
             (Some(ns), _) => {
                 if let Some(why) = namespace_problem(ns) {
-                    return Err(CliError(format!("--namespace {ns:?}: not a valid namespace name: {why}")));
+                    return Err(CliError::new(format!("--namespace {ns:?}: not a valid namespace name: {why}")));
                 }
                 ns.clone()
             }
             (None, Some(ns)) => {
                 if let Some(why) = namespace_problem(&ns) {
-                    return Err(CliError(format!(
+                    return Err(CliError::new(format!(
                         "POP_K8S_NAMESPACE={ns:?} (the default of --namespace): not a valid namespace name: {why}"
                     )));
                 }
@@ -185,7 +235,7 @@ impl RuntimeArgs {
             (None, None) => "pop".to_owned(),
         };
         let prefix = |flag: &str, value: &String| match prefix_problem(value) {
-            Some(why) => Err(CliError(format!("{flag} {value:?}: not a valid namespace prefix: {why}"))),
+            Some(why) => Err(CliError::new(format!("{flag} {value:?}: not a valid namespace prefix: {why}"))),
             None => Ok(value.clone()),
         };
         match (&self.namespace_per_customer, &self.namespace_per_insight, self.namespace_for.is_empty()) {
@@ -194,7 +244,7 @@ impl RuntimeArgs {
                  namespaces with --namespace-for"
                     .into())
             }
-            (Some(_), None, false) | (None, Some(_), false) => Err(CliError(format!(
+            (Some(_), None, false) | (None, Some(_), false) => Err(CliError::new(format!(
                 "{} cannot be combined with --namespace-for: choose a prefix or explicit maps",
                 if self.namespace_per_customer.is_some() {
                     "--namespace-per-customer"
@@ -216,7 +266,7 @@ impl RuntimeArgs {
                     let (kind, id, ns) = parse_namespace_for(entry)?;
                     let map = if kind == "customer" { &mut by_customer } else { &mut by_insight };
                     if let Some(earlier) = map.insert(id.to_owned(), ns.to_owned()) {
-                        return Err(CliError(format!(
+                        return Err(CliError::new(format!(
                             "--namespace-for {entry:?}: {kind} {id:?} is already mapped (to {earlier:?}); give each \
                              {kind} once"
                         )));
@@ -231,7 +281,7 @@ impl RuntimeArgs {
 /// `customer:ID=NS` or `insight:ID=NS` → (kind, id, namespace). The id may hold `:` and `=`: the kind
 /// ends at the first `:`, the namespace starts after the last `=`.
 fn parse_namespace_for(entry: &str) -> Result<(&'static str, &str, &str), CliError> {
-    let bad = |why: String| CliError(format!("--namespace-for {entry:?}: {why}"));
+    let bad = |why: String| CliError::new(format!("--namespace-for {entry:?}: {why}"));
     let shape = || bad("expected customer:ID=NS or insight:ID=NS".into());
     let (kind, rest) = entry.split_once(':').ok_or_else(shape)?;
     let (id, ns) = rest.rsplit_once('=').ok_or_else(shape)?;
@@ -325,7 +375,7 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
             }
             dynamo_store(builder, args).await
         }
-        other => Err(CliError(format!("--store {other}: unknown store (sled or dynamo)"))),
+        other => Err(CliError::new(format!("--store {other}: unknown store (sled or dynamo)"))),
     }
 }
 
@@ -372,13 +422,13 @@ pub async fn make_runtime(
     match args.runtime.as_str() {
         "process" => {
             if let Some(flag) = args.k8s_only_flag() {
-                return Err(CliError(format!("{flag} is for --runtime k8s")));
+                return Err(CliError::new(format!("{flag} is for --runtime k8s")));
             }
             Ok((Arc::new(embedded::runtime(registry)), "process".into()))
         }
         // The flags are checked before the feature, so every build reports a wrong one the same way.
         "k8s" => k8s_runtime(args.namespaces()?, registry).await,
-        other => Err(CliError(format!("--runtime {other}: unknown runtime (process or k8s)"))),
+        other => Err(CliError::new(format!("--runtime {other}: unknown runtime (process or k8s)"))),
     }
 }
 
@@ -428,7 +478,7 @@ mod tests {
     fn namespaces(flags: &[&str], env: Option<&str>) -> Result<Namespaces, String> {
         let args = ["pop", "--registry", "r.json", "--runtime", "k8s"].iter().chain(flags);
         let flags = Flags::try_parse_from(args).map_err(|e| format!("clap: {e}"))?;
-        flags.runtime.namespaces_with_default(env.map(str::to_owned)).map_err(|e| e.0)
+        flags.runtime.namespaces_with_default(env.map(str::to_owned)).map_err(|e| e.message)
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

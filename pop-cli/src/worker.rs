@@ -2,7 +2,7 @@
 //! sled directory or DynamoDB, with handlers as local processes or Kubernetes Pods.
 
 use crate::error::{CliError, CliResult, Outcome};
-use crate::setup::{RuntimeArgs, StoreArgs};
+use crate::setup::{AlertArgs, RuntimeArgs, StoreArgs};
 use pop::core::authz::Principal;
 use pop::core::registry::HandlerRegistry;
 use pop::{PopConfig, WorkerConfig};
@@ -27,6 +27,8 @@ pub struct WorkerArgs {
     /// Do not start the timed processes (automatic retry, data reaper, pod reaper).
     #[arg(long)]
     pub no_timed: bool,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
 }
 
 /// `pop worker`: builds the instance from the flags, starts every loop, waits for SIGTERM / Ctrl-C.
@@ -45,9 +47,13 @@ pub async fn run(args: WorkerArgs) -> CliResult {
         return Err("--max-running: must be at least 1".into());
     }
     let builder = pop::Pop::builder().config(config);
+    let (builder, alerts) = args.alerts.apply(builder)?;
     let (builder, store) = crate::setup::store(builder, &args.store).await?;
     let (builder, runtime) = crate::setup::runtime(builder, &args.runtime, registry).await?;
     let pop = builder.build()?;
+    if let Some(line) = alerts {
+        eprintln!("pop worker: {line}");
+    }
     let operator = Principal::superuser("pop-worker");
     let known: Vec<String> = pop
         .objects()
@@ -58,7 +64,7 @@ pub async fn run(args: WorkerArgs) -> CliResult {
         .filter_map(|i| i.id)
         .collect();
     if let Some(missing) = args.insights.iter().find(|i| !known.contains(i)) {
-        return Err(CliError(format!(
+        return Err(CliError::new(format!(
             "--insight {missing}: no such insight in the store (known: {}); create it first",
             if known.is_empty() { "none".to_owned() } else { known.join(", ") }
         )));

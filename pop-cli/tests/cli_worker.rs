@@ -114,6 +114,12 @@ fn worker_flags_errors_are_one_clear_line() {
         (vec!["--data", "d", "--table-prefix", "x_"], "--data is for the sled store"),
         (vec!["--store", "sled", "--data", "d", "--region", "eu-west-1"], "need --store dynamo"),
         (vec!["--data", "d", "--max-running", "0"], "--max-running: must be at least 1"),
+        (vec!["--data", "d", "--alert-dead-letter", "dead.jsonl"], "--alert-dead-letter needs --alert-webhook"),
+        (vec!["--data", "d", "--alert-webhook", "ftp://hooks"], "--alert-webhook: "),
+        (
+            vec!["--data", "d", "--alert-webhook", "http://h", "--alert-dead-letter", "no/such/dir/x"],
+            "--alert-dead-letter no/such/dir/x: ",
+        ),
     ];
     for (args, want) in cases {
         let out =
@@ -143,4 +149,79 @@ fn worker_flags_errors_are_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--insight nope: no such insight in the store (known: none)"), "{err}");
+}
+
+/// A webhook receiver on 127.0.0.1 (a plain socket: one JSON body per request, answered 200); the
+/// bodies arrive on the channel.
+fn receiver() -> (String, mpsc::Receiver<serde_json::Value>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                let _ = tx.send(serde_json::from_slice(&body).unwrap_or_default());
+            }
+            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+/// `pop worker --alert-webhook`: an agenda whose only attempt fails is reported to the webhook.
+#[test]
+fn worker_alerts_an_agenda_failed_for_good() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let registry = tmp.path().join("registry.json");
+    let reg = serde_json::json!({"shell": {"process": {"command": "/bin/sh", "args": ["-c", "echo no space left >&2; exit 3"]}}});
+    std::fs::write(&registry, reg.to_string()).unwrap();
+    let mut failing = agenda();
+    failing.params.get_or_insert_with(Default::default).insert("maximumAttempts".into(), 1.into());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let agenda_id = rt.block_on(async {
+        let reg = pop_core::registry::HandlerRegistry::from_path(&registry).unwrap();
+        let pop = pop::embedded::open(&data, reg, Default::default()).unwrap();
+        pop::embedded::prepare(&pop, &[failing.clone()]).await.unwrap();
+        pop.agendas().submit(&Principal::superuser("test"), failing).await.unwrap().id.unwrap()
+    });
+    drop(rt);
+    let (url, alerts) = receiver();
+    let mut child = pop()
+        .args(["worker", "--no-timed", "--alert-webhook", &url, "--alert-dead-letter"])
+        .arg(tmp.path().join("dead.jsonl"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--registry")
+        .arg(&registry)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = alerts.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let alert = got.expect("no alert within 30 s");
+    assert_eq!(alert["kind"], "agendaFailed", "{alert}");
+    assert_eq!(alert["agendaId"], agenda_id.as_str());
+    assert_eq!(alert["customerId"], "cli");
+    assert_eq!(alert["operation"], "touch");
+    assert!(alert["message"].as_str().unwrap().contains("exit code 3"), "{alert}");
+    assert!(alert["text"].as_str().unwrap().contains("failed for good"), "{alert}");
 }

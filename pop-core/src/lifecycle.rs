@@ -170,6 +170,9 @@ pub fn apply_report(stored: &mut AgendaProgress, report: &AgendaProgress, epoch:
     stored.completed_time = if completed { report.completed_time.or(Some(now)) } else { None };
     if completed {
         stored.attempts_completed += 1;
+        if report.cost_ms.is_some() {
+            stored.cost_ms = report.cost_ms;
+        }
     }
     stored.lease_epoch = Some(epoch);
     let after = (

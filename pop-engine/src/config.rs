@@ -28,6 +28,9 @@ pub struct PopConfig {
     pub validation: ValidationOptions,
     /// The most ready entries the scheduler reads for one insight per run.
     pub ready_read_limit: usize,
+    /// The half-life of the agenda costs kept per insight and customer for cost-weighted
+    /// scheduling (see [`crate::costs`]): a cost recorded this long ago weighs half as much.
+    pub cost_half_life: Duration,
 }
 
 impl Default for PopConfig {
@@ -44,6 +47,7 @@ impl Default for PopConfig {
             repair_interval: Duration::from_secs(60),
             validation: ValidationOptions::default(),
             ready_read_limit: 100_000,
+            cost_half_life: Duration::from_secs(600),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! processes their counters, the engine its task handles. A [`Ctx`] is read-only after construction
 //! but for the signals.
 
+use crate::alerts::Alerts;
 use crate::config::PopConfig;
 use crate::signals::Signals;
 use pop_core::Result;
@@ -24,6 +25,10 @@ pub(crate) struct Ctx {
     pub config: PopConfig,
     pub clock: Arc<dyn Clock>,
     pub signals: Arc<Signals>,
+    /// Where alerts are raised (a no-op without a sink).
+    pub alerts: Alerts,
+    /// Agenda costs recorded since the last flush (see [`crate::costs`]).
+    pub costs: crate::costs::CostLedger,
 }
 
 impl Ctx {

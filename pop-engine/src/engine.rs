@@ -1,5 +1,6 @@
 //! The [`Engine`]: one POP instance's services and the loops started on it.
 
+use crate::alerts::{self, AlertConfig, AlertRunner, AlertSink, AlertStats, Alerts};
 use crate::config::{PopConfig, WorkerConfig};
 use crate::context::Ctx;
 use crate::reclaimer::{ReclaimReport, Reclaimer};
@@ -36,6 +37,10 @@ pub struct EngineParts {
     pub config: PopConfig,
     /// The time source of every loop and service.
     pub clock: Arc<dyn Clock>,
+    /// Where alerts go (none: no alerts); see [`crate::alerts`].
+    pub alert_sink: Option<Arc<dyn AlertSink>>,
+    /// Alert delivery (retries, dead-letter file) and stall detection.
+    pub alert_config: AlertConfig,
 }
 
 impl EngineParts {
@@ -50,6 +55,8 @@ impl EngineParts {
             algorithms: Vec::new(),
             config: PopConfig::default(),
             clock: Arc::new(SystemClock),
+            alert_sink: None,
+            alert_config: AlertConfig::default(),
         }
     }
 }
@@ -65,6 +72,8 @@ pub struct Engine {
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// The counters of the timed processes (the timed loop writes them).
     timed: Arc<TimedStats>,
+    /// The alert delivery loop's side, until the first loop starts (it starts with it).
+    alert_runner: Arc<Mutex<Option<AlertRunner>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -80,6 +89,8 @@ impl Engine {
         for a in parts.algorithms {
             algorithms.register(a);
         }
+        let (alerts, runner) =
+            Alerts::new(parts.alert_sink, &parts.alert_config, parts.config.instance_id.clone(), parts.clock.clone());
         let ctx = Ctx {
             store: parts.store,
             queue: parts.queue,
@@ -88,12 +99,15 @@ impl Engine {
             config: parts.config,
             clock: parts.clock,
             signals: Arc::new(Signals::new()),
+            alerts,
+            costs: Default::default(),
         };
         Self {
             ctx: Arc::new(ctx),
             authorizer: parts.authorizer,
             tasks: Arc::new(Mutex::new(Vec::new())),
             timed: Arc::new(TimedStats::default()),
+            alert_runner: Arc::new(Mutex::new(runner)),
         }
     }
 
@@ -169,10 +183,20 @@ impl Engine {
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let handle = tokio::spawn(task);
+        let alerts = self.alert_runner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The alert loops start with the first loop started on the engine (alerts come from loops).
+        if let Some(runner) = alerts {
+            let ctx = self.ctx.clone();
+            let clock = ctx.clock.clone();
+            let pool_idle = runner.config.pool_idle;
+            tasks.push(tokio::spawn(alerts::deliver_loop(runner, ctx.signals.clone(), move || clock.now())));
+            if let Some(idle) = pool_idle {
+                tasks.push(tokio::spawn(alerts::stall_loop(ctx, idle)));
+            }
+        }
         tasks.retain(|t| !t.is_finished());
-        tasks.push(handle);
+        tasks.push(tokio::spawn(task));
     }
 
     /// Starts the scheduler loop (one per insight across instances, held by a store lease).
@@ -226,6 +250,11 @@ impl Engine {
     /// Starts the timed processes (automatic retry, data reaper, pod reaper).
     pub fn start_timed(&self, config: TimedConfig) {
         self.spawn(self.timed_processes(config).run());
+    }
+
+    /// The counts of this engine's alerts.
+    pub fn alert_stats(&self) -> &AlertStats {
+        &self.ctx.alerts.stats
     }
 
     /// The counters of the timed processes.

@@ -10,6 +10,8 @@
 //! * the loops, each owning its own state: the scheduler (one per insight across instances, held by a
 //!   store lease; it keeps its weight cache and leases), pool workers, the reclaimer, the timed
 //!   processes (automatic retry, data reaper, pod reaper; they keep their counters).
+//! * [`alerts`]: an agenda failed for good, a pool that stopped pulling — raised by those paths,
+//!   delivered by a loop of their own to an [`AlertSink`] with retries and a dead-letter file.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> pop_core::Result<()> {
@@ -25,8 +27,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alerts;
 pub mod config;
 mod context;
+pub mod costs;
 mod engine;
 pub mod reclaimer;
 pub mod rerun;
@@ -38,6 +42,7 @@ pub mod timed;
 mod traced;
 pub mod worker;
 
+pub use alerts::{Alert, AlertConfig, AlertMessage, AlertSink};
 pub use config::{PopConfig, WorkerConfig};
 pub use engine::{Engine, EngineParts};
 pub use router::RuntimeRouter;

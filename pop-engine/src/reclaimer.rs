@@ -114,6 +114,9 @@ async fn reclaim_lease(ctx: &Ctx, lease: &Lease) -> Result<Option<bool>> {
             Err(e) if e.is_conflict() => continue,
             Err(e) => return Err(e),
         }
+        if out_of_attempts {
+            crate::alerts::agenda_finished(ctx, &p).await;
+        }
         let r = if out_of_attempts {
             ctx.queue.ack(&lease.token).await
         } else {
@@ -206,6 +209,7 @@ async fn repair(ctx: &Ctx) -> Result<ReclaimReport> {
                 let failed = count_lost_attempt(ctx, &mut p, "execution stopped reporting and its queue item is gone");
                 if failed {
                     ctx.store.write(vec![update_op(&mut p)?]).await?;
+                    crate::alerts::agenda_finished(ctx, &p).await;
                     report.failed += 1;
                     continue;
                 }

@@ -15,6 +15,8 @@ pub struct Signals {
     pub(crate) running: RunningAgendas,
     /// Stops every loop.
     pub(crate) shutdown: CancellationToken,
+    /// When each insight was last pulled from (the stall detector reads it).
+    pub(crate) pulls: PullTimes,
 }
 
 impl std::fmt::Debug for Signals {
@@ -75,5 +77,28 @@ impl RunningAgendas {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, pop_exec::CancelToken>> {
         // The map stays consistent whatever panicked while holding it (single inserts and removes).
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The time of the last pull from each insight, recorded by the pool service on every pull (its own
+/// workers' and remote pools').
+#[derive(Default)]
+pub(crate) struct PullTimes(Mutex<HashMap<String, pop_core::model::Millis>>);
+
+impl PullTimes {
+    /// Records a pull from `insight_id` at `now`.
+    pub fn record(&self, insight_id: &str, now: pop_core::model::Millis) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get_mut(insight_id) {
+            Some(t) => *t = (*t).max(now),
+            None => {
+                map.insert(insight_id.to_owned(), now);
+            }
+        }
+    }
+
+    /// The last pull from `insight_id`, if any.
+    pub fn last(&self, insight_id: &str) -> Option<pop_core::model::Millis> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(insight_id).copied()
     }
 }

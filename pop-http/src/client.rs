@@ -15,7 +15,9 @@
 //! `Conflict`, 422 → `Invalid` with every problem, ...). A connection that fails, or a 502/503/504,
 //! is retried with exponential backoff for up to [`Client::with_retry_for`] (default 30 s): a pool
 //! keeps working through a short network or server outage, and a lease lost meanwhile is refused
-//! with `Conflict` when the connection comes back.
+//! with `Conflict` when the connection comes back. A connection that still fails after that is a
+//! `Backend` error of backend [`UNREACHABLE`] ([`Client::is_unreachable`]), so a tool can tell "no
+//! server there" from a server that answered with an error.
 
 use crate::dto::{
     AgendaIdRequest, AgendaProgressResponse, AgendasResponse, CreateAgendaRequest, DataObjectResponse,
@@ -61,6 +63,10 @@ api_object!(
     AgendaProgress => "progress/agenda",
     OperationProgress => "progress/operation",
 );
+
+/// The backend name of the error of a server that could not be reached (no connection): see
+/// [`Client::is_unreachable`].
+pub const UNREACHABLE: &str = "http (server unreachable)";
 
 /// The API's client. Cheap to clone.
 #[derive(Clone)]
@@ -118,6 +124,12 @@ impl Client {
         self
     }
 
+    /// Whether `e` says the server could not be reached at all (no connection, after the retries),
+    /// as opposed to an answer with an error status.
+    pub fn is_unreachable(e: &Error) -> bool {
+        matches!(e, Error::Backend { backend, .. } if *backend == UNREACHABLE)
+    }
+
     /// The server's base URL.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -163,8 +175,9 @@ impl Client {
                     }
                     error
                 }
-                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    Error::backend("http", format!("{method} {url}: {e}"))
+                Err(e) if e.is_connect() => Error::backend(UNREACHABLE, format!("{method} {url}: {}", chain(&e))),
+                Err(e) if e.is_timeout() || e.is_request() => {
+                    Error::backend("http", format!("{method} {url}: {}", chain(&e)))
                 }
                 Err(e) => return Err(Error::backend("http", format!("{method} {url}: {e}"))),
             };
@@ -406,6 +419,18 @@ impl Client {
     }
 }
 
+/// An error with its causes (reqwest's own message is only "error sending request").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
@@ -434,11 +459,13 @@ fn answer_error(status: StatusCode, body: &[u8], method: &Method, path: &str) ->
             vec![],
         ),
     };
+    // (the server's description is its error's text, which already starts with the kind)
+    let bare = |prefix: &str| description.strip_prefix(prefix).unwrap_or(&description).to_owned();
     match status {
         StatusCode::NOT_FOUND => Error::NotFound { kind: "object".into(), id: description },
-        StatusCode::CONFLICT => Error::Conflict(description),
-        StatusCode::UNAUTHORIZED => Error::Unauthorized(description),
-        StatusCode::FORBIDDEN => Error::Forbidden(description),
+        StatusCode::CONFLICT => Error::Conflict(bare("conflict: ")),
+        StatusCode::UNAUTHORIZED => Error::Unauthorized(bare("unauthorized: ")),
+        StatusCode::FORBIDDEN => Error::Forbidden(bare("forbidden: ")),
         StatusCode::UNPROCESSABLE_ENTITY if !problems.is_empty() => Error::Invalid(Problems(problems)),
         s if s.is_client_error() => Error::invalid(description),
         _ => Error::backend("http", description),

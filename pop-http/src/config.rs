@@ -22,6 +22,30 @@ pub struct ApiConfig {
     /// `metrics_exporter_prometheus::PrometheusBuilder::install_recorder`); without one `/metrics`
     /// answers 404.
     pub metrics: Option<PrometheusHandle>,
+    /// Closes the event streams (`GET /pop/progress/agenda/{id}/events`) when the server stops, so a
+    /// graceful shutdown does not wait for them: call [`EventStreams::close`] with the shutdown signal.
+    pub streams: EventStreams,
+}
+
+/// The handle that closes a server's open event streams (cloning shares it).
+#[derive(Clone, Debug)]
+pub struct EventStreams(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for EventStreams {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl EventStreams {
+    /// Ends every open event stream (and those opened later): for a graceful shutdown.
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.subscribe()
+    }
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -44,6 +68,7 @@ impl ApiConfig {
             request_timeout: Duration::from_secs(30),
             read_only: false,
             metrics: None,
+            streams: EventStreams::default(),
         }
     }
 }

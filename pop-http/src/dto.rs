@@ -136,6 +136,7 @@ pub struct GetAgendaRequest {
     /// The insight (queue).
     pub insight_id: String,
     /// How many, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
     pub count: usize,
 }
 
@@ -232,4 +233,32 @@ pub struct Readiness {
     pub status: String,
     /// The store backend and what it answered.
     pub store: String,
+}
+
+/// `POST /pop/agenda/service/operation` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationRequest {
+    /// The agenda.
+    pub agenda_id: String,
+    /// The operation's name.
+    pub operation: String,
+}
+
+/// One operation as the console's side panel shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationDetail {
+    /// The operation as submitted (or generated).
+    #[schema(value_type = Object)]
+    pub operation: serde_json::Value,
+    /// Its payload with the references resolved against the outputs known now.
+    #[schema(value_type = Object)]
+    pub resolved_payload: serde_json::Value,
+    /// References not resolvable yet (their operations have no output yet).
+    pub missing: Vec<String>,
+    /// Its progress (state, attempts, times, diagnostics, result, last progress).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub progress: Option<pop_core::model::OperationProgress>,
 }

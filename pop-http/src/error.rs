@@ -94,6 +94,30 @@ impl From<Error> for ApiError {
 }
 
 impl ApiError {
+    /// The answer of a bulk request whose every item failed: the error envelope with the first
+    /// failure's status and title, a description naming each item's index and error, and every
+    /// item's problems with their field prefixed by `<list>[index]`.
+    pub(crate) fn all_failed(list: &str, failures: Vec<(usize, ApiError)>) -> Self {
+        let Some((_, first)) = failures.first() else {
+            return Self::bad_request(format!("{list} is empty"));
+        };
+        let (status, title) = (first.status, first.title);
+        let mut description = format!("every item of {list} failed:");
+        let mut problems = Vec::new();
+        for (index, e) in failures {
+            description.push_str(&format!(" [{index}] {}: {};", e.title, e.description));
+            for mut p in e.problems {
+                p.field = Some(match p.field.take() {
+                    Some(f) if !f.is_empty() => format!("{list}[{index}].{f}"),
+                    _ => format!("{list}[{index}]"),
+                });
+                problems.push(p);
+            }
+        }
+        description.pop();
+        Self { status, title, description, problems }
+    }
+
     /// The envelope's content.
     pub(crate) fn into_error_response(self) -> ErrorResponse {
         ErrorResponse {

@@ -26,7 +26,13 @@ impl FromRequestParts<AppState> for Caller {
         if state.config.read_only && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             // (the read-only services answer POST too: progress summary, explain, graph, validate)
             let path = parts.uri.path();
-            let reads = ["/pop/progress/agenda/service", "/service/explain", "/service/graph", "/service/validate"];
+            let reads = [
+                "/pop/progress/agenda/service",
+                "/service/explain",
+                "/service/graph",
+                "/service/validate",
+                "/service/operation",
+            ];
             if !reads.iter().any(|r| path.ends_with(r)) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -45,17 +51,21 @@ impl FromRequestParts<AppState> for Caller {
 /// naming the field's path, an oversized one 413.
 pub(crate) struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let limit = state.config.body_limit;
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "PayloadTooLarge",
-                    format!("the request body is larger than this server accepts: {}", e.body_text()),
+                    format!(
+                        "the request body is larger than this server accepts ({limit} bytes at most; \
+                         ApiConfig::body_limit, `pop serve --body-limit`)"
+                    ),
                 ));
             }
             Err(e) => return Err(ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))),
@@ -69,22 +79,51 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request needs a JSON body"));
     }
-    // One pass: serde_path_to_error over the byte deserializer (no intermediate `Value`); a syntax
-    // error is the client's malformed JSON (400), a data error a body of the wrong shape (422).
-    let mut de = serde_json::Deserializer::from_slice(bytes);
     let not_json = |e: &serde_json::Error| ApiError::bad_request(format!("the body is not valid JSON: {e}"));
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if !matches!(e.inner().classify(), serde_json::error::Category::Data) {
-            return not_json(e.inner());
-        }
-        let path = e.path().to_string();
+    // Syntax first (400), then the shape (422 naming the path). Every body of this API is a JSON
+    // object, and the shape is read from the parsed value by `Strict`, which refuses an array wherever
+    // a struct is expected, at every depth (serde's derives would take the array's items as the
+    // fields, by position).
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
+    if !value.is_object() {
+        return Err(pop_core::Error::problems(vec![pop_core::Problem::new(format!(
+            "the body must be a JSON object, got {}",
+            kind_of(&value)
+        ))])
+        .into());
+    }
+    serde_path_to_error::deserialize(crate::strict::Strict(value)).map_err(|e| {
+        let path = field_path(&e.path().to_string(), &e.inner().to_string());
         let problem =
-            pop_core::Problem::new(format!("{}: {}", if path == "." { "the body" } else { &path }, e.inner()))
-                .field(path.trim_start_matches('.').to_owned());
+            pop_core::Problem::new(format!("{}: {}", if path.is_empty() { "the body" } else { &path }, e.inner()));
+        let problem = if path.is_empty() { problem } else { problem.field(path) };
         ApiError::from(pop_core::Error::problems(vec![problem]))
-    })?;
-    de.end().map_err(|e| not_json(&e))?;
-    Ok(value)
+    })
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The path of the field a deserialization error is about, as `agendas[1].operations[0].name`:
+/// serde names the struct for a missing field (the field itself is in the message), so the missing
+/// field is appended.
+fn field_path(path: &str, message: &str) -> String {
+    let mut path = if path == "." { String::new() } else { path.trim_start_matches('.').to_owned() };
+    if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(missing);
+    }
+    path
 }
 
 /// The original's query parameters of a data-object GET.
@@ -116,6 +155,10 @@ impl ObjectQuery {
         let mut problems = Vec::new();
         for (key, value) in pairs {
             let lower = key.to_ascii_lowercase();
+            // An empty cursor or projection is an absent one (as forms send them).
+            if value.is_empty() && matches!(lower.as_str(), "bycursor" | "byfields") {
+                continue;
+            }
             match lower.as_str() {
                 "id" => q.id = Some(value.clone()),
                 "bylimit" => match value.parse::<usize>() {
@@ -126,7 +169,13 @@ impl ObjectQuery {
                     ),
                 },
                 "bycursor" => q.cursor = Some(value.clone()).filter(|c| !c.is_empty()),
-                "bycount" => q.count_only = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+                "bycount" => match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => q.count_only = true,
+                    "false" | "0" | "no" => q.count_only = false,
+                    _ => problems.push(
+                        pop_core::Problem::new(format!("bycount must be true or false, got `{value}`")).field("bycount"),
+                    ),
+                },
                 "byfields" => {
                     q.fields = Some(value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect())
                 }

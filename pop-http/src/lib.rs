@@ -12,6 +12,11 @@
 //!   engine's services with the caller's principal: the library's visibility rules, one path.
 //! * [`auth`]: who is calling, from the request's headers (static tokens, JWTs with HS256 or a JWKS
 //!   file, an API gateway's authorizer context), all chosen by one [`auth::AuthConfig`].
+//! * [`alerts::WebhookSink`]: the engine's alerts (an agenda failed for good, a pool that stopped
+//!   pulling) as JSON POSTs to a webhook (Slack-compatible).
+//! * [`console`]: the web console — static files compiled into the crate, a router to mount at `/ui`;
+//!   it calls the API with the signed-in caller's token (plus the routes it watches: the progress
+//!   event stream, queue statistics, an operation's resolved payload).
 //! * [`client::Client`]: a typed client of every route; it is also a
 //!   [`PoolApi`](pop_engine::PoolApi), so a pool worker on another machine runs agendas through it.
 //!
@@ -46,9 +51,11 @@
 //! # }
 //! ```
 
+pub mod alerts;
 pub mod auth;
 pub mod client;
 mod config;
+pub mod console;
 pub mod dto;
 mod error;
 mod extract;
@@ -56,10 +63,11 @@ mod openapi;
 mod routes;
 mod serve;
 mod state;
+mod strict;
 
 pub use client::Client;
-pub use config::ApiConfig;
+pub use config::{ApiConfig, EventStreams};
 pub use error::{ApiError, ErrorBody, ErrorResponse};
 pub use openapi::document as openapi_document;
 pub use routes::{CID_HEADER, REQUEST_ID_HEADER, router};
-pub use serve::serve;
+pub use serve::{ServeConfig, serve, serve_with};

@@ -3,13 +3,14 @@
 
 use crate::dto::{
     AgendaIdRequest, AgendaProgressResponse, AgendasResponse, CreateAgendaRequest, ExtendLeaseRequest,
-    GetAgendaRequest, GetAgendaResponse, LeaseResponse, ProgressSummaryRequest, Readiness, RerunAgendaRequest,
-    RunAgendaRequest, UpdateAgendaProgressRequest, UpdateAgendaRequest, UpdateAgendaResponse, ValidateResponse,
+    GetAgendaRequest, GetAgendaResponse, LeaseResponse, OperationDetail, OperationRequest, ProgressSummaryRequest,
+    Readiness, RerunAgendaRequest, RunAgendaRequest, UpdateAgendaProgressRequest, UpdateAgendaRequest,
+    UpdateAgendaResponse, ValidateResponse,
 };
 use crate::error::ErrorBody;
 use pop_core::dag::GraphDocument;
 use pop_core::model::{Agenda, AgendaProgress, AgendaTemplate, Customer, Insight, OperationProgress, ResourcePool};
-use pop_engine::services::{Explain, ProgressSummary};
+use pop_engine::services::{Explain, ProgressSummary, QueueStats};
 use utoipa::ToSchema;
 use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -110,6 +111,12 @@ const SERVICES: &[(&str, &str, &str, &str)] = &[
         "An agenda's dependency graph with topological layers",
     ),
     ("/pop/agenda/service/validate", "Agenda", "ValidateResponse", "Validate an agenda without submitting it"),
+    (
+        "/pop/agenda/service/operation",
+        "OperationRequest",
+        "OperationDetail",
+        "One operation with its payload resolved against the outputs so far, and its progress",
+    ),
     ("/pop/progress/agenda/service", "ProgressSummaryRequest", "ProgressSummary", "The rolled-up progress of a linkId"),
     (
         "/pop/resourcepool/service/getAgenda",
@@ -193,6 +200,7 @@ fn operation(id: String, tag: &str, summary: &str) -> OperationBuilder {
         ("401", "No or unknown credentials"),
         ("403", "The caller may see the object but not do this"),
         ("404", "No such object, or not visible to the caller"),
+        ("408", "The request took longer than the server's time limit"),
         ("409", "Changed meanwhile, a lost lease, or an agenda in the wrong state"),
         ("413", "Request body too large"),
         ("422", "Invalid input: every problem named"),
@@ -224,9 +232,30 @@ fn kind_paths(paths: PathsBuilder, kind: &Kind) -> PathsBuilder {
     )
     .response("200", ok(list_of(kind.schema)))
     .parameter(string_param("id", ParameterIn::Query, false, "one object by id (an empty list when absent)"))
-    .parameter(string_param("bylimit", ParameterIn::Query, false, "page size, 1 to 1000 (default 100)"))
+    .parameter(
+        ParameterBuilder::new()
+            .name("bylimit")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("page size, 1 to 1000 (default 100)"))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(crate::extract::MAX_LIMIT as u64)),
+            ))
+            .build(),
+    )
     .parameter(string_param("bycursor", ParameterIn::Query, false, "the `next` of the previous page"))
-    .parameter(string_param("bycount", ParameterIn::Query, false, "`true`: the count only"))
+    .parameter(
+        ParameterBuilder::new()
+            .name("bycount")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("`true`: the count only"))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+            .build(),
+    )
     .parameter(string_param("byfields", ParameterIn::Query, false, "comma-separated fields to return"));
     for f in kind.indexed {
         query = query.parameter(string_param(
@@ -307,8 +336,19 @@ pub fn document() -> OpenApi {
             .response(
                 "200",
                 ResponseBuilder::new().description("OK").content("application/json", json(schema_ref(response))),
+            );
+        // A bulk submission where some agendas failed: the stored ones and a failure per index.
+        let op = if path.ends_with("/createAgenda") {
+            op.response(
+                "207",
+                ResponseBuilder::new()
+                    .description("Some agendas were stored, some failed (`failures`, by index)")
+                    .content("application/json", json(schema_ref(response))),
             )
-            .build();
+        } else {
+            op
+        }
+        .build();
         paths = paths.path(*path, PathItem::new(HttpMethod::Post, op));
     }
     let plain = |id: &str, summary: &str, schema: Option<&str>| {
@@ -326,6 +366,49 @@ pub fn document() -> OpenApi {
                 .build(),
         )
     };
+    let authed_get =
+        |id: &str, tag: &str, summary: &str, param: Option<(&str, &str)>, content: (&str, RefOr<Schema>)| {
+            let mut op = operation(id.to_owned(), tag, summary)
+                .response("200", ResponseBuilder::new().description("OK").content(content.0, json(content.1)));
+            if let Some((name, what)) = param {
+                op = op.parameter(string_param(name, ParameterIn::Path, true, what));
+            }
+            PathItem::new(HttpMethod::Get, op.build())
+        };
+    paths = paths
+        .path(
+            "/pop/progress/agenda/{id}/events",
+            authed_get(
+                "progress_agenda_events",
+                "progress",
+                "An agenda progress as server-sent events (`progress` on each change, `end` after COMPLETE)",
+                Some(("id", "the agenda progress id")),
+                ("text/event-stream", RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()))),
+            ),
+        )
+        .path(
+            "/pop/queue/stats",
+            authed_get(
+                "queue_stats_all",
+                "queue",
+                "The queues of every insight the caller may read",
+                None,
+                (
+                    "application/json",
+                    RefOr::T(Schema::Array(ArrayBuilder::new().items(schema_ref("QueueStats")).build())),
+                ),
+            ),
+        )
+        .path(
+            "/pop/queue/stats/{insightId}",
+            authed_get(
+                "queue_stats",
+                "queue",
+                "One insight's queue: depth, ready agendas per visible customer, algorithm and state",
+                Some(("insightId", "the insight")),
+                ("application/json", schema_ref("QueueStats")),
+            ),
+        );
     paths = paths
         .path("/healthz", plain("healthz", "The process answers", None))
         .path("/readyz", plain("readyz", "The store answers (503 otherwise)", Some("Readiness")))
@@ -350,6 +433,9 @@ pub fn document() -> OpenApi {
     add::<Explain>(&mut schemas);
     add::<GraphDocument>(&mut schemas);
     add::<ValidateResponse>(&mut schemas);
+    add::<OperationRequest>(&mut schemas);
+    add::<OperationDetail>(&mut schemas);
+    add::<QueueStats>(&mut schemas);
     add::<GetAgendaRequest>(&mut schemas);
     add::<GetAgendaResponse>(&mut schemas);
     add::<UpdateAgendaProgressRequest>(&mut schemas);

@@ -1,7 +1,8 @@
 //! The registry of scheduling algorithms by name.
 //!
 //! Names are compared case-insensitively. [`Registry::new`] holds the built-ins —
-//! `FirstInFirstOut` (alias `FIFO`), `RoundRobin` (alias `Fairness`) and `Priority` — and an
+//! `FirstInFirstOut` (alias `FIFO`), `RoundRobin` (alias `Fairness`), `CostWeightedFairness` (round
+//! robin charged by each customer's observed agenda cost) and `Priority` — and an
 //! application adds its own with [`Registry::register`] (which also replaces a built-in, e.g. a
 //! `Priority` with another aging step). An insight without `schedulingAlgorithm` uses
 //! `FirstInFirstOut`; one naming an unknown algorithm gets an error naming it and the known ones.
@@ -125,6 +126,7 @@ impl Registry {
         let mut r = Self::empty();
         r.register(Arc::new(FirstInFirstOut));
         r.register(Arc::new(RoundRobin::new()));
+        r.register(Arc::new(RoundRobin::cost_weighted_fairness()));
         r.register(Arc::new(Priority::new()));
         // Infallible: the targets were just registered.
         let _ = r.alias("FIFO", FirstInFirstOut::NAME);

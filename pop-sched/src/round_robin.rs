@@ -21,25 +21,43 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 /// Weighted round robin across customers (`RoundRobin`, alias `Fairness`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RoundRobin {
     cost_weighted: bool,
+    name: &'static str,
+}
+
+impl Default for RoundRobin {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RoundRobin {
     /// The name insights use.
     pub const NAME: &'static str = "RoundRobin";
 
+    /// The name of the built-in cost-weighted round robin ([`RoundRobin::cost_weighted_fairness`]).
+    pub const COST_WEIGHTED_NAME: &'static str = "CostWeightedFairness";
+
     /// Round robin by picks (each pick of a customer counts the same).
     pub fn new() -> Self {
-        Self { cost_weighted: false }
+        Self { cost_weighted: false, name: Self::NAME }
     }
 
     /// Round robin by cost: each pick of a customer is charged its observed mean cost
     /// (`ReadyView::costs`) relative to the mean, so shares of the pool's time follow the weights.
     /// Without costs in the view it behaves like [`RoundRobin::new`].
     pub fn cost_weighted() -> Self {
-        Self { cost_weighted: true }
+        Self { cost_weighted: true, name: Self::NAME }
+    }
+
+    /// [`RoundRobin::cost_weighted`] under its own name, `CostWeightedFairness`: the built-in an
+    /// insight names to be scheduled by cost (the engine hands it each customer's decayed mean
+    /// agenda cost; see `pop_engine::costs`). Its state is `RoundRobin`'s, so an insight switching
+    /// between the two keeps its rotation.
+    pub fn cost_weighted_fairness() -> Self {
+        Self { cost_weighted: true, name: Self::COST_WEIGHTED_NAME }
     }
 
     /// Whether picks are charged by observed cost.
@@ -128,7 +146,7 @@ impl Algorithm for RoundRobin {
     type State = FairState;
 
     fn name(&self) -> &str {
-        Self::NAME
+        self.name
     }
 
     fn pick(&self, view: &ReadyView<'_>, state: &mut FairState, count: usize) -> Vec<ReadyAgenda> {

@@ -7,7 +7,7 @@ use pop_core::runtime::PodRuntime;
 use pop_core::sched::SchedulingAlgorithm;
 use pop_core::store::Store;
 use pop_core::{Error, Result};
-use pop_engine::{Engine, EngineParts, PopConfig};
+use pop_engine::{AlertConfig, AlertSink, Engine, EngineParts, PopConfig};
 use std::sync::Arc;
 
 /// A POP instance: an [`Engine`] (every service and loop, through `Deref`) built by [`PopBuilder`].
@@ -59,6 +59,8 @@ pub struct PopBuilder {
     algorithms: Vec<Arc<dyn SchedulingAlgorithm>>,
     config: PopConfig,
     clock: Option<Arc<dyn Clock>>,
+    alert_sink: Option<Arc<dyn AlertSink>>,
+    alert_config: AlertConfig,
 }
 
 impl PopBuilder {
@@ -105,6 +107,28 @@ impl PopBuilder {
         self
     }
 
+    /// Where alerts go (an agenda failed for good, a pool that stopped pulling); default: nowhere. See
+    /// [`pop_engine::alerts`].
+    pub fn alert_sink(mut self, sink: Arc<dyn AlertSink>) -> Self {
+        self.alert_sink = Some(sink);
+        self
+    }
+
+    /// Alert delivery (attempts, backoff, the dead-letter file) and the pools' idle limit.
+    pub fn alert_config(mut self, config: AlertConfig) -> Self {
+        self.alert_config = config;
+        self
+    }
+
+    /// Sends alerts to a webhook (JSON POST, Slack-compatible): [`pop_http::alerts::WebhookSink`].
+    ///
+    /// # Errors
+    /// `Invalid` when `url` is not an http(s) URL.
+    #[cfg(feature = "http")]
+    pub fn alert_webhook(self, url: &str) -> Result<Self> {
+        Ok(self.alert_sink(Arc::new(pop_http::alerts::WebhookSink::new(url)?)))
+    }
+
     /// Uses the embedded sled store and queue in `path` (created if missing).
     ///
     /// # Errors
@@ -133,6 +157,8 @@ impl PopBuilder {
         }
         parts.algorithms = self.algorithms;
         parts.config = self.config;
+        parts.alert_sink = self.alert_sink;
+        parts.alert_config = self.alert_config;
         Ok(Pop(Engine::new(parts)))
     }
 }

@@ -41,8 +41,10 @@ pub mod embedded;
 
 pub use builder::{Pop, PopBuilder};
 pub use pop_core::clock::{Clock, ManualClock, SystemClock};
-pub use pop_engine::{Engine, EngineParts, PoolApi, PopConfig, RuntimeRouter, Signals, Worker, WorkerConfig};
-pub use pop_engine::{config, reclaimer, rerun, router, services, timed};
+pub use pop_engine::{
+    AlertConfig, Engine, EngineParts, PoolApi, PopConfig, RuntimeRouter, Signals, Worker, WorkerConfig,
+};
+pub use pop_engine::{alerts, config, reclaimer, rerun, router, services, timed};
 
 pub use pop_core as core;
 pub use pop_engine as engine;

@@ -23,9 +23,11 @@ pub struct Operation {
     pub id: Option<String>,
     /// Unique (case-insensitive) key of the operation within its agenda; used in references.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub name: String,
     /// The handler type, looked up in the handler registry.
     #[serde(rename = "type", deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub op_type: String,
     /// The payload handed to the handler after reference resolution.
     pub payload: Value,
@@ -169,6 +171,7 @@ pub struct Agenda {
     pub added_time: Option<Millis>,
     /// The operations (at least one for a valid agenda).
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub operations: Vec<Operation>,
     /// Agenda parameters (`maximumAttempts`, `externalId`, `doNotRun`, `defaultInsight`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,9 +191,11 @@ pub struct Agenda {
     pub agenda_insight: Option<AgendaInsight>,
     /// Extension: higher runs first under the Priority algorithm.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_i32")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub priority: i32,
     /// Extension: optimistic-concurrency version (0 = never stored).
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(Agenda);
@@ -252,9 +257,11 @@ pub struct AgendaTemplate {
     pub added_time: Option<Millis>,
     /// Customers that may read (not modify) it; compared lower-cased.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub allowed_customer_ids: Vec<String>,
     /// Readable by everyone.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_false")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub is_global: bool,
     /// Constants referenceable as `@<name>` during expansion.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,9 +276,11 @@ pub struct AgendaTemplate {
     pub agenda: Value,
     /// Unused by logic; kept for compatibility.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_false")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub is_default_template: bool,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(AgendaTemplate);

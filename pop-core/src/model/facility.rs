@@ -48,6 +48,7 @@ pub struct Customer {
     pub weight: u32,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(Customer);
@@ -94,9 +95,11 @@ pub struct ResourcePool {
     pub added_time: Option<Millis>,
     /// Derived on read from the insights whose `resourcePoolId` is this pool; not authoritative.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub insight_ids: Vec<String>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(ResourcePool);
@@ -129,9 +132,11 @@ pub struct Insight {
     pub added_time: Option<Millis>,
     /// Customers that may route work to / read this insight; compared lower-cased.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub allowed_customer_ids: Vec<String>,
     /// Readable and usable by every customer.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_false")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub is_global: bool,
     /// The pool whose workers consume this queue.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,9 +152,11 @@ pub struct Insight {
     pub scheduling_algorithm: Option<String>,
     /// Routing rules: `operationName`, `operationType`, `paramMap` (`key=value`) → values.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub mappers: BTreeMap<String, Vec<String>>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(Insight);

@@ -72,18 +72,22 @@ pub struct AgendaProgress {
     pub external_id: Option<String>,
     /// WAITING, EXECUTING or COMPLETE.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub processing_state: ProcessingState,
     /// `pending`, `Running Operations`, or the conclusion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processing_state_message: Option<String>,
     /// The operations' progress; joined on read, not stored on the row.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub operation_progress: Vec<OperationProgress>,
     /// Diagnostics; replaced, not appended, on update.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub diagnostic_events: Vec<DiagnosticEvent>,
     /// Incremented on each transition to COMPLETE.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub attempts_completed: u32,
     /// From agenda params `maximumAttempts` (default 3).
     #[serde(default = "three", deserialize_with = "three_if_null")]
@@ -96,6 +100,7 @@ pub struct AgendaProgress {
     pub completed_time: Option<Millis>,
     /// Rolled-up percent complete.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub percent_complete: f64,
     /// Copy of the agenda params (plus generated params).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,8 +113,16 @@ pub struct AgendaProgress {
     /// write carrying a lower epoch is refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_epoch: Option<u64>,
+    /// Extension: what the last finished attempt cost, in milliseconds: the wall time of the
+    /// operations it ran (the sum over operations of completed − started; operations restored from
+    /// an earlier attempt count nothing). Set by the pool worker on the final report; the engine
+    /// charges it to the agenda's customer for cost-weighted scheduling (`CostWeightedFairness`).
+    /// Wall time, not CPU time: a handler's CPU time is not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_ms: Option<u64>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(AgendaProgress);
@@ -146,6 +159,7 @@ impl Default for AgendaProgress {
             params: None,
             agenda_insight: None,
             lease_epoch: None,
+            cost_ms: None,
             version: 0,
         }
     }
@@ -209,6 +223,7 @@ pub struct OperationProgress {
     pub agenda_progress_id: Option<String>,
     /// WAITING, EXECUTING or COMPLETE.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub processing_state: ProcessingState,
     /// `pending`, or the conclusion.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,12 +233,15 @@ pub struct OperationProgress {
     pub operation: Option<String>,
     /// Diagnostics.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub diagnostic_events: Vec<DiagnosticEvent>,
     /// Percent complete (forced to 100 on success).
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub percent_complete: f64,
     /// Attempts of this operation (extension: counts operation-level retries).
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub attempt_count: u32,
     /// When the current attempt was made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,6 +261,7 @@ pub struct OperationProgress {
     pub params: Option<Params>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub version: u64,
 }
 owned_object!(OperationProgress);

@@ -10,21 +10,27 @@ use serde::{Deserialize, Serialize};
 pub struct ReadyAgenda {
     /// Entry id.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub id: String,
     /// The insight whose ready set holds it.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub insight_id: String,
     /// The agenda.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub agenda_id: String,
     /// The agenda's customer.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub customer_id: String,
     /// When it became ready, epoch ms.
     #[serde(deserialize_with = "null_default")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub added: Millis,
     /// The agenda's priority (extension).
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_i32")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub priority: i32,
 }
 

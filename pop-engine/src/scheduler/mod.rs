@@ -19,7 +19,7 @@ use pop_core::model::{Customer, Insight, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyView, SchedulingAlgorithm};
 use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
 use pop_core::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The scheduler loop of one engine, with what it keeps between passes: customer weights and the
@@ -53,6 +53,9 @@ impl Scheduler {
 
     /// One pass over every insight; returns the agendas queued.
     pub async fn run_once(&mut self) -> Result<usize> {
+        if let Err(e) = crate::costs::flush(&self.ctx).await {
+            tracing::warn!(error = %e, "flushing agenda costs failed");
+        }
         let mut queued = 0;
         for insight in self.ctx.insights().await? {
             let Some(insight_id) = insight.id.clone() else { continue };
@@ -125,7 +128,12 @@ impl WeightCache {
 /// How long a customer's weight is cached by the scheduler.
 const WEIGHT_CACHE_MS: i64 = 10_000;
 
-fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a> {
+fn view<'a>(
+    insight: &'a Insight,
+    snap: &'a Snapshot,
+    costs: Option<&'a BTreeMap<String, f64>>,
+    now: i64,
+) -> ReadyView<'a> {
     ReadyView {
         insight,
         customers: snap
@@ -133,7 +141,7 @@ fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a>
             .iter()
             .map(|(c, w, r)| CustomerReady { customer_id: c, weight: *w, entries: &snap.entries[r.clone()] })
             .collect(),
-        costs: None,
+        costs,
         now,
     }
 }
@@ -221,7 +229,8 @@ impl Scheduler {
             return Ok(0);
         }
         let (mut state, version) = load_state(&ctx, insight_id).await?;
-        let view = view(insight, &snap, now);
+        let costs = crate::costs::means(&ctx, insight_id).await?;
+        let view = view(insight, &snap, costs.as_ref(), now);
         let picks = pick(&ctx, algorithm.as_ref(), &view, insight_id, &mut state, version, free).await?;
         if let Some(from) = state.discarded_from() {
             tracing::info!(
@@ -291,7 +300,8 @@ pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Res
     let algorithm = ctx.algorithms.for_insight(&insight)?;
     let snap = read_ready(ctx, &mut WeightCache::default(), insight_id).await?;
     let (state, _) = load_state(ctx, insight_id).await?;
-    let view = view(&insight, &snap, ctx.now());
+    let costs = crate::costs::means(ctx, insight_id).await?;
+    let view = view(&insight, &snap, costs.as_ref(), ctx.now());
     match algorithm.explain(&view, &state, agenda_id) {
         Err(e @ Error::Corrupt { .. }) => {
             tracing::warn!(insight_id, error = %e, "scheduler state unreadable: explaining from a fresh state");

@@ -132,3 +132,94 @@ async fn queue_size_counts_waiting_agendas_not_running_ones() {
     assert_eq!(pop.queue().waiting(q, now()).await.unwrap(), 8);
     assert_eq!(pop.schedule_once().await.unwrap(), 0);
 }
+
+/// The pool time each customer got in a run, in ms of agenda wall time (completed − started), and
+/// its completed agendas.
+async fn pool_time(pop: &Pop, ids: &[(String, &'static str)]) -> HashMap<&'static str, (i64, usize)> {
+    let su = Principal::superuser("t");
+    let mut out: HashMap<&'static str, (i64, usize)> = HashMap::new();
+    for (id, customer) in ids {
+        let p = pop.progress().agenda_progress(&su, id).await.unwrap();
+        if let (Some(s), Some(c)) = (p.started_time, p.completed_time) {
+            let e = out.entry(customer).or_default();
+            e.0 += c - s;
+            e.1 += 1;
+        }
+    }
+    out
+}
+
+/// Runs `light` (20 ms agendas) and `heavy` (200 ms agendas, 10× longer), both backlogged, through
+/// a real engine (scheduler, pool worker with 2 slots, in-process handlers that sleep) for `run`
+/// with insight algorithm `algorithm`; returns each customer's (pool time ms, completed agendas).
+async fn unequal_sizes(algorithm: &str, run: std::time::Duration) -> HashMap<&'static str, (i64, usize)> {
+    use std::time::Duration;
+    let handlers = pop_exec::inprocess::InProcessRuntime::new();
+    for (t, ms) in [("short", 20u64), ("long", 200)] {
+        handlers.register(t, move |_| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({}))
+        });
+    }
+    let mut parts = EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(handlers));
+    parts.config.scheduler_interval = Duration::from_millis(10);
+    parts.config.cost_half_life = Duration::from_secs(60);
+    let pop = Pop::new(parts);
+    let insight = Insight {
+        id: Some("i".into()),
+        title: Some("i".into()),
+        is_global: true,
+        queue_size: Some(2),
+        scheduling_algorithm: Some(algorithm.into()),
+        mappers: [("operationType".to_string(), vec!["short".to_string(), "long".to_string()])].into(),
+        ..Default::default()
+    };
+    let su = Principal::superuser("t");
+    pop.objects().provision_pool(&su, "p", "ops", insight, &["light", "heavy"]).await.unwrap();
+    let mut ids = Vec::new();
+    for (customer, op_type, n) in [("light", "short", 400), ("heavy", "long", 60)] {
+        for _ in 0..n {
+            let agenda: Agenda = serde_json::from_value(
+                json!({"customerId": customer, "operations": [{"name": "a", "type": op_type, "payload": {}}]}),
+            )
+            .unwrap();
+            ids.push((pop.agendas().submit(&su, agenda).await.unwrap().id.unwrap(), customer));
+        }
+    }
+    pop.start_scheduler();
+    pop.start_worker(crate::WorkerConfig {
+        pull_count: 1,
+        pull_wait: Duration::from_millis(5),
+        max_running: 2,
+        ..crate::WorkerConfig::for_insights(["i"])
+    });
+    tokio::time::sleep(run).await;
+    pop.shutdown().await;
+    let got = pool_time(&pop, &ids).await;
+    for c in ["light", "heavy"] {
+        let (_, n) = got.get(c).copied().unwrap_or_default();
+        assert!(n < if c == "light" { 400 } else { 60 }, "{c} ran out of backlog: the run was not contended: {got:?}");
+    }
+    got
+}
+
+/// Cost-weighted fairness end to end: the engine records each finished agenda's cost, flushes it
+/// into the insight's decayed costs, and `CostWeightedFairness` gives two customers — one with
+/// agendas 10× longer — about half of the pool's time each (within 10 %); plain `Fairness` gives
+/// them equal counts of agendas instead (so the heavy one takes most of the time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_weighted_fairness_shares_pool_time_and_plain_fairness_shares_counts() {
+    let run = std::time::Duration::from_secs(5);
+    let by_cost = unequal_sizes("CostWeightedFairness", run).await;
+    let (light, heavy) = (by_cost["light"], by_cost["heavy"]);
+    let share = heavy.0 as f64 / (heavy.0 + light.0) as f64;
+    eprintln!("CostWeightedFairness: light {light:?}, heavy {heavy:?}: heavy's share of pool time {share:.3}");
+    assert!((share - 0.5).abs() <= 0.05, "heavy's share of the pool's time is {share:.3}, not 0.5 ± 10 %");
+
+    let by_count = unequal_sizes("Fairness", run).await;
+    let (light, heavy) = (by_count["light"], by_count["heavy"]);
+    let share = heavy.0 as f64 / (heavy.0 + light.0) as f64;
+    eprintln!("Fairness: light {light:?}, heavy {heavy:?}: heavy's share of pool time {share:.3}");
+    assert!(light.1.abs_diff(heavy.1) <= 2, "equal counts without cost weighting: {light:?} vs {heavy:?}");
+    assert!(share > 0.8, "without cost weighting the heavy customer takes most of the time: {share:.3}");
+}

@@ -5,11 +5,13 @@ mod agenda;
 mod objects;
 pub(crate) mod pool;
 mod progress;
+mod queues;
 
 pub use agenda::{AgendaService, RerunOptions};
 pub use objects::{ManagedObject, ObjectService};
 pub use pool::{AgendaLease, LeaseState, ResourcePoolService};
 pub use progress::{Explain, ProgressService, ProgressSummary};
+pub use queues::{CustomerReadyCount, QueueStats, WaitingAgenda};
 
 use pop_core::Error;
 use pop_core::authz::Principal;

@@ -130,6 +130,7 @@ impl Worker {
             types: agenda.operations.iter().map(|o| (o.name.clone(), o.op_type.clone())).collect(),
             recorded: Default::default(),
             since: self.clock.now(),
+            cost_ms: 0,
         };
         let sink = Arc::new(LeaseSink {
             api: self.api.clone(),

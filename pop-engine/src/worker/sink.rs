@@ -27,6 +27,8 @@ pub(super) struct AttemptMetrics {
     pub recorded: HashSet<String>,
     /// When the attempt started (epoch ms): rows completed before were restored, not run.
     pub since: Millis,
+    /// Wall time of the operations this attempt ran, in ms (the agenda's `costMs` when it finishes).
+    pub cost_ms: u64,
 }
 
 impl AttemptMetrics {
@@ -40,6 +42,7 @@ impl AttemptMetrics {
             }
             let op_type = self.types.get(name).cloned().unwrap_or_else(|| "unknown".to_owned());
             if let (Some(s), Some(c)) = (op.started_time, op.completed_time) {
+                self.cost_ms = self.cost_ms.saturating_add((c - s).max(0) as u64);
                 metrics::histogram!("pop_operation_duration_seconds", "type" => op_type.clone())
                     .record((c - s).max(0) as f64 / 1000.0);
             }
@@ -53,10 +56,15 @@ impl AttemptMetrics {
 #[async_trait]
 impl ProgressSink for LeaseSink {
     async fn publish(&self, agenda: &AgendaProgress, changed: &[OperationProgress]) -> Result<()> {
-        self.metrics.lock().unwrap_or_else(PoisonError::into_inner).record(changed);
+        let cost_ms = {
+            let mut metrics = self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+            metrics.record(changed);
+            metrics.cost_ms
+        };
         let mut state = self.state.lock().await;
         if agenda.processing_state == ProcessingState::Complete {
-            self.api.finish(&self.token, &mut state, agenda, changed).await
+            let report = AgendaProgress { cost_ms: Some(cost_ms), ..agenda.clone() };
+            self.api.finish(&self.token, &mut state, &report, changed).await
         } else {
             self.api.write_progress(&self.token, &mut state, agenda, changed).await
         }

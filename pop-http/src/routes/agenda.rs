@@ -67,7 +67,8 @@ pub(crate) async fn cancel(
 
 /// `POST /pop/agenda/service/createAgenda` (and the original's `/pop/resourcepool/service/createAgenda`):
 /// each agenda succeeds or fails on its own. 200 when all were stored; when some failed, 207 with the
-/// stored ones and one failure per index; when all failed, the first failure's status.
+/// stored ones and one failure per index; when all failed, the error envelope with the first
+/// failure's status, naming every item's error.
 pub(crate) async fn create_agendas(
     State(s): State<AppState>,
     caller: Caller,
@@ -76,28 +77,23 @@ pub(crate) async fn create_agendas(
     if req.agendas.is_empty() {
         return Err(Error::problems(vec![Problem::new("agendas is empty").field("agendas")]).into());
     }
-    let total = req.agendas.len();
     let mut stored = Vec::new();
-    let mut failures = Vec::new();
-    let mut first_status = None;
+    let mut failed = Vec::new();
     for (index, mut agenda) in req.agendas.into_iter().enumerate() {
         if agenda.cid.as_deref().is_none_or(str::is_empty) {
             agenda.cid = Some(caller.cid.clone());
         }
         match s.engine.agendas().submit(&caller.principal, agenda).await {
             Ok(a) => stored.push(a),
-            Err(e) => {
-                let err = ApiError::from(e);
-                first_status.get_or_insert(err.status());
-                failures.push(Failure { index, error_response: err.into_error_response() });
-            }
+            Err(e) => failed.push((index, ApiError::from(e))),
         }
     }
-    let status = match (failures.len(), first_status) {
-        (0, _) => StatusCode::OK,
-        (n, Some(s)) if n == total => s,
-        _ => StatusCode::MULTI_STATUS,
-    };
+    if stored.is_empty() {
+        return Err(ApiError::all_failed("agendas", failed));
+    }
+    let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let failures =
+        failed.into_iter().map(|(index, e)| Failure { index, error_response: e.into_error_response() }).collect();
     let body = AgendasResponse { all: stored.clone(), agendas: stored, cid: Some(caller.cid), failures };
     Ok((status, Json(body)).into_response())
 }

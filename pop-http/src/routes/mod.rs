@@ -2,6 +2,7 @@
 //! span, time limit, body limit, panics as 500s, the error envelope for unknown routes).
 
 mod agenda;
+mod live;
 mod objects;
 mod ops;
 mod pool;
@@ -55,6 +56,10 @@ pub fn router(engine: Engine, config: ApiConfig) -> Router {
         .route("/pop/resourcepool/service/finishAgenda", post(pool::finish))
         .route("/pop/resourcepool/service/updateAgenda", post(pool::update_agenda))
         .route("/pop/resourcepool/service/extendLease", post(pool::extend_lease))
+        .route("/pop/progress/agenda/{id}/events", get(live::progress_events))
+        .route("/pop/agenda/service/operation", post(live::operation))
+        .route("/pop/queue/stats", get(live::queue_stats_all))
+        .route("/pop/queue/stats/{insightId}", get(live::queue_stats))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -115,12 +120,15 @@ async fn no_route(req: Request) -> ApiError {
     )
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("{} is not allowed on {}: see /openapi.json", req.method(), req.uri().path()),
-    )
+/// 405 (axum adds `Allow`), after authentication like every route that exists; for a write a kind
+/// does not take on its data-object route, the message says what does it.
+async fn method_not_allowed(_caller: crate::extract::Caller, req: Request) -> ApiError {
+    let (method, path) = (req.method(), req.uri().path());
+    let why = match objects::elsewhere(method, path) {
+        Some(why) => why.to_owned(),
+        None => format!("{method} is not allowed on {path}: see /openapi.json"),
+    };
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", why)
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

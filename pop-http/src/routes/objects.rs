@@ -32,6 +32,13 @@ use serde_json::Value;
 pub(crate) trait Resource: Serialize + DeserializeOwned + StoreObject + Send + Sync + 'static {
     /// The path segment (`customer`, `progress/agenda`, ...).
     const PATH: &'static str;
+    /// When objects of this kind are not created by `POST /pop/<kind>`: what does it (answered with
+    /// 405 before the body is read, to anyone authenticated, whatever the body).
+    const CREATED_ELSEWHERE: Option<&'static str> = None;
+    /// Likewise for `PUT /pop/<kind>/{id}` (405 whatever the id: it says nothing about the object).
+    const UPDATED_ELSEWHERE: Option<&'static str> = None;
+    /// Likewise for `DELETE /pop/<kind>/{id}`.
+    const DELETED_ELSEWHERE: Option<&'static str> = None;
 
     /// One object the caller may see.
     async fn get(s: &AppState, p: &Principal, id: &str, q: &ObjectQuery) -> Result<Self>;
@@ -111,6 +118,10 @@ fn not_here(what: &str) -> Error {
 #[async_trait]
 impl Resource for Agenda {
     const PATH: &'static str = "agenda";
+    const UPDATED_ELSEWHERE: Option<&'static str> = Some(
+        "an agenda does not change once submitted: rerun or cancel it (/pop/agenda/service/...); a pool adds \
+             generated operations with /pop/resourcepool/service/updateAgenda",
+    );
     async fn get(s: &AppState, p: &Principal, id: &str, _q: &ObjectQuery) -> Result<Self> {
         s.engine.agendas().get(p, id).await
     }
@@ -134,10 +145,7 @@ impl Resource for Agenda {
         s.engine.agendas().submit(&caller.principal, obj).await
     }
     async fn update(_s: &AppState, _p: &Principal, _obj: Self) -> Result<Self> {
-        Err(not_here(
-            "an agenda does not change once submitted: rerun or cancel it (/pop/agenda/service/...); a pool adds \
-             generated operations with /pop/resourcepool/service/updateAgenda",
-        ))
+        Err(not_here(Self::UPDATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn delete(s: &AppState, p: &Principal, id: &str) -> Result<Self> {
         s.engine.agendas().delete(p, id).await
@@ -147,6 +155,11 @@ impl Resource for Agenda {
 #[async_trait]
 impl Resource for AgendaProgress {
     const PATH: &'static str = "progress/agenda";
+    const CREATED_ELSEWHERE: Option<&'static str> =
+        Some("an agenda's progress is created with the agenda (POST /pop/agenda)");
+    const UPDATED_ELSEWHERE: Option<&'static str> = Some(
+        "progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
+    );
     async fn get(s: &AppState, p: &Principal, id: &str, _q: &ObjectQuery) -> Result<Self> {
         s.engine.progress().by_id(p, id).await
     }
@@ -164,12 +177,10 @@ impl Resource for AgendaProgress {
         s.engine.progress().list(p, page, q.wants("operationProgress")).await
     }
     async fn create(_s: &AppState, _caller: &Caller, _obj: Self) -> Result<Self> {
-        Err(not_here("an agenda's progress is created with the agenda (POST /pop/agenda)"))
+        Err(not_here(Self::CREATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn update(_s: &AppState, _p: &Principal, _obj: Self) -> Result<Self> {
-        Err(not_here(
-            "progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
-        ))
+        Err(not_here(Self::UPDATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn delete(s: &AppState, p: &Principal, id: &str) -> Result<Self> {
         s.engine.progress().delete(p, id).await
@@ -179,6 +190,13 @@ impl Resource for AgendaProgress {
 #[async_trait]
 impl Resource for OperationProgress {
     const PATH: &'static str = "progress/operation";
+    const CREATED_ELSEWHERE: Option<&'static str> =
+        Some("operation progress is created with its agenda (POST /pop/agenda)");
+    const UPDATED_ELSEWHERE: Option<&'static str> = Some(
+        "operation progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
+    );
+    const DELETED_ELSEWHERE: Option<&'static str> =
+        Some("operation progress is deleted with its agenda progress (DELETE /pop/progress/agenda/{id})");
     async fn get(s: &AppState, p: &Principal, id: &str, _q: &ObjectQuery) -> Result<Self> {
         s.engine.progress().operation(p, id).await
     }
@@ -201,15 +219,13 @@ impl Resource for OperationProgress {
         ]))
     }
     async fn create(_s: &AppState, _caller: &Caller, _obj: Self) -> Result<Self> {
-        Err(not_here("operation progress is created with its agenda (POST /pop/agenda)"))
+        Err(not_here(Self::CREATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn update(_s: &AppState, _p: &Principal, _obj: Self) -> Result<Self> {
-        Err(not_here(
-            "operation progress is written by the pool holding the agenda's lease: POST /pop/resourcepool/service/updateAgendaProgress",
-        ))
+        Err(not_here(Self::UPDATED_ELSEWHERE.unwrap_or_default()))
     }
     async fn delete(_s: &AppState, _p: &Principal, _id: &str) -> Result<Self> {
-        Err(not_here("operation progress is deleted with its agenda progress (DELETE /pop/progress/agenda/{id})"))
+        Err(not_here(Self::DELETED_ELSEWHERE.unwrap_or_default()))
     }
 }
 
@@ -359,11 +375,44 @@ pub(crate) async fn delete<T: Resource>(
     Ok(Json(DataObjectResponse { all: vec![deleted], count: 1, cid: Some(caller.cid), next: None }))
 }
 
-/// The routes of one kind.
+/// The message of a 405 for a write a kind does not take on its data-object route (`POST
+/// /pop/progress/agenda`, `PUT /pop/agenda/{id}`, ...): what does it instead.
+pub(crate) fn elsewhere(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    fn of<T: Resource>(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+        let rest = path.strip_prefix("/pop/")?.strip_prefix(T::PATH)?;
+        if rest.is_empty() || rest == "/" {
+            return (method == axum::http::Method::POST).then_some(T::CREATED_ELSEWHERE).flatten();
+        }
+        let id = rest.strip_prefix('/')?;
+        if id.is_empty() || id.contains('/') || id == "service" {
+            return None;
+        }
+        match *method {
+            axum::http::Method::PUT => T::UPDATED_ELSEWHERE,
+            axum::http::Method::DELETE => T::DELETED_ELSEWHERE,
+            _ => None,
+        }
+    }
+    of::<Agenda>(method, path)
+        .or_else(|| of::<AgendaProgress>(method, path))
+        .or_else(|| of::<OperationProgress>(method, path))
+}
+
+/// The routes of one kind: only the methods it takes (the others are 405 with `Allow`, and for the
+/// writes done elsewhere a message saying where: [`elsewhere`]).
 pub(crate) fn routes<T: Resource>() -> axum::Router<AppState> {
-    use axum::routing::get;
+    use axum::routing::{delete as del, get, post, put};
     let base = format!("/pop/{}", T::PATH);
-    axum::Router::new()
-        .route(&base, get(get_many::<T>).post(create::<T>))
-        .route(&format!("{base}/{{id}}"), get(get_one::<T>).put(update::<T>).delete(delete::<T>))
+    let mut collection = get(get_many::<T>);
+    if T::CREATED_ELSEWHERE.is_none() {
+        collection = collection.merge(post(create::<T>));
+    }
+    let mut one = get(get_one::<T>);
+    if T::UPDATED_ELSEWHERE.is_none() {
+        one = one.merge(put(update::<T>));
+    }
+    if T::DELETED_ELSEWHERE.is_none() {
+        one = one.merge(del(delete::<T>));
+    }
+    axum::Router::new().route(&base, collection).route(&format!("{base}/{{id}}"), one)
 }

@@ -21,7 +21,7 @@ use pop_core::authz::Principal;
 use pop_core::model::{Agenda, AgendaProgress, Insight, Millis, Operation, OperationProgress, Params};
 use pop_core::queue::{Lease, LeaseToken};
 use pop_core::store::StoreExt;
-use pop_core::visibility::owns;
+use pop_core::visibility::{can_read, owns};
 use pop_core::{Error, Problem, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -49,10 +49,17 @@ pub struct ResourcePoolService {
 pub const MAX_PULL: usize = 100;
 
 impl ResourcePoolService {
-    /// The insight, if `principal` owns it (pools pull as the insight's owner).
+    /// The insight, if `principal` owns it (pools pull as the insight's owner). An insight the
+    /// caller cannot even read is `NotFound`, as if it did not exist (a caller never learns that
+    /// another customer's object exists); one it may read but not own is `Forbidden`.
     async fn check_insight(&self, principal: &Principal, insight_id: &str) -> Result<Insight> {
-        let insight: Insight =
-            self.ctx.store.get_obj(insight_id).await?.ok_or_else(|| Error::not_found("insight", insight_id))?;
+        let insight: Insight = self
+            .ctx
+            .store
+            .get_obj(insight_id)
+            .await?
+            .filter(|i| can_read(principal, i))
+            .ok_or_else(|| Error::not_found("insight", insight_id))?;
         if !owns(principal, &insight) {
             return Err(forbidden(principal, &format!("pull from insight {insight_id}")));
         }

@@ -13,6 +13,7 @@ impl ResourcePoolService {
     /// so no read of the insight on every poll).
     pub(crate) async fn pull(&self, insight_id: &str, count: usize) -> Result<Vec<AgendaLease>> {
         let ctx = &self.ctx;
+        ctx.signals.pulls.record(insight_id, ctx.now());
         let leases = ctx.queue.receive(insight_id, count.clamp(1, MAX_PULL), ctx.lease_ttl_ms(), ctx.now()).await?;
         if leases.is_empty() {
             return Ok(Vec::new());

@@ -158,6 +158,16 @@ impl ResourcePoolService {
             )));
         }
         self.write_progress(token, state, report, rows).await?;
+        if let Some(stored) = &state.stored {
+            let cost = stored.cost_ms.or_else(|| {
+                let (s, c) = (stored.started_time?, stored.completed_time?);
+                Some((c - s).max(0) as u64)
+            });
+            if let (Some(customer), Some(cost)) = (stored.customer_id.as_deref(), cost) {
+                self.ctx.costs.record(&token.insight_id, customer, cost);
+            }
+            crate::alerts::agenda_finished(&self.ctx, stored).await;
+        }
         self.ctx.queue.ack(token).await.map_err(|e| lost(token, e))?;
         self.ctx.signals.wake.notify_waiters();
         Ok(())
