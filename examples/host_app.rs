@@ -7,6 +7,8 @@
 //!   `/pop/...` (plus `/healthz`, `/readyz`, `/metrics`, `/openapi.json` at the root), so a merge mounts
 //!   it without clashing with the host's `/app/...` routes. POP's router has a fallback (the original's
 //!   404 envelope); the host router must not set another one.
+//! * POP's web console (`pop::http::console`) is nested at `/ui`; it signs in with a token and calls
+//!   the same API.
 //! * Callers of POP's routes authenticate with a static bearer token (`AuthConfig`); the same
 //!   configuration gives the engine its authorizer, so the library and the API apply one set of rules.
 //! * Shutdown: the server stops accepting, finishes the requests in flight (`pop::http::serve`), then
@@ -24,6 +26,7 @@ use pop::core::authz::Principal;
 use pop::core::model::{Agenda, Conclusion, Operation};
 use pop::http::ApiConfig;
 use pop::http::auth::AuthConfig;
+use pop::http::console::{self, ConsoleConfig};
 use pop::{Pop, RuntimeRouter};
 use pop_examples::{BoxError, Out};
 use serde_json::{Value, json};
@@ -90,13 +93,14 @@ pub async fn run(mut out: Out) -> Result<Out, BoxError> {
     pop::embedded::prepare(&pop, &[template]).await?; // pool, insight, customer
     pop.start_all(pop::embedded::worker());
 
-    // The host's router, POP's API merged in.
+    // The host's router, POP's API merged in, POP's web console nested at /ui (it calls the API at
+    // `api_base`, here the same origin's /pop routes).
     let app = Router::new()
         .route("/app/health", get(|| async { "host app ok" }))
         .route("/app/thumbnails", post(make_thumbnail))
         .with_state(AppState { pop: pop.clone() })
         .merge(pop::http::router(pop.engine().clone(), ApiConfig::new(auth)));
-    // TODO(console): mount the web console at /ui once `pop_http::console` is on main.
+    let app = console::nest(app, "/ui", ConsoleConfig { read_only: false, api_base: String::new() });
 
     // Serve on the runtime this function runs on, until `stop` fires.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -130,6 +134,9 @@ pub async fn run(mut out: Out) -> Result<Out, BoxError> {
         "POP API, agenda progress (pop::http::Client) -> {} {result}",
         progress.processing_state_message.as_deref().unwrap_or("")
     ));
+    let page = http.get(format!("{base}/ui")).send().await?;
+    let (status, kind) = (page.status().as_u16(), page.headers().get("content-type").cloned());
+    out.say(format!("GET /ui -> {status} {}", kind.as_ref().and_then(|k| k.to_str().ok()).unwrap_or("")));
     let unauthenticated = http.get(format!("{base}/pop/agenda/{id}")).send().await?.status();
     out.say(format!("GET /pop/agenda/{{id}} without a token -> {}", unauthenticated.as_u16()));
 

@@ -74,6 +74,7 @@ async fn host_app_serves_its_routes_and_pops() {
             "GET /app/health -> host app ok",
             "POST /app/thumbnails -> an agenda was submitted",
             r#"POP API, agenda progress (pop::http::Client) -> succeeded {"file":"cat.png"}"#,
+            "GET /ui -> 200 text/html; charset=utf-8",
             "GET /pop/agenda/{id} without a token -> 401",
             "shut down cleanly; agenda succeeded: true",
         ],
