@@ -16,7 +16,7 @@
 
 use crate::context::Ctx;
 use pop_core::model::{Customer, Insight, ReadyAgenda};
-use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyRuns, ReadyView, SchedulingAlgorithm};
 use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
 use pop_core::{Error, Result};
 use std::collections::HashMap;
@@ -69,6 +69,9 @@ impl Scheduler {
 struct Snapshot {
     entries: Vec<ReadyAgenda>,
     groups: Vec<(String, u32, std::ops::Range<usize>)>,
+    /// Each group's priority runs, found once per read (the algorithms' pass over every customer
+    /// then reads no entry).
+    runs: ReadyRuns,
 }
 
 async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> Result<Snapshot> {
@@ -100,7 +103,8 @@ async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> R
             start = i;
         }
     }
-    Ok(Snapshot { entries, groups })
+    let runs = ReadyRuns::new(groups.iter().map(|(_, _, r)| &entries[r.clone()]));
+    Ok(Snapshot { entries, groups, runs })
 }
 
 /// Customers' weights as the scheduler last read them: id → (weight, read at).
@@ -131,7 +135,13 @@ fn view<'a>(insight: &'a Insight, snap: &'a Snapshot, now: i64) -> ReadyView<'a>
         customers: snap
             .groups
             .iter()
-            .map(|(c, w, r)| CustomerReady { customer_id: c, weight: *w, entries: &snap.entries[r.clone()] })
+            .enumerate()
+            .map(|(i, (c, w, r))| CustomerReady {
+                customer_id: c,
+                weight: *w,
+                entries: &snap.entries[r.clone()],
+                runs: snap.runs.get(i),
+            })
             .collect(),
         costs: None,
         now,
