@@ -11,7 +11,7 @@
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use pop_benches::sched::{CUSTOMERS, PER_CUSTOMER, dataset, view};
+use pop_benches::sched::{CUSTOMERS, Dataset, PER_CUSTOMER, dataset, view, view_searching};
 use pop_benches::thread_cpu_secs;
 use pop_core::model::{Insight, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, CustomerReady, SchedulingAlgorithm};
@@ -34,7 +34,8 @@ fn cpu_table(insight: &Insight, algos: &[Algo<'_>], now: i64) {
     println!("cpu: picks per CPU-second (this thread's user+system time; the view build is included)");
     println!("| algorithm | {} |", counts.map(|c| format!("{c} per call")).join(" | "));
     println!("|---|{}", "---:|".repeat(counts.len()));
-    for (name, algo, data) in algos {
+    for (name, algo, data, with_runs) in algos {
+        let view = if *with_runs { view } else { view_searching };
         let mut cells = Vec::new();
         for count in counts {
             let mut state = AlgorithmState::new();
@@ -55,14 +56,15 @@ fn cpu_table(insight: &Insight, algos: &[Algo<'_>], now: i64) {
     }
 }
 
-type Algo<'a> = (&'static str, Box<dyn SchedulingAlgorithm>, &'a [(String, Vec<ReadyAgenda>)]);
+/// (name, algorithm, data, whether the view carries the runs).
+type Algo<'a> = (&'static str, Box<dyn SchedulingAlgorithm>, &'a Dataset, bool);
 
 fn heap_bytes(e: &ReadyAgenda) -> usize {
     e.id.capacity() + e.insight_id.capacity() + e.agenda_id.capacity() + e.customer_id.capacity()
 }
 
 /// Prints the memory of a ready entry and of the per-call structures.
-fn memory_report(data: &[(String, Vec<ReadyAgenda>)]) {
+fn memory_report(data: &Dataset) {
     let entries: usize = data.iter().map(|(_, e)| e.len()).sum();
     let heap: usize = data.iter().flat_map(|(_, e)| e.iter()).map(heap_bytes).sum();
     let inline = std::mem::size_of::<ReadyAgenda>();
@@ -102,21 +104,24 @@ fn picks(c: &mut Criterion) {
     g.finish();
 
     let algos: Vec<Algo<'_>> = vec![
-        ("FirstInFirstOut/uniform", Box::new(FirstInFirstOut), &uniform),
-        ("FirstInFirstOut/mixed-priorities", Box::new(FirstInFirstOut), &mixed),
-        ("RoundRobin/weighted", Box::new(RoundRobin::new()), &uniform),
-        ("Priority/mixed-priorities-aging", Box::new(Priority::new()), &mixed),
+        ("FirstInFirstOut/uniform", Box::new(FirstInFirstOut), &uniform, true),
+        ("FirstInFirstOut/mixed-priorities", Box::new(FirstInFirstOut), &mixed, true),
+        ("RoundRobin/weighted", Box::new(RoundRobin::new()), &uniform, true),
+        ("Priority/mixed-priorities-aging", Box::new(Priority::new()), &mixed, true),
         (
             "Priority/uniform-no-aging",
             Box::new(Priority::with_config(PriorityConfig { aging_step_ms: None, cost_weighted: false })),
             &uniform,
+            true,
         ),
+        ("FirstInFirstOut/mixed-priorities, runs searched", Box::new(FirstInFirstOut), &mixed, false),
+        ("Priority/mixed-priorities-aging, runs searched", Box::new(Priority::new()), &mixed, false),
     ];
     cpu_table(&insight, &algos, now);
 
     let mut g = c.benchmark_group("pick");
     g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-    for (name, algo, data) in &algos {
+    for (name, algo, data, _) in &algos[..5] {
         for count in [1_000usize, 100_000] {
             g.throughput(Throughput::Elements(count as u64));
             let mut state = AlgorithmState::new();
@@ -132,7 +137,7 @@ fn picks(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("explain");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
-    for (name, algo, data) in &algos[..4] {
+    for (name, algo, data, _) in &algos[..4] {
         // The 5th agenda of a customer in the middle: ~5 rounds of the rotation (~50,000 picks) to replay.
         let target = data[CUSTOMERS / 2].1[4].agenda_id.clone();
         let state = AlgorithmState::new();

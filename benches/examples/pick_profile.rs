@@ -1,12 +1,14 @@
 //! Profiling harness for the per-call cost of `pick` at the bench's scale (1,000,000 ready agendas of
 //! 10,000 customers, uuid-shaped ids), for callgrind or perf:
 //!
-//! `cargo run --release -p pop-benches --example pick_profile -- <fifo|fifo-mixed|rr|prio-mixed|prio> <count> <calls>`
+//! `cargo run --release -p pop-benches --example pick_profile -- <fifo|fifo-mixed|rr|prio-mixed|prio> <count> <calls> [searched]`
+//!
+//! `searched`: the view carries no priority runs (the algorithm searches them, as before views carried them).
 //!
 //! Prints CPU time per call (this thread's user+system time). The dataset is
 //! `benches/sched.rs`'s (`pop_benches::sched`); the state is warmed by one call before the measured calls.
 
-use pop_benches::sched::{dataset, view};
+use pop_benches::sched::{dataset, view, view_searching};
 use pop_core::model::Insight;
 use pop_core::sched::{AlgorithmState, SchedulingAlgorithm};
 use pop_sched::{FirstInFirstOut, Priority, PriorityConfig, RoundRobin};
@@ -27,6 +29,7 @@ fn main() {
         _ => (Box::new(RoundRobin::new()), false),
     };
     let data = dataset(mixed);
+    let view = if args.get(4).is_some_and(|a| a == "searched") { view_searching } else { view };
     let insight = Insight::default();
     let now = 1_700_000_100_000;
     let mut state = AlgorithmState::new();

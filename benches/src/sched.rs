@@ -1,7 +1,7 @@
 //! The scheduling benches' workload: 1,000,000 ready agendas of 10,000 customers with uuid-shaped ids.
 
 use pop_core::model::{Insight, ReadyAgenda};
-use pop_core::sched::{CustomerReady, ReadyView};
+use pop_core::sched::{CustomerReady, ReadyRuns, ReadyView};
 
 /// Customers with ready work.
 pub const CUSTOMERS: usize = 10_000;
@@ -22,8 +22,30 @@ pub fn uuid_like(n: u64, salt: u64) -> String {
     )
 }
 
-/// customer id → entries sorted (priority desc, added asc); `mixed`: priorities 0..=3.
-pub fn dataset(mixed: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
+/// The ready set: customer id → entries sorted (priority desc, added asc), and each customer's priority
+/// runs (found once, as the scheduler does when it reads the ready set).
+pub struct Dataset {
+    /// Customer id → its entries.
+    pub customers: Vec<(String, Vec<ReadyAgenda>)>,
+    /// The priority runs of each customer's entries.
+    pub runs: ReadyRuns,
+}
+
+impl std::ops::Deref for Dataset {
+    type Target = [(String, Vec<ReadyAgenda>)];
+    fn deref(&self) -> &Self::Target {
+        &self.customers
+    }
+}
+
+/// 1,000,000 ready agendas of 10,000 customers; `mixed`: priorities 0..=3.
+pub fn dataset(mixed: bool) -> Dataset {
+    let customers = entries(mixed);
+    let runs = ReadyRuns::new(customers.iter().map(|(_, e)| e.as_slice()));
+    Dataset { customers, runs }
+}
+
+fn entries(mixed: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
     let mut n = 0u64;
     (0..CUSTOMERS)
         .map(|c| {
@@ -48,13 +70,29 @@ pub fn dataset(mixed: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
         .collect()
 }
 
-/// The view the scheduler loop would build over `data` (weights 1–3).
-pub fn view<'a>(insight: &'a Insight, data: &'a [(String, Vec<ReadyAgenda>)], now: i64) -> ReadyView<'a> {
+/// The view the scheduler loop would build over `data` (weights 1–3), with each customer's runs.
+pub fn view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64) -> ReadyView<'a> {
+    build_view(insight, data, now, true)
+}
+
+/// [`view`] without the runs: the algorithms search them (what a caller that does not keep them gets).
+pub fn view_searching<'a>(insight: &'a Insight, data: &'a Dataset, now: i64) -> ReadyView<'a> {
+    build_view(insight, data, now, false)
+}
+
+fn build_view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64, with_runs: bool) -> ReadyView<'a> {
     ReadyView {
         insight,
         customers: data
+            .customers
             .iter()
-            .map(|(c, e)| CustomerReady { customer_id: c, weight: 1 + (c.len() as u32 % 3), entries: e })
+            .enumerate()
+            .map(|(i, (c, e))| CustomerReady {
+                customer_id: c,
+                weight: 1 + (c.len() as u32 % 3),
+                entries: e,
+                runs: if with_runs { data.runs.get(i) } else { &[] },
+            })
             .collect(),
         costs: None,
         now,

@@ -38,6 +38,68 @@ pub struct CustomerReady<'a> {
     pub weight: u32,
     /// Its ready entries, ordered.
     pub entries: &'a [ReadyAgenda],
+    /// The runs of equal priority of `entries`, highest priority first, with each run's head, when
+    /// the caller has them ([`RunHead::scan`] while it reads the ready set, which it walks anyway;
+    /// [`ReadyRuns`] keeps those of many customers in one allocation). Empty: the algorithms find
+    /// the runs themselves (a binary search per run boundary, and a read of each run's head), which
+    /// is what dominates a small refill over many customers. When not empty, it must describe
+    /// `entries` exactly.
+    pub runs: &'a [RunHead],
+}
+
+/// A run of equal priority in a customer's ready entries: the half-open index range and what the
+/// algorithms compare of its first entry, so that a pass over every customer reads no entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunHead {
+    /// Index of the run's first entry.
+    pub start: u32,
+    /// Index one past the run's last entry.
+    pub end: u32,
+    /// The run's priority.
+    pub priority: i32,
+    /// `added` of the run's first entry.
+    pub added: Millis,
+}
+
+impl RunHead {
+    /// Appends the runs of `entries` (sorted priority desc, added asc, as a view's lists are) to
+    /// `out`, in one linear scan.
+    pub fn scan(entries: &[ReadyAgenda], out: &mut Vec<RunHead>) {
+        let mut start = 0usize;
+        for i in 1..=entries.len() {
+            if i == entries.len() || entries[i].priority != entries[start].priority {
+                let head = &entries[start];
+                out.push(RunHead { start: start as u32, end: i as u32, priority: head.priority, added: head.added });
+                start = i;
+            }
+        }
+    }
+}
+
+/// The priority runs of many customers' ready entries in one allocation (what a scheduler keeps next
+/// to the ready set it read, to hand each [`CustomerReady`] its `runs`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadyRuns {
+    heads: Vec<RunHead>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl ReadyRuns {
+    /// The runs of each list, in order.
+    pub fn new<'e>(lists: impl IntoIterator<Item = &'e [ReadyAgenda]>) -> Self {
+        let mut runs = Self::default();
+        for entries in lists {
+            let start = runs.heads.len();
+            RunHead::scan(entries, &mut runs.heads);
+            runs.ranges.push(start..runs.heads.len());
+        }
+        runs
+    }
+
+    /// The runs of the `i`-th list (empty when there is none).
+    pub fn get(&self, i: usize) -> &[RunHead] {
+        self.ranges.get(i).map_or(&[], |r| &self.heads[r.clone()])
+    }
 }
 
 /// What an algorithm sees of an insight's ready set.

@@ -7,7 +7,7 @@
 
 use crate::fair::{TopK, for_each_runs};
 use pop_core::model::{Millis, ReadyAgenda};
-use pop_core::sched::{Algorithm, Explanation, NoState, ReadyView};
+use pop_core::sched::{Algorithm, Explanation, NoState, ReadyView, RunHead};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
@@ -20,11 +20,13 @@ impl FirstInFirstOut {
     pub const NAME: &'static str = "FirstInFirstOut";
 }
 
-/// The head of a run: ordered by (added, agenda id), then by run (customer, then position).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// The head of a run: ordered by (added, agenda id), then by run (customer, then position). The
+/// agenda id is read only to break a tie on `added`, so a pass over runs given with the view reads
+/// no entry.
+#[derive(Debug)]
 struct Head<'a> {
     added: Millis,
-    agenda_id: &'a str,
+    entries: &'a [ReadyAgenda],
     customer: u32,
     cursor: u32,
     end: u32,
@@ -32,16 +34,46 @@ struct Head<'a> {
 
 impl<'a> Head<'a> {
     fn at(entries: &'a [ReadyAgenda], customer: usize, cursor: usize, end: usize) -> Reverse<Self> {
-        let e = &entries[cursor];
         Reverse(Head {
-            added: e.added,
-            agenda_id: &e.agenda_id,
+            added: entries[cursor].added,
+            entries,
             customer: customer as u32,
             cursor: cursor as u32,
             end: end as u32,
         })
     }
+
+    fn of_run(entries: &'a [ReadyAgenda], customer: usize, run: &RunHead) -> Reverse<Self> {
+        Reverse(Head { added: run.added, entries, customer: customer as u32, cursor: run.start, end: run.end })
+    }
+
+    fn agenda_id(&self) -> &'a str {
+        &self.entries[self.cursor as usize].agenda_id
+    }
 }
+
+impl Ord for Head<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.added
+            .cmp(&other.added)
+            .then_with(|| self.agenda_id().cmp(other.agenda_id()))
+            .then_with(|| (self.customer, self.cursor, self.end).cmp(&(other.customer, other.cursor, other.end)))
+    }
+}
+
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head<'_> {}
 
 fn older(a: &ReadyAgenda, added: Millis, agenda_id: &str) -> bool {
     (a.added, a.agenda_id.as_str()).cmp(&(added, agenda_id)) == Ordering::Less
@@ -62,9 +94,9 @@ impl Algorithm for FirstInFirstOut {
             return Vec::new();
         }
         let mut best = TopK::new(count);
-        for_each_runs(view.customers.iter().map(|c| c.entries), |ci, entries, spans| {
-            for &(s, e) in spans {
-                best.offer(Head::at(entries, ci, s, e));
+        for_each_runs(view.customers.iter().map(|c| (c.entries, c.runs)), |ci, entries, runs| {
+            for run in runs {
+                best.offer(Head::of_run(entries, ci, run));
             }
         });
         let mut heap = BinaryHeap::from(best.into_vec());
@@ -86,10 +118,13 @@ impl Algorithm for FirstInFirstOut {
         let target = &view.customers[c].entries[j];
         let mut ahead = 0usize;
         let mut customers = 0usize;
-        for_each_runs(view.customers.iter().map(|c| c.entries), |_, entries, spans| {
-            let n: usize = spans
+        for_each_runs(view.customers.iter().map(|c| (c.entries, c.runs)), |_, entries, runs| {
+            let n: usize = runs
                 .iter()
-                .map(|&(s, e)| entries[s..e].partition_point(|x| older(x, target.added, &target.agenda_id)))
+                .map(|r| {
+                    entries[r.start as usize..r.end as usize]
+                        .partition_point(|x| older(x, target.added, &target.agenda_id))
+                })
                 .sum();
             if n > 0 {
                 ahead += n;

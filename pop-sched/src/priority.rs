@@ -12,9 +12,9 @@
 //! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
 //! higher-priority work keeps arriving.
 
-use crate::fair::{Accounts, FairState, Ratio, TopK, effective, for_each_runs, runs};
+use crate::fair::{Accounts, FairState, Ratio, TopK, effective, effective_of, for_each_runs, runs};
 use pop_core::model::ReadyAgenda;
-use pop_core::sched::{Algorithm, Explanation, ReadyView};
+use pop_core::sched::{Algorithm, Explanation, ReadyView, RunHead};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -126,8 +126,27 @@ impl Runs {
 }
 
 impl Priority {
+    /// [`Self::best_head`] over the runs' heads as found by the first pass (reads no entry).
+    fn best_run(&self, view: &ReadyView<'_>, runs: &[RunHead]) -> Option<(i64, usize)> {
+        let mut best: Option<(i64, usize)> = None;
+        for (r, run) in runs.iter().enumerate() {
+            if run.start < run.end {
+                let eff = effective_of(run.priority, run.added, view.now, self.step(view));
+                if best.is_none_or(|(b, _)| eff > b) {
+                    best = Some((eff, r));
+                }
+            }
+        }
+        best
+    }
+
+    /// The aging step: the insight's own (`agingStepMs`), else the configuration's.
+    fn step(&self, view: &ReadyView<'_>) -> Option<u64> {
+        view.insight.aging_step_ms.or(self.config.aging_step_ms)
+    }
+
     fn eff(&self, e: &ReadyAgenda, view: &ReadyView<'_>) -> i64 {
-        effective(e, view.now, view.insight.aging_step_ms.or(self.config.aging_step_ms))
+        effective(e, view.now, self.step(view))
     }
 
     /// The best remaining head among a customer's runs: (effective priority, run), earliest run on
@@ -170,8 +189,8 @@ impl Priority {
         }
         let mut acc = Accounts::load(view, state, self.config.cost_weighted);
         let mut best = TopK::new(count);
-        for_each_runs(view.customers.iter().map(|c| c.entries), |i, entries, spans| {
-            if let Some((eff, run)) = self.best_head(view, entries, spans) {
+        for_each_runs(view.customers.iter().map(|c| (c.entries, c.runs)), |i, _, runs| {
+            if let Some((eff, run)) = self.best_run(view, runs) {
                 let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
                 best.offer(Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX });
             }

@@ -267,6 +267,7 @@ pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfi
                     customer_id: c.as_str(),
                     weight: trace.weights.get(c).copied().unwrap_or(1).max(1),
                     entries: l.live(),
+                    runs: &[],
                 })
                 .collect();
             if !customers.is_empty() {

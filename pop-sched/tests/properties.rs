@@ -253,6 +253,35 @@ proptest! {
         }
     }
 
+    /// A view that carries each customer's priority runs (as the scheduler hands them) gives the same
+    /// picks, the same state and the same explanations as one whose runs the algorithms search.
+    #[test]
+    fn runs_given_with_the_view_change_nothing(
+        set in arb_set(8, 12),
+        count in 0usize..40,
+        now in 0i64..100,
+        step in prop::option::of(1u64..10),
+        history in 0usize..10,
+    ) {
+        for algo in algorithms(step) {
+            let mut working = set.clone();
+            let mut state = AlgorithmState::new();
+            working.pick(algo.as_ref(), &mut state, history, now);
+            let runs = working.runs();
+            let (searched, given) = (working.view(now), working.view_with_runs(now, &runs));
+            let (mut s1, mut s2) = (state.clone(), state.clone());
+            let a = algo.pick(&searched, &mut s1, count).expect("picks");
+            let b = algo.pick(&given, &mut s2, count).expect("picks");
+            prop_assert_eq!(&a, &b, "{}: picks", algo.name());
+            prop_assert_eq!(s1.to_json().ok(), s2.to_json().ok(), "{}: state", algo.name());
+            for e in working.view(now).customers.iter().flat_map(|c| c.entries.iter()) {
+                let x = algo.explain(&searched, &state, &e.agenda_id).expect("explains").map(|x| x.position);
+                let y = algo.explain(&given, &state, &e.agenda_id).expect("explains").map(|x| x.position);
+                prop_assert_eq!(x, y, "{}: explain {}", algo.name(), &e.agenda_id);
+            }
+        }
+    }
+
     /// Without aging and with one priority, Priority is the weighted rotation: same picks as
     /// RoundRobin, call after call (they share the state format).
     #[test]

@@ -16,7 +16,7 @@
 
 use crate::context::Ctx;
 use pop_core::model::{Customer, Insight, ReadyAgenda};
-use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyRuns, ReadyView, SchedulingAlgorithm};
 use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
 use pop_core::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -73,6 +73,9 @@ struct Snapshot {
     entries: Vec<ReadyAgenda>,
     /// Per customer: (id, weight, execution limit, its entries in `entries`).
     groups: Vec<(String, u32, Option<u32>, std::ops::Range<usize>)>,
+    /// Each group's priority runs, found once per read (the algorithms' pass over every customer
+    /// then reads no entry).
+    runs: ReadyRuns,
 }
 
 async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> Result<Snapshot> {
@@ -104,7 +107,8 @@ async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> R
             start = i;
         }
     }
-    Ok(Snapshot { entries, groups })
+    let runs = ReadyRuns::new(groups.iter().map(|(_, _, _, r)| &entries[r.clone()]));
+    Ok(Snapshot { entries, groups, runs })
 }
 
 /// Customers' weights and execution limits as the scheduler last read them: id → (weight, limit,
@@ -190,10 +194,13 @@ fn view<'a>(
         customers: snap
             .groups
             .iter()
-            .filter_map(|(c, w, _, r)| {
+            .enumerate()
+            .filter_map(|(i, (c, w, _, r))| {
                 let entries = &snap.entries[r.clone()];
                 let room = admission.customer_room(c).unwrap_or(entries.len()).min(entries.len());
-                (room > 0).then(|| CustomerReady { customer_id: c, weight: *w, entries: &entries[..room] })
+                // the runs describe the whole list: a list cut by a limit lets the algorithm find its own
+                let runs = if room == entries.len() { snap.runs.get(i) } else { &[] };
+                (room > 0).then(|| CustomerReady { customer_id: c, weight: *w, entries: &entries[..room], runs })
             })
             .collect(),
         costs,

@@ -309,7 +309,11 @@ async fn the_priority_aging_step_is_per_insight() {
     // an old agenda of priority 0 against a new one of priority 5, 100 ms later
     let entries = vec![entry("new", 5, 100), entry("old", 0, 0)];
     let first = |insight: &Insight| {
-        let view = ReadyView::new(insight, vec![CustomerReady { customer_id: "c", weight: 1, entries: &entries }], 100);
+        let view = ReadyView::new(
+            insight,
+            vec![CustomerReady { customer_id: "c", weight: 1, entries: &entries, runs: &[] }],
+            100,
+        );
         let registry = pop_sched::Registry::new();
         let algo = registry.for_insight(&Insight { scheduling_algorithm: Some("Priority".into()), ..insight.clone() });
         algo.unwrap().pick(&view, &mut AlgorithmState::new(), 1).unwrap()[0].agenda_id.clone()

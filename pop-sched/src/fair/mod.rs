@@ -37,6 +37,6 @@ mod topk;
 
 pub(crate) use accounts::Accounts;
 pub(crate) use ratio::Ratio;
-pub(crate) use runs::{effective, for_each_runs, runs};
+pub(crate) use runs::{effective, effective_of, for_each_runs, runs};
 pub use state::FairState;
 pub(crate) use topk::TopK;

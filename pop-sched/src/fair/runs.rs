@@ -2,6 +2,7 @@
 //! search and, for many customers, in lockstep; and the effective priority of an entry with aging.
 
 use pop_core::model::{Millis, ReadyAgenda};
+use pop_core::sched::RunHead;
 
 /// The runs of equal priority of one customer's entries (sorted priority desc, added asc), as
 /// half-open index ranges, highest priority first.
@@ -48,30 +49,62 @@ struct Search {
     done: bool,
 }
 
-/// Calls `f(i, runs)` with the runs of every list (as [`runs`] finds them), in list order.
+/// Calls `f(i, entries, runs)` with the runs of every list, in list order: the runs given with a list
+/// when there are any (a [`CustomerReady::runs`](pop_core::sched::CustomerReady) the caller found
+/// while reading the ready set: no entry is read), else as [`runs`] finds them.
 ///
-/// The lists are searched sixteen at a time in lockstep, one probe of each per round, so that the
-/// memory reads of different customers overlap instead of waiting for each other: the probes of a
-/// binary search in a large ready set mostly miss the cache.
+/// Lists without runs are searched sixteen at a time in lockstep, one probe of each per round, so
+/// that the memory reads of different customers overlap instead of waiting for each other: the
+/// probes of a binary search in a large ready set mostly miss the cache.
 pub(crate) fn for_each_runs<'a>(
-    lists: impl Iterator<Item = &'a [ReadyAgenda]>,
-    mut f: impl FnMut(usize, &'a [ReadyAgenda], &[(usize, usize)]),
+    lists: impl Iterator<Item = (&'a [ReadyAgenda], &'a [RunHead])>,
+    mut f: impl FnMut(usize, &'a [ReadyAgenda], &[RunHead]),
 ) {
-    let mut lists = lists.enumerate();
     let empty: &[ReadyAgenda] = &[];
     let mut lanes = [(0usize, empty); LANES];
-    let mut out: [Vec<(usize, usize)>; LANES] = Default::default();
-    let mut st = [Search::default(); LANES];
-    loop {
-        let mut used = 0;
-        for (slot, list) in lanes.iter_mut().zip(lists.by_ref()) {
-            *slot = list;
-            used += 1;
+    let mut used = 0;
+    let mut scratch = Lockstep::default();
+    for (i, (entries, given)) in lists.enumerate() {
+        if !given.is_empty() {
+            if used > 0 {
+                scratch.search(&lanes[..used], &mut f);
+                used = 0;
+            }
+            f(i, entries, given);
+            continue;
         }
-        if used == 0 {
-            return;
+        lanes[used] = (i, entries);
+        used += 1;
+        if used == LANES {
+            scratch.search(&lanes[..used], &mut f);
+            used = 0;
         }
-        let batch = &lanes[..used];
+    }
+    if used > 0 {
+        scratch.search(&lanes[..used], &mut f);
+    }
+}
+
+/// The buffers of a lockstep search (see [`for_each_runs`]).
+#[derive(Default)]
+struct Lockstep {
+    out: [Vec<RunHead>; LANES],
+    st: [Search; LANES],
+}
+
+impl Lockstep {
+    fn search<'a>(
+        &mut self,
+        batch: &[(usize, &'a [ReadyAgenda])],
+        f: &mut impl FnMut(usize, &'a [ReadyAgenda], &[RunHead]),
+    ) {
+        let (out, st) = (&mut self.out, &mut self.st);
+        let head = |entries: &[ReadyAgenda], start: usize, end: usize| RunHead {
+            start: start as u32,
+            end: end as u32,
+            priority: entries[start].priority,
+            added: entries[start].added,
+        };
         for (g, &(_, entries)) in batch.iter().enumerate() {
             out[g].clear();
             let s = &mut st[g];
@@ -82,7 +115,7 @@ pub(crate) fn for_each_runs<'a>(
             let p = entries[0].priority;
             *s = Search { len: entries.len(), last, start: 0, p, lo: 1, hi: entries.len() - 1, done: false };
             if p <= last {
-                out[g].push((0, s.len));
+                out[g].push(head(entries, 0, s.len));
                 s.done = true;
             }
         }
@@ -101,11 +134,11 @@ pub(crate) fn for_each_runs<'a>(
                     s.hi = if ge { s.hi } else { mid };
                 } else {
                     // The run ends at `lo`; the next starts there.
-                    out[g].push((s.start, s.lo));
+                    out[g].push(head(entries, s.start, s.lo));
                     s.start = s.lo;
                     s.p = entries[s.start].priority;
                     if s.p <= s.last {
-                        out[g].push((s.start, s.len));
+                        out[g].push(head(entries, s.start, s.len));
                         s.done = true;
                     } else {
                         s.lo = s.start + 1;
@@ -126,10 +159,17 @@ pub(crate) fn for_each_runs<'a>(
 /// Effective priority: priority plus one level per `step_ms` waited (none without aging).
 #[inline]
 pub(crate) fn effective(entry: &ReadyAgenda, now: Millis, step_ms: Option<u64>) -> i64 {
-    let base = i64::from(entry.priority);
+    effective_of(entry.priority, entry.added, now, step_ms)
+}
+
+/// [`effective`] of an entry's priority and `added`.
+#[inline]
+pub(crate) fn effective_of(priority: i32, added: Millis, now: Millis, step_ms: Option<u64>) -> i64 {
+    let entry = (priority, added);
+    let base = i64::from(entry.0);
     match step_ms {
         Some(step) if step > 0 => {
-            let wait = now.saturating_sub(entry.added).max(0) as u64;
+            let wait = now.saturating_sub(entry.1).max(0) as u64;
             base.saturating_add((wait / step).min(i64::MAX as u64) as i64)
         }
         _ => base,
@@ -186,11 +226,34 @@ mod tests {
                 p.into_iter().map(|priority| ReadyAgenda { priority, ..ReadyAgenda::default() }).collect()
             })
             .collect();
+        // Every third sorted list comes with its runs from `RunHead::scan` (as a scheduler hands them):
+        // the lists with and without runs interleave, and both must agree with `runs`.
+        let given: Vec<Vec<RunHead>> = lists
+            .iter()
+            .enumerate()
+            .map(|(n, l)| {
+                let mut out = Vec::new();
+                if n % 3 == 0 && l.is_sorted_by(|a, b| a.priority >= b.priority) {
+                    RunHead::scan(l, &mut out);
+                }
+                out
+            })
+            .collect();
         let mut seen = 0;
-        for_each_runs(lists.iter().map(Vec::as_slice), |i, entries, got| {
+        for_each_runs(lists.iter().map(Vec::as_slice).zip(given.iter().map(Vec::as_slice)), |i, entries, got| {
             assert_eq!(i, seen);
             seen += 1;
             assert_eq!(entries.len(), lists[i].len());
+            let got: Vec<(usize, usize)> = got
+                .iter()
+                .map(|h| {
+                    assert_eq!(
+                        (h.priority, h.added),
+                        (entries[h.start as usize].priority, entries[h.start as usize].added)
+                    );
+                    (h.start as usize, h.end as usize)
+                })
+                .collect();
             let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
             let mut one = Vec::new();
             runs(entries, &mut one);
@@ -200,7 +263,7 @@ mod tests {
             }
             // Sorted or not, the runs cover the list in order, each non-empty.
             let mut at = 0;
-            for &(s, e) in got {
+            for &(s, e) in &got {
                 assert!(s == at && e > s, "list {i}: {got:?}");
                 at = e;
             }

@@ -101,7 +101,7 @@ fn fast_and_general_paths_agree() {
                     insight: &insight,
                     customers: set
                         .iter()
-                        .map(|(c, (w, e))| CustomerReady { customer_id: c, weight: *w, entries: e })
+                        .map(|(c, (w, e))| CustomerReady { customer_id: c, weight: *w, entries: e, runs: &[] })
                         .collect(),
                     costs: Some(&costs),
                     now: next + 3,

@@ -2,7 +2,7 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 use pop_core::model::{Insight, Millis, ReadyAgenda};
-use pop_core::sched::{AlgorithmState, CustomerReady, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{AlgorithmState, CustomerReady, ReadyRuns, ReadyView, SchedulingAlgorithm};
 use std::collections::BTreeMap;
 
 /// An owned ready set: customer → (weight, entries sorted as the store returns them).
@@ -71,11 +71,26 @@ impl ReadySet {
                 .customers
                 .iter()
                 .filter(|(_, (_, l))| !l.is_empty())
-                .map(|(c, (w, l))| CustomerReady { customer_id: c, weight: (*w).max(1), entries: l })
+                .map(|(c, (w, l))| CustomerReady { customer_id: c, weight: (*w).max(1), entries: l, runs: &[] })
                 .collect(),
             costs: self.costs.as_ref(),
             now,
         }
+    }
+
+    /// The priority runs of the lists [`Self::view`] shows, in its order (as the scheduler finds them
+    /// while reading the ready set).
+    pub fn runs(&self) -> ReadyRuns {
+        ReadyRuns::new(self.customers.values().filter(|(_, l)| !l.is_empty()).map(|(_, l)| l.as_slice()))
+    }
+
+    /// [`Self::view`] with each customer's runs given (`runs` from [`Self::runs`]).
+    pub fn view_with_runs<'a>(&'a self, now: Millis, runs: &'a ReadyRuns) -> ReadyView<'a> {
+        let mut view = self.view(now);
+        for (i, c) in view.customers.iter_mut().enumerate() {
+            c.runs = runs.get(i);
+        }
+        view
     }
 
     /// Picks `count`, removes the picks from the set, round-tripping the state through its stored
