@@ -235,3 +235,25 @@ impl<A: Algorithm> SchedulingAlgorithm for A {
         Ok(Algorithm::explain(self, view, &typed, agenda_id))
     }
 }
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    fn entry(priority: i32, added: Millis) -> ReadyAgenda {
+        ReadyAgenda { priority, added, ..ReadyAgenda::default() }
+    }
+
+    #[test]
+    fn runs_are_found_per_list_with_their_heads() {
+        let a = vec![entry(3, 5), entry(3, 7), entry(1, 2), entry(0, 1), entry(0, 4)];
+        let b: Vec<ReadyAgenda> = Vec::new();
+        let c = vec![entry(2, 9)];
+        let runs = ReadyRuns::new([a.as_slice(), b.as_slice(), c.as_slice()]);
+        let head = |start, end, priority, added| RunHead { start, end, priority, added };
+        assert_eq!(runs.get(0), &[head(0, 2, 3, 5), head(2, 3, 1, 2), head(3, 5, 0, 1)]);
+        assert!(runs.get(1).is_empty());
+        assert_eq!(runs.get(2), &[head(0, 1, 2, 9)]);
+        assert!(runs.get(3).is_empty(), "a list that was not given has no runs");
+    }
+}

@@ -52,10 +52,17 @@ fn layered_agenda(n: usize) -> Agenda {
         .map(|i| {
             let layer = i / WIDTH;
             let params = (layer > 0).then(|| {
-                let deps: Vec<Value> = ((layer - 1) * WIDTH..layer * WIDTH).map(|d| Value::String(format!("n{d}"))).collect();
+                let deps: Vec<Value> =
+                    ((layer - 1) * WIDTH..layer * WIDTH).map(|d| Value::String(format!("n{d}"))).collect();
                 json!({"dependsOn": deps}).as_object().cloned().unwrap_or_default()
             });
-            Operation { name: format!("n{i}"), op_type: "noop".into(), payload: json!({}), params, ..Operation::default() }
+            Operation {
+                name: format!("n{i}"),
+                op_type: "noop".into(),
+                payload: json!({}),
+                params,
+                ..Operation::default()
+            }
         })
         .collect();
     Agenda { id: Some("peer".into()), progress_id: Some("peer-p".into()), operations, ..Agenda::default() }
@@ -66,12 +73,7 @@ struct Noop;
 
 #[async_trait]
 impl dagrs::Action for Noop {
-    async fn run(
-        &self,
-        _: &mut dagrs::InChannels,
-        _: &mut dagrs::OutChannels,
-        _: Arc<dagrs::EnvVar>,
-    ) -> dagrs::Output {
+    async fn run(&self, _: &mut dagrs::InChannels, _: &mut dagrs::OutChannels, _: Arc<dagrs::EnvVar>) -> dagrs::Output {
         dagrs::Output::empty()
     }
 }
