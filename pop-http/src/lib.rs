@@ -55,6 +55,8 @@ mod config;
 pub mod dto;
 mod error;
 mod extract;
+#[cfg(test)]
+mod fuzz;
 mod openapi;
 mod routes;
 mod serve;
