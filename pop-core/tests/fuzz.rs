@@ -476,6 +476,10 @@ proptest! {
                 }),
             (name(), prop::option::of(any::<i64>()), prop::option::of(any::<i64>()), prop::option::of(json_value()))
                 .prop_map(|(cmd, t, c, env)| json!({"process": {"command": cmd, "timeoutMs": t, "maxConcurrent": c, "env": env}})),
+            (name(), prop::option::of(prop::collection::vec(name(), 0..3)), prop::option::of(any::<i64>()),
+             prop::option::of(any::<u64>()), prop::option::of(json_value()))
+                .prop_map(|(cmd, inherit, cpu, mem, other)| json!({"process": {"command": cmd, "inheritEnv": inherit,
+                    "limits": {"cpuSeconds": cpu, "memoryBytes": mem, "openFiles": other}}})),
         ]), 0..5),
         base in prop::option::of(json_value()),
     ) {
