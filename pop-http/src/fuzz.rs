@@ -14,6 +14,39 @@ use pop_core::store::IndexField;
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 
+/// The most one case may take before it counts as a hang.
+const CASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The cases running now: thread → (start, input).
+type Running = std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, (std::time::Instant, String)>>;
+
+fn running() -> &'static Running {
+    static RUNNING: std::sync::OnceLock<Running> = std::sync::OnceLock::new();
+    RUNNING.get_or_init(|| {
+        // The watchdog: a case past CASE_LIMIT is a hang; it cannot be interrupted, so the run ends.
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let map = running().lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((_, (_, input))) = map.iter().find(|(_, (at, _))| at.elapsed() > CASE_LIMIT) {
+                    eprintln!("fuzz: hang (a case ran over {CASE_LIMIT:?}) on input {input}");
+                    std::process::exit(101);
+                }
+            }
+        });
+        Running::default()
+    })
+}
+
+/// Runs one case under the watchdog, catching a panic (like `catch_unwind`).
+fn bounded<T>(input: &dyn std::fmt::Debug, f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let me = std::thread::current().id();
+    running().lock().unwrap_or_else(|p| p.into_inner()).insert(me, (std::time::Instant::now(), format!("{input:?}")));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    running().lock().unwrap_or_else(|p| p.into_inner()).remove(&me);
+    out
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
 }
@@ -32,7 +65,7 @@ fn assert_located(what: &str, input: &str, e: ApiError) {
 
 fn check_body<T: DeserializeOwned>(what: &str, bytes: &[u8]) {
     let input = format!("{:?}", String::from_utf8_lossy(bytes));
-    match std::panic::catch_unwind(|| parse_json::<T>(bytes)) {
+    match bounded(&input, || parse_json::<T>(bytes)) {
         Err(_) => panic!("{what}: parse_json panicked on {input}"),
         Ok(Ok(_)) => {}
         Ok(Err(e)) => assert_located(what, &input, e),
@@ -149,7 +182,7 @@ proptest! {
         let raw: String = parts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
         let pairs: Vec<(String, String)> =
             form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        match std::panic::catch_unwind(|| ObjectQuery::parse(&pairs, &indexed)) {
+        match bounded(&raw, || ObjectQuery::parse(&pairs, &indexed)) {
             Err(_) => panic!("ObjectQuery::parse panicked on {raw:?}"),
             Ok(Ok(q)) => {
                 prop_assert!((1..=crate::extract::MAX_LIMIT).contains(&q.limit));

@@ -17,6 +17,39 @@ use pop_core::Error;
 use pop_core::store::{Kind, Phase};
 use proptest::prelude::*;
 
+/// The most one case may take before it counts as a hang.
+const CASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The cases running now: thread → (start, input).
+type Running = std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, (std::time::Instant, String)>>;
+
+fn running() -> &'static Running {
+    static RUNNING: std::sync::OnceLock<Running> = std::sync::OnceLock::new();
+    RUNNING.get_or_init(|| {
+        // The watchdog: a case past CASE_LIMIT is a hang; it cannot be interrupted, so the run ends.
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let map = running().lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((_, (_, input))) = map.iter().find(|(_, (at, _))| at.elapsed() > CASE_LIMIT) {
+                    eprintln!("fuzz: hang (a case ran over {CASE_LIMIT:?}) on input {input}");
+                    std::process::exit(101);
+                }
+            }
+        });
+        Running::default()
+    })
+}
+
+/// Runs one case under the watchdog, catching a panic (like `catch_unwind`).
+fn bounded<T>(input: &dyn std::fmt::Debug, f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let me = std::thread::current().id();
+    running().lock().unwrap_or_else(|p| p.into_inner()).insert(me, (std::time::Instant::now(), format!("{input:?}")));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    running().lock().unwrap_or_else(|p| p.into_inner()).remove(&me);
+    out
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
 }
@@ -110,7 +143,7 @@ proptest! {
     /// Object items: decode or `Corrupt` naming the kind.
     #[test]
     fn object_items(k in kind(), it in item()) {
-        match std::panic::catch_unwind(|| DynamoStore::decode_record(k, &it)) {
+        match bounded(&it, || DynamoStore::decode_record(k, &it)) {
             Err(_) => panic!("decode_record panicked on {it:?}"),
             Ok(Ok(rec)) => prop_assert_eq!(rec.kind, k),
             Ok(Err(e)) => assert_corrupt(&e, k.as_str(), &it),
@@ -120,7 +153,7 @@ proptest! {
     /// Phase attributes.
     #[test]
     fn phase_attributes(k in kind(), it in item()) {
-        match std::panic::catch_unwind(|| crate::phase::decode(k, "id-1", &it)) {
+        match bounded(&it, || crate::phase::decode(k, "id-1", &it)) {
             Err(_) => panic!("phase::decode panicked on {it:?}"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => assert_corrupt(&e, k.as_str(), &it),
@@ -130,7 +163,7 @@ proptest! {
     /// Queue items.
     #[test]
     fn queue_items(it in item()) {
-        match std::panic::catch_unwind(|| DynamoQueue::lease_from(&it)) {
+        match bounded(&it, || DynamoQueue::lease_from(&it)) {
             Err(_) => panic!("lease_from panicked on {it:?}"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => assert_corrupt(&e, "queueItem", &it),
@@ -147,12 +180,12 @@ proptest! {
         Just(r#"{"pk":1}"#.to_owned()),
     ]) {
         for cursor in [text.clone(), URL_SAFE_NO_PAD.encode(json.as_bytes())] {
-            match std::panic::catch_unwind(|| crate::phase::decode_cursor(k, p, &cursor)) {
+            match bounded(&cursor, || crate::phase::decode_cursor(k, p, &cursor)) {
                 Err(_) => panic!("phase cursor decode panicked on {cursor:?}"),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => assert_cursor_problem(&e, &cursor),
             }
-            match std::panic::catch_unwind(|| decode_cursor(&cursor, &["pk", "id"], ("pk", "agenda#a"), "agendas")) {
+            match bounded(&cursor, || decode_cursor(&cursor, &["pk", "id"], ("pk", "agenda#a"), "agendas")) {
                 Err(_) => panic!("cursor decode panicked on {cursor:?}"),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => assert_cursor_problem(&e, &cursor),

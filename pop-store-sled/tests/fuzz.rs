@@ -3,7 +3,8 @@
 //! `Error::Corrupt` naming its tree or kind and key, never a panic.
 //!
 //! `cargo test -p pop-store-sled --test fuzz` runs 256 cases per property;
-//! `PROPTEST_CASES=100000 cargo test -p pop-store-sled --test fuzz --release` is the long run.
+//! `PROPTEST_CASES=100000 cargo test -p pop-store-sled --test fuzz --release` is the long run. A watchdog
+//! ends the run, naming the input, if one case takes over 20 s (a hang).
 
 use pop_core::Error;
 use pop_core::store::{IndexField, Kind, Phase, PhaseEntry};
@@ -12,6 +13,39 @@ use pop_store_sled::format::{
     split_component, unhex,
 };
 use proptest::prelude::*;
+
+/// The most one case may take before it counts as a hang.
+const CASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The cases running now: thread → (start, input).
+type Running = std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, (std::time::Instant, String)>>;
+
+fn running() -> &'static Running {
+    static RUNNING: std::sync::OnceLock<Running> = std::sync::OnceLock::new();
+    RUNNING.get_or_init(|| {
+        // The watchdog: a case past CASE_LIMIT is a hang; it cannot be interrupted, so the run ends.
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let map = running().lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((_, (_, input))) = map.iter().find(|(_, (at, _))| at.elapsed() > CASE_LIMIT) {
+                    eprintln!("fuzz: hang (a case ran over {CASE_LIMIT:?}) on input {input}");
+                    std::process::exit(101);
+                }
+            }
+        });
+        Running::default()
+    })
+}
+
+/// Runs one case under the watchdog, catching a panic (like `catch_unwind`).
+fn bounded<T>(input: &dyn std::fmt::Debug, f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let me = std::thread::current().id();
+    running().lock().unwrap_or_else(|p| p.into_inner()).insert(me, (std::time::Instant::now(), format!("{input:?}")));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    running().lock().unwrap_or_else(|p| p.into_inner()).remove(&me);
+    out
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
@@ -81,7 +115,7 @@ proptest! {
         let rec = decode_record(k, "id-1", &value).expect("a value the store wrote decodes");
         prop_assert_eq!(rec.id.as_str(), "id-1");
         let damaged = mutate(value, &muts);
-        match std::panic::catch_unwind(|| decode_record(k, "id-1", &damaged)) {
+        match bounded(&damaged, || decode_record(k, "id-1", &damaged)) {
             Err(_) => panic!("decode_record panicked on {damaged:?}"),
             Ok(Ok(r)) => prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).is_ok()),
             Ok(Err(e)) => {
@@ -94,7 +128,7 @@ proptest! {
     /// Random bytes as a record value.
     #[test]
     fn random_record_values(k in kind(), value in prop::collection::vec(any::<u8>(), 0..64)) {
-        match std::panic::catch_unwind(|| decode_record(k, "x", &value)) {
+        match bounded(&value, || decode_record(k, "x", &value)) {
             Err(_) => panic!("decode_record panicked on {value:?}"),
             Ok(Err(e)) => assert_corrupt_names(&e, &k.to_string(), "x"),
             Ok(Ok(_)) => {}
@@ -104,7 +138,7 @@ proptest! {
     /// Lease values: `expires(8) holder`.
     #[test]
     fn lease_values(name in ".{0,8}", value in prop::collection::vec(any::<u8>(), 0..24)) {
-        match std::panic::catch_unwind(|| decode_lease(name.as_bytes(), &value)) {
+        match bounded(&value, || decode_lease(name.as_bytes(), &value)) {
             Err(_) => panic!("decode_lease panicked on {value:?}"),
             Ok(Err(e)) => assert_corrupt_names(&e, "leases", &name),
             Ok(Ok((_, holder))) => prop_assert_eq!(holder.as_bytes(), &value[8..]),
@@ -115,7 +149,7 @@ proptest! {
     #[test]
     fn keys(bytes in prop::collection::vec(any::<u8>(), 0..40), s in ".{0,10}", id in ".{0,10}",
             phase in prop::sample::select(Phase::ALL.to_vec()), at in any::<i64>()) {
-        let _ = std::panic::catch_unwind(|| {
+        let _ = bounded(&bytes, || {
             let _ = parse_phase_key(&bytes);
             let _ = parse_index_key(&bytes);
             let _ = split_component(&bytes);
