@@ -79,8 +79,9 @@ fn assert_json_error_located(what: &str, input: &str, e: &serde_json::Error) {
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec!["a", "b", "c", "encode", "probe"]).prop_map(str::to_owned),
-        1 => prop::sample::select(vec!["", " ", "a.out", "pop.agendaId", "a,b", "é", "a\u{0}b", "@<a>", "x".repeat(300).leak()])
+        1 => prop::sample::select(vec!["", " ", "a.out", "pop.agendaId", "a,b", "é", "a\u{0}b", "@<a>"])
             .prop_map(str::to_owned),
+        1 => Just("x".repeat(300)),
         1 => "[a-z.,@<>?:/ ]{0,8}",
     ]
 }
