@@ -317,10 +317,22 @@ fn python() -> Option<&'static str> {
     std::process::Command::new("python3").arg("-c").arg("").status().ok().filter(|s| s.success()).map(|_| "python3")
 }
 
+/// Whether util-linux's `prlimit` (which applies `process.limits`) is installed.
+fn prlimit_installed(test: &str) -> bool {
+    let ok = std::process::Command::new("prlimit").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping {test}: prlimit (util-linux) is not installed");
+    }
+    ok
+}
+
 /// `limits.cpuSeconds`: a busy loop gets SIGXCPU after one second of CPU: `CPU_LIMIT`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_limit() {
     let _serial = SERIAL.lock().await;
+    if !prlimit_installed("cpu_limit") {
+        return;
+    }
     let mut p = sh("while :; do :; done");
     p["limits"] = json!({"cpuSeconds": 1});
     p["timeoutMs"] = json!(60000);
@@ -336,6 +348,9 @@ async fn cpu_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_and_open_files_limits() {
     let _serial = SERIAL.lock().await;
+    if !prlimit_installed("memory_and_open_files_limits") {
+        return;
+    }
     let Some(py) = python() else {
         eprintln!("skipping memory_and_open_files_limits: python3 is not installed");
         return;
@@ -419,7 +434,9 @@ async fn limits_without_prlimit_say_so() {
     assert_eq!(status_code(&r.exit).as_deref(), Some("SPAWN_FAILED"), "{}", r.exit.message);
     assert!(r.exit.message.contains("prlimit"), "{}", r.exit.message);
     // With it, the limited handler runs normally.
-    assert!(run(&runtime(p, fast())).await.exit.success);
+    if prlimit_installed("limits_without_prlimit_say_so (second half)") {
+        assert!(run(&runtime(p, fast())).await.exit.success);
+    }
 }
 
 /// Bad limits and allow-lists are refused when the registry loads, naming the field.
