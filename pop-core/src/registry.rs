@@ -20,7 +20,9 @@
 //!     "podConfig": { "imageName": "pop-sample:1.0.0", "namePrefix": "pop-sample",
 //!                    "cpuMinRequestCount": "100m", "cpuMaxRequestCount": "250m" },
 //!     "process": { "command": "pop-sample-handler", "args": [], "env": {"RUST_LOG": "info"},
-//!                  "workingDir": "/tmp", "timeoutMs": 600000, "maxConcurrent": 4 }
+//!                  "workingDir": "/tmp", "timeoutMs": 600000, "maxConcurrent": 4,
+//!                  "inheritEnv": ["PATH", "LANG", "LC_*"],
+//!                  "limits": {"cpuSeconds": 600, "memoryBytes": 2147483648, "openFiles": 256} }
 //!   }
 //! }
 //! ```
@@ -82,6 +84,44 @@ pub struct ProcessSpec {
     /// At most this many operations of the type run at once on this runtime; further launches wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<usize>,
+    /// Scrubs the environment: when set, the handler inherits only these variables of the runtime's
+    /// environment (an entry ending in `*` is a prefix: `LC_*`), then gets `env` and the protocol's
+    /// variables. When absent, it inherits the runtime's whole environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit_env: Option<Vec<String>>,
+    /// Resource limits (rlimits) the handler starts with; its children inherit them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ProcessLimits>,
+}
+
+/// Resource limits of a handler process (`process.limits`), set as rlimits before the handler runs
+/// (soft = hard, except CPU time: the hard limit is one second above, so that the handler first gets
+/// `SIGXCPU`). Each limit applies per process: a child inherits the limits, not a shared budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessLimits {
+    /// CPU time, seconds (`RLIMIT_CPU`): past it the handler gets `SIGXCPU`, then `SIGKILL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<u64>,
+    /// Address space, bytes (`RLIMIT_AS`): allocations past it fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Open file descriptors (`RLIMIT_NOFILE`): opening more fails with `EMFILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
+    /// The largest file the handler may write, bytes (`RLIMIT_FSIZE`): past it, `SIGXFSZ`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size_bytes: Option<u64>,
+}
+
+impl ProcessLimits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        self.cpu_seconds.is_some()
+            || self.memory_bytes.is_some()
+            || self.open_files.is_some()
+            || self.file_size_bytes.is_some()
+    }
 }
 
 /// Everything the registry knows about one operation type.
@@ -268,6 +308,28 @@ fn parse_entry(
                 problems.push(problem(
                     &format!("{op_type}.process.maxConcurrent"),
                     format!("{op_type}.process.maxConcurrent must be at least 1 (omit it for no limit)"),
+                ));
+                None
+            }
+            Ok(p)
+                if p.limits.is_some_and(|l| {
+                    [l.cpu_seconds, l.memory_bytes, l.open_files, l.file_size_bytes].contains(&Some(0))
+                }) =>
+            {
+                problems.push(problem(
+                    &format!("{op_type}.process.limits"),
+                    format!("{op_type}.process.limits: a limit must be at least 1 (omit it for no limit)"),
+                ));
+                None
+            }
+            Ok(p)
+                if p.inherit_env
+                    .as_ref()
+                    .is_some_and(|names| names.iter().any(|n| n.is_empty() || n.contains('='))) =>
+            {
+                problems.push(problem(
+                    &format!("{op_type}.process.inheritEnv"),
+                    format!("{op_type}.process.inheritEnv: a variable name must be non-empty and have no `=`"),
                 ));
                 None
             }

@@ -59,6 +59,8 @@ pub mod console;
 pub mod dto;
 mod error;
 mod extract;
+#[cfg(test)]
+mod fuzz;
 mod openapi;
 mod routes;
 mod serve;

@@ -2,6 +2,7 @@
 
 use pop_handler_protocol::output::OutputLimits;
 use pop_handler_protocol::{EnvOptions, PayloadEncoding, PayloadMode, UnknownIds};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The default bound on one output line (16 MiB).
@@ -42,6 +43,8 @@ pub struct ProcessRuntimeConfig {
     pub default_timeout: Option<Duration>,
     /// How many events may wait unread in an operation's stream before the handler's output is paused.
     pub event_buffer: usize,
+    /// The program that applies a type's `process.limits` (util-linux `prlimit`, looked up in `PATH`).
+    pub prlimit_program: PathBuf,
 }
 
 impl Default for ProcessRuntimeConfig {
@@ -57,6 +60,7 @@ impl Default for ProcessRuntimeConfig {
             tail_line_bytes: 2048,
             default_timeout: None,
             event_buffer: 256,
+            prlimit_program: PathBuf::from("prlimit"),
         }
     }
 }
@@ -113,6 +117,12 @@ impl ProcessRuntimeConfig {
     /// Sets [`event_buffer`](Self::event_buffer) (at least 1).
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events.max(1);
+        self
+    }
+
+    /// Sets [`prlimit_program`](Self::prlimit_program).
+    pub fn prlimit_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.prlimit_program = program.into();
         self
     }
 

@@ -103,7 +103,8 @@ pub enum Verdict {
     /// It succeeded.
     Succeeded,
     /// It failed: a status code (`TIMEOUT`, `CANCELLED`, `LINE_TOO_LONG`, `WAIT_FAILED`,
-    /// `MALFORMED_RESULT`, `RESULT_TOO_LARGE`, `EXIT_CODE`, `SIGNAL`, `READ_FAILED`) and a message.
+    /// `MALFORMED_RESULT`, `RESULT_TOO_LARGE`, `EXIT_CODE`, `SIGNAL`, `CPU_LIMIT`, `FILE_SIZE_LIMIT`,
+    /// `READ_FAILED`) and a message.
     Failed {
         /// The diagnostic's status code.
         status_code: &'static str,
@@ -155,6 +156,21 @@ pub fn classify(e: &Ending<'_>) -> Verdict {
         return failed(status_code, format!("{label}: {v} (handler ended with {how})"));
     }
     if code != Some(0) {
+        let signal = e.status.signal();
+        if signal == Some(Signal::SIGXCPU as i32) {
+            return failed(
+                "CPU_LIMIT",
+                format!("{label}: handler used up its CPU time limit (process.limits.cpuSeconds) and ended with {how}"),
+            );
+        }
+        if signal == Some(Signal::SIGXFSZ as i32) {
+            return failed(
+                "FILE_SIZE_LIMIT",
+                format!(
+                    "{label}: handler wrote past its file size limit (process.limits.fileSizeBytes) and ended with {how}"
+                ),
+            );
+        }
         let status_code = if code.is_some() { "EXIT_CODE" } else { "SIGNAL" };
         return failed(status_code, format!("{label}: handler failed with {how}"));
     }

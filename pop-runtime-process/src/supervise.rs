@@ -13,6 +13,7 @@ use pop_core::runtime::{Exit, LaunchRequest, LogStream, RuntimeEvent};
 use pop_handler_protocol::OutputParser;
 use pop_handler_protocol::env::{LOG_LEVEL, is_protocol_var};
 use serde_json::{Value, json};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -233,20 +234,77 @@ impl Operation {
         verdict.into_exit(&status, self.details(details), now_millis())
     }
 
-    /// Starts the handler in its own process group, with the protocol's environment.
+    /// Starts the handler in its own process group, with the protocol's environment, the type's
+    /// environment allow-list (`process.inheritEnv`), working directory and rlimits (`process.limits`).
+    ///
+    /// The limits are set by util-linux's `prlimit` (`prlimit --cpu=… --as=… -- command args`), which
+    /// sets them on itself and then `exec`s the handler: same pid, same process group, the limits in
+    /// force before the handler's first instruction. (The workspace forbids `unsafe`, so no
+    /// `setrlimit` in `Command::pre_exec`; `prlimit(2)` on the pid after spawn would leave a window in
+    /// which the handler runs unlimited.)
     fn spawn(&self) -> Result<tokio::process::Child, Box<Exit>> {
-        let mut command = Command::new(&self.spec.command);
-        command
-            .args(&self.spec.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        // A stale protocol variable of the runtime's own environment never reaches a handler.
-        for (name, _) in std::env::vars_os() {
-            if let Some(name) = name.to_str().filter(|n| is_protocol_var(n)) {
-                command.env_remove(name);
+        let cfg = &self.inner.config;
+        let limit_args = self.spec.limits.filter(|l| l.any()).map(|l| {
+            let mut args = Vec::new();
+            if let Some(cpu) = l.cpu_seconds {
+                args.push(format!("--cpu={cpu}:{}", cpu.saturating_add(1)));
+            }
+            if let Some(bytes) = l.memory_bytes {
+                args.push(format!("--as={bytes}"));
+            }
+            if let Some(n) = l.open_files {
+                args.push(format!("--nofile={n}"));
+            }
+            if let Some(bytes) = l.file_size_bytes {
+                args.push(format!("--fsize={bytes}"));
+            }
+            args
+        });
+        if let Some(dir) = &self.spec.working_dir {
+            if !Path::new(dir).is_dir() {
+                return Err(Box::new(self.failure(
+                    "SPAWN_FAILED",
+                    format!(
+                        "{}: cannot start handler {:?}: its working directory {dir:?} (process.workingDir) is not \
+                         a directory",
+                        self.label(),
+                        self.spec.command
+                    ),
+                    json!({"workingDir": dir}),
+                )));
+            }
+        }
+        let mut command = match &limit_args {
+            None => {
+                let mut c = Command::new(&self.spec.command);
+                c.args(&self.spec.args);
+                c
+            }
+            Some(limits) => {
+                let mut c = Command::new(&cfg.prlimit_program);
+                c.args(limits).arg("--").arg(&self.spec.command).args(&self.spec.args);
+                c
+            }
+        };
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+        match &self.spec.inherit_env {
+            // Only the allowed variables of the runtime's environment.
+            Some(allowed) => {
+                command.env_clear();
+                for (name, value) in std::env::vars_os() {
+                    let Some(n) = name.to_str() else { continue };
+                    if !is_protocol_var(n) && env_allowed(allowed, n) {
+                        command.env(&name, value);
+                    }
+                }
+            }
+            // A stale protocol variable of the runtime's own environment never reaches a handler.
+            None => {
+                for (name, _) in std::env::vars_os() {
+                    if let Some(name) = name.to_str().filter(|n| is_protocol_var(n)) {
+                        command.env_remove(name);
+                    }
+                }
             }
         }
         command.env(LOG_LEVEL, "INFO");
@@ -260,14 +318,46 @@ impl Operation {
                 Some(code) if code == nix::errno::Errno::E2BIG as i32 => {
                     " (the environment is too large: lower compress_threshold)"
                 }
+                _ if e.kind() == std::io::ErrorKind::NotFound && limit_args.is_some() => {
+                    " (process.limits needs util-linux's prlimit: install it, or set \
+                     ProcessRuntimeConfig::prlimit_program)"
+                }
                 _ if e.kind() == std::io::ErrorKind::NotFound => " (is it installed and on PATH?)",
                 _ => "",
             };
             Box::new(self.failure(
                 "SPAWN_FAILED",
-                format!("{}: cannot start handler {:?}: {e}{hint}", self.label(), self.spec.command),
+                format!(
+                    "{}: cannot start handler {:?}{}: {e}{hint}",
+                    self.label(),
+                    self.spec.command,
+                    if limit_args.is_some() { format!(" through {:?}", cfg.prlimit_program) } else { String::new() }
+                ),
                 json!({"workingDir": self.spec.working_dir}),
             ))
         })
+    }
+}
+
+/// Whether `name` is in the allow-list (`NAME`, or a prefix written `PREFIX*`).
+fn env_allowed(allowed: &[String], name: &str) -> bool {
+    allowed.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => a == name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_allowed;
+
+    #[test]
+    fn allow_list_matches_names_and_prefixes() {
+        let allowed = vec!["PATH".to_owned(), "LC_*".to_owned()];
+        assert!(env_allowed(&allowed, "PATH"));
+        assert!(env_allowed(&allowed, "LC_ALL"));
+        assert!(!env_allowed(&allowed, "PATHX"));
+        assert!(!env_allowed(&allowed, "HOME"));
+        assert!(!env_allowed(&[], "PATH"));
     }
 }

@@ -180,6 +180,9 @@ mod queue;
 mod store;
 mod tables;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use client::{RequestCounts, TableNames};
 pub use config::{DynamoConfig, StaticCredentials};
 pub use error::{BACKEND, DynamoError};

@@ -88,7 +88,7 @@ pub(crate) fn decode(kind: Kind, id: &str, item: &Item) -> Result<Option<PhaseEn
 
 /// Where a listing stands in one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum ShardPos {
+pub(crate) enum ShardPos {
     /// Nothing read yet: from the start of the range.
     Start,
     /// After this `pt`.
@@ -111,7 +111,7 @@ fn encode_cursor(kind: Kind, phase: Phase, pos: &[ShardPos]) -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(json))
 }
 
-fn decode_cursor(kind: Kind, phase: Phase, cursor: &str) -> Result<Vec<ShardPos>> {
+pub(crate) fn decode_cursor(kind: Kind, phase: Phase, cursor: &str) -> Result<Vec<ShardPos>> {
     let bad = |why: &str| {
         Error::Invalid(Problems(vec![
             Problem::new(format!(

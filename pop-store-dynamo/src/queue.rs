@@ -98,8 +98,9 @@ impl DynamoQueue {
         &self.db.tables.queue
     }
 
-    fn lease_from(item: &Item) -> Result<Lease> {
-        let agenda = opt_s(item, "a").unwrap_or("?");
+    pub(crate) fn lease_from(item: &Item) -> Result<Lease> {
+        // An item without a usable agenda id still names itself in the error.
+        let agenda = opt_s(item, "a").filter(|a| !a.is_empty()).unwrap_or("(no agenda id)");
         let at = At { kind: "queueItem", id: agenda };
         Ok(Lease {
             token: LeaseToken {

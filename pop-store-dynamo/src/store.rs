@@ -205,8 +205,12 @@ impl DynamoStore {
     pub(crate) fn decode_record(kind: Kind, item: &Item) -> Result<Record> {
         let pk = opt_s(item, "pk").unwrap_or("?");
         let id_hint = pk.split_once('#').map(|(_, id)| id).unwrap_or(pk);
+        // An item without a usable key still names itself in the error.
+        let id_hint = if id_hint.is_empty() { "(no id)" } else { id_hint };
         let at = At { kind: kind.as_str(), id: id_hint };
         let id = get_s(item, "id", at)?.to_owned();
+        // The id errors name: the stored id, else the key's.
+        let who = if id.is_empty() { id_hint.to_owned() } else { id.clone() };
         let version = get_n::<u64>(item, "v", at)?;
         let body = get_b(item, "b", at)?.to_vec();
         let prefix = format!("{kind}#");
@@ -215,13 +219,13 @@ impl DynamoStore {
             if let Some(v) = opt_s(item, index_attr(*field)) {
                 let value = v.strip_prefix(&prefix).ok_or_else(|| Error::Corrupt {
                     kind: kind.to_string(),
-                    id: id.clone(),
+                    id: who.clone(),
                     reason: format!("index attribute {} = {v:?} lacks the prefix {prefix:?}", index_attr(*field)),
                 })?;
                 indexes.push((*field, value.to_owned()));
             }
         }
-        let phase = crate::phase::decode(kind, &id, item)?;
+        let phase = crate::phase::decode(kind, &who, item)?;
         Ok(Record { kind, id, version, indexes, phase, body })
     }
 
