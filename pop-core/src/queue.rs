@@ -83,6 +83,11 @@ pub trait QueueBackend: Send + Sync + 'static {
     /// Items in the queue, visible or leased.
     async fn len(&self, insight_id: &str) -> Result<usize>;
 
+    /// Items in the queue (visible or leased) per customer: what per-customer execution limits
+    /// count. Customers without items are absent. Reads every item of the queue (bounded by the
+    /// insight's `queueSize` plus what its pools run).
+    async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>>;
+
     /// Items under a lease that has not expired at `now` (agendas a pool is running).
     async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize>;
 

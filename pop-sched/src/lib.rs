@@ -49,6 +49,7 @@
 //! # Ok::<(), pop_core::Error>(())
 //! ```
 
+pub mod capacity;
 mod fair;
 mod fifo;
 pub mod insight;
@@ -58,6 +59,7 @@ mod registry;
 mod round_robin;
 pub mod sim;
 
+pub use capacity::{Admit, Admitter, Resources};
 pub use fair::FairState;
 pub use fifo::FirstInFirstOut;
 pub use insight::{select_insight, validate_insight};

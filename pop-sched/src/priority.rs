@@ -127,7 +127,7 @@ impl Runs {
 
 impl Priority {
     fn eff(&self, e: &ReadyAgenda, view: &ReadyView<'_>) -> i64 {
-        effective(e, view.now, self.config.aging_step_ms)
+        effective(e, view.now, view.insight.aging_step_ms.or(self.config.aging_step_ms))
     }
 
     /// The best remaining head among a customer's runs: (effective priority, run), earliest run on

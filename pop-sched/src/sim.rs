@@ -341,3 +341,96 @@ pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfi
     report.picks = picks;
     Ok(report)
 }
+
+/// One agenda of an admission workload: what it demands and how long it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Its demand.
+    pub demand: crate::capacity::Resources,
+    /// How long it runs once started, ms.
+    pub service_ms: u64,
+}
+
+/// What [`run_admission`] measured.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdmissionReport {
+    /// When each job started (ms), by job index; `None` for jobs refused as never fitting.
+    pub started_at: Vec<Option<u64>>,
+    /// When the last job finished, ms.
+    pub makespan_ms: u64,
+    /// The most of each resource in use at once.
+    pub peak: crate::capacity::Resources,
+    /// Per resource of the capacity: the time-averaged use over the makespan divided by the capacity.
+    pub utilisation: BTreeMap<String, f64>,
+    /// The most jobs that started while one job was the reserved head (ahead of it).
+    pub max_bypassed: usize,
+    /// Jobs refused as never fitting.
+    pub refused: usize,
+}
+
+/// Replays `jobs`, all queued at time 0 in this order, through an [`Admitter`](crate::capacity::Admitter)
+/// of `capacity` with `max_backfill`, seeing the first `window` jobs not started yet (what a pool
+/// holds from its pulls). Deterministic.
+pub fn run_admission(
+    jobs: &[Job],
+    capacity: &crate::capacity::Resources,
+    max_backfill: usize,
+    window: usize,
+) -> AdmissionReport {
+    use crate::capacity::{Admit, Admitter};
+    let mut admitter = Admitter::new(capacity.clone(), max_backfill);
+    let mut report = AdmissionReport { started_at: vec![None; jobs.len()], ..AdmissionReport::default() };
+    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut now = 0u64;
+    // (resource → integral of use over time)
+    let mut area: BTreeMap<String, f64> = BTreeMap::new();
+    let mut last = 0u64;
+    loop {
+        // start what can start now
+        loop {
+            let keys: Vec<String> = pending.iter().take(window.max(1)).map(|i| i.to_string()).collect();
+            let cands: Vec<(&str, &crate::capacity::Resources)> =
+                pending.iter().take(window.max(1)).zip(&keys).map(|(i, k)| (k.as_str(), &jobs[*i].demand)).collect();
+            match admitter.choose(&cands) {
+                Admit::Start(j) => {
+                    let i = pending.remove(j);
+                    admitter.started(&jobs[i].demand);
+                    report.peak.max_with(admitter.in_use());
+                    report.started_at[i] = Some(now);
+                    running.push(Reverse((now + jobs[i].service_ms, i)));
+                }
+                Admit::Never(j, _) => {
+                    pending.remove(j);
+                    report.refused += 1;
+                }
+                Admit::Wait => break,
+            }
+            if let Some((_, n)) = admitter.reserved() {
+                report.max_bypassed = report.max_bypassed.max(n);
+            }
+        }
+        let Some(Reverse((end, i))) = running.pop() else { break };
+        for (k, v) in &admitter.in_use().0 {
+            *area.entry(k.clone()).or_insert(0.0) += *v as f64 * (end - last) as f64;
+        }
+        last = end;
+        now = end;
+        admitter.finished(&jobs[i].demand);
+        // finish everything ending at the same instant before starting more
+        while let Some(Reverse((e, j))) = running.peek().copied() {
+            if e != now {
+                break;
+            }
+            running.pop();
+            admitter.finished(&jobs[j].demand);
+        }
+    }
+    report.makespan_ms = now;
+    for (k, cap) in &capacity.0 {
+        let used = area.get(k).copied().unwrap_or(0.0);
+        let denom = *cap as f64 * now.max(1) as f64;
+        report.utilisation.insert(k.clone(), if denom > 0.0 { used / denom } else { 0.0 });
+    }
+    report
+}

@@ -300,6 +300,25 @@ impl QueueBackend for DynamoQueue {
         self.db.query_count(&spec).await
     }
 
+    async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>> {
+        let spec = QuerySpec {
+            table: self.table(),
+            index: None,
+            key_condition: "q = :q",
+            filter: None,
+            names: HashMap::new(),
+            values: values([(":q", s(insight_id))]),
+            what: format!("insight {insight_id}'s queue by customer"),
+        };
+        let (items, _) = self.db.query_items(&spec, None, usize::MAX).await?;
+        let mut out = std::collections::BTreeMap::new();
+        for item in &items {
+            let at = At { kind: "queueItem", id: opt_s(item, "a").unwrap_or("?") };
+            *out.entry(get_ready(item, at)?.customer_id).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
     async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
         let spec = QuerySpec {
             table: self.table(),

@@ -429,6 +429,16 @@ impl QueueBackend for SledQueue {
         }
     }
 
+    async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>> {
+        let mut out = std::collections::BTreeMap::new();
+        for kv in self.inner.q.items.scan_prefix(format::component(insight_id)) {
+            let (k, v) = kv.map_err(|e| sled_err(format!("count the items of queue {insight_id} by customer"), e))?;
+            let entry = decode_entry(&k, &v)?;
+            *out.entry(entry.item.customer_id).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
     async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
         // The live part of the deadline index: keys after (insight, now).
         let prefix = format::component(insight_id);

@@ -183,6 +183,15 @@ impl QueueBackend for MemoryQueue {
         Ok(lock(&self.state).queues.get(insight_id).map_or(0, |q| q.items.len()))
     }
 
+    async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>> {
+        let state = lock(&self.state);
+        let mut out = std::collections::BTreeMap::new();
+        for e in state.queues.get(insight_id).into_iter().flat_map(|q| q.items.values()) {
+            *out.entry(e.item.customer_id.clone()).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
     async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
         let state = lock(&self.state);
         Ok(state

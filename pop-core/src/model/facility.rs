@@ -46,6 +46,12 @@ pub struct Customer {
     /// Extension: fair-share weight (default 1).
     #[serde(default = "one", deserialize_with = "weight_or_one", skip_serializing_if = "is_one")]
     pub weight: u32,
+    /// Extension: the most agendas of this customer queued or running at once in any one insight
+    /// (its queue's items, waiting or leased), across every instance and pool. At the limit the
+    /// scheduler skips the customer (others go on) until one of its agendas finishes. Unset: no
+    /// limit. (Named after the original puller's `insight.execution.limit`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_limit: Option<u32>,
     /// Optimistic-concurrency version.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_zero_u64")]
     #[cfg_attr(feature = "openapi", schema(nullable))]
@@ -65,6 +71,7 @@ impl Default for Customer {
             billing_code: None,
             resource_pool_id: None,
             weight: 1,
+            execution_limit: None,
             version: 0,
         }
     }
@@ -150,6 +157,15 @@ pub struct Insight {
     /// `FirstInFirstOut` (default), `RoundRobin`/`Fairness`, `Priority`, or a registered custom name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduling_algorithm: Option<String>,
+    /// Extension: the most agendas of this insight queued or running at once (its queue's items,
+    /// waiting or leased), across every instance and pool; the scheduler queues no more until one
+    /// finishes. Unset: no limit. (The original's puller property `insight.execution.limit`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_limit: Option<u32>,
+    /// Extension: `Priority`'s aging step for this insight, in ms of waiting per level of effective
+    /// priority (`0` disables aging). Unset: the algorithm's configured step (60 s by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aging_step_ms: Option<u64>,
     /// Routing rules: `operationName`, `operationType`, `paramMap` (`key=value`) → values.
     #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(feature = "openapi", schema(nullable))]

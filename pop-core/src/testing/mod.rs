@@ -396,6 +396,7 @@ macro_rules! queue_conformance {
                     push_many_in_order_with_dedup,
                     len_counts_visible_and_leased,
                     leased_and_waiting_split_the_queue,
+                    count_by_customer_counts_queued_and_leased,
                     expired_lists_lapsed_leases,
                     contains_and_remove,
                     queues_are_per_insight,

@@ -333,6 +333,36 @@ pub async fn leased_and_waiting_split_the_queue(queue: &dyn QueueBackend) {
     assert_eq!(count("waiting", queue.waiting(&q, t0 + 40).await), 4, "[{}] one queue only", name(queue));
 }
 
+/// `count_by_customer` counts each customer's items, visible or leased, in one queue; ack and
+/// remove take them off.
+pub async fn count_by_customer_counts_queued_and_leased(queue: &dyn QueueBackend) {
+    let t0 = wall_clock();
+    let q = unique("insight");
+    let counts = |r: Result<std::collections::BTreeMap<String, usize>>| ok(queue, "count_by_customer", r);
+    assert!(counts(queue.count_by_customer(&q).await).is_empty(), "[{}] an unknown queue", name(queue));
+    let mut agendas = Vec::new();
+    for (i, c) in ["acme", "acme", "bolt", "acme", "cyan"].iter().enumerate() {
+        let a = unique("agenda");
+        let item = ReadyAgenda { customer_id: (*c).to_owned(), ..item(&q, &a, t0 + i as Millis) };
+        assert!(ok(queue, "push", queue.push(&q, item, t0).await));
+        agendas.push(a);
+    }
+    let leases = receive(queue, &q, 2, 60_000, t0 + 10).await;
+    assert_eq!(leases.len(), 2);
+    let got = counts(queue.count_by_customer(&q).await);
+    let want: std::collections::BTreeMap<String, usize> =
+        [("acme".to_owned(), 3), ("bolt".to_owned(), 1), ("cyan".to_owned(), 1)].into();
+    assert_eq!(got, want, "[{}] leased items count too", name(queue));
+    ok(queue, "ack", queue.ack(&leases[0].token).await);
+    assert!(ok(queue, "remove", queue.remove(&q, &agendas[4]).await));
+    let got = counts(queue.count_by_customer(&q).await);
+    let want: std::collections::BTreeMap<String, usize> = [("acme".to_owned(), 2), ("bolt".to_owned(), 1)].into();
+    assert_eq!(got, want, "[{}] after ack and remove", name(queue));
+    let other = unique("insight");
+    assert!(push(queue, &other, &unique("agenda"), t0).await);
+    assert_eq!(counts(queue.count_by_customer(&q).await), want, "[{}] one queue only", name(queue));
+}
+
 /// `expired` lists leases past their deadline that were not delivered again, up to `limit`; such a
 /// lease is still current (its holder may ack it).
 pub async fn expired_lists_lapsed_leases(queue: &dyn QueueBackend) {

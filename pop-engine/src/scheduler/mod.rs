@@ -71,7 +71,8 @@ impl Scheduler {
 
 struct Snapshot {
     entries: Vec<ReadyAgenda>,
-    groups: Vec<(String, u32, std::ops::Range<usize>)>,
+    /// Per customer: (id, weight, execution limit, its entries in `entries`).
+    groups: Vec<(String, u32, Option<u32>, std::ops::Range<usize>)>,
 }
 
 async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> Result<Snapshot> {
@@ -85,13 +86,13 @@ async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> R
             None => break,
         }
     }
-    let mut groups: Vec<(String, u32, std::ops::Range<usize>)> = Vec::new();
-    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut groups: Vec<(String, u32, Option<u32>, std::ops::Range<usize>)> = Vec::new();
+    let mut seen: HashMap<String, (u32, Option<u32>)> = HashMap::new();
     let mut start = 0;
     for i in 1..=entries.len() {
         if i == entries.len() || entries[i].customer_id != entries[start].customer_id {
             let customer = entries[start].customer_id.clone();
-            let weight = match seen.get(&customer) {
+            let (weight, limit) = match seen.get(&customer) {
                 Some(w) => *w,
                 None => {
                     let w = weights.get(ctx, &customer).await?;
@@ -99,38 +100,88 @@ async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> R
                     w
                 }
             };
-            groups.push((customer, weight, start..i));
+            groups.push((customer, weight, limit, start..i));
             start = i;
         }
     }
     Ok(Snapshot { entries, groups })
 }
 
-/// Customers' weights as the scheduler last read them: id → (weight, read at).
+/// Customers' weights and execution limits as the scheduler last read them: id → (weight, limit,
+/// read at).
 #[derive(Default)]
-struct WeightCache(HashMap<String, (u32, i64)>);
+struct WeightCache(HashMap<String, (u32, Option<u32>, i64)>);
 
 impl WeightCache {
-    /// A customer's weight, cached for [`WEIGHT_CACHE_MS`] (1 for a customer that no longer exists).
-    async fn get(&mut self, ctx: &Ctx, customer: &str) -> Result<u32> {
+    /// A customer's weight and execution limit, cached for [`WEIGHT_CACHE_MS`] (1 and none for a
+    /// customer that no longer exists).
+    async fn get(&mut self, ctx: &Ctx, customer: &str) -> Result<(u32, Option<u32>)> {
         let now = ctx.now();
-        if let Some((w, at)) = self.0.get(customer).copied() {
+        if let Some((w, l, at)) = self.0.get(customer).copied() {
             if now - at < WEIGHT_CACHE_MS {
-                return Ok(w);
+                return Ok((w, l));
             }
         }
-        let w = ctx.store.get_obj::<Customer>(customer).await?.map(|c| c.weight.max(1)).unwrap_or(1);
-        self.0.insert(customer.to_owned(), (w, now));
-        Ok(w)
+        let (w, l) = ctx
+            .store
+            .get_obj::<Customer>(customer)
+            .await?
+            .map(|c| (c.weight.max(1), c.execution_limit))
+            .unwrap_or((1, None));
+        self.0.insert(customer.to_owned(), (w, l, now));
+        Ok((w, l))
     }
+}
+
+/// What the execution limits leave room for in one pass (see [`admission`]).
+#[derive(Debug, Default)]
+struct Admission {
+    /// The insight's limit and the agendas in its queue, when it has a limit.
+    insight: Option<(u32, usize)>,
+    /// Per customer with a limit: (limit, its agendas in the queue).
+    customers: HashMap<String, (u32, usize)>,
+}
+
+impl Admission {
+    /// How many more agendas the insight may queue (`None`: no insight limit).
+    fn insight_room(&self) -> Option<usize> {
+        self.insight.map(|(l, n)| (l as usize).saturating_sub(n))
+    }
+
+    /// How many more agendas of `customer` may be queued (`None`: no limit).
+    fn customer_room(&self, customer: &str) -> Option<usize> {
+        self.customers.get(customer).map(|(l, n)| (*l as usize).saturating_sub(*n))
+    }
+}
+
+/// Reads what the execution limits of the insight and of the snapshot's customers leave room
+/// for: the queue's items (waiting or leased, counted by the queue backend, so every instance and
+/// pool sees the same counts).
+async fn admission(ctx: &Ctx, insight: &Insight, insight_id: &str, snap: &Snapshot) -> Result<Admission> {
+    let mut out = Admission::default();
+    if let Some(l) = insight.execution_limit {
+        out.insight = Some((l, ctx.queue.len(insight_id).await?));
+    }
+    if snap.groups.iter().any(|g| g.2.is_some()) {
+        let counts = ctx.queue.count_by_customer(insight_id).await?;
+        for (c, _, l, _) in &snap.groups {
+            if let Some(l) = l {
+                out.customers.insert(c.clone(), (*l, counts.get(c).copied().unwrap_or(0)));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// How long a customer's weight is cached by the scheduler.
 const WEIGHT_CACHE_MS: i64 = 10_000;
 
+/// The algorithm's view: a customer at its execution limit is left out (skipped), and one with room
+/// for `n` more shows only its first `n` entries.
 fn view<'a>(
     insight: &'a Insight,
     snap: &'a Snapshot,
+    admission: &Admission,
     costs: Option<&'a BTreeMap<String, f64>>,
     now: i64,
 ) -> ReadyView<'a> {
@@ -139,7 +190,11 @@ fn view<'a>(
         customers: snap
             .groups
             .iter()
-            .map(|(c, w, r)| CustomerReady { customer_id: c, weight: *w, entries: &snap.entries[r.clone()] })
+            .filter_map(|(c, w, _, r)| {
+                let entries = &snap.entries[r.clone()];
+                let room = admission.customer_room(c).unwrap_or(entries.len()).min(entries.len());
+                (room > 0).then(|| CustomerReady { customer_id: c, weight: *w, entries: &entries[..room] })
+            })
             .collect(),
         costs,
         now,
@@ -228,9 +283,24 @@ impl Scheduler {
         if snap.entries.is_empty() {
             return Ok(0);
         }
+        let admission = admission(&ctx, insight, insight_id, &snap).await?;
+        let free = match admission.insight_room() {
+            Some(room) if room < free => {
+                tracing::debug!(insight_id, room, "the insight's execution limit caps the refill");
+                room
+            }
+            _ => free,
+        };
+        if free == 0 {
+            return Ok(0);
+        }
         let (mut state, version) = load_state(&ctx, insight_id).await?;
         let costs = crate::costs::means(&ctx, insight_id).await?;
-        let view = view(insight, &snap, costs.as_ref(), now);
+        let view = view(insight, &snap, &admission, costs.as_ref(), now);
+        if view.is_empty() {
+            tracing::debug!(insight_id, "every customer with ready work is at its execution limit");
+            return Ok(0);
+        }
         let picks = pick(&ctx, algorithm.as_ref(), &view, insight_id, &mut state, version, free).await?;
         if let Some(from) = state.discarded_from() {
             tracing::info!(
@@ -299,16 +369,57 @@ pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Res
     let Some(insight) = ctx.store.get_obj::<Insight>(insight_id).await? else { return Ok(None) };
     let algorithm = ctx.algorithms.for_insight(&insight)?;
     let snap = read_ready(ctx, &mut WeightCache::default(), insight_id).await?;
+    let admission = admission(ctx, &insight, insight_id, &snap).await?;
+    if let Some(e) = held_back(insight_id, &snap, &admission, agenda_id) {
+        return Ok(Some(e));
+    }
     let (state, _) = load_state(ctx, insight_id).await?;
     let costs = crate::costs::means(ctx, insight_id).await?;
-    let view = view(&insight, &snap, costs.as_ref(), ctx.now());
-    match algorithm.explain(&view, &state, agenda_id) {
+    let view = view(&insight, &snap, &admission, costs.as_ref(), ctx.now());
+    let explained = match algorithm.explain(&view, &state, agenda_id) {
         Err(e @ Error::Corrupt { .. }) => {
             tracing::warn!(insight_id, error = %e, "scheduler state unreadable: explaining from a fresh state");
             algorithm.explain(&view, &AlgorithmState::new(), agenda_id)
         }
         other => other,
+    }?;
+    // Behind an insight at its limit, the algorithm's order holds but nothing moves until one finishes.
+    Ok(explained.map(|mut e| {
+        if let Some((limit, n)) = admission.insight.filter(|_| admission.insight_room() == Some(0)) {
+            e.reason = format!(
+                "{}; insight {insight_id} is at its execution limit ({n} of {limit} agendas queued or running): \
+                 nothing more is queued until one finishes",
+                e.reason
+            );
+        }
+        e
+    }))
+}
+
+/// The explanation of an agenda the execution limit of its customer keeps out of the algorithm's
+/// view, if it is one.
+fn held_back(insight_id: &str, snap: &Snapshot, admission: &Admission, agenda_id: &str) -> Option<Explanation> {
+    let (customer, _, _, range) =
+        snap.groups.iter().find(|g| snap.entries[g.3.clone()].iter().any(|e| e.agenda_id == agenda_id))?;
+    let (limit, n) = admission.customers.get(customer).copied()?;
+    let room = admission.customer_room(customer)?;
+    let index = snap.entries[range.clone()].iter().position(|e| e.agenda_id == agenda_id)?;
+    if index < room {
+        return None;
     }
+    let reason = if room == 0 {
+        format!(
+            "customer {customer} is at its execution limit ({n} of {limit} agendas queued or running in insight \
+             {insight_id}): the scheduler skips it, serving other customers, until one of its agendas finishes"
+        )
+    } else {
+        format!(
+            "behind {index} earlier agendas of customer {customer}, which may have only {room} more queued or \
+             running in insight {insight_id} (execution limit {limit}, {n} in use)"
+        )
+    };
+    // At least its customer's earlier agendas go first.
+    Some(Explanation { agenda_id: agenda_id.to_owned(), position: index, reason })
 }
 
 #[cfg(test)]

@@ -223,3 +223,98 @@ async fn cost_weighted_fairness_shares_pool_time_and_plain_fairness_shares_count
     assert!(light.1.abs_diff(heavy.1) <= 2, "equal counts without cost weighting: {light:?} vs {heavy:?}");
     assert!(share > 0.8, "without cost weighting the heavy customer takes most of the time: {share:.3}");
 }
+
+/// Queued agendas per customer in insight `i`.
+async fn queued_by_customer(pop: &Pop) -> std::collections::BTreeMap<String, usize> {
+    pop.queue().count_by_customer("i").await.unwrap()
+}
+
+/// A customer at its execution limit is skipped (the other customer is served), `explain` says
+/// why, and a finished agenda makes room for one more.
+#[tokio::test]
+async fn a_customer_at_its_execution_limit_is_skipped_and_explained() {
+    let (pop, ids) = with_ready(5).await;
+    let su = Principal::superuser("t");
+    let mut c1: Customer = pop.objects().get(&su, "c1").await.unwrap();
+    c1.execution_limit = Some(2);
+    pop.objects().update(&su, c1).await.unwrap();
+    assert_eq!(pop.schedule_once().await.unwrap(), 7, "2 of c1 (its limit) and all 5 of c2");
+    assert_eq!(queued_by_customer(&pop).await, [("c1".to_string(), 2), ("c2".to_string(), 5)].into());
+    // c1's third agenda is still ready: explain names the limit
+    let e = pop.progress().explain(&su, &ids[2]).await.unwrap();
+    assert_eq!(e.stage, "ready");
+    assert!(e.reason.contains("customer c1 is at its execution limit (2 of 2"), "{}", e.reason);
+    // nothing more for c1 while both are queued or running
+    let leases = pop.pool().get_agendas(&su, "i", 7).await.unwrap();
+    assert_eq!(pop.schedule_once().await.unwrap(), 0);
+    // one of c1's finishes: one more of c1 is queued
+    let done = leases.iter().find(|l| l.agenda.customer_id.as_deref() == Some("c1")).unwrap();
+    pop.queue().ack(&done.lease.token).await.unwrap();
+    assert_eq!(pop.schedule_once().await.unwrap(), 1);
+    assert_eq!(queued_by_customer(&pop).await["c1"], 2);
+}
+
+/// The insight's execution limit caps queued + running agendas, and a second instance on the same
+/// store and queue honours it too (the counts come from the shared queue, not from memory).
+#[tokio::test]
+async fn the_insight_execution_limit_holds_across_instances() {
+    let clock = Arc::new(ManualClock::default());
+    let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+    let engine = || {
+        let mut parts = EngineParts::new(store.clone(), queue.clone(), Arc::new(RuntimeRouter::new()));
+        parts.clock = clock.clone();
+        Pop::new(parts)
+    };
+    let (a, b) = (engine(), engine());
+    let insight = Insight {
+        id: Some("i".into()),
+        title: Some("i".into()),
+        is_global: true,
+        queue_size: Some(100),
+        execution_limit: Some(3),
+        mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+        ..Default::default()
+    };
+    let su = Principal::superuser("t");
+    a.objects().provision_pool(&su, "p", "ops", insight, &["c1"]).await.unwrap();
+    for _ in 0..10 {
+        let agenda: Agenda = serde_json::from_value(
+            json!({"customerId": "c1", "operations": [{"name": "a", "type": "t", "payload": {}}]}),
+        )
+        .unwrap();
+        a.agendas().submit(&su, agenda).await.unwrap();
+    }
+    assert_eq!(a.schedule_once().await.unwrap(), 3);
+    let leases = a.pool().get_agendas(&su, "i", 2).await.unwrap();
+    assert_eq!(a.schedule_once().await.unwrap(), 0, "2 running + 1 waiting = the limit");
+    // the other instance takes over the insight's scheduler lease: it sees the same counts
+    clock.advance(a.config().scheduler_lease.as_millis() as i64 + 1);
+    assert_eq!(b.schedule_once().await.unwrap(), 0, "instance b honours the limit");
+    a.queue().ack(&leases[0].lease.token).await.unwrap();
+    assert_eq!(b.schedule_once().await.unwrap(), 1, "one finished: one more");
+    assert_eq!(a.queue().len("i").await.unwrap(), 3);
+}
+
+/// `Insight.agingStepMs` sets `Priority`'s aging step per insight.
+#[tokio::test]
+async fn the_priority_aging_step_is_per_insight() {
+    let mut view_insight = Insight { id: Some("i".into()), aging_step_ms: Some(10), ..Insight::default() };
+    let entry = |id: &str, priority: i32, added: i64| ReadyAgenda {
+        agenda_id: id.into(),
+        customer_id: "c".into(),
+        added,
+        priority,
+        ..ReadyAgenda::default()
+    };
+    // an old agenda of priority 0 against a new one of priority 5, 100 ms later
+    let entries = vec![entry("new", 5, 100), entry("old", 0, 0)];
+    let first = |insight: &Insight| {
+        let view = ReadyView::new(insight, vec![CustomerReady { customer_id: "c", weight: 1, entries: &entries }], 100);
+        let registry = pop_sched::Registry::new();
+        let algo = registry.for_insight(&Insight { scheduling_algorithm: Some("Priority".into()), ..insight.clone() });
+        algo.unwrap().pick(&view, &mut AlgorithmState::new(), 1).unwrap()[0].agenda_id.clone()
+    };
+    assert_eq!(first(&view_insight), "old", "aged 10 levels in 100 ms with a 10 ms step");
+    view_insight.aging_step_ms = None;
+    assert_eq!(first(&view_insight), "new", "the default step (60 s) has not aged it");
+}
