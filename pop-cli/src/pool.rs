@@ -6,7 +6,7 @@
 //! with backoff; a lease lost meanwhile stops the executor (its handlers are killed).
 
 use crate::error::{CliError, CliResult, Outcome};
-use crate::setup::RuntimeArgs;
+use crate::setup::{CapacityArgs, RuntimeArgs};
 use pop::core::model::Insight;
 use pop::core::registry::HandlerRegistry;
 use pop::core::store::{IndexField, PageRequest};
@@ -36,6 +36,8 @@ pub struct PoolArgs {
     /// Agendas this pool runs at once.
     #[arg(long, default_value_t = 16)]
     pub max_running: usize,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
     /// Agendas asked for per pull (1 to 100).
     #[arg(long, default_value_t = 4)]
     pub pull_count: usize,
@@ -66,6 +68,7 @@ pub async fn run(args: PoolArgs) -> CliResult {
     }
     let registry =
         HandlerRegistry::from_path(&args.runtime.registry).map_err(|e| CliError::context("--registry", e))?;
+    let capacity = args.capacity.capacity(&registry)?;
     let client = Client::new(&args.server)
         .map_err(|e| CliError::context("--server", e))?
         .with_token(args.token.clone())
@@ -77,6 +80,7 @@ pub async fn run(args: PoolArgs) -> CliResult {
         pull_count: args.pull_count,
         pull_wait: Duration::from_millis(args.pull_wait_ms),
         max_running: args.max_running,
+        capacity,
     };
     let options = ExecutorOptions {
         parallelism: args.parallelism.max(1),

@@ -81,6 +81,41 @@ impl AlertArgs {
     }
 }
 
+/// Resource-aware admission of a pool worker (`pop worker`, `pop pool`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CapacityArgs {
+    /// The pool's capacity, e.g. `cpu=4,memory=8Gi,gpu=1` (cpu in cores or `500m`, memory with
+    /// `Ki`/`Mi`/`Gi`, any other name a count). Each pulled agenda's demand (agenda param
+    /// `resources`, else derived from the registry's Pod requests) must fit what is free; one that
+    /// does not is put back in the queue, one that never can fails. Default: no admission.
+    #[arg(long)]
+    pub capacity: Option<String>,
+    /// With --capacity: how many smaller agendas may start past a pulled one that does not fit
+    /// before the worker waits for it (the bound on a large agenda's wait).
+    #[arg(long, default_value_t = 4)]
+    pub max_backfill: usize,
+}
+
+impl CapacityArgs {
+    /// The worker's capacity, if --capacity was given; demands derive from `registry`.
+    pub fn capacity(&self, registry: &HandlerRegistry) -> Result<Option<pop::engine::worker::Capacity>, CliError> {
+        let Some(spec) = self.capacity.as_deref() else {
+            if self.max_backfill != 4 {
+                return Err("--max-backfill needs --capacity".into());
+            }
+            return Ok(None);
+        };
+        let mut capacity = pop::engine::worker::Capacity::parse(spec)
+            .map_err(|e| CliError::context(format!("--capacity {spec}"), e))?;
+        if capacity.resources.0.is_empty() {
+            return Err(format!("--capacity {spec:?}: declares no resource (e.g. cpu=4,memory=8Gi,gpu=1)").into());
+        }
+        capacity.max_backfill = self.max_backfill;
+        capacity.registry = Some(std::sync::Arc::new(registry.clone()));
+        Ok(Some(capacity))
+    }
+}
+
 /// Where handlers run (`Default`: every field empty, for commands that build it from flags of their own).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RuntimeArgs {

@@ -2,7 +2,7 @@
 //! sled directory or DynamoDB, with handlers as local processes or Kubernetes Pods.
 
 use crate::error::{CliError, CliResult, Outcome};
-use crate::setup::{AlertArgs, RuntimeArgs, StoreArgs};
+use crate::setup::{AlertArgs, CapacityArgs, RuntimeArgs, StoreArgs};
 use pop::core::authz::Principal;
 use pop::core::registry::HandlerRegistry;
 use pop::{PopConfig, WorkerConfig};
@@ -24,6 +24,8 @@ pub struct WorkerArgs {
     /// Agendas this worker runs at once.
     #[arg(long, default_value_t = 16)]
     pub max_running: usize,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
     /// Do not start the timed processes (automatic retry, data reaper, pod reaper).
     #[arg(long)]
     pub no_timed: bool,
@@ -46,6 +48,7 @@ pub async fn run(args: WorkerArgs) -> CliResult {
     if args.max_running == 0 {
         return Err("--max-running: must be at least 1".into());
     }
+    let capacity = args.capacity.capacity(&registry)?;
     let builder = pop::Pop::builder().config(config);
     let (builder, alerts) = args.alerts.apply(builder)?;
     let (builder, store) = crate::setup::store(builder, &args.store).await?;
@@ -73,7 +76,11 @@ pub async fn run(args: WorkerArgs) -> CliResult {
     if insights.is_empty() {
         return Err("no insight to work on: the store has none; pass --insight ID or create insights first".into());
     }
-    pop.start_all(WorkerConfig { max_running: args.max_running, ..WorkerConfig::for_insights(insights.clone()) });
+    pop.start_all(WorkerConfig {
+        max_running: args.max_running,
+        capacity,
+        ..WorkerConfig::for_insights(insights.clone())
+    });
     if !args.no_timed {
         pop.start_timed(pop::timed::TimedConfig::default());
     }

@@ -114,6 +114,10 @@ fn worker_flags_errors_are_one_clear_line() {
         (vec!["--data", "d", "--table-prefix", "x_"], "--data is for the sled store"),
         (vec!["--store", "sled", "--data", "d", "--region", "eu-west-1"], "need --store dynamo"),
         (vec!["--data", "d", "--max-running", "0"], "--max-running: must be at least 1"),
+        (vec!["--data", "d", "--capacity", "cpu=lots"], "--capacity cpu=lots: "),
+        (vec!["--data", "d", "--capacity", "gpu"], "--capacity gpu: "),
+        (vec!["--data", "d", "--capacity", ""], "--capacity \"\": declares no resource"),
+        (vec!["--data", "d", "--max-backfill", "2"], "--max-backfill needs --capacity"),
         (vec!["--data", "d", "--alert-dead-letter", "dead.jsonl"], "--alert-dead-letter needs --alert-webhook"),
         (vec!["--data", "d", "--alert-webhook", "ftp://hooks"], "--alert-webhook: "),
         (

@@ -63,6 +63,9 @@ pub struct WorkerConfig {
     pub pull_wait: Duration,
     /// Agendas running at once in this worker.
     pub max_running: usize,
+    /// Resource-aware admission: the pool's capacity, the agendas' demands and the backfill bound
+    /// (see [`crate::worker::Capacity`]). `None`: every pulled agenda starts (up to `max_running`).
+    pub capacity: Option<crate::worker::Capacity>,
 }
 
 impl WorkerConfig {
@@ -77,6 +80,7 @@ impl WorkerConfig {
             pull_count: 4,
             pull_wait: Duration::from_millis(100),
             max_running: 16,
+            capacity: None,
         }
     }
 }

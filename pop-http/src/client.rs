@@ -22,8 +22,8 @@
 use crate::dto::{
     AgendaIdRequest, AgendaProgressResponse, AgendasResponse, CreateAgendaRequest, DataObjectResponse,
     ExtendLeaseRequest, GetAgendaRequest, GetAgendaResponse, LeaseResponse, ProgressSummaryRequest, Readiness,
-    RerunAgendaRequest, RunAgendaRequest, RunPayload, UpdateAgendaProgressRequest, UpdateAgendaRequest,
-    UpdateAgendaResponse, ValidateResponse,
+    ReleaseAgendaRequest, RerunAgendaRequest, RunAgendaRequest, RunPayload, UpdateAgendaProgressRequest,
+    UpdateAgendaRequest, UpdateAgendaResponse, ValidateResponse,
 };
 use crate::error::ErrorBody;
 use async_trait::async_trait;
@@ -404,6 +404,12 @@ impl PoolApi for Client {
         changed: &[OperationProgress],
     ) -> Result<()> {
         self.report("/pop/resourcepool/service/finishAgenda", token, state, progress, changed).await
+    }
+
+    async fn release(&self, token: &LeaseToken, reason: &str) -> Result<()> {
+        let req = ReleaseAgendaRequest { lease_token: token.clone(), reason: reason.to_owned() };
+        let _: LeaseResponse = self.post("/pop/resourcepool/service/releaseAgenda", &req).await?;
+        Ok(())
     }
 }
 

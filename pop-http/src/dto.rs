@@ -213,6 +213,18 @@ pub struct ExtendLeaseRequest {
     pub lease_token: LeaseToken,
 }
 
+/// `POST /pop/resourcepool/service/releaseAgenda`: give a pulled agenda back unstarted (the pool
+/// has no room for it now): WAITING again, no attempt counted, visible in the queue at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseAgendaRequest {
+    /// The lease.
+    pub lease_token: LeaseToken,
+    /// Why (shown by `explain`).
+    #[serde(default)]
+    pub reason: String,
+}
+
 /// The lease after a fenced write or a heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

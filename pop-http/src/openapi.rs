@@ -4,8 +4,8 @@
 use crate::dto::{
     AgendaIdRequest, AgendaProgressResponse, AgendasResponse, CreateAgendaRequest, ExtendLeaseRequest,
     GetAgendaRequest, GetAgendaResponse, LeaseResponse, OperationDetail, OperationRequest, ProgressSummaryRequest,
-    Readiness, RerunAgendaRequest, RunAgendaRequest, UpdateAgendaProgressRequest, UpdateAgendaRequest,
-    UpdateAgendaResponse, ValidateResponse,
+    Readiness, ReleaseAgendaRequest, RerunAgendaRequest, RunAgendaRequest, UpdateAgendaProgressRequest,
+    UpdateAgendaRequest, UpdateAgendaResponse, ValidateResponse,
 };
 use crate::error::ErrorBody;
 use pop_core::dag::GraphDocument;
@@ -149,6 +149,12 @@ const SERVICES: &[(&str, &str, &str, &str)] = &[
         "Add generated operations under a lease (pool)",
     ),
     ("/pop/resourcepool/service/extendLease", "ExtendLeaseRequest", "LeaseResponse", "Extend a lease (pool heartbeat)"),
+    (
+        "/pop/resourcepool/service/releaseAgenda",
+        "ReleaseAgendaRequest",
+        "LeaseResponse",
+        "Give a pulled agenda back unstarted (pool admission)",
+    ),
 ];
 
 fn schema_ref(name: &str) -> RefOr<Schema> {
@@ -442,6 +448,7 @@ pub fn document() -> OpenApi {
     add::<UpdateAgendaRequest>(&mut schemas);
     add::<UpdateAgendaResponse>(&mut schemas);
     add::<ExtendLeaseRequest>(&mut schemas);
+    add::<ReleaseAgendaRequest>(&mut schemas);
     add::<LeaseResponse>(&mut schemas);
     add::<Readiness>(&mut schemas);
     add::<ErrorBody>(&mut schemas);

@@ -214,6 +214,12 @@ impl ProgressService {
             return Ok(mk("not scheduled", None, "the agenda has no insight".into()));
         };
         if self.ctx.queue.contains(&insight_id, agenda_id).await? {
+            // A pool worker pulled it and gave it back for want of capacity: say why.
+            if let Some(why) =
+                progress.processing_state_message.as_deref().filter(|m| m.starts_with(crate::worker::HELD_BACK))
+            {
+                return Ok(mk("queued", Some(0), format!("in the queue of insight {insight_id}, {why}")));
+            }
             return Ok(mk(
                 "queued",
                 Some(0),

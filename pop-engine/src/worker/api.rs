@@ -44,6 +44,16 @@ pub trait PoolApi: Send + Sync + 'static {
         progress: &AgendaProgress,
         changed: &[OperationProgress],
     ) -> Result<()>;
+
+    /// Gives a pulled agenda back without running it (the pool has no room for it now): its
+    /// progress returns to WAITING with `reason` as its message (no attempt is counted) and the
+    /// queue item is visible again at once. The default lets the lease expire instead (the agenda
+    /// comes back after the lease time), for an API that cannot release.
+    async fn release(&self, token: &LeaseToken, reason: &str) -> Result<()> {
+        let _ = reason;
+        tracing::debug!(agenda_id = %token.agenda_id, "this pool API cannot release a lease; it expires");
+        Ok(())
+    }
 }
 
 /// The engine's own workers call the service directly, as the instance itself (no authorization
@@ -82,5 +92,9 @@ impl PoolApi for ResourcePoolService {
         changed: &[OperationProgress],
     ) -> Result<()> {
         ResourcePoolService::finish(self, token, state, progress, changed).await
+    }
+
+    async fn release(&self, token: &LeaseToken, reason: &str) -> Result<()> {
+        ResourcePoolService::release_unstarted(self, token, reason).await
     }
 }

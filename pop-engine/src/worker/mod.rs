@@ -3,21 +3,25 @@
 //! operations, the final write and the ack). In an engine it calls the engine's own service; in a
 //! remote pool process (`pop pool`) it calls the central server over HTTP.
 
+mod admission;
 mod api;
 mod sink;
 
+pub use admission::{Capacity, HELD_BACK, RESOURCES_PARAM, demand};
 pub use api::PoolApi;
 
 use crate::config::WorkerConfig;
 use crate::services::{AgendaLease, LeaseState};
 use crate::signals::Signals;
 use pop_core::clock::{Clock, SystemClock};
+use pop_core::model::{Conclusion, DiagnosticEvent, ProcessingState};
 use pop_core::runtime::PodRuntime;
 use pop_exec::CancelToken;
 use pop_exec::executor::{Executor, ExecutorOptions};
+use pop_sched::capacity::{Admit, Admitter, Resources};
 use sink::{AttemptMetrics, LeaseSink};
-use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{Notify, Semaphore};
 
 /// A pool worker: pulls agendas of its insights and runs them on a runtime until its signals shut
 /// down.
@@ -77,15 +81,26 @@ impl Worker {
 
     /// Pulls and runs agendas until the signals shut down; agendas still running are cancelled locally
     /// then (their leases expire and another worker resumes them).
+    ///
+    /// With a [`Capacity`], each pulled agenda's demand goes through an [`Admitter`]: what fits
+    /// starts, a pulled agenda that does not fit now is released back to the queue (WAITING, no
+    /// attempt counted, its reservation kept here so that at most `max_backfill` smaller agendas
+    /// start past it), and one that can never fit fails with the reason.
     pub async fn run(self) {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.config.max_running.max(1)));
+        let admitter = this
+            .config
+            .capacity
+            .as_ref()
+            .map(|c| Arc::new(Mutex::new(Admitter::new(c.resources.clone(), c.max_backfill))));
+        let finished = Arc::new(Notify::new());
         let signals = this.signals.clone();
         loop {
             if signals.is_shut_down() {
                 return;
             }
-            let mut pulled = 0;
+            let mut started = 0;
             for insight in &this.config.insights {
                 let free = slots.available_permits().min(this.config.pull_count.max(1));
                 if free == 0 {
@@ -93,26 +108,113 @@ impl Worker {
                 }
                 match this.api.pull(insight, free).await {
                     Ok(leases) => {
-                        for lease in leases {
-                            pulled += 1;
+                        let admitted = match &admitter {
+                            None => leases.into_iter().map(|l| (l, None)).collect(),
+                            Some(a) => this.admit(a, leases).await,
+                        };
+                        for (lease, demand) in admitted {
+                            started += 1;
                             let Ok(permit) = slots.clone().acquire_owned().await else { return };
                             let this = this.clone();
+                            let admitter = admitter.clone();
+                            let finished = finished.clone();
                             tokio::spawn(async move {
                                 this.run_agenda(lease).await;
+                                if let (Some(a), Some(d)) = (admitter, demand) {
+                                    a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
+                                }
                                 drop(permit);
+                                finished.notify_one();
                             });
                         }
                     }
                     Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
                 }
             }
-            if pulled == 0 || slots.available_permits() == 0 {
+            if started == 0 || slots.available_permits() == 0 {
                 tokio::select! {
                     _ = signals.shutdown.cancelled() => return,
                     _ = tokio::time::sleep(this.config.pull_wait) => {}
                     _ = signals.wake.notified() => {}
+                    _ = finished.notified() => {}
                 }
             }
+        }
+    }
+
+    /// Which of `leases` (queue order) start now, with their demands (recorded as in use); the
+    /// others are released or refused.
+    async fn admit(
+        &self,
+        admitter: &Mutex<Admitter>,
+        leases: Vec<AgendaLease>,
+    ) -> Vec<(AgendaLease, Option<Resources>)> {
+        let Some(capacity) = self.config.capacity.as_ref() else {
+            return leases.into_iter().map(|l| (l, None)).collect();
+        };
+        let mut candidates = Vec::with_capacity(leases.len());
+        for lease in leases {
+            match demand(&lease.agenda, capacity.registry.as_deref(), self.executor.parallelism) {
+                Ok(d) => candidates.push((lease, d)),
+                Err(e) => self.refuse(lease, e.to_string()).await,
+            }
+        }
+        let mut out = Vec::new();
+        let mut refused = Vec::new();
+        let mut held = Vec::new();
+        {
+            let mut a = admitter.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                let view: Vec<(&str, &Resources)> =
+                    candidates.iter().map(|(l, d)| (l.lease.token.agenda_id.as_str(), d)).collect();
+                match a.choose(&view) {
+                    Admit::Start(i) => {
+                        let (lease, d) = candidates.remove(i);
+                        a.started(&d);
+                        out.push((lease, Some(d)));
+                    }
+                    Admit::Never(i, why) => refused.push((candidates.remove(i).0, why)),
+                    Admit::Wait => break,
+                }
+            }
+            for (lease, d) in candidates {
+                let why = a.why_waiting(&lease.lease.token.agenda_id, &d);
+                held.push((lease, why));
+            }
+        }
+        for (lease, why) in refused {
+            self.refuse(lease, format!("it can never fit this pool: {why}")).await;
+        }
+        for (lease, why) in held {
+            let agenda_id = &lease.lease.token.agenda_id;
+            tracing::debug!(agenda_id, why, "no room for the agenda: released to the queue");
+            metrics::counter!("pop_admission_held_total").increment(1);
+            if let Err(e) = self.api.release(&lease.lease.token, &why).await {
+                tracing::warn!(agenda_id, error = %e, "could not release a held-back agenda; it comes back when its lease expires");
+            }
+        }
+        out
+    }
+
+    /// Fails a pulled agenda the pool refuses, with the reason as a diagnostic (status `CAPACITY`).
+    async fn refuse(&self, lease: AgendaLease, why: String) {
+        let AgendaLease { lease, mut progress, .. } = lease;
+        let agenda_id = lease.token.agenda_id.clone();
+        tracing::warn!(agenda_id, why, "pool admission refused the agenda");
+        metrics::counter!("pop_admission_refused_total").increment(1);
+        let now = self.clock.now();
+        progress.operation_progress.clear();
+        let mut state = LeaseState::started(lease.deadline, progress.clone());
+        progress.processing_state = ProcessingState::Complete;
+        progress.processing_state_message = Some(Conclusion::Failed.as_str().to_owned());
+        progress.completed_time = Some(now);
+        progress.updated_time = Some(now);
+        progress.diagnostic_events = vec![DiagnosticEvent {
+            status_code: Some("CAPACITY".into()),
+            ..DiagnosticEvent::new(format!("refused by pool admission: {why}"), now)
+        }];
+        if let Err(e) = self.api.finish(&lease.token, &mut state, &progress, &[]).await {
+            tracing::warn!(agenda_id, error = %e, "could not fail a refused agenda; it comes back when its lease expires");
         }
     }
 
@@ -174,3 +276,6 @@ impl Worker {
         self.signals.running.remove(&agenda_id);
     }
 }
+
+#[cfg(test)]
+mod tests;

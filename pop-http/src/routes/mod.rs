@@ -56,6 +56,7 @@ pub fn router(engine: Engine, config: ApiConfig) -> Router {
         .route("/pop/resourcepool/service/finishAgenda", post(pool::finish))
         .route("/pop/resourcepool/service/updateAgenda", post(pool::update_agenda))
         .route("/pop/resourcepool/service/extendLease", post(pool::extend_lease))
+        .route("/pop/resourcepool/service/releaseAgenda", post(pool::release_agenda))
         .route("/pop/progress/agenda/{id}/events", get(live::progress_events))
         .route("/pop/agenda/service/operation", post(live::operation))
         .route("/pop/queue/stats", get(live::queue_stats_all))

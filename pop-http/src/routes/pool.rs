@@ -3,8 +3,8 @@
 //! lease token `getAgenda` returned — the same service path the engine's own workers use.
 
 use crate::dto::{
-    ExtendLeaseRequest, GetAgendaRequest, GetAgendaResponse, LeaseResponse, UpdateAgendaProgressRequest,
-    UpdateAgendaRequest, UpdateAgendaResponse,
+    ExtendLeaseRequest, GetAgendaRequest, GetAgendaResponse, LeaseResponse, ReleaseAgendaRequest,
+    UpdateAgendaProgressRequest, UpdateAgendaRequest, UpdateAgendaResponse,
 };
 use crate::error::ApiResult;
 use crate::extract::{Body, Caller};
@@ -107,4 +107,14 @@ pub(crate) async fn extend_lease(
 ) -> ApiResult<Json<LeaseResponse>> {
     let deadline = s.engine.pool().heartbeat(&caller.principal, &req.lease_token).await?;
     Ok(Json(LeaseResponse { lease_deadline: Some(deadline), cid: Some(caller.cid) }))
+}
+
+/// `POST /pop/resourcepool/service/releaseAgenda`: a pulled agenda given back unstarted.
+pub(crate) async fn release_agenda(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<ReleaseAgendaRequest>,
+) -> ApiResult<Json<LeaseResponse>> {
+    s.engine.pool().release_agenda(&caller.principal, &req.lease_token, &req.reason).await?;
+    Ok(Json(LeaseResponse { lease_deadline: None, cid: Some(caller.cid) }))
 }

@@ -114,6 +114,12 @@ impl ResourcePoolService {
         self.append(token, state, operations, params).await
     }
 
+    /// Gives a pulled agenda back unstarted (see [`crate::PoolApi::release`]).
+    pub async fn release_agenda(&self, principal: &Principal, token: &LeaseToken, reason: &str) -> Result<()> {
+        self.check_insight(principal, &token.insight_id).await?;
+        self.release_unstarted(token, reason).await
+    }
+
     /// Writes the final progress and acknowledges the lease.
     pub async fn complete(
         &self,

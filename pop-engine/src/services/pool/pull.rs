@@ -4,7 +4,7 @@
 use super::{AgendaLease, MAX_PULL, ResourcePoolService};
 use pop_core::lifecycle::mark_started;
 use pop_core::model::{Agenda, AgendaProgress, ProcessingState};
-use pop_core::queue::Lease;
+use pop_core::queue::{Lease, LeaseToken};
 use pop_core::store::{StoreExt, update_op};
 use pop_core::{Error, Result};
 
@@ -38,6 +38,36 @@ impl ResourcePoolService {
             }
         }
         Ok(out)
+    }
+
+    /// Puts a pulled agenda back: its progress WAITING again with `reason` (after
+    /// [`crate::worker::HELD_BACK`]) as its message, no attempt counted, then the queue item visible
+    /// at once. `Conflict` when the lease is no longer the current one.
+    pub(crate) async fn release_unstarted(&self, token: &LeaseToken, reason: &str) -> Result<()> {
+        let ctx = &self.ctx;
+        let agenda_id = &token.agenda_id;
+        if let Some(agenda) = ctx.store.get_obj::<Agenda>(agenda_id).await? {
+            if let Some(progress_id) = agenda.progress_id.as_deref() {
+                loop {
+                    let mut p: AgendaProgress = ctx.store.fetch(progress_id).await?;
+                    if p.lease_epoch.is_some_and(|e| e > token.epoch) {
+                        return Err(Error::Conflict(format!("agenda {agenda_id}: a newer lease exists")));
+                    }
+                    if p.processing_state != ProcessingState::Executing {
+                        break;
+                    }
+                    p.processing_state = ProcessingState::Waiting;
+                    p.processing_state_message = Some(format!("{}{reason}", crate::worker::HELD_BACK));
+                    p.updated_time = Some(ctx.now());
+                    match ctx.store.update_obj(&mut p).await {
+                        Ok(()) => break,
+                        Err(e) if e.is_conflict() => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        ctx.queue.release(token, ctx.now()).await.map_err(|e| super::lost(token, e))
     }
 
     /// Marks leased agendas EXECUTING: all of them in one atomic batch when nothing changed them since
