@@ -89,9 +89,17 @@ def main(path):
             kind = kind_of(ci)
             if kind == "use":
                 u = ci["inner"]["use"]
-                name = prefix + "::" + (u["name"] if not u.get("is_glob") else "*")
-                out.add(f"use {name} = {u['source']}")
-                continue
+                target = item(u["id"]) if u.get("id") is not None else None
+                if ci.get("visibility") != "public":
+                    continue
+                if target is None or u.get("is_glob") or target.get("crate_id", 0) != 0:
+                    # a re-export of another crate's item (or a glob): listed as such
+                    name = prefix + "::" + (u["name"] if not u.get("is_glob") else "*")
+                    out.add(f"use {name} = {u['source']}")
+                    continue
+                # a re-export of this crate's item (often from a private module): the item, at this path
+                ci, child = dict(target, name=u["name"], visibility="public"), u["id"]
+                kind = kind_of(ci)
             if kind == "impl":
                 continue
             if ci.get("visibility") != "public" and kind != "macro":
@@ -101,11 +109,13 @@ def main(path):
                 continue
             path = f"{prefix}::{name}"
             out.add(f"{kind} {path}")
-            if kind == "module":
+            if kind == "module" and child not in seen:
+                seen.add(child)
                 walk(child, path)
             elif kind in ("struct", "enum", "union", "trait"):
                 members(ci, path, kind)
 
+    seen = set()
     root = item(doc["root"])
     walk(doc["root"], root["name"])
     for line in sorted(out):

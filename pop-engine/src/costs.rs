@@ -7,7 +7,7 @@
 //!   so their CPU seconds are not measurable here. An agenda that ran no operation (all restored
 //!   from an earlier attempt) costs its attempt's wall time.
 //! * **Recorded** by the resource-pool service when a pool finishes an agenda (the one path every
-//!   pool takes, local or over HTTP), in this instance's [`CostLedger`], per insight and customer.
+//!   pool takes, local or over HTTP), in this instance's cost ledger, per insight and customer.
 //! * **Flushed** once per scheduler pass of every instance (whether or not it holds an insight's
 //!   scheduler lease) into the store record `<insight id>#costs` (kind `InsightSchedule`), merged
 //!   with a compare-and-set, so several instances add up. The record keeps, per customer, a

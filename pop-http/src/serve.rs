@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-/// Limits of the connections `serve_with` accepts (see the [module docs](self)).
+/// Limits of the connections [`serve_with`](crate::serve_with) accepts.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// How long a client may take to send a complete request head (default 10 s).
