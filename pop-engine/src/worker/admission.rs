@@ -35,7 +35,8 @@ pub const RESOURCES_PARAM: &str = "resources";
 /// (the rest says why); `explain` shows it.
 pub const HELD_BACK: &str = "held back by pool admission: ";
 
-/// A worker's capacity (see the [module docs](self)).
+/// A worker's capacity: the resources it may run at once and how far smaller agendas may pass a
+/// reserved one (see `WorkerConfig::capacity`).
 #[derive(Debug, Clone)]
 pub struct Capacity {
     /// What the pool has: `cpu` in millicores, `memory` in bytes, other names as counts.
@@ -55,7 +56,8 @@ impl Capacity {
     }
 }
 
-/// The demand of `agenda` (see the [module docs](self)); `parallelism` is the executor's.
+/// The demand of `agenda`: `params.resources` when given, else the largest sum over one layer of its
+/// DAG of its operations' registry requests; `parallelism` is the executor's.
 pub fn demand(agenda: &Agenda, registry: Option<&HandlerRegistry>, parallelism: usize) -> Result<Resources> {
     if let Some(v) = agenda.params.as_ref().and_then(|p| p.get(RESOURCES_PARAM)).filter(|v| !v.is_null()) {
         return explicit(v);
