@@ -14,38 +14,7 @@ use pop_core::store::IndexField;
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 
-/// The most one case may take before it counts as a hang.
-const CASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// The cases running now: thread → (start, input).
-type Running = std::sync::Mutex<std::collections::HashMap<std::thread::ThreadId, (std::time::Instant, String)>>;
-
-fn running() -> &'static Running {
-    static RUNNING: std::sync::OnceLock<Running> = std::sync::OnceLock::new();
-    RUNNING.get_or_init(|| {
-        // The watchdog: a case past CASE_LIMIT is a hang; it cannot be interrupted, so the run ends.
-        std::thread::spawn(|| {
-            loop {
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                let map = running().lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((_, (_, input))) = map.iter().find(|(_, (at, _))| at.elapsed() > CASE_LIMIT) {
-                    eprintln!("fuzz: hang (a case ran over {CASE_LIMIT:?}) on input {input}");
-                    std::process::exit(101);
-                }
-            }
-        });
-        Running::default()
-    })
-}
-
-/// Runs one case under the watchdog, catching a panic (like `catch_unwind`).
-fn bounded<T>(input: &dyn std::fmt::Debug, f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    let me = std::thread::current().id();
-    running().lock().unwrap_or_else(|p| p.into_inner()).insert(me, (std::time::Instant::now(), format!("{input:?}")));
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    running().lock().unwrap_or_else(|p| p.into_inner()).remove(&me);
-    out
-}
+use pop_core::testing::fuzz::bounded;
 
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
