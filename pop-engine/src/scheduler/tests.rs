@@ -14,7 +14,8 @@ use serde_json::json;
 async fn with_ready(n: usize) -> (Pop, Vec<String>) {
     let mut parts =
         EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(RuntimeRouter::new()));
-    parts.clock = Arc::new(ManualClock::default());
+    let clock = Arc::new(ManualClock::default());
+    parts.clock = clock.clone();
     let pop = Pop::new(parts);
     let insight = Insight {
         id: Some("i".into()),
@@ -35,6 +36,9 @@ async fn with_ready(n: usize) -> (Pop, Vec<String>) {
             )
             .unwrap();
             ids.push(pop.agendas().submit(&su, agenda).await.unwrap().id.unwrap());
+            // distinct submission times: within a customer the oldest is scheduled first, and
+            // agendas submitted in the same millisecond would be ordered by their random ids
+            clock.advance(1);
         }
     }
     (pop, ids)
