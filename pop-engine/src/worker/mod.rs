@@ -19,7 +19,7 @@ use pop_core::runtime::PodRuntime;
 use pop_exec::CancelToken;
 use pop_exec::executor::{Executor, ExecutorOptions};
 use pop_sched::capacity::{Admit, Admitter, Resources};
-use sink::{AttemptMetrics, LeaseSink};
+use sink::{AttemptMetrics, Completer, LeaseSink};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, Semaphore};
 
@@ -95,6 +95,7 @@ impl Worker {
             .as_ref()
             .map(|c| Arc::new(Mutex::new(Admitter::new(c.resources.clone(), c.max_backfill))));
         let finished = Arc::new(Notify::new());
+        let completer = Completer::start(this.api.clone());
         let signals = this.signals.clone();
         loop {
             if signals.is_shut_down() {
@@ -118,8 +119,9 @@ impl Worker {
                             let this = this.clone();
                             let admitter = admitter.clone();
                             let finished = finished.clone();
+                            let completer = completer.clone();
                             tokio::spawn(async move {
-                                this.run_agenda(lease).await;
+                                this.run_agenda(lease, completer).await;
                                 if let (Some(a), Some(d)) = (admitter, demand) {
                                     a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
                                 }
@@ -218,7 +220,7 @@ impl Worker {
         }
     }
 
-    async fn run_agenda(&self, lease: AgendaLease) {
+    async fn run_agenda(&self, lease: AgendaLease, completer: Arc<Completer>) {
         let AgendaLease { lease, agenda, mut progress } = lease;
         let token = lease.token;
         let agenda_id = token.agenda_id.clone();
@@ -236,6 +238,7 @@ impl Worker {
         };
         let sink = Arc::new(LeaseSink {
             api: self.api.clone(),
+            completer,
             token: token.clone(),
             state: tokio::sync::Mutex::new(LeaseState::started(lease.deadline, header)),
             metrics: Mutex::new(metrics),
