@@ -27,6 +27,9 @@ pub(crate) struct QueueTrees {
     pub(crate) deadline: Tree,
     pub(crate) dedup: Tree,
     pub(crate) count: Tree,
+    /// Held while a receive picks and leases its items (not while it waits for the disk): concurrent
+    /// receives would otherwise pick the same first visible items and all but one skip them.
+    pub(crate) receiving: std::sync::Mutex<()>,
 }
 
 /// A queue item as stored in `q/items` (JSON).
@@ -302,6 +305,7 @@ impl QueueBackend for SledQueue {
             if out.len() >= max {
                 break;
             }
+            let picking = self.inner.q.receiving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let cands = self.candidates(insight_id, max - out.len(), now)?;
             if cands.is_empty() {
                 break;
@@ -360,6 +364,7 @@ impl QueueBackend for SledQueue {
                     Ok((got, skipped))
                 })
                 .map_err(|e| tx_err(e, format!("receive from queue {insight_id}")))?;
+            drop(picking);
             out.extend(got);
             if skipped == 0 {
                 break;

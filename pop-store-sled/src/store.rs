@@ -119,6 +119,7 @@ impl SledStore {
             deadline: open(format::Q_DEADLINE_TREE)?,
             dedup: open(format::Q_DEDUP_TREE)?,
             count: open(format::Q_COUNT_TREE)?,
+            receiving: std::sync::Mutex::new(()),
         };
         let inner = Inner {
             ready: open(format::READY_TREE)?,

@@ -23,6 +23,9 @@ use sink::{AttemptMetrics, Completer, LeaseSink};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, Semaphore};
 
+/// The most pulls a worker has in flight at once (when its free slots call for more than one).
+const MAX_CONCURRENT_PULLS: usize = 4;
+
 /// A pool worker: pulls agendas of its insights and runs them on a runtime until its signals shut
 /// down.
 pub struct Worker {
@@ -103,34 +106,43 @@ impl Worker {
             }
             let mut started = 0;
             for insight in &this.config.insights {
-                let free = slots.available_permits().min(this.config.pull_count.max(1));
+                let free = slots.available_permits();
                 if free == 0 {
                     break;
                 }
-                match this.api.pull(insight, free).await {
-                    Ok(leases) => {
-                        let admitted = match &admitter {
-                            None => leases.into_iter().map(|l| (l, None)).collect(),
-                            Some(a) => this.admit(a, leases).await,
-                        };
-                        for (lease, demand) in admitted {
-                            started += 1;
-                            let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                            let this = this.clone();
-                            let admitter = admitter.clone();
-                            let finished = finished.clone();
-                            let completer = completer.clone();
-                            tokio::spawn(async move {
-                                this.run_agenda(lease, completer).await;
-                                if let (Some(a), Some(d)) = (admitter, demand) {
-                                    a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
-                                }
-                                drop(permit);
-                                finished.notify_one();
-                            });
+                // Room for more than one pull: up to MAX_CONCURRENT_PULLS pulls of `pull_count` at
+                // once, so that their durable writes share the store's group commits instead of
+                // following one another.
+                let per = this.config.pull_count.max(1);
+                let counts: Vec<usize> =
+                    (0..free.div_ceil(per).min(MAX_CONCURRENT_PULLS)).map(|i| per.min(free - i * per)).collect();
+                let pulls = futures_util::future::join_all(counts.iter().map(|n| this.api.pull(insight, *n))).await;
+                for pulled in pulls {
+                    match pulled {
+                        Ok(leases) => {
+                            let admitted = match &admitter {
+                                None => leases.into_iter().map(|l| (l, None)).collect(),
+                                Some(a) => this.admit(a, leases).await,
+                            };
+                            for (lease, demand) in admitted {
+                                started += 1;
+                                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                                let this = this.clone();
+                                let admitter = admitter.clone();
+                                let finished = finished.clone();
+                                let completer = completer.clone();
+                                tokio::spawn(async move {
+                                    this.run_agenda(lease, completer).await;
+                                    if let (Some(a), Some(d)) = (admitter, demand) {
+                                        a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
+                                    }
+                                    drop(permit);
+                                    finished.notify_one();
+                                });
+                            }
                         }
+                        Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
                     }
-                    Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
                 }
             }
             if started == 0 || slots.available_permits() == 0 {
