@@ -302,6 +302,19 @@ pub fn decode_record(kind: Kind, id: &str, bytes: &[u8]) -> Result<Record, Error
     Ok(Record { kind, id: id.to_owned(), version: header.version, indexes: header.indexes, phase: header.phase, body })
 }
 
+/// [`decode_header`], and the body checked to be JSON (`Corrupt` otherwise) without copying it.
+pub fn decode_checked_header(kind: Kind, id: &str, bytes: &[u8]) -> Result<RecordHeader, Error> {
+    let (header, pos) = decode_header(kind, id, bytes)?;
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes[pos..]).is_err() {
+        return Err(Error::Corrupt {
+            kind: kind.to_string(),
+            id: id.to_owned(),
+            reason: "the body is not JSON".into(),
+        });
+    }
+    Ok(header)
+}
+
 /// What a write needs of the record it replaces: its version, index values and phase entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHeader {

@@ -464,11 +464,11 @@ enum Expect {
 fn write_record(view: &View<'_>, rec: &Record, expect: Expect) -> TxResult<()> {
     let slot = kind_slot(rec.kind);
     let objs = view.tree(Slot::Obj(slot));
-    // Only the header of the record replaced: its body is neither copied nor parsed.
+    // Only the header of the record replaced is decoded (its body is checked, not copied).
     let old = match objs.get(rec.id.as_bytes())? {
         None => None,
-        Some(bytes) => match format::decode_header(rec.kind, &rec.id, &bytes) {
-            Ok((o, _)) => Some(o),
+        Some(bytes) => match format::decode_checked_header(rec.kind, &rec.id, &bytes) {
+            Ok(o) => Some(o),
             Err(e) => return abort(e),
         },
     };
@@ -530,8 +530,8 @@ fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
                 let Some(old) = objs.get(id.as_bytes())? else {
                     return abort(Error::not_found(kind, id.clone()));
                 };
-                let old = match format::decode_header(*kind, id, &old) {
-                    Ok((o, _)) => o,
+                let old = match format::decode_checked_header(*kind, id, &old) {
+                    Ok(o) => o,
                     Err(e) => return abort(e),
                 };
                 if let Some(v) = expected_version {

@@ -389,6 +389,7 @@ macro_rules! queue_conformance {
                 run_queue_case, queue, $make;
                 ref: [
                     push_receive_ack,
+                    ack_many_fails_a_stale_lease_alone,
                     receive_order_is_push_order,
                     lease_expiry_redelivers,
                     extend_postpones,

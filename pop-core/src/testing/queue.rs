@@ -170,6 +170,38 @@ pub async fn lease_expiry_redelivers(queue: &dyn QueueBackend) {
     assert_eq!(len(queue, &q).await, 0, "[{}] len after ack", name(queue));
 }
 
+/// `ack_many` acks each current lease and refuses a stale one (`Conflict`) for that item alone, in
+/// the order given, across queues.
+pub async fn ack_many_fails_a_stale_lease_alone(queue: &dyn QueueBackend) {
+    let t0 = wall_clock();
+    let (q, r) = (unique("insight"), unique("insight"));
+    let (a, b, c) = (unique("agenda"), unique("agenda"), unique("agenda"));
+    assert!(push(queue, &q, &a, t0).await);
+    assert!(push(queue, &q, &b, t0 + 1).await);
+    assert!(push(queue, &r, &c, t0).await);
+    let first = receive(queue, &q, 2, 1000, t0 + 2).await;
+    assert_eq!(ids(&first), vec![a.clone(), b.clone()], "[{}] first deliveries", name(queue));
+    let other = receive(queue, &r, 1, 1000, t0 + 2).await;
+    assert_eq!(other.len(), 1, "[{}] delivery in the second queue", name(queue));
+    // b's lease lapses and b is delivered again: the first token of b is stale
+    let again = receive(queue, &q, 2, 1000, t0 + 1003).await;
+    let b_again = again.iter().find(|l| l.token.agenda_id == b).expect("b delivered again").clone();
+    // (a's lease lapsed too: it was delivered again, so its first token is stale as well)
+    let a_now = again.iter().find(|l| l.token.agenda_id == a).expect("a delivered again").clone();
+    let tokens = vec![first[1].token.clone(), a_now.token.clone(), other[0].token.clone(), first[0].token.clone()];
+    let results = queue.ack_many(&tokens).await;
+    assert_eq!(results.len(), 4, "[{}] one outcome per token", name(queue));
+    expect_conflict(queue, "ack_many: b's stale token", results[0].as_ref().map(|_| ()).map_err(Error::copied));
+    ok(queue, "ack_many: a's current token", results[1].as_ref().map(|_| ()).map_err(Error::copied));
+    ok(queue, "ack_many: c's token (another queue)", results[2].as_ref().map(|_| ()).map_err(Error::copied));
+    expect_conflict(queue, "ack_many: a's first token", results[3].as_ref().map(|_| ()).map_err(Error::copied));
+    assert_eq!(len(queue, &q).await, 1, "[{}] only b is left in its queue", name(queue));
+    assert_eq!(len(queue, &r).await, 0, "[{}] the second queue is empty", name(queue));
+    assert!(ok(queue, "contains b", queue.contains(&q, &b).await), "[{}] b stays queued", name(queue));
+    ok(queue, "ack b's current lease", queue.ack(&b_again.token).await);
+    assert!(queue.ack_many(&[]).await.is_empty(), "[{}] no tokens, no outcomes", name(queue));
+}
+
 /// `extend` moves the deadline to `now + ttl` (returned) and keeps the item invisible until then.
 pub async fn extend_postpones(queue: &dyn QueueBackend) {
     let t0 = wall_clock();

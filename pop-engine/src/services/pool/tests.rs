@@ -301,3 +301,92 @@ async fn a_pull_starts_its_agendas_in_one_batch_and_falls_back_one_by_one() {
     assert!(executing(&leases));
     assert!(pool.pull("i", 2).await.unwrap().is_empty(), "the cancelled agenda must not come back");
 }
+
+/// The final report of a pulled agenda: every row and the agenda COMPLETE, succeeded.
+fn completed(pop: &Pop, l: &Leased) -> crate::services::Finish {
+    let now = pop.clock().now();
+    let mut progress = l.report.clone();
+    progress.processing_state = ProcessingState::Complete;
+    progress.processing_state_message = Some("succeeded".into());
+    progress.completed_time = Some(now);
+    progress.percent_complete = 100.0;
+    let rows = l
+        .rows
+        .iter()
+        .map(|r| OperationProgress {
+            processing_state: ProcessingState::Complete,
+            processing_state_message: Some("succeeded".into()),
+            started_time: Some(now),
+            completed_time: Some(now),
+            ..r.clone()
+        })
+        .collect();
+    crate::services::Finish { token: l.token.clone(), state: l.state.clone(), progress, rows }
+}
+
+/// Group completion: the final writes of several agendas go in one store batch and their leases
+/// are acked together; when an agenda of the batch was cancelled since its last write, the batch is
+/// refused and each agenda finishes on its own: the cancelled one fails alone (`Conflict`), the others
+/// complete and leave the queue. Outcomes come back in the batch's order.
+#[tokio::test]
+async fn finishes_are_grouped_and_a_fenced_agenda_fails_alone() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Counting {
+        inner: MemoryStore::new(),
+        batches: Default::default(),
+        refuse_next_batch: Default::default(),
+    });
+    let pop = provisioned(store.clone(), Arc::new(ManualClock::default())).await;
+    let pool = pop.pool();
+    let one = json!([{"name": "a", "type": "t", "payload": {}}]);
+
+    // three agendas finished in one batch write
+    let mut leased = Vec::new();
+    for _ in 0..3 {
+        leased.push(submit_and_pull(&pop, one.clone()).await);
+    }
+    let before = store.batches.load(SeqCst);
+    let results = pool.finish_many(leased.iter().map(|l| completed(&pop, l)).collect()).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(store.batches.load(SeqCst) - before, 1, "one store batch for the three final writes");
+    for l in &leased {
+        let p: AgendaProgress = pop.store().fetch(&l.progress_id).await.unwrap();
+        assert_eq!(p.processing_state, ProcessingState::Complete);
+        assert_eq!(p.processing_state_message.as_deref(), Some("succeeded"));
+        let row: OperationProgress = pop.store().fetch(&OperationProgress::make_id(&l.progress_id, "a")).await.unwrap();
+        assert_eq!(row.processing_state, ProcessingState::Complete, "the rows are written with the progress");
+    }
+    assert_eq!(pop.queue().len("i").await.unwrap(), 0, "every lease acked");
+
+    // the middle one is cancelled after its last write: it fails alone
+    let mut leased = Vec::new();
+    for _ in 0..3 {
+        leased.push(submit_and_pull(&pop, one.clone()).await);
+    }
+    pop.agendas().cancel(&Principal::superuser("t"), &leased[1].agenda_id).await.unwrap();
+    let results = pool.finish_many(leased.iter().map(|l| completed(&pop, l)).collect()).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.is_conflict() && err.to_string().contains("cancelled"), "{err}");
+    let cancelled: AgendaProgress = pop.store().fetch(&leased[1].progress_id).await.unwrap();
+    assert_eq!(cancelled.processing_state_message.as_deref(), Some("cancelled"), "the cancel stands");
+    for l in [&leased[0], &leased[2]] {
+        let p: AgendaProgress = pop.store().fetch(&l.progress_id).await.unwrap();
+        assert_eq!(p.processing_state_message.as_deref(), Some("succeeded"));
+    }
+    assert_eq!(pop.queue().len("i").await.unwrap(), 0, "the others acked, the cancelled one removed by the cancel");
+
+    // a stale lease (delivered again since) fails alone too, before any write
+    let a = submit_and_pull(&pop, one.clone()).await;
+    let b = submit_and_pull(&pop, one.clone()).await;
+    let stale = crate::services::Finish {
+        token: LeaseToken { epoch: 0, receipt: "old".into(), ..b.token.clone() },
+        state: LeaseState::default(),
+        ..completed(&pop, &b)
+    };
+    let results = pool.finish_many(vec![completed(&pop, &a), stale]).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(results[1].as_ref().unwrap_err().is_conflict(), "{results:?}");
+    let p: AgendaProgress = pop.store().fetch(&b.progress_id).await.unwrap();
+    assert_eq!(p.processing_state, ProcessingState::Executing, "a stale lease writes nothing");
+}
