@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{ACME, ADMIN, Proc, pop, start, url_of, write};
+use common::{ACME, ADMIN, Proc, auth_file, pop, start, url_of, write};
 use serde_json::Value;
 use std::path::Path;
 
@@ -26,21 +26,7 @@ fn serve(dir: &Path) -> (Proc, String) {
 }
 
 fn files(dir: &Path) {
-    write(
-        &dir.join("auth.toml"),
-        &format!(
-            r#"anonymous = "deny"
-[[tokens]]
-token = "{ADMIN}"
-user = "admin"
-superuser = true
-[[tokens]]
-token = "{ACME}"
-user = "alice"
-accounts = ["acme"]
-"#
-        ),
-    );
+    auth_file(dir);
     let handler = dir.join("step.sh");
     write(
         &handler,
