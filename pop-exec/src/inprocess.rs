@@ -195,7 +195,7 @@ struct Entry {
 impl Entry {
     fn info(&self, n: u64) -> LaunchedInfo {
         LaunchedInfo {
-            handle: format!("{HANDLE_PREFIX}{n}"),
+            handle: handle_text(n),
             agenda_id: self.agenda_id.to_string(),
             operation_name: self.operation_name.to_string(),
             operation_type: self.operation_type.to_string(),
@@ -234,6 +234,27 @@ struct Inner {
     handlers: RwLock<FastMap<Arc<str>, BoxedHandler>>,
     launched: Mutex<Launches>,
     next: AtomicU64,
+}
+
+/// The handle numbered `n` (`inproc-<n>`), written without the formatting machinery (once per launch).
+fn handle_text(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut handle = String::with_capacity(HANDLE_PREFIX.len() + digits.len() - at);
+    handle.push_str(HANDLE_PREFIX);
+    for &d in &digits[at..] {
+        handle.push(char::from(d));
+    }
+    handle
 }
 
 /// The number in one of this runtime's handles.
@@ -375,7 +396,7 @@ impl PodRuntime for InProcessRuntime {
             )));
         };
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let handle = format!("{HANDLE_PREFIX}{n}");
+        let handle = handle_text(n);
         let reports = Arc::new(Reports::default());
         let operation: Arc<str> = Arc::from(request.operation_name.as_str());
         let started = now_millis();
@@ -660,6 +681,14 @@ mod tests {
         assert!(rt.cancel("inproc-not-a-number").await.is_ok());
         assert!(rt.cleanup("other-1").await.is_ok());
         assert_eq!(rt.list().await.unwrap().len(), 1, "unknown handles change nothing");
+    }
+
+    #[test]
+    fn handles_are_numbered() {
+        for n in [0, 1, 9, 10, 12_345, u64::MAX] {
+            assert_eq!(handle_text(n), format!("inproc-{n}"));
+            assert_eq!(handle_number(&handle_text(n)), Some(n));
+        }
     }
 
     #[tokio::test]
