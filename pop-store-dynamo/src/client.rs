@@ -112,6 +112,8 @@ pub(crate) struct Db {
     pub(crate) cfg: DynamoConfig,
     pub(crate) tables: TableNames,
     pub(crate) counter: Arc<RequestCounter>,
+    /// The shard count, once checked against the tables ([`Db::shards`]).
+    pub(crate) layout: tokio::sync::OnceCell<u32>,
 }
 
 impl Db {
@@ -149,7 +151,7 @@ impl Db {
         }
         let client = Client::from_conf(builder.build());
         let tables = TableNames::new(&cfg);
-        Ok(Self { client, cfg, tables, counter })
+        Ok(Self { client, cfg, tables, counter, layout: tokio::sync::OnceCell::new() })
     }
 
     /// The wait before attempt `attempt + 1` (attempt ≥ 1): full jitter on a doubling base.

@@ -177,6 +177,7 @@ mod error;
 mod paging;
 mod phase;
 mod queue;
+mod shard;
 mod store;
 mod tables;
 
@@ -184,7 +185,7 @@ mod tables;
 mod fuzz;
 
 pub use client::{RequestCounts, TableNames};
-pub use config::{DynamoConfig, StaticCredentials};
+pub use config::{DEFAULT_SHARDS, DynamoConfig, MAX_SHARDS, StaticCredentials};
 pub use error::{BACKEND, DynamoError};
 pub use phase::PHASE_SHARDS;
 pub use queue::DynamoQueue;
@@ -215,6 +216,7 @@ impl DynamoBackend {
     pub async fn ensure_tables(&self) -> pop_core::Result<()> {
         self.db.ensure_tables().await?;
         self.store.backfill_phases(false).await?;
+        self.db.shards().await?;
         Ok(())
     }
 

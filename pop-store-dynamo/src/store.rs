@@ -517,9 +517,9 @@ impl DynamoStore {
     }
 
     /// The ready entry item of an agenda.
-    fn ready_item(entry: &ReadyAgenda) -> Result<Item> {
+    fn ready_item(entry: &ReadyAgenda, shards: u32) -> Result<Item> {
         let mut item = ready_key(&entry.agenda_id);
-        item.insert("ri".to_owned(), s(&entry.insight_id));
+        item.insert("ri".to_owned(), s(crate::shard::key_of(&entry.insight_id, &entry.agenda_id, shards)));
         item.insert("ro".to_owned(), s(crate::codec::ready_sort_key(entry)));
         item.insert("b".to_owned(), s(ready_json(entry)?));
         Ok(item)
@@ -527,14 +527,19 @@ impl DynamoStore {
 
     /// The transaction item of an agenda's final ready state in a batch: put (replacing any entry
     /// of the agenda, wherever it was) or delete (a no-op when there is none).
-    fn ready_transact_item(&self, agenda_id: &str, target: Option<&ReadyAgenda>) -> Result<TransactWriteItem> {
+    fn ready_transact_item(
+        &self,
+        agenda_id: &str,
+        target: Option<&ReadyAgenda>,
+        shards: u32,
+    ) -> Result<TransactWriteItem> {
         let table = self.db.tables.ready.clone();
         Ok(match target {
             Some(entry) => TransactWriteItem::builder()
                 .put(
                     Put::builder()
                         .table_name(table)
-                        .set_item(Some(Self::ready_item(entry)?))
+                        .set_item(Some(Self::ready_item(entry, shards)?))
                         .build()
                         .map_err(|e| build_err("a ready insert", e))?,
                 )
@@ -556,7 +561,7 @@ impl DynamoStore {
         let table = &self.db.tables.ready;
         match target {
             Some(entry) => {
-                let item = Self::ready_item(entry)?;
+                let item = Self::ready_item(entry, self.db.shards().await?)?;
                 let action = || format!("PutItem ready entry of agenda {agenda_id} in table {table}");
                 self.db
                     .request(action, || self.db.client.put_item().table_name(table).set_item(Some(item.clone())).send())
@@ -652,8 +657,10 @@ impl Store for DynamoStore {
             items.push(self.object_transact_item(w)?);
             tags.push(Tag::Object(w.op_index));
         }
+        // Only an insert needs the shard count (a removal is keyed by the agenda id alone).
+        let shards = if ready.values().any(Option::is_some) { self.db.shards().await? } else { 1 };
         for (agenda, target) in &ready {
-            items.push(self.ready_transact_item(agenda, target.as_ref())?);
+            items.push(self.ready_transact_item(agenda, target.as_ref(), shards)?);
             tags.push(Tag::Ready);
         }
         // The same token on every attempt makes a retried transaction idempotent (for 10 minutes).
@@ -823,25 +830,29 @@ impl Store for DynamoStore {
     async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
         let keys = ["a", "ri", "ro"];
         let what = format!("the ready set of insight {insight_id}");
-        let start = page.cursor.as_deref().map(|c| decode_cursor(c, &keys, ("ri", insight_id), &what)).transpose()?;
+        let shards = self.db.shards().await?;
+        let partitions: Vec<String> = (0..shards).map(|i| crate::shard::key(insight_id, i)).collect();
+        let mut pos = match page.cursor.as_deref() {
+            Some(c) => crate::shard::decode_cursor(insight_id, c, &keys, "ri", &partitions, &what)?,
+            None => vec![crate::shard::Pos::Start; partitions.len()],
+        };
         let table = &self.db.tables.ready;
-        let spec = QuerySpec {
-            table,
-            index: Some(BY_INSIGHT),
-            key_condition: "ri = :i",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":i", s(insight_id))]),
-            what: what.clone(),
-        };
-        let limit = page.effective_limit();
-        let (mut listed, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
-        let next = if listed.len() > limit {
-            listed.truncate(limit);
-            listed.last().map(|i| encode_cursor(i, &keys)).transpose()?
-        } else {
-            None
-        };
+        let specs: Vec<QuerySpec<'_>> = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| QuerySpec {
+                table,
+                index: Some(BY_INSIGHT),
+                key_condition: "ri = :i",
+                filter: None,
+                names: HashMap::new(),
+                values: values([(":i", s(p))]),
+                what: format!("{what}, shard {i}"),
+            })
+            .collect();
+        // Every shard's next entries, merged by `ro` (the ready order).
+        let listed = self.db.merged_page(&specs, &mut pos, page.effective_limit(), "ro", &keys).await?;
+        let next = crate::shard::encode_cursor(insight_id, &pos)?;
         // The index is keys-only and, on AWS, eventually consistent: read the entries themselves
         // (consistently) and keep those still at the listed place, so a removed or moved entry is never
         // handed out.
@@ -857,7 +868,7 @@ impl Store for DynamoStore {
         for l in &listed {
             let Some(agenda) = opt_s(l, "a") else { continue };
             let Some(item) = current.get(agenda) else { continue };
-            if opt_s(item, "ri") != Some(insight_id) || opt_s(item, "ro") != opt_s(l, "ro") {
+            if opt_s(item, "ri") != opt_s(l, "ri") || opt_s(item, "ro") != opt_s(l, "ro") {
                 continue;
             }
             out.push(get_ready(item, At { kind: "readyAgenda", id: agenda })?);

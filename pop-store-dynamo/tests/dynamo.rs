@@ -295,7 +295,8 @@ async fn requests_per_operation_are_as_documented() {
     assert_eq!(count(&before), 1, "ready insert = 1 PutItem");
     let before = b.request_counts();
     store.ready_list(&insight, PageRequest::first(10)).await.unwrap();
-    assert_eq!(count(&before), 2, "ready list = Query + BatchGetItem");
+    let shards = u64::from(b.config().shards);
+    assert_eq!(count(&before), shards + 1, "ready list = a Query per shard + BatchGetItem");
     let mut p = pop_core::model::AgendaProgress { id: Some(unique("p")), added_time: Some(t0), ..Default::default() };
     store.create_obj(&mut p).await.unwrap();
     let before = b.request_counts();
@@ -311,7 +312,10 @@ async fn requests_per_operation_are_as_documented() {
     assert!(queue.push(&insight, ready(&insight, &id, t0), t0).await.unwrap());
     let leases = queue.receive(&insight, 1, 1000, t0).await.unwrap();
     queue.ack(&leases[0].token).await.unwrap();
-    assert_eq!(count(&before), 4, "push + receive(1) (Query + UpdateItem) + ack");
+    assert_eq!(count(&before), 3 + shards, "push + receive(1) (a Query per shard + UpdateItem) + ack");
+    let before = b.request_counts();
+    assert_eq!(queue.waiting(&insight, t0).await.unwrap(), 0);
+    assert_eq!(count(&before), shards, "waiting = a count Query per shard");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
