@@ -204,7 +204,18 @@ pub struct DynamoBackend {
 impl DynamoBackend {
     /// Connects (builds the SDK client; no request is sent). `Invalid` if the configuration is.
     pub async fn connect(config: DynamoConfig) -> pop_core::Result<Self> {
-        let db = Arc::new(client::Db::connect(config).await?);
+        Self::connect_with(config, |b| b).await
+    }
+
+    /// [`DynamoBackend::connect`], with the SDK client's configuration adjusted by `customize`
+    /// before the client is built: add an interceptor (to trace or count requests), swap the HTTP
+    /// client, set timeouts. POP's own settings (retries off: POP retries itself; its request
+    /// counter) are already in the builder.
+    pub async fn connect_with(
+        config: DynamoConfig,
+        customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> pop_core::Result<Self> {
+        let db = Arc::new(client::Db::connect(config, customize).await?);
         Ok(Self { store: DynamoStore::new(db.clone()), db })
     }
 
