@@ -226,8 +226,9 @@ impl DynamoBackend {
     /// error naming it.
     pub async fn ensure_tables(&self) -> pop_core::Result<()> {
         self.db.ensure_tables().await?;
-        self.store.backfill_phases(false).await?;
+        // The layout first: on tables of an unsharded build it moves `kd`, which the backfill lists by.
         self.db.shards().await?;
+        self.store.backfill_phases(false).await?;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use pop_core::store::IndexField;
 use pop_core::{Error, Problem, Problems, Result};
 use std::collections::HashMap;
 
@@ -25,6 +26,21 @@ use std::collections::HashMap;
 pub(crate) const FORMAT_PK: &str = "_pop#format";
 /// The attribute of [`FORMAT_PK`] holding the shard count.
 const SHARDS_ATTR: &str = "qs";
+
+/// The attribute every object item written since sharding carries: the shard count its `kd` and
+/// shared index values were spread with (absent: written by an unsharded build).
+pub(crate) const OBJECT_SHARDS_ATTR: &str = "sh";
+
+/// The indexed fields whose values many objects share (a customer's agendas and progress, a link's,
+/// a title's): their GSI partition values are spread over the shards by a hash of the object id.
+/// The other fields have a value per agenda (`agendaId`, `agendaProgressId`) or are written rarely
+/// (`resourcePoolId`, `insightId`: customers and insights) and stay one partition, one `Query`.
+pub(crate) const SHARDED_FIELDS: [IndexField; 3] = [IndexField::CustomerId, IndexField::LinkId, IndexField::Title];
+
+/// Whether a field's index partitions are sharded ([`SHARDED_FIELDS`]).
+pub(crate) fn is_sharded(field: IndexField) -> bool {
+    SHARDED_FIELDS.contains(&field)
+}
 
 /// FNV-1a of a string (stable across builds and platforms, unlike std's hasher).
 pub(crate) fn fnv1a(id: &str) -> u32 {
@@ -199,6 +215,56 @@ impl Db {
     /// table's life; on new tables they are empty). Returns how many items moved.
     pub(crate) async fn adopt_layout(&self, shards: u32) -> Result<usize> {
         let mut moved = 0usize;
+        let objects = self.tables.objects.as_str();
+        for item in self.scan_all(objects).await? {
+            if item.contains_key(OBJECT_SHARDS_ATTR) {
+                continue;
+            }
+            let (Some(pk), Some(id), Some(kd), Some(version)) =
+                (opt_s(&item, "pk"), opt_s(&item, "id"), opt_s(&item, "kd"), item.get("v").cloned())
+            else {
+                continue;
+            };
+            let mut sets = vec!["#kd = :kd".to_owned(), "#sh = :sh".to_owned()];
+            let mut names =
+                HashMap::from([("#kd".to_owned(), "kd".to_owned()), ("#sh".to_owned(), OBJECT_SHARDS_ATTR.to_owned())]);
+            let mut values = HashMap::from([
+                (":kd".to_owned(), s(key_of(kd, id, shards))),
+                (":sh".to_owned(), n(shards)),
+                (":v".to_owned(), version),
+            ]);
+            for (i, field) in SHARDED_FIELDS.iter().enumerate() {
+                let attr = crate::tables::index_attr(*field);
+                if let Some(value) = opt_s(&item, attr) {
+                    sets.push(format!("#x{i} = :x{i}"));
+                    names.insert(format!("#x{i}"), attr.to_owned());
+                    values.insert(format!(":x{i}"), s(key_of(value, id, shards)));
+                }
+            }
+            let update = format!("SET {}", sets.join(", "));
+            let action = || format!("UpdateItem shard the index attributes of {pk} in table {objects}");
+            let r = self
+                .call(action, no_extra, || {
+                    self.client
+                        .update_item()
+                        .table_name(objects)
+                        .key("pk", s(pk))
+                        .update_expression(&update)
+                        .condition_expression("v = :v AND attribute_not_exists(#sh)")
+                        .set_expression_attribute_names(Some(names.clone()))
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .send()
+                })
+                .await;
+            match r {
+                Ok(_) => moved += 1,
+                // Changed meanwhile: rewritten by this build (sharded), or by an earlier one (left).
+                Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                    tracing::warn!(pk, "dynamodb: an object changed while being sharded; left in place");
+                }
+                Err(e) => return Err(DynamoError::from_sdk(action(), &e).into()),
+            }
+        }
         for item in self.scan_all(&self.tables.ready).await? {
             let Some(agenda) = opt_s(&item, "a") else { continue };
             let Some(ri) = opt_s(&item, "ri") else { continue };
