@@ -163,8 +163,12 @@ struct Run {
     elapsed: Duration,
     used: RequestCounts,
     idle_per_sec: f64,
+    /// The idle background requests (scheduler, reclaimer and worker polls) and over how long.
+    idle: (RequestCounts, Duration),
     writes: BTreeMap<(String, String), u64>,
 }
+
+const WRITE_ACTIONS: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"];
 
 impl Run {
     fn per_agenda(&self, n: u64) -> f64 {
@@ -189,6 +193,21 @@ impl Run {
             by.join(", "),
             (self.used.total as f64 - idle).max(0.0) / n,
             self.idle_per_sec
+        );
+        let get = |c: &RequestCounts, a: &str| c.by_action.get(a).copied().unwrap_or(0);
+        let writes: u64 = WRITE_ACTIONS.iter().map(|a| get(&self.used, a)).sum();
+        let (idle, idle_for) = &self.idle;
+        let idle_rate = |a: &str| get(idle, a) as f64 / idle_for.as_secs_f64();
+        println!(
+            "shards {}: per agenda: {:.2} writes, {:.2} reads (Query {:.2}); idle background: {} over {:.1}s \
+             ({:.1} Query/s)",
+            self.shards,
+            writes as f64 / n,
+            (self.used.total - writes) as f64 / n,
+            get(&self.used, "Query") as f64 / n,
+            idle.by_action.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+            idle_for.as_secs_f64(),
+            idle_rate("Query")
         );
         let mut keys: Vec<(&(String, String), &u64)> = self.writes.iter().collect();
         keys.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -247,7 +266,8 @@ async fn run(endpoint: &str, shards: u32, agendas: usize) -> Run {
     let idle_start = b.request_counts();
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_per_sec = b.request_counts().since(&idle_start).total as f64 / t.elapsed().as_secs_f64();
+    let idle = (b.request_counts().since(&idle_start), t.elapsed());
+    let idle_per_sec = idle.0.total as f64 / idle.1.as_secs_f64();
 
     let writes_before = writes.snapshot();
     let before = b.request_counts();
@@ -272,7 +292,7 @@ async fn run(endpoint: &str, shards: u32, agendas: usize) -> Run {
     }
     run_writes.retain(|_, v| *v > 0);
     pop.shutdown().await;
-    Run { shards, agendas, elapsed, used, idle_per_sec, writes: run_writes }
+    Run { shards, agendas, elapsed, used, idle_per_sec, idle, writes: run_writes }
 }
 
 fn uuid_like() -> String {

@@ -402,7 +402,9 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
     match kind {
         "sled" => {
             if dynamo_flags {
-                return Err("--dynamodb-endpoint, --table-prefix, --region and --dynamodb-shards need --store dynamo".into());
+                return Err(
+                    "--dynamodb-endpoint, --table-prefix, --region and --dynamodb-shards need --store dynamo".into()
+                );
             }
             let data = args
                 .data
