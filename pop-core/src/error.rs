@@ -127,6 +127,23 @@ impl Error {
         Self::Invalid(Problems(problems))
     }
 
+    /// A copy of this error, for reporting one failure to several callers (a batch's members):
+    /// every variant is kept but `Backend`, whose source becomes its message.
+    pub fn copied(&self) -> Self {
+        match self {
+            Self::NotFound { kind, id } => Self::NotFound { kind: kind.clone(), id: id.clone() },
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::Unauthorized(m) => Self::Unauthorized(m.clone()),
+            Self::Forbidden(m) => Self::Forbidden(m.clone()),
+            Self::Invalid(p) => Self::Invalid(p.clone()),
+            Self::Unsupported(m) => Self::Unsupported(m.clone()),
+            Self::Corrupt { kind, id, reason } => {
+                Self::Corrupt { kind: kind.clone(), id: id.clone(), reason: reason.clone() }
+            }
+            Self::Backend { backend, source } => Self::backend(backend, source.to_string()),
+        }
+    }
+
     /// `Backend` from any error.
     pub fn backend(backend: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Backend { backend, source: source.into() }

@@ -77,6 +77,18 @@ pub trait QueueBackend: Send + Sync + 'static {
     /// Removes the item for good. `Conflict` if the lease is not current.
     async fn ack(&self, token: &LeaseToken) -> Result<()>;
 
+    /// Removes several items for good, each as [`Self::ack`] would, each with its own outcome (a
+    /// lease that is not current is a `Conflict` for that item alone; the others are acked). The
+    /// default acks them one after the other; a backend may do better (the sled queue acks them in
+    /// one transaction with one durable wait).
+    async fn ack_many(&self, tokens: &[LeaseToken]) -> Vec<Result<()>> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            out.push(self.ack(token).await);
+        }
+        out
+    }
+
     /// Makes the item visible at once. `Conflict` if the lease is not current.
     async fn release(&self, token: &LeaseToken, now: Millis) -> Result<()>;
 

@@ -101,6 +101,7 @@ impl Engine {
             signals: Arc::new(Signals::new()),
             alerts,
             costs: Default::default(),
+            grouped: Default::default(),
         };
         Self {
             ctx: Arc::new(ctx),

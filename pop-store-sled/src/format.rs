@@ -290,6 +290,32 @@ pub fn encode_record(
 
 /// Decodes a record value stored under `id` in the object tree of `kind`.
 pub fn decode_record(kind: Kind, id: &str, bytes: &[u8]) -> Result<Record, Error> {
+    let (header, pos) = decode_header(kind, id, bytes)?;
+    let body = bytes[pos..].to_vec();
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return Err(Error::Corrupt {
+            kind: kind.to_string(),
+            id: id.to_owned(),
+            reason: "the body is not JSON".into(),
+        });
+    }
+    Ok(Record { kind, id: id.to_owned(), version: header.version, indexes: header.indexes, phase: header.phase, body })
+}
+
+/// What a write needs of the record it replaces: its version, index values and phase entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// The stored version.
+    pub version: u64,
+    /// The index values.
+    pub indexes: Vec<(IndexField, String)>,
+    /// The phase entry.
+    pub phase: Option<PhaseEntry>,
+}
+
+/// Decodes a [record value](#record-value)'s header, without copying or checking its body (a write
+/// replacing the record needs only the header); returns it with the offset where the body starts.
+pub fn decode_header(kind: Kind, id: &str, bytes: &[u8]) -> Result<(RecordHeader, usize), Error> {
     let bad = |reason: String| Error::Corrupt { kind: kind.to_string(), id: id.to_owned(), reason };
     let version =
         u64_from(bytes).ok_or_else(|| bad(format!("record value of {} bytes has no version", bytes.len())))?;
@@ -322,11 +348,7 @@ pub fn decode_record(kind: Kind, id: &str, bytes: &[u8]) -> Result<Record, Error
         phase = Some(PhaseEntry { phase: p, at });
         pos += 9;
     }
-    let body = bytes[pos..].to_vec();
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-        return Err(bad("the body is not JSON".into()));
-    }
-    Ok(Record { kind, id: id.to_owned(), version, indexes, phase, body })
+    Ok((RecordHeader { version, indexes, phase }, pos))
 }
 
 /// An index key: `c(field) c(value) id`.

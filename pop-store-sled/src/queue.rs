@@ -27,6 +27,9 @@ pub(crate) struct QueueTrees {
     pub(crate) deadline: Tree,
     pub(crate) dedup: Tree,
     pub(crate) count: Tree,
+    /// Held while a receive picks and leases its items (not while it waits for the disk): concurrent
+    /// receives would otherwise pick the same first visible items and all but one skip them.
+    pub(crate) receiving: std::sync::Mutex<()>,
 }
 
 /// A queue item as stored in `q/items` (JSON).
@@ -125,10 +128,19 @@ fn bump(count: &TransactionalTree, insight: &str, delta: i64) -> TxResult<()> {
 
 /// Looks up the item of `token` and checks that the token is its current delivery.
 fn current(tx: &Tx5, token: &LeaseToken) -> TxResult<(u64, Vec<u8>, Entry)> {
+    match lookup(tx, token)? {
+        Ok(found) => Ok(found),
+        Err(e) => abort(e),
+    }
+}
+
+/// [`current`] without aborting the transaction when the token is not current: that is the inner
+/// `Conflict` (a corrupt value still aborts).
+fn lookup(tx: &Tx5, token: &LeaseToken) -> TxResult<Result<(u64, Vec<u8>, Entry)>> {
     let (items, _, _, dedup, _) = tx;
     let dk = dedup_key(&token.insight_id, &token.agenda_id);
     let Some(seq) = dedup.get(&dk)? else {
-        return abort(not_current(token, "the agenda is no longer in the queue"));
+        return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
     };
     let seq = match decode_seq(format::Q_DEDUP_TREE, &dk, &seq) {
         Ok(s) => s,
@@ -143,16 +155,16 @@ fn current(tx: &Tx5, token: &LeaseToken) -> TxResult<(u64, Vec<u8>, Entry)> {
         Err(e) => return abort(e),
     };
     if entry.receipt.as_deref() != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
-        return abort(not_current(
+        return Ok(Err(not_current(
             token,
             &format!(
                 "the item's current delivery is epoch {}{}",
                 entry.epoch,
                 if entry.receipt.is_none() { " (not leased)" } else { "" }
             ),
-        ));
+        )));
     }
-    Ok((seq, ik, entry))
+    Ok(Ok((seq, ik, entry)))
 }
 
 impl SledQueue {
@@ -293,6 +305,7 @@ impl QueueBackend for SledQueue {
             if out.len() >= max {
                 break;
             }
+            let picking = self.inner.q.receiving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let cands = self.candidates(insight_id, max - out.len(), now)?;
             if cands.is_empty() {
                 break;
@@ -351,6 +364,7 @@ impl QueueBackend for SledQueue {
                     Ok((got, skipped))
                 })
                 .map_err(|e| tx_err(e, format!("receive from queue {insight_id}")))?;
+            drop(picking);
             out.extend(got);
             if skipped == 0 {
                 break;
@@ -396,6 +410,59 @@ impl QueueBackend for SledQueue {
             })
             .map_err(|e| tx_err(e, format!("ack the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
+    }
+
+    async fn ack_many(&self, tokens: &[LeaseToken]) -> Vec<Result<()>> {
+        if tokens.len() <= 1 {
+            let mut out = Vec::with_capacity(1);
+            for token in tokens {
+                out.push(self.ack(token).await);
+            }
+            return out;
+        }
+        // One transaction and one durable wait for the batch; a token that is not current fails
+        // alone (its `Conflict` is its result, the transaction goes on).
+        let outcome = self.trees().transaction(|tx: &Tx5| {
+            let (items, _, dl, dedup, count) = tx;
+            let mut results = Vec::with_capacity(tokens.len());
+            let mut removed: Vec<(&str, i64)> = Vec::new();
+            for token in tokens {
+                let (seq, ik, entry) = match lookup(tx, token)? {
+                    Ok(found) => found,
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                };
+                if let Some(old) = entry.deadline {
+                    dl.remove(deadline_key(&token.insight_id, old, seq))?;
+                }
+                items.remove(ik.as_slice())?;
+                dedup.remove(dedup_key(&token.insight_id, &token.agenda_id))?;
+                match removed.iter_mut().find(|(q, _)| *q == token.insight_id) {
+                    Some((_, n)) => *n += 1,
+                    None => removed.push((token.insight_id.as_str(), 1)),
+                }
+                results.push(Ok(()));
+            }
+            for (insight, n) in removed {
+                bump(count, insight, -n)?;
+            }
+            Ok(results)
+        });
+        let results = match outcome {
+            Ok(results) => results,
+            Err(e) => {
+                let e = tx_err(e, format!("ack {} leases", tokens.len()));
+                return tokens.iter().map(|_| Err(e.copied())).collect();
+            }
+        };
+        if results.iter().any(Result::is_ok) {
+            if let Err(e) = self.inner.durable().await {
+                return results.into_iter().map(|r| r.and_then(|()| Err(e.copied()))).collect();
+            }
+        }
+        results
     }
 
     async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {

@@ -129,6 +129,7 @@ impl SledStore {
             deadline: open(format::Q_DEADLINE_TREE)?,
             dedup: open(format::Q_DEDUP_TREE)?,
             count: open(format::Q_COUNT_TREE)?,
+            receiving: std::sync::Mutex::new(()),
         };
         let inner = Inner {
             ready: open(format::READY_TREE)?,
@@ -473,10 +474,11 @@ enum Expect {
 fn write_record(view: &View<'_>, rec: &Record, expect: Expect) -> TxResult<()> {
     let slot = kind_slot(rec.kind);
     let objs = view.tree(Slot::Obj(slot));
+    // Only the header of the record replaced: its body is neither copied nor parsed.
     let old = match objs.get(rec.id.as_bytes())? {
         None => None,
-        Some(bytes) => match format::decode_record(rec.kind, &rec.id, &bytes) {
-            Ok(o) => Some(o),
+        Some(bytes) => match format::decode_header(rec.kind, &rec.id, &bytes) {
+            Ok((o, _)) => Some(o),
             Err(e) => return abort(e),
         },
     };
@@ -538,8 +540,8 @@ fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
                 let Some(old) = objs.get(id.as_bytes())? else {
                     return abort(Error::not_found(kind, id.clone()));
                 };
-                let old = match format::decode_record(*kind, id, &old) {
-                    Ok(o) => o,
+                let old = match format::decode_header(*kind, id, &old) {
+                    Ok((o, _)) => o,
                     Err(e) => return abort(e),
                 };
                 if let Some(v) = expected_version {

@@ -125,7 +125,8 @@ impl AgendaService {
         if let Some(r) = ready {
             writes.push(WriteOp::ReadyInsert(r));
         }
-        ctx.write_ordered(writes).await?;
+        // shared with concurrent submits: one transaction and one durable wait for all of them
+        ctx.write_grouped(writes).await?;
         metrics::counter!("pop_agendas_submitted_total").increment(1);
         tracing::info!(agenda_id = %agenda_id, cid = ?agenda.cid, customer = %customer_id, insight = ?insight.id, "agenda submitted");
         ctx.signals.wake.notify_waiters();

@@ -9,7 +9,7 @@ mod queues;
 
 pub use agenda::{AgendaService, RerunOptions};
 pub use objects::{ManagedObject, ObjectService};
-pub use pool::{AgendaLease, LeaseState, ResourcePoolService};
+pub use pool::{AgendaLease, Finish, LeaseState, ResourcePoolService};
 pub use progress::{Explain, ProgressService, ProgressSummary};
 pub use queues::{CustomerReadyCount, QueueStats, WaitingAgenda};
 

@@ -1,6 +1,6 @@
 //! What a pool worker needs of the resource-pool API.
 
-use crate::services::{AgendaLease, LeaseState, ResourcePoolService};
+use crate::services::{AgendaLease, Finish, LeaseState, ResourcePoolService};
 use async_trait::async_trait;
 use pop_core::Result;
 use pop_core::model::{AgendaProgress, Operation, OperationProgress, Params};
@@ -44,6 +44,20 @@ pub trait PoolApi: Send + Sync + 'static {
         progress: &AgendaProgress,
         changed: &[OperationProgress],
     ) -> Result<()>;
+
+    /// Several [`PoolApi::finish`]es at once, each with its own outcome (a lease lost is a
+    /// `Conflict` for that agenda alone). The pool worker hands the finishes that arrive while the
+    /// previous batch is written to one call (group completion). The default runs them concurrently,
+    /// each on its own; the engine's own service writes the whole batch's final progress in one
+    /// store batch and acks it in one queue call.
+    async fn finish_many(&self, batch: Vec<Finish>) -> Vec<Result<()>> {
+        futures_util::future::join_all(
+            batch
+                .into_iter()
+                .map(|mut f| async move { self.finish(&f.token, &mut f.state, &f.progress, &f.rows).await }),
+        )
+        .await
+    }
 
     /// Gives a pulled agenda back without running it (the pool has no room for it now): its
     /// progress returns to WAITING with `reason` as its message (no attempt is counted) and the
@@ -92,6 +106,10 @@ impl PoolApi for ResourcePoolService {
         changed: &[OperationProgress],
     ) -> Result<()> {
         ResourcePoolService::finish(self, token, state, progress, changed).await
+    }
+
+    async fn finish_many(&self, batch: Vec<Finish>) -> Vec<Result<()>> {
+        ResourcePoolService::finish_many(self, batch).await
     }
 
     async fn release(&self, token: &LeaseToken, reason: &str) -> Result<()> {

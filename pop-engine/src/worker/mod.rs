@@ -19,9 +19,12 @@ use pop_core::runtime::PodRuntime;
 use pop_exec::CancelToken;
 use pop_exec::executor::{Executor, ExecutorOptions};
 use pop_sched::capacity::{Admit, Admitter, Resources};
-use sink::{AttemptMetrics, LeaseSink};
+use sink::{AttemptMetrics, Completer, LeaseSink};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, Semaphore};
+
+/// The most pulls a worker has in flight at once (when its free slots call for more than one).
+const MAX_CONCURRENT_PULLS: usize = 4;
 
 /// A pool worker: pulls agendas of its insights and runs them on a runtime until its signals shut
 /// down.
@@ -95,6 +98,7 @@ impl Worker {
             .as_ref()
             .map(|c| Arc::new(Mutex::new(Admitter::new(c.resources.clone(), c.max_backfill))));
         let finished = Arc::new(Notify::new());
+        let completer = Completer::start(this.api.clone());
         let signals = this.signals.clone();
         loop {
             if signals.is_shut_down() {
@@ -102,33 +106,43 @@ impl Worker {
             }
             let mut started = 0;
             for insight in &this.config.insights {
-                let free = slots.available_permits().min(this.config.pull_count.max(1));
+                let free = slots.available_permits();
                 if free == 0 {
                     break;
                 }
-                match this.api.pull(insight, free).await {
-                    Ok(leases) => {
-                        let admitted = match &admitter {
-                            None => leases.into_iter().map(|l| (l, None)).collect(),
-                            Some(a) => this.admit(a, leases).await,
-                        };
-                        for (lease, demand) in admitted {
-                            started += 1;
-                            let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                            let this = this.clone();
-                            let admitter = admitter.clone();
-                            let finished = finished.clone();
-                            tokio::spawn(async move {
-                                this.run_agenda(lease).await;
-                                if let (Some(a), Some(d)) = (admitter, demand) {
-                                    a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
-                                }
-                                drop(permit);
-                                finished.notify_one();
-                            });
+                // Room for more than one pull: up to MAX_CONCURRENT_PULLS pulls of `pull_count` at
+                // once, so that their durable writes share the store's group commits instead of
+                // following one another.
+                let per = this.config.pull_count.max(1);
+                let counts: Vec<usize> =
+                    (0..free.div_ceil(per).min(MAX_CONCURRENT_PULLS)).map(|i| per.min(free - i * per)).collect();
+                let pulls = futures_util::future::join_all(counts.iter().map(|n| this.api.pull(insight, *n))).await;
+                for pulled in pulls {
+                    match pulled {
+                        Ok(leases) => {
+                            let admitted = match &admitter {
+                                None => leases.into_iter().map(|l| (l, None)).collect(),
+                                Some(a) => this.admit(a, leases).await,
+                            };
+                            for (lease, demand) in admitted {
+                                started += 1;
+                                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                                let this = this.clone();
+                                let admitter = admitter.clone();
+                                let finished = finished.clone();
+                                let completer = completer.clone();
+                                tokio::spawn(async move {
+                                    this.run_agenda(lease, completer).await;
+                                    if let (Some(a), Some(d)) = (admitter, demand) {
+                                        a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
+                                    }
+                                    drop(permit);
+                                    finished.notify_one();
+                                });
+                            }
                         }
+                        Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
                     }
-                    Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
                 }
             }
             if started == 0 || slots.available_permits() == 0 {
@@ -218,7 +232,7 @@ impl Worker {
         }
     }
 
-    async fn run_agenda(&self, lease: AgendaLease) {
+    async fn run_agenda(&self, lease: AgendaLease, completer: Arc<Completer>) {
         let AgendaLease { lease, agenda, mut progress } = lease;
         let token = lease.token;
         let agenda_id = token.agenda_id.clone();
@@ -236,6 +250,7 @@ impl Worker {
         };
         let sink = Arc::new(LeaseSink {
             api: self.api.clone(),
+            completer,
             token: token.clone(),
             state: tokio::sync::Mutex::new(LeaseState::started(lease.deadline, header)),
             metrics: Mutex::new(metrics),

@@ -2,18 +2,65 @@
 //! one (the agenda COMPLETE) is the finish that acknowledges the lease.
 
 use super::PoolApi;
-use crate::services::LeaseState;
+use crate::services::{Finish, LeaseState};
 use async_trait::async_trait;
-use pop_core::Result;
 use pop_core::model::{AgendaProgress, Millis, Operation, OperationProgress, Params, ProcessingState};
 use pop_core::queue::LeaseToken;
+use pop_core::{Error, Result};
 use pop_exec::executor::ProgressSink;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{mpsc, oneshot};
+
+/// Group completion: the finishes of a worker's agendas go through one task, which hands every
+/// finish that arrived while the previous batch was written to one [`PoolApi::finish_many`] (so a
+/// batch is whatever is ready when the previous commit returns: nothing waits for a timer).
+pub(super) struct Completer {
+    tx: mpsc::UnboundedSender<(Finish, oneshot::Sender<Result<()>>)>,
+}
+
+/// The most finishes in one batch.
+const MAX_FINISH_BATCH: usize = 256;
+
+impl Completer {
+    /// Starts the completing task; it ends when the completer and every sink holding it are dropped.
+    pub fn start(api: Arc<dyn PoolApi>) -> Arc<Self> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Finish, oneshot::Sender<Result<()>>)>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_FINISH_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (finishes, replies): (Vec<Finish>, Vec<_>) = batch.into_iter().unzip();
+                let results = api.finish_many(finishes).await;
+                for (reply, result) in replies.into_iter().zip(results) {
+                    // (a receiver gone is an executor stopped meanwhile: the outcome is in the store)
+                    let _ = reply.send(result);
+                }
+            }
+        });
+        Arc::new(Self { tx })
+    }
+
+    /// Finishes one agenda in the next batch; returns its own outcome.
+    async fn finish(&self, finish: Finish) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let agenda_id = finish.token.agenda_id.clone();
+        let stopped =
+            || Error::Conflict(format!("agenda {agenda_id}: the worker's completer stopped before finishing it"));
+        self.tx.send((finish, tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
 
 /// Publishes an executor's progress under one lease.
 pub(super) struct LeaseSink {
     pub api: Arc<dyn PoolApi>,
+    pub completer: Arc<Completer>,
     pub token: LeaseToken,
     pub state: tokio::sync::Mutex<LeaseState>,
     pub metrics: Mutex<AttemptMetrics>,
@@ -64,7 +111,13 @@ impl ProgressSink for LeaseSink {
         let mut state = self.state.lock().await;
         if agenda.processing_state == ProcessingState::Complete {
             let report = AgendaProgress { cost_ms: Some(cost_ms), ..agenda.clone() };
-            self.api.finish(&self.token, &mut state, &report, changed).await
+            let finish = Finish {
+                token: self.token.clone(),
+                state: std::mem::take(&mut *state),
+                progress: report,
+                rows: changed.to_vec(),
+            };
+            self.completer.finish(finish).await
         } else {
             self.api.write_progress(&self.token, &mut state, agenda, changed).await
         }

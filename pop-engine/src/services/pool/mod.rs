@@ -13,7 +13,7 @@
 mod pull;
 mod write;
 
-pub use write::LeaseState;
+pub use write::{Finish, LeaseState};
 
 use super::forbidden;
 use crate::context::Ctx;

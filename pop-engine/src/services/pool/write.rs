@@ -52,6 +52,20 @@ impl LeaseState {
     }
 }
 
+/// One agenda's final write, for [`crate::PoolApi::finish_many`]: what [`crate::PoolApi::finish`]
+/// takes, owned.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    /// The lease.
+    pub token: LeaseToken,
+    /// What the writer knows of the lease.
+    pub state: LeaseState,
+    /// The final (COMPLETE) progress.
+    pub progress: AgendaProgress,
+    /// The operation rows that changed since the previous write.
+    pub rows: Vec<OperationProgress>,
+}
+
 impl ResourcePoolService {
     /// Extends the lease when less than half of it is left (or its deadline is unknown).
     async fn keep_lease(&self, token: &LeaseToken, state: &mut LeaseState) -> Result<()> {
@@ -158,6 +172,14 @@ impl ResourcePoolService {
             )));
         }
         self.write_progress(token, state, report, rows).await?;
+        self.finished(token, state).await;
+        self.ctx.queue.ack(token).await.map_err(|e| lost(token, e))?;
+        self.ctx.signals.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// What follows a final write: the agenda's cost, an alert when it failed for good.
+    async fn finished(&self, token: &LeaseToken, state: &LeaseState) {
         if let Some(stored) = &state.stored {
             let cost = stored.cost_ms.or_else(|| {
                 let (s, c) = (stored.started_time?, stored.completed_time?);
@@ -168,9 +190,114 @@ impl ResourcePoolService {
             }
             crate::alerts::agenda_finished(&self.ctx, stored).await;
         }
-        self.ctx.queue.ack(token).await.map_err(|e| lost(token, e))?;
-        self.ctx.signals.wake.notify_waiters();
-        Ok(())
+    }
+
+    /// Group completion: the final progress of every agenda of `batch` (with its changed rows) in one
+    /// atomic store batch, then every lease acked in one queue call ([`QueueBackend::ack_many`]) —
+    /// one durable write of each kind for the batch instead of two per agenda. Each agenda is fenced
+    /// as [`Self::finish`] fences it (lease kept, epoch and state checked, its progress written by
+    /// compare-and-set): one that fails a check fails alone, and when the batch write fails (an
+    /// agenda changed since its last write, e.g. cancelled) every agenda of it is finished on its
+    /// own, as [`Self::finish`] does. The progress is durable before its lease is acked.
+    ///
+    /// [`QueueBackend::ack_many`]: pop_core::queue::QueueBackend::ack_many
+    pub(crate) async fn finish_many(&self, mut batch: Vec<Finish>) -> Vec<Result<()>> {
+        let ctx = &self.ctx;
+        if batch.len() <= 1 {
+            let mut out = Vec::with_capacity(1);
+            for f in &mut batch {
+                out.push(self.finish(&f.token, &mut f.state, &f.progress, &f.rows).await);
+            }
+            return out;
+        }
+        let mut results: Vec<Option<Result<()>>> = batch.iter().map(|_| None).collect();
+        // Each agenda's checks and writes; the progress written replaces the cached one only once
+        // the batch is durable.
+        let mut prepared: Vec<(usize, AgendaProgress)> = Vec::with_capacity(batch.len());
+        let mut writes = Vec::new();
+        for (i, f) in batch.iter_mut().enumerate() {
+            match self.prepare_final(f).await {
+                Ok((stored, ops)) => {
+                    prepared.push((i, stored));
+                    writes.extend(ops);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let in_one = !prepared.is_empty() && writes.len() <= ctx.store.max_batch();
+        let written = if in_one {
+            match ctx.store.write(writes).await {
+                Ok(()) => true,
+                // refused as a whole (e.g. one agenda was cancelled since its last write): each on its own
+                Err(e) if crate::context::refused(&e) => {
+                    tracing::debug!(error = %e, agendas = prepared.len(), "finishing a batch in one write was refused; finishing each on its own");
+                    false
+                }
+                // the outcome is unknown: no ack (the leases expire and recovery decides)
+                Err(e) => {
+                    for (i, _) in &prepared {
+                        results[*i] = Some(Err(e.copied()));
+                    }
+                    return results
+                        .into_iter()
+                        .map(|r| r.unwrap_or_else(|| Err(Error::invalid("a finish left without an outcome"))))
+                        .collect();
+                }
+            }
+        } else {
+            false
+        };
+        if !written {
+            for (i, _) in prepared {
+                let f = &mut batch[i];
+                results[i] = Some(self.finish(&f.token, &mut f.state, &f.progress, &f.rows).await);
+            }
+        } else {
+            let mut tokens = Vec::with_capacity(prepared.len());
+            for (i, stored) in &prepared {
+                let f = &mut batch[*i];
+                f.state.stored = Some(stored.clone());
+                self.finished(&f.token, &f.state).await;
+                tokens.push(f.token.clone());
+            }
+            let acked = ctx.queue.ack_many(&tokens).await;
+            for ((i, _), (r, token)) in prepared.iter().zip(acked.into_iter().zip(&tokens)) {
+                results[*i] = Some(r.map_err(|e| lost(token, e)));
+            }
+        }
+        ctx.signals.wake.notify_waiters();
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::invalid("a finish left without an outcome"))))
+            .collect()
+    }
+
+    /// One agenda's final write for a batch, checked as [`Self::write_progress`] checks it: the
+    /// progress as it will be stored and the writes (its compare-and-set first, then the rows).
+    /// `f.state` keeps the progress as it was cached, for a finish on its own if the batch fails.
+    async fn prepare_final(&self, f: &mut Finish) -> Result<(AgendaProgress, Vec<pop_core::store::WriteOp>)> {
+        let (token, report) = (&f.token, &f.progress);
+        if report.processing_state != ProcessingState::Complete {
+            return Err(Error::invalid(format!(
+                "agenda {}: a final progress must be COMPLETE, got {}",
+                token.agenda_id, report.processing_state
+            )));
+        }
+        self.keep_lease(token, &mut f.state).await?;
+        let progress_id = report.id.as_deref().ok_or_else(|| Error::invalid("a progress report without its id"))?;
+        let mut stored = self.fenced(token, progress_id, f.state.stored.clone()).await?;
+        for row in &f.rows {
+            check_reported_row(row, &stored)?;
+        }
+        let now = self.ctx.now();
+        apply_report(&mut stored, report, token.epoch, now);
+        stored.updated_time = Some(now);
+        let mut writes = Vec::with_capacity(f.rows.len() + 1);
+        writes.push(update_op(&mut stored)?);
+        for row in &f.rows {
+            writes.push(put_op(row)?);
+        }
+        Ok((stored, writes))
     }
 
     /// Adds generated operations (idempotent by name) and params to the agenda under the lease, with
