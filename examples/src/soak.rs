@@ -43,6 +43,9 @@ pub struct Sample {
     pub completed: u64,
     /// Agendas deleted by the data reaper so far.
     pub reaped: u64,
+    /// Live keys in all of the database's trees: what the store holds, as opposed to the
+    /// directory's size, which also holds sled's log segments not yet reclaimed.
+    pub live_keys: u64,
 }
 
 /// The outcome: the samples and the least-squares slopes per minute.
@@ -56,6 +59,13 @@ pub struct SoakReport {
     pub fd_slope_per_min: f64,
     /// Directory size slope, KiB per minute.
     pub dir_slope_kib_per_min: f64,
+    /// Directory size slope over the second half of the run, KiB per minute (sled reclaims its
+    /// log segments lazily: the directory levels off once the reaper's deletions keep pace).
+    pub dir_slope_late_kib_per_min: f64,
+    /// Live keys slope, keys per minute.
+    pub keys_slope_per_min: f64,
+    /// Live keys per tree at the end (the non-empty ones).
+    pub trees_at_end: Vec<(String, usize)>,
     /// Errors met by the load (submissions, reads).
     pub errors: u64,
 }
@@ -89,6 +99,17 @@ fn dir_kib(path: &Path) -> u64 {
         }
     }
     walk(path) / 1024
+}
+
+/// Keys in each of the database's trees, by name.
+fn tree_sizes(db: &sled::Db) -> Vec<(String, usize)> {
+    db.tree_names()
+        .into_iter()
+        .filter_map(|name| {
+            let tree = db.open_tree(&name).ok()?;
+            Some((String::from_utf8_lossy(&name).into_owned(), tree.len()))
+        })
+        .collect()
 }
 
 /// Least-squares slope of `y` over `x` (per unit of `x`).
@@ -209,7 +230,14 @@ pub async fn run(dir: &Path, config: SoakConfig) -> Result<SoakReport, Box<dyn s
         heartbeat: Duration::from_secs(1),
         ..PopConfig::default()
     };
-    let pop = Pop::builder().sled_path(&db)?.runtime(Arc::new(runtime)).config(pop_config).build()?;
+    let (store, queue) = pop::sled::open_both(pop::sled::Config::new(&db))?;
+    let sled_db = store.sled_db().clone();
+    let pop = Pop::builder()
+        .store(Arc::new(store))
+        .queue(Arc::new(queue))
+        .runtime(Arc::new(runtime))
+        .config(pop_config)
+        .build()?;
     let admin = Principal::superuser("soak");
     setup(&pop, &admin).await?;
     pop.start_scheduler();
@@ -269,8 +297,8 @@ pub async fn run(dir: &Path, config: SoakConfig) -> Result<SoakReport, Box<dyn s
 
     // A warm-up interval, then the samples.
     let mut samples = Vec::new();
-    println!("| minute | RSS (MiB) | open fds | sled dir (MiB) | submitted | complete | reaped |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| minute | RSS (MiB) | open fds | sled dir (MiB) | live keys | submitted | complete | reaped |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     loop {
         tokio::time::sleep(config.sample_every).await;
         let s = Sample {
@@ -281,13 +309,15 @@ pub async fn run(dir: &Path, config: SoakConfig) -> Result<SoakReport, Box<dyn s
             submitted: submitted.load(Ordering::Relaxed),
             completed: completed.load(Ordering::Relaxed),
             reaped: pop.timed_stats().snapshot().1.acted,
+            live_keys: tree_sizes(&sled_db).iter().map(|(_, n)| *n as u64).sum(),
         };
         println!(
-            "| {:.1} | {:.1} | {} | {:.1} | {} | {} | {} |",
+            "| {:.1} | {:.1} | {} | {:.1} | {} | {} | {} | {} |",
             s.at_s / 60.0,
             s.rss_kib as f64 / 1024.0,
             s.fds,
             s.dir_kib as f64 / 1024.0,
+            s.live_keys,
             s.submitted,
             s.completed,
             s.reaped
@@ -299,18 +329,32 @@ pub async fn run(dir: &Path, config: SoakConfig) -> Result<SoakReport, Box<dyn s
     }
     load.await?;
     pop.shutdown().await;
+    let trees_at_end: Vec<(String, usize)> = tree_sizes(&sled_db).into_iter().filter(|(_, n)| *n > 0).collect();
     let tail: Vec<&Sample> = samples.iter().skip(1).collect();
-    let per_min = |f: &dyn Fn(&Sample) -> f64| slope(&tail.iter().map(|s| (s.at_s / 60.0, f(s))).collect::<Vec<_>>());
+    let late: Vec<&Sample> = samples.iter().skip(samples.len() / 2).collect();
+    let per_min = |from: &[&Sample], f: &dyn Fn(&Sample) -> f64| {
+        slope(&from.iter().map(|s| (s.at_s / 60.0, f(s))).collect::<Vec<_>>())
+    };
     let report = SoakReport {
-        rss_slope_kib_per_min: per_min(&|s| s.rss_kib as f64),
-        fd_slope_per_min: per_min(&|s| s.fds as f64),
-        dir_slope_kib_per_min: per_min(&|s| s.dir_kib as f64),
+        rss_slope_kib_per_min: per_min(&tail, &|s| s.rss_kib as f64),
+        fd_slope_per_min: per_min(&tail, &|s| s.fds as f64),
+        dir_slope_kib_per_min: per_min(&tail, &|s| s.dir_kib as f64),
+        dir_slope_late_kib_per_min: per_min(&late, &|s| s.dir_kib as f64),
+        keys_slope_per_min: per_min(&tail, &|s| s.live_keys as f64),
+        trees_at_end,
         errors: errors.load(Ordering::Relaxed),
         samples,
     };
     println!(
-        "slopes (after the first sample): RSS {:+.1} KiB/min, fds {:+.2}/min, sled dir {:+.1} KiB/min; {} errors",
-        report.rss_slope_kib_per_min, report.fd_slope_per_min, report.dir_slope_kib_per_min, report.errors
+        "slopes (after the first sample): RSS {:+.1} KiB/min, fds {:+.2}/min, sled dir {:+.1} KiB/min \
+         ({:+.1} KiB/min over the second half), live keys {:+.1}/min; {} errors",
+        report.rss_slope_kib_per_min,
+        report.fd_slope_per_min,
+        report.dir_slope_kib_per_min,
+        report.dir_slope_late_kib_per_min,
+        report.keys_slope_per_min,
+        report.errors
     );
+    println!("live keys per tree at the end: {:?}", report.trees_at_end);
     Ok(report)
 }

@@ -29,6 +29,11 @@ pub struct StoreArgs {
     /// The AWS region of the DynamoDB tables (default: from the environment, else us-east-1).
     #[arg(long)]
     pub region: Option<String>,
+    /// How many partition keys each insight's queue and ready index (and each customer's, link's and
+    /// title's index entries) are spread over on DynamoDB (default 8; about one insight's agendas/s ×
+    /// 3 ÷ 800). Fixed for the tables' life: every process must give the same.
+    #[arg(long)]
+    pub dynamodb_shards: Option<u32>,
 }
 
 /// Alerts (an agenda failed for good, a pool that stopped pulling) to a webhook.
@@ -385,7 +390,10 @@ impl NoSignal {
 
 /// The store chosen by `--store` / `--data` / the DynamoDB flags; returns a description for the ready line.
 pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder, String), CliError> {
-    let dynamo_flags = args.dynamodb_endpoint.is_some() || args.table_prefix.is_some() || args.region.is_some();
+    let dynamo_flags = args.dynamodb_endpoint.is_some()
+        || args.table_prefix.is_some()
+        || args.region.is_some()
+        || args.dynamodb_shards.is_some();
     let kind = match args.store.as_deref() {
         Some(k) => k,
         None if dynamo_flags => "dynamo",
@@ -394,7 +402,9 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
     match kind {
         "sled" => {
             if dynamo_flags {
-                return Err("--dynamodb-endpoint, --table-prefix and --region need --store dynamo".into());
+                return Err(
+                    "--dynamodb-endpoint, --table-prefix, --region and --dynamodb-shards need --store dynamo".into()
+                );
             }
             let data = args
                 .data
@@ -427,6 +437,9 @@ async fn dynamo_store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuild
     }
     if let Some(p) = &args.table_prefix {
         cfg = cfg.table_prefix(p.clone());
+    }
+    if let Some(s) = args.dynamodb_shards {
+        cfg = cfg.shards(s);
     }
     let desc = format!("dynamo {} prefix {}", cfg.endpoint.as_deref().unwrap_or("aws"), cfg.table_prefix);
     let builder = builder.dynamo(cfg).await.map_err(|e| CliError::context("DynamoDB", e))?;

@@ -10,151 +10,22 @@
 //! `POP_CHAOS_SECS=600 cargo test -p pop-cli --all-features --test chaos -- --nocapture`.
 #![cfg(unix)]
 
-use pop::core::model::{Agenda, AgendaProgress, Customer, Insight, ProcessingState, ResourcePool};
+mod common;
+
+use common::{POOL, Proc, auth_file, diamond, pop, provision, start, step_registry, succeeded};
+use pop::core::model::{AgendaProgress, ProcessingState};
 use pop::core::store::{IndexField, PageRequest};
 use pop::http::Client;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const POOL: &str = "pool-token-0123456789abcdef";
 const LINK: &str = "chaos";
-
-fn pop() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pop"))
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a child and waits for its stdout line starting with `ready`.
-fn start(mut cmd: Command, ready: &str) -> Proc {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn pop");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = ready.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&ready) {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("the process did not get ready in 60 s");
-    Proc(child)
-}
-
-fn sigkill(p: &Proc) {
-    // (the kill command: the workspace forbids unsafe code, libc::kill included)
-    let _ = Command::new("kill").args(["-KILL", &p.0.id().to_string()]).status();
-}
-
-/// The auth config, the registry, and the handler: it logs its start and end, sleeps the payload's
-/// ms, and returns its name.
-fn files(dir: &Path) -> (PathBuf, PathBuf) {
-    let auth = dir.join("auth.toml");
-    std::fs::write(
-        &auth,
-        format!(
-            "anonymous = \"deny\"\n[[tokens]]\ntoken = \"{ADMIN}\"\nuser = \"admin\"\nsuperuser = true\n\
-             [[tokens]]\ntoken = \"{POOL}\"\nuser = \"pool\"\naccounts = [\"ops\"]\n"
-        ),
-    )
-    .expect("auth");
-    let handler = dir.join("step.sh");
-    std::fs::write(
-        &handler,
-        r#"#!/bin/sh
-ms=$(printf '%s' "$PAYLOAD" | sed -n 's/.*"ms" *: *\([0-9]*\).*/\1/p')
-echo "start $AGENDA_ID $OPERATION_NAME $POOL_NAME" >> "$STEP_LOG"
-sleep $(awk "BEGIN{print ${ms:-100}/1000}")
-echo "end $AGENDA_ID $OPERATION_NAME $POOL_NAME" >> "$STEP_LOG"
-echo "POP_RESULT {\"done\": \"$OPERATION_NAME\"}"
-"#,
-    )
-    .expect("handler");
-    let mut perms = std::fs::metadata(&handler).expect("handler").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&handler, perms).expect("chmod");
-    let registry = dir.join("registry.json");
-    std::fs::write(&registry, serde_json::json!({"step": {"process": {"command": handler}}}).to_string())
-        .expect("registry");
-    (auth, registry)
-}
-
-fn agenda(i: usize) -> Agenda {
-    serde_json::from_value(serde_json::json!({
-        "customerId": format!("c{}", i % 3),
-        "linkId": LINK,
-        "params": {"maximumAttempts": 20},
-        "operations": [
-            {"name": "a", "type": "step", "payload": {"ms": 100}},
-            {"name": "b", "type": "step", "payload": {"ms": 300, "in": "@<a.out::/done>"}},
-            {"name": "c", "type": "step", "payload": {"ms": 100, "in": "@<a.out::/done>"}},
-            {"name": "d", "type": "step", "payload": {"ms": 50, "x": "@<b.out>", "y": "@<c.out>"}}
-        ]
-    }))
-    .expect("agenda")
-}
-
-async fn provision(admin: &Client) {
-    let p = ResourcePool {
-        id: Some("pool".into()),
-        customer_id: Some("ops".into()),
-        title: Some("pool".into()),
-        ..Default::default()
-    };
-    admin.create(&p).await.expect("pool");
-    let i = Insight {
-        id: Some("main".into()),
-        customer_id: Some("ops".into()),
-        title: Some("main".into()),
-        resource_pool_id: Some("pool".into()),
-        is_global: true,
-        queue_size: Some(6),
-        scheduling_algorithm: Some("Fairness".into()),
-        mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
-        ..Default::default()
-    };
-    admin.create(&i).await.expect("insight");
-    for c in ["c0", "c1", "c2"] {
-        let customer = Customer {
-            id: Some(c.into()),
-            customer_id: Some(c.into()),
-            title: Some(c.into()),
-            resource_pool_id: Some("pool".into()),
-            ..Default::default()
-        };
-        admin.create(&customer).await.expect("customer");
-    }
-}
 
 async fn all_progress(admin: &Client) -> pop::core::Result<Vec<AgendaProgress>> {
     Ok(admin.query::<AgendaProgress>(IndexField::LinkId, LINK, PageRequest::first(5000)).await?.items)
-}
-
-fn succeeded(progress: &[AgendaProgress]) -> HashSet<(String, String)> {
-    progress
-        .iter()
-        .flat_map(|p| {
-            let agenda = p.agenda_id.clone().unwrap_or_default();
-            p.operation_progress
-                .iter()
-                .filter(|o| o.succeeded())
-                .map(move |o| (agenda.clone(), o.operation.clone().unwrap_or_default()))
-        })
-        .collect()
 }
 
 struct World {
@@ -172,8 +43,9 @@ impl World {
             .arg(self.url.trim_start_matches("http://"))
             .arg("--auth")
             .arg(&self.auth)
-            .args(&self.serve_args);
-        start(cmd, "pop serve ready")
+            .args(&self.serve_args)
+            .stderr(Stdio::null());
+        start(cmd, "pop serve ready").0
     }
 
     fn pool(&self, name: &str) -> Proc {
@@ -184,8 +56,9 @@ impl World {
             .arg("--registry")
             .arg(&self.registry)
             .env("STEP_LOG", &self.log)
-            .env("POOL_NAME", name);
-        start(cmd, "pop pool ready")
+            .env("POOL_NAME", name)
+            .stderr(Stdio::null());
+        start(cmd, "pop pool ready").0
     }
 }
 
@@ -203,7 +76,7 @@ impl Rng {
 async fn run(backend: &str, serve_args: Vec<String>) {
     let secs: u64 = std::env::var("POP_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (auth, registry) = files(tmp.path());
+    let (auth, registry) = (auth_file(tmp.path()), step_registry(tmp.path()));
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
     let world = World {
         url: format!("http://127.0.0.1:{port}"),
@@ -213,8 +86,8 @@ async fn run(backend: &str, serve_args: Vec<String>) {
         log: tmp.path().join("steps.log"),
     };
     let server = world.serve();
-    let admin = Client::new(&world.url).unwrap().with_token(ADMIN);
-    provision(&admin).await;
+    let admin = Client::new(&world.url).unwrap().with_token(common::ADMIN);
+    provision(&admin, "pool", "main", &["c0", "c1", "c2"], 6).await;
     let mut procs = vec![server, world.pool("p1"), world.pool("p2")];
 
     // The load: one submission every 250 ms, retried while the server is down.
@@ -228,7 +101,7 @@ async fn run(backend: &str, serve_args: Vec<String>) {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
-                match admin.submit(&agenda(i)).await {
+                match admin.submit(&diamond(i, LINK, [100, 300, 100, 50])).await {
                     Ok(a) => acknowledged.lock().expect("lock").push(a.id.expect("id")),
                     Err(_) => refused += 1,
                 }
@@ -258,7 +131,7 @@ async fn run(backend: &str, serve_args: Vec<String>) {
             tokio::time::sleep(Duration::from_millis(700)).await;
         }
         let victim = rng.next(3) as usize;
-        sigkill(&procs[victim]);
+        procs[victim].sigkill();
         killed[victim] += 1;
         tokio::time::sleep(Duration::from_millis(200 + rng.next(800))).await;
         procs[victim] = if victim == 0 { world.serve() } else { world.pool(&format!("p{victim}")) };

@@ -3,48 +3,24 @@
 //! `.ci/console.sh`; the router by `pop-http/tests/console.rs`.)
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{ADMIN, Proc, pop, start, url_of};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-const ADMIN: &str = "admin-token-0123456789abcdef";
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `pop serve` with `extra` flags; returns the process and its address (host:port).
 fn serve(dir: &std::path::Path, extra: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pop"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-timed"])
+    let mut cmd = pop();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-timed"])
         .arg("--data")
         .arg(dir.join(format!("data{}", extra.join("-"))))
         .arg("--auth")
         .arg(dir.join("auth.toml"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn pop");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("pop serve ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("pop serve did not get ready in 60 s");
-    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).expect("the address").to_owned();
-    (Proc(child), addr)
+        .args(extra);
+    let (proc, line) = start(cmd, "pop serve ready");
+    (proc, url_of(&line).trim_start_matches("http://").to_owned())
 }
 
 /// One HTTP/1.1 request; returns the status, the headers (lower-case names) and the body.

@@ -5,30 +5,11 @@
 //! found, bad token, forbidden, unreachable server and bad input.
 #![cfg(unix)]
 
+mod common;
+
+use common::{ACME, ADMIN, Proc, auth_file, pop, start, url_of, write};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const ACME: &str = "acme-token-0123456789abcdef";
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn pop() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pop"));
-    c.env_remove("POP_SERVER").env_remove("POP_TOKEN");
-    c
-}
 
 /// Starts `pop serve` and returns it with its URL (read from the ready line).
 fn serve(dir: &Path) -> (Proc, String) {
@@ -40,41 +21,12 @@ fn serve(dir: &Path) -> (Proc, String) {
         .arg(dir.join("registry.json"))
         .arg("--data")
         .arg(dir.join("db"));
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn pop serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("pop serve ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("pop serve did not get ready in 60 s");
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("the ready line names the URL");
-    (Proc(child), url.to_owned())
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write a test file");
+    let (proc, line) = start(cmd, "pop serve ready");
+    (proc, url_of(&line))
 }
 
 fn files(dir: &Path) {
-    write(
-        &dir.join("auth.toml"),
-        &format!(
-            r#"anonymous = "deny"
-[[tokens]]
-token = "{ADMIN}"
-user = "admin"
-superuser = true
-[[tokens]]
-token = "{ACME}"
-user = "alice"
-accounts = ["acme"]
-"#
-        ),
-    );
+    auth_file(dir);
     let handler = dir.join("step.sh");
     write(
         &handler,

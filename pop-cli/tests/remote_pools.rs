@@ -5,164 +5,21 @@
 //! DynamoDB (moto) when `POP_DYNAMODB_ENDPOINT` is set and the binary has the `dynamo` feature.
 #![cfg(unix)]
 
-use pop::core::model::{Agenda, AgendaProgress, Customer, Insight, ProcessingState, ResourcePool};
+mod common;
+
+use common::{ACME, ADMIN, POOL, Proc, auth_file, diamond, pop, provision, start, step_registry, succeeded};
+use pop::core::model::{Agenda, AgendaProgress, ProcessingState};
 use pop::core::store::{IndexField, PageRequest};
 use pop::http::Client;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const POOL: &str = "pool-token-0123456789abcdef";
-const ACME: &str = "acme-token-0123456789abcdef";
 const AGENDAS: usize = 16;
-
-fn pop() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pop"))
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a child and reads its stdout until the line starting with `ready`; returns that line.
-fn start(mut cmd: Command, ready: &str) -> (Proc, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn pop");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = ready.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&ready) {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("the process did not get ready in 60 s");
-    (Proc(child), line)
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write a test file");
-}
-
-/// The test's files: the auth config, the registry with the `step` handler, the handler itself.
-fn files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let auth = dir.join("auth.toml");
-    write(
-        &auth,
-        &format!(
-            r#"anonymous = "deny"
-[[tokens]]
-token = "{ADMIN}"
-user = "admin"
-superuser = true
-[[tokens]]
-token = "{POOL}"
-user = "pool"
-accounts = ["ops"]
-[[tokens]]
-token = "{ACME}"
-user = "alice"
-accounts = ["acme"]
-"#
-        ),
-    );
-    let handler = dir.join("step.sh");
-    write(
-        &handler,
-        r#"#!/bin/sh
-# Logs its start and end (with the pool it ran on), sleeps the payload's ms, returns its name.
-ms=$(printf '%s' "$PAYLOAD" | sed -n 's/.*"ms" *: *\([0-9]*\).*/\1/p')
-echo "start $AGENDA_ID $OPERATION_NAME $POOL_NAME" >> "$STEP_LOG"
-sleep $(awk "BEGIN{print ${ms:-100}/1000}")
-echo "end $AGENDA_ID $OPERATION_NAME $POOL_NAME" >> "$STEP_LOG"
-echo "POP_RESULT {\"done\": \"$OPERATION_NAME\"}"
-"#,
-    );
-    let mut perms = std::fs::metadata(&handler).expect("handler").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&handler, perms).expect("chmod");
-    let registry = dir.join("registry.json");
-    write(&registry, &serde_json::json!({"step": {"process": {"command": handler}}}).to_string());
-    (auth, registry, handler)
-}
-
-fn agenda(i: usize) -> Agenda {
-    serde_json::from_value(serde_json::json!({
-        "customerId": format!("c{}", i % 3),
-        "linkId": "remote",
-        "params": {"maximumAttempts": 20},
-        "operations": [
-            {"name": "a", "type": "step", "payload": {"ms": 200}},
-            {"name": "b", "type": "step", "payload": {"ms": 700, "in": "@<a.out::/done>"}},
-            {"name": "c", "type": "step", "payload": {"ms": 200, "in": "@<a.out::/done>"}},
-            {"name": "d", "type": "step", "payload": {"ms": 100, "x": "@<b.out>", "y": "@<c.out>"}}
-        ]
-    }))
-    .expect("agenda")
-}
-
-/// Creates pool `pool` (owned by `ops`) with insight `main` for c0..c2, and pool `other` with
-/// insight `elsewhere` for customer `acme`.
-async fn provision(admin: &Client) {
-    for (pool, insight, customers) in [("pool", "main", vec!["c0", "c1", "c2"]), ("other", "elsewhere", vec!["acme"])] {
-        let p = ResourcePool {
-            id: Some(pool.into()),
-            customer_id: Some("ops".into()),
-            title: Some(pool.into()),
-            ..Default::default()
-        };
-        admin.create(&p).await.expect("pool");
-        let i = Insight {
-            id: Some(insight.into()),
-            customer_id: Some("ops".into()),
-            title: Some(insight.into()),
-            resource_pool_id: Some(pool.into()),
-            is_global: true,
-            queue_size: Some(4),
-            scheduling_algorithm: Some("Fairness".into()),
-            mappers: [("operationType".to_string(), vec!["step".to_string()])].into(),
-            ..Default::default()
-        };
-        admin.create(&i).await.expect("insight");
-        for c in customers {
-            let customer = Customer {
-                id: Some(c.into()),
-                customer_id: Some(c.into()),
-                title: Some(c.into()),
-                resource_pool_id: Some(pool.into()),
-                ..Default::default()
-            };
-            admin.create(&customer).await.expect("customer");
-        }
-    }
-}
 
 /// Every agenda progress with its operations, read by the admin.
 async fn all_progress(admin: &Client) -> Vec<AgendaProgress> {
     admin.query::<AgendaProgress>(IndexField::LinkId, "remote", PageRequest::first(1000)).await.expect("progress").items
-}
-
-fn succeeded(progress: &[AgendaProgress]) -> HashSet<(String, String)> {
-    progress
-        .iter()
-        .flat_map(|p| {
-            let agenda = p.agenda_id.clone().unwrap_or_default();
-            p.operation_progress
-                .iter()
-                .filter(|o| o.succeeded())
-                .map(move |o| (agenda.clone(), o.operation.clone().unwrap_or_default()))
-        })
-        .collect()
 }
 
 fn start_pool(server: &str, registry: &Path, log: &Path, name: &str) -> Proc {
@@ -191,7 +48,7 @@ fn start_pool(server: &str, registry: &Path, log: &Path, name: &str) -> Proc {
 async fn run(store_args: Vec<String>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let (auth, registry, _) = files(dir);
+    let (auth, registry) = (auth_file(dir), step_registry(dir));
     let log = dir.join("steps.log");
     let mut serve = pop();
     serve
@@ -200,10 +57,10 @@ async fn run(store_args: Vec<String>) {
         .arg(&auth)
         .args(&store_args);
     let (_server, ready) = start(serve, "pop serve ready");
-    let url =
-        ready.split_whitespace().find(|w| w.starts_with("http://")).expect("the ready line names the URL").to_owned();
+    let url = common::url_of(&ready);
     let admin = Client::new(&url).unwrap().with_token(ADMIN);
-    provision(&admin).await;
+    provision(&admin, "pool", "main", &["c0", "c1", "c2"], 4).await;
+    provision(&admin, "other", "elsewhere", &["acme"], 4).await;
 
     // the pool's token sees nothing outside its pool, and cannot pull from another pool's insight
     let acme = Client::new(&url).unwrap().with_token(ACME);
@@ -237,7 +94,7 @@ async fn run(store_args: Vec<String>) {
     let _survivor = start_pool(&url, &registry, &log, "survivor");
     let mut ids = Vec::new();
     for i in 0..AGENDAS {
-        ids.push(admin.submit(&agenda(i)).await.expect("submit").id.unwrap());
+        ids.push(admin.submit(&diamond(i, "remote", [200, 700, 200, 100])).await.expect("submit").id.unwrap());
     }
 
     // kill the victim once it is running operations (and before everything is done)
@@ -252,10 +109,7 @@ async fn run(store_args: Vec<String>) {
         assert!(Instant::now() < deadline, "the victim pool ran nothing in 60 s:\n{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let victim_pid = victim.0.id();
-    // (the kill command: the workspace forbids unsafe code, libc::kill included)
-    let status = Command::new("kill").args(["-KILL", &victim_pid.to_string()]).status().expect("kill");
-    assert!(status.success());
+    victim.sigkill();
     drop(victim);
     // the durable successes first, then the log's length: a start logged after that offset began
     // after the read, so it must not be one of those operations (the other order races with the

@@ -167,6 +167,9 @@ type LaunchResult = std::result::Result<Result<Launched>, String>;
 /// Events handled per wake-up before the machine is polled again.
 const BATCH: usize = 256;
 
+/// Rows of the publish buffer kept whatever the size of the last publish.
+const KEPT_ROWS: usize = 1024;
+
 struct Run<'e> {
     exec: &'e Executor,
     clock: Arc<dyn Clock>,
@@ -177,6 +180,8 @@ struct Run<'e> {
     inflight: FastMap<AttemptKey, Inflight>,
     chores: FuturesUnordered<BoxFuture<'static, ()>>,
     last_publish: Instant,
+    /// The rows of the publishes, written over at each (see `Machine::snapshot_into`).
+    rows: Vec<OperationProgress>,
     /// A launch failed while the machine's actions were carried out: poll the machine again before waiting.
     repoll: bool,
 }
@@ -221,6 +226,7 @@ impl Executor {
         let run = Run {
             exec: self,
             last_publish: Instant::now(),
+            rows: Vec::new(),
             clock,
             machine,
             template,
@@ -259,9 +265,9 @@ impl<'e> Run<'e> {
         }
         loop {
             let now = self.clock.now();
-            let actions = self.machine.poll(now);
+            let mut actions = self.machine.poll(now);
             let mut finished = false;
-            for action in actions {
+            for action in actions.drain(..) {
                 match action {
                     Action::Launch(l) => self.launch(l),
                     Action::Cancel { key, reason } => self.cancel_attempt(key, &reason),
@@ -284,6 +290,7 @@ impl<'e> Run<'e> {
                     }
                 }
             }
+            self.machine.recycle_actions(actions);
             if std::mem::take(&mut self.repoll) && !finished {
                 continue;
             }
@@ -291,14 +298,15 @@ impl<'e> Run<'e> {
                 // Let cancels and cleanups reach the runtime before returning.
                 let chores = std::mem::take(&mut self.chores);
                 let _ = tokio::time::timeout(opts.cancel_grace, chores.collect::<Vec<()>>()).await;
-                // The last publish and the final progress, each operation exported once.
-                let (agenda, changed, full) = self.machine.finish(self.clock.now());
+                // The last publish and the final progress, each operation exported once, in the run's
+                // buffer of rows.
+                let mut rows = std::mem::take(&mut self.rows);
+                let (agenda, n, all) = self.machine.finish(self.clock.now(), &mut rows);
                 self.last_publish = Instant::now();
-                let rows = changed.as_deref().unwrap_or(&full.operation_progress);
-                if let Err(e) = self.exec.sink.publish(&agenda, rows).await {
+                if let Err(e) = self.exec.sink.publish(&agenda, &rows[..n]).await {
                     return Err(self.stop(e).await);
                 }
-                return Ok(full);
+                return Ok(self.machine.final_progress(agenda, rows, all));
             }
             // Timers: the machine's next wake-up, the coalesced publish.
             let next = self.machine.next_wakeup().map(|at| instant_at(self.clock.as_ref(), at));
@@ -363,9 +371,19 @@ impl<'e> Run<'e> {
     }
 
     async fn publish(&mut self) -> Result<()> {
-        let snapshot = self.machine.take_snapshot(self.clock.now());
+        let mut rows = std::mem::take(&mut self.rows);
+        let (agenda, n) = self.machine.snapshot_into(self.clock.now(), &mut rows);
         self.last_publish = Instant::now();
-        self.exec.sink.publish(&snapshot.agenda, &snapshot.changed).await
+        let result = self.exec.sink.publish(&agenda, &rows[..n]).await;
+        // The rows are kept and written over at the next publishes (their strings reused, no fresh
+        // memory per publish while a fast run changes many rows at a time), unless they are many more
+        // than what changes now (a long run after its first publish of every row).
+        if rows.len() > KEPT_ROWS && n.saturating_mul(4) < rows.len() {
+            rows.truncate(n);
+            rows.shrink_to_fit();
+        }
+        self.rows = rows;
+        result
     }
 
     /// The sink failed: cancel whatever runs and give the error back.
@@ -427,6 +445,16 @@ impl<'e> Run<'e> {
         }
     }
 
+    /// Cleans up after a handler (as a chore: polled once at once, kept only if it must wait).
+    fn cleanup(&mut self, h: String) {
+        let runtime = self.exec.runtime.clone();
+        self.chore(async move {
+            if let Err(e) = runtime.cleanup(&h).await {
+                tracing::debug!(handle = %h, error = %e, "cleanup failed");
+            }
+        });
+    }
+
     fn launched(&mut self, key: AttemptKey, result: LaunchResult) {
         let now = self.clock.now();
         let launched = match result {
@@ -449,15 +477,13 @@ impl<'e> Run<'e> {
             }
         };
         let Launched { handle, events } = launched;
-        let cancel_now = match self.inflight.get_mut(&key) {
-            Some(f) => {
+        match self.inflight.get_mut(&key) {
+            Some(f) if f.cancel_wanted => {
                 f.handle = Some(handle.clone());
-                f.cancel_wanted
+                self.spawn_cancel(handle);
             }
-            None => true,
-        };
-        if cancel_now {
-            self.spawn_cancel(handle);
+            Some(f) => f.handle = Some(handle),
+            None => self.spawn_cancel(handle),
         }
         self.streams.push(key, events);
     }
@@ -524,12 +550,7 @@ impl<'e> Run<'e> {
                 if self.exec.opts.cleanup
                     && let Some(h) = f.handle
                 {
-                    let runtime = self.exec.runtime.clone();
-                    self.chore(async move {
-                        if let Err(e) = runtime.cleanup(&h).await {
-                            tracing::debug!(handle = %h, error = %e, "cleanup failed");
-                        }
-                    });
+                    self.cleanup(h);
                 }
             }
             Item::Panicked(p) => {

@@ -179,17 +179,82 @@ impl ProgressReporter {
     }
 }
 
+/// What the runtime remembers of a launch (for [`PodRuntime::list`], cancel and cleanup). The names are
+/// shared, not copied: the type with the handler table, the agenda id with the agenda's other launches,
+/// the operation name with the launch's event stream; the [`LaunchedInfo`] is built only when listed.
 struct Entry {
-    info: LaunchedInfo,
+    agenda_id: Arc<str>,
+    operation_name: Arc<str>,
+    operation_type: Arc<str>,
+    state: LaunchedState,
+    started: Millis,
+    finished: Option<Millis>,
     abort: AbortHandle,
+}
+
+impl Entry {
+    fn info(&self, n: u64) -> LaunchedInfo {
+        LaunchedInfo {
+            handle: handle_text(n),
+            agenda_id: self.agenda_id.to_string(),
+            operation_name: self.operation_name.to_string(),
+            operation_type: self.operation_type.to_string(),
+            state: self.state,
+            started: self.started,
+            finished: self.finished,
+        }
+    }
+}
+
+/// The launch table.
+#[derive(Default)]
+struct Launches {
+    /// Launched handlers by the number in their handle.
+    entries: FastMap<u64, Entry>,
+    /// The agenda id of the latest launch, shared by the next launches of the same agenda.
+    last_agenda: Option<Arc<str>>,
+}
+
+impl Launches {
+    fn agenda_id(&mut self, id: &str) -> Arc<str> {
+        match &self.last_agenda {
+            Some(a) if **a == *id => a.clone(),
+            _ => {
+                let a: Arc<str> = Arc::from(id);
+                self.last_agenda = Some(a.clone());
+                a
+            }
+        }
+    }
 }
 
 struct Inner {
     name: String,
-    handlers: RwLock<FastMap<String, BoxedHandler>>,
-    /// Launched handlers by the number in their handle.
-    launched: Mutex<FastMap<u64, Entry>>,
+    /// Handlers by operation type (the key is shared with the launches of that type).
+    handlers: RwLock<FastMap<Arc<str>, BoxedHandler>>,
+    launched: Mutex<Launches>,
     next: AtomicU64,
+}
+
+/// The handle numbered `n` (`inproc-<n>`), written without the formatting machinery (once per launch).
+fn handle_text(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut handle = String::with_capacity(HANDLE_PREFIX.len() + digits.len() - at);
+    handle.push_str(HANDLE_PREFIX);
+    for &d in &digits[at..] {
+        handle.push(char::from(d));
+    }
+    handle
 }
 
 /// The number in one of this runtime's handles.
@@ -200,10 +265,10 @@ fn handle_number(handle: &str) -> Option<u64> {
 impl Inner {
     fn finished(&self, n: u64) {
         if let Ok(mut launched) = self.launched.lock()
-            && let Some(e) = launched.get_mut(&n)
+            && let Some(e) = launched.entries.get_mut(&n)
         {
-            e.info.state = LaunchedState::Finished;
-            e.info.finished = Some(now_millis());
+            e.state = LaunchedState::Finished;
+            e.finished = Some(now_millis());
         }
     }
 }
@@ -216,7 +281,8 @@ pub struct InProcessRuntime {
 
 impl std::fmt::Debug for InProcessRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let types: Vec<String> = self.inner.handlers.read().map(|h| h.keys().cloned().collect()).unwrap_or_default();
+        let types: Vec<String> =
+            self.inner.handlers.read().map(|h| h.keys().map(|k| k.to_string()).collect()).unwrap_or_default();
         f.debug_struct("InProcessRuntime").field("name", &self.inner.name).field("types", &types).finish()
     }
 }
@@ -278,7 +344,7 @@ impl InProcessRuntime {
             inner: Arc::new(Inner {
                 name: "in-process".to_owned(),
                 handlers: RwLock::new(FastMap::default()),
-                launched: Mutex::new(FastMap::default()),
+                launched: Mutex::new(Launches::default()),
                 next: AtomicU64::new(1),
             }),
         }
@@ -291,20 +357,23 @@ impl InProcessRuntime {
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
         let boxed: BoxedHandler = Arc::new(move |ctx| Box::pin(handler(ctx)));
+        let op_type: Arc<str> = Arc::from(op_type.into());
         match self.inner.handlers.write() {
             Ok(mut h) => {
-                h.insert(op_type.into(), boxed);
+                h.insert(op_type, boxed);
             }
             Err(poisoned) => {
-                poisoned.into_inner().insert(op_type.into(), boxed);
+                poisoned.into_inner().insert(op_type, boxed);
             }
         }
     }
 
-    fn handler(&self, op_type: &str) -> Option<BoxedHandler> {
+    /// The handler of `op_type` and the type's shared name.
+    fn handler(&self, op_type: &str) -> Option<(Arc<str>, BoxedHandler)> {
+        let get = |h: &FastMap<Arc<str>, BoxedHandler>| h.get_key_value(op_type).map(|(k, v)| (k.clone(), v.clone()));
         match self.inner.handlers.read() {
-            Ok(h) => h.get(op_type).cloned(),
-            Err(poisoned) => poisoned.into_inner().get(op_type).cloned(),
+            Ok(h) => get(&h),
+            Err(poisoned) => get(&poisoned.into_inner()),
         }
     }
 }
@@ -320,29 +389,34 @@ impl PodRuntime for InProcessRuntime {
     }
 
     async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
-        let Some(handler) = self.handler(&request.operation_type) else {
+        let Some((operation_type, handler)) = self.handler(&request.operation_type) else {
             return Err(Error::invalid(format!(
                 "unknown operation type {:?} on operation {}: no in-process handler is registered for it",
                 request.operation_type, request.operation_name
             )));
         };
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let handle = format!("{HANDLE_PREFIX}{n}");
+        let handle = handle_text(n);
         let reports = Arc::new(Reports::default());
-        let info = LaunchedInfo {
-            handle: handle.clone(),
-            agenda_id: request.agenda_id.clone(),
-            operation_name: request.operation_name.clone(),
-            operation_type: request.operation_type.clone(),
-            state: LaunchedState::Running,
-            started: now_millis(),
-            finished: None,
+        let operation: Arc<str> = Arc::from(request.operation_name.as_str());
+        let started = now_millis();
+        let agenda_id = match self.inner.launched.lock() {
+            Ok(mut launched) => launched.agenda_id(&request.agenda_id),
+            Err(_) => Arc::from(request.agenda_id.as_str()),
         };
-        let operation = request.operation_name.clone();
         let ctx = HandlerContext { request, reporter: ProgressReporter { reports: reports.clone() } };
         let join = tokio::spawn(handler(ctx));
         if let Ok(mut launched) = self.inner.launched.lock() {
-            launched.insert(n, Entry { info, abort: join.abort_handle() });
+            let entry = Entry {
+                agenda_id,
+                operation_name: operation.clone(),
+                operation_type,
+                state: LaunchedState::Running,
+                started,
+                finished: None,
+                abort: join.abort_handle(),
+            };
+            launched.entries.insert(n, entry);
         }
         let events = InProcessEvents {
             started: false,
@@ -363,7 +437,7 @@ impl PodRuntime for InProcessRuntime {
     async fn cancel(&self, handle: &str) -> Result<()> {
         if let Some(n) = handle_number(handle)
             && let Ok(launched) = self.inner.launched.lock()
-            && let Some(e) = launched.get(&n)
+            && let Some(e) = launched.entries.get(&n)
         {
             e.abort.abort();
         }
@@ -376,13 +450,13 @@ impl PodRuntime for InProcessRuntime {
             .launched
             .lock()
             .map_err(|_| Error::backend("in-process runtime", "the launch table lock is poisoned"))?;
-        Ok(launched.values().map(|e| e.info.clone()).collect())
+        Ok(launched.entries.iter().map(|(&n, e)| e.info(n)).collect())
     }
 
     async fn cleanup(&self, handle: &str) -> Result<()> {
         if let Some(n) = handle_number(handle)
             && let Ok(mut launched) = self.inner.launched.lock()
-            && let Some(e) = launched.remove(&n)
+            && let Some(e) = launched.entries.remove(&n)
         {
             e.abort.abort();
         }
@@ -406,7 +480,7 @@ struct InProcessEvents {
     inner: Arc<Inner>,
     /// The number of the handle.
     n: u64,
-    operation: String,
+    operation: Arc<str>,
 }
 
 impl Drop for InProcessEvents {
@@ -607,6 +681,14 @@ mod tests {
         assert!(rt.cancel("inproc-not-a-number").await.is_ok());
         assert!(rt.cleanup("other-1").await.is_ok());
         assert_eq!(rt.list().await.unwrap().len(), 1, "unknown handles change nothing");
+    }
+
+    #[test]
+    fn handles_are_numbered() {
+        for n in [0, 1, 9, 10, 12_345, u64::MAX] {
+            assert_eq!(handle_text(n), format!("inproc-{n}"));
+            assert_eq!(handle_number(&handle_text(n)), Some(n));
+        }
     }
 
     #[tokio::test]

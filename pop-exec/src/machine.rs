@@ -683,6 +683,88 @@ impl Machine {
         p
     }
 
+    /// [`Machine::export`] written over `row` (a row of an earlier publish), reusing its allocations.
+    fn export_into(&self, i: usize, row: &mut OperationProgress) {
+        let s = &self.states[i];
+        // Destructured in full: a field added to the row must be copied here too.
+        let OperationProgress {
+            id,
+            cid,
+            customer_id,
+            title,
+            updated_time,
+            added_time,
+            agenda_progress_id,
+            processing_state,
+            processing_state_message,
+            operation,
+            diagnostic_events,
+            percent_complete,
+            attempt_count,
+            attempt_time,
+            started_time,
+            completed_time,
+            result_payload,
+            params,
+            version,
+        } = &s.progress;
+        let name = s.op.name.as_str();
+        let t = &self.progress_template;
+        // As `stamp` does.
+        match t.id.as_deref() {
+            Some(progress_id) => {
+                set_text(&mut row.id, &[progress_id, "-", name]);
+                set_text(&mut row.agenda_progress_id, &[progress_id]);
+                set_opt_text(&mut row.cid, cid.as_deref().or(t.cid.as_deref()));
+                set_opt_text(&mut row.customer_id, customer_id.as_deref().or(t.customer_id.as_deref()));
+            }
+            None => {
+                row.id.clone_from(id);
+                row.agenda_progress_id.clone_from(agenda_progress_id);
+                row.cid.clone_from(cid);
+                row.customer_id.clone_from(customer_id);
+            }
+        }
+        set_text(&mut row.operation, &[operation.as_deref().unwrap_or(name)]);
+        row.title.clone_from(title);
+        row.updated_time = *updated_time;
+        row.added_time = *added_time;
+        row.processing_state = *processing_state;
+        row.processing_state_message.clone_from(processing_state_message);
+        row.diagnostic_events.clone_from(diagnostic_events);
+        row.percent_complete = *percent_complete;
+        row.attempt_count = *attempt_count;
+        row.attempt_time = *attempt_time;
+        row.started_time = *started_time;
+        row.completed_time = *completed_time;
+        row.result_payload.clone_from(result_payload);
+        row.params.clone_from(params);
+        row.version = *version;
+    }
+
+    /// [`Machine::stamp`] of `p`, into `row`, with the strings of `row`'s earlier content reused.
+    fn stamp_into(&self, name: &str, p: OperationProgress, row: &mut OperationProgress) {
+        let old = std::mem::replace(row, p);
+        let t = &self.progress_template;
+        match t.id.as_deref() {
+            Some(progress_id) => {
+                row.id = Some(reuse_text(old.id, &[progress_id, "-", name]));
+                row.agenda_progress_id = Some(reuse_text(old.agenda_progress_id, &[progress_id]));
+                if row.operation.is_none() {
+                    row.operation = Some(reuse_text(old.operation, &[name]));
+                }
+                if row.cid.is_none() {
+                    row.cid = t.cid.as_deref().map(|c| reuse_text(old.cid, &[c]));
+                }
+                if row.customer_id.is_none() {
+                    row.customer_id = t.customer_id.as_deref().map(|c| reuse_text(old.customer_id, &[c]));
+                }
+            }
+            None if row.operation.is_none() => row.operation = Some(reuse_text(old.operation, &[name])),
+            None => {}
+        }
+    }
+
     /// The number of operations (including generated ones).
     pub fn len(&self) -> usize {
         self.states.len()
@@ -906,7 +988,12 @@ impl Machine {
             }
         }
         self.remove_running(i);
-        self.states[i].progress.result_payload = Some(output.to_string());
+        // (`{}`, the most common output, without the serializer)
+        let text = match &output {
+            Value::Object(map) if map.is_empty() => "{}".to_owned(),
+            other => other.to_string(),
+        };
+        self.states[i].progress.result_payload = Some(text);
         self.states[i].output = Some(output);
         self.conclude(i, Conclusion::Succeeded, now);
         let dependents = std::mem::take(&mut self.states[i].dependents);
@@ -1045,6 +1132,15 @@ impl Machine {
             }
         }
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Gives back an emptied list returned by [`Machine::poll`], to collect the next actions in (no new
+    /// list, grown again, per poll).
+    pub(crate) fn recycle_actions(&mut self, mut actions: Vec<Action>) {
+        actions.clear();
+        if self.outbox.is_empty() && actions.capacity() > self.outbox.capacity() {
+            self.outbox = actions;
+        }
     }
 
     fn fire_timers(&mut self, now: Millis) {
@@ -1231,27 +1327,60 @@ impl Machine {
     /// The full progress, moving every operation's progress out (the machine keeps empty ones).
     fn drain_full_progress(&mut self, now: Millis) -> AgendaProgress {
         let mut p = self.agenda_progress(now);
-        let mut states = std::mem::take(&mut self.states);
-        p.operation_progress =
-            states.iter_mut().map(|s| self.stamp(&s.op.name, std::mem::take(&mut s.progress))).collect();
-        self.states = states;
+        self.drain_rows_into(&mut p.operation_progress);
         p
     }
 
-    /// For a run that is over: what to publish last and the final progress, exporting each operation once
-    /// even when every operation changed since the previous snapshot (a run shorter than the publish
-    /// interval). Returns the agenda progress to publish, the changed rows to publish (`None`: every row of
-    /// the final progress), and the final progress. The machine keeps no operation progress afterwards.
-    pub(crate) fn finish(&mut self, now: Millis) -> (AgendaProgress, Option<Vec<OperationProgress>>, AgendaProgress) {
+    /// Moves every operation's progress (stamped) to the end of `rows`.
+    /// Moves every operation's progress (stamped) into `rows`, which then holds exactly those; rows
+    /// already there (of an earlier publish) are written over, their strings reused.
+    fn drain_rows_into(&mut self, rows: &mut Vec<OperationProgress>) {
+        let mut states = std::mem::take(&mut self.states);
+        rows.truncate(states.len());
+        rows.reserve(states.len() - rows.len());
+        for (i, s) in states.iter_mut().enumerate() {
+            let p = std::mem::take(&mut s.progress);
+            match rows.get_mut(i) {
+                Some(row) => self.stamp_into(&s.op.name, p, row),
+                None => rows.push(self.stamp(&s.op.name, p)),
+            }
+        }
+        self.states = states;
+    }
+
+    /// For a run that is over, the last publish: the agenda progress to publish and the number `n` of
+    /// rows to publish with it, `rows[..n]`, what changed since the previous snapshot (`rows` is a buffer
+    /// of earlier publishes: see [`Machine::snapshot_into`]). `true` when that is every row: then `rows`
+    /// already hold the final progress, exported once. Give both to [`Machine::final_progress`] after
+    /// publishing.
+    pub(crate) fn finish(&mut self, now: Millis, rows: &mut Vec<OperationProgress>) -> (AgendaProgress, usize, bool) {
         if self.dirty.len() < self.states.len() {
-            let snapshot = self.take_snapshot(now);
-            return (snapshot.agenda, Some(snapshot.changed), self.drain_full_progress(now));
+            let (agenda, n) = self.snapshot_into(now, rows);
+            return (agenda, n, false);
         }
         for i in std::mem::take(&mut self.dirty) {
             self.states[i].dirty = false;
         }
         self.agenda_dirty = false;
-        (self.agenda_progress(now), None, self.drain_full_progress(now))
+        let agenda = self.agenda_progress(now);
+        self.drain_rows_into(rows);
+        (agenda, rows.len(), true)
+    }
+
+    /// The final progress after [`Machine::finish`] (with what it returned): every operation's progress
+    /// moved out into `rows` (the buffer, reused), under the agenda progress. The machine keeps no
+    /// operation progress afterwards.
+    pub(crate) fn final_progress(
+        &mut self,
+        mut agenda: AgendaProgress,
+        mut rows: Vec<OperationProgress>,
+        all: bool,
+    ) -> AgendaProgress {
+        if !all {
+            self.drain_rows_into(&mut rows);
+        }
+        agenda.operation_progress = rows;
+        agenda
     }
 
     /// Whether anything changed since the last [`Machine::take_snapshot`].
@@ -1261,14 +1390,31 @@ impl Machine {
 
     /// The agenda progress and the operation progress that changed since the previous snapshot.
     pub fn take_snapshot(&mut self, now: Millis) -> Snapshot {
-        let dirty = std::mem::take(&mut self.dirty);
-        let mut changed = Vec::with_capacity(dirty.len());
-        for i in dirty {
+        let mut changed = Vec::new();
+        let (agenda, _) = self.snapshot_into(now, &mut changed);
+        Snapshot { agenda, changed }
+    }
+
+    /// [`Machine::take_snapshot`] into a buffer the caller keeps from one publish to the next: the
+    /// changed rows are written over `rows[..n]` (the rows of an earlier publish, their strings reused;
+    /// rows are added when there are more), and `n` is returned with the agenda progress. Rows past `n`
+    /// are left over from earlier publishes.
+    pub(crate) fn snapshot_into(&mut self, now: Millis, rows: &mut Vec<OperationProgress>) -> (AgendaProgress, usize) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        rows.reserve(dirty.len().saturating_sub(rows.len()));
+        for (k, &i) in dirty.iter().enumerate() {
             self.states[i].dirty = false;
-            changed.push(self.export(i));
+            match rows.get_mut(k) {
+                Some(row) => self.export_into(i, row),
+                None => rows.push(self.export(i)),
+            }
         }
+        let n = dirty.len();
+        // The list's buffer is kept for the next changes.
+        dirty.clear();
+        self.dirty = dirty;
         self.agenda_dirty = false;
-        Snapshot { agenda: self.agenda_progress(now), changed }
+        (self.agenda_progress(now), n)
     }
 
     /// The agenda's insight (for launch requests).
@@ -1294,6 +1440,30 @@ fn may_hold_references(v: &Value) -> bool {
         Value::Array(items) => items.iter().any(may_hold_references),
         Value::Object(map) => map.values().any(may_hold_references),
         _ => false,
+    }
+}
+
+/// `parts` concatenated into `buf`'s allocation (if any).
+fn reuse_text(buf: Option<String>, parts: &[&str]) -> String {
+    let mut s = buf.unwrap_or_default();
+    s.clear();
+    s.reserve(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// Sets `slot` to `parts` concatenated, reusing its string.
+fn set_text(slot: &mut Option<String>, parts: &[&str]) {
+    *slot = Some(reuse_text(slot.take(), parts));
+}
+
+/// Sets `slot` to `value`, reusing its string.
+fn set_opt_text(slot: &mut Option<String>, value: Option<&str>) {
+    match value {
+        Some(v) => set_text(slot, &[v]),
+        None => *slot = None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! [exit classifier](crate::exit).
 
 use crate::exit::{Ending, Status, Stop, classify, failure_exit};
-use crate::group::{group_alive, signal_group};
+use crate::group::{MARK_VAR, group_alive, kill_marked, signal_group};
 use crate::output::{Notice, PipeReader, SharedParser, lock};
 use crate::runtime::{Inner, now_millis};
 use nix::sys::signal::Signal;
@@ -82,7 +82,8 @@ impl Operation {
         if *cancel.borrow() {
             return self.failure("CANCELLED", format!("{} was cancelled before it started", self.label()), json!({}));
         }
-        let mut child = match self.spawn() {
+        let mark = uuid::Uuid::new_v4().simple().to_string();
+        let mut child = match self.spawn(&mark) {
             Ok(c) => c,
             Err(exit) => return *exit,
         };
@@ -194,6 +195,12 @@ impl Operation {
             tracing::warn!(handle = %self.handle, "the handler left processes behind in its group: killing them");
             signal_group(pid, Some(Signal::SIGKILL));
         }
+        // ... and so are those that left the group (setsid, a double fork), found by the mark in their
+        // environment (only one that clears its environment, or runs as another user, escapes).
+        let swept = tokio::task::spawn_blocking(move || kill_marked(&mark)).await.unwrap_or(0);
+        if swept > 0 {
+            tracing::warn!(handle = %self.handle, swept, "the handler left processes behind outside its group: killed them");
+        }
         while let Ok(notice) = notices.try_recv() {
             match notice {
                 Notice::TooLong(s) => {
@@ -242,7 +249,7 @@ impl Operation {
     /// force before the handler's first instruction. (The workspace forbids `unsafe`, so no
     /// `setrlimit` in `Command::pre_exec`; `prlimit(2)` on the pid after spawn would leave a window in
     /// which the handler runs unlimited.)
-    fn spawn(&self) -> Result<tokio::process::Child, Box<Exit>> {
+    fn spawn(&self, mark: &str) -> Result<tokio::process::Child, Box<Exit>> {
         let cfg = &self.inner.config;
         let limit_args = self.spec.limits.filter(|l| l.any()).map(|l| {
             let mut args = Vec::new();
@@ -310,6 +317,8 @@ impl Operation {
         command.env(LOG_LEVEL, "INFO");
         command.envs(&self.spec.env);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        // last: neither the registry's env nor the request's can take the mark away
+        command.env(MARK_VAR, mark);
         if let Some(dir) = &self.spec.working_dir {
             command.current_dir(dir);
         }

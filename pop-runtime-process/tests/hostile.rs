@@ -3,7 +3,7 @@
 //! 50 MB `POP_RESULT`, and the registry's per-type limits (rlimits, environment allow-list, working
 //! directory). Each case ends with a typed outcome and a clear message; the test process's peak
 //! memory stays bounded (its `VmHWM`, reset through `/proc/self/clear_refs` before each case); no
-//! process of the handler's process group survives (checked in `/proc`).
+//! process of the handler's process group survives, nor one that left it (checked in `/proc`).
 //!
 //! The cases run one at a time (they measure this process's memory): `cargo test -p pop-runtime-process
 //! --test hostile`.
@@ -200,6 +200,42 @@ async fn fifty_grandchildren_outliving_the_handler_are_killed() {
     assert_eq!(outputs(&r.events), vec![json!({"ok": true})]);
     assert_eq!(logs(&r.events, LogStream::Stdout), vec!["spawned 50"]);
     assert_eq!(survivors(r.pgid).await, Vec::<u32>::new(), "grandchildren outlived the operation");
+}
+
+/// Descendants that leave the handler's process group (`setsid`, and a double fork that orphans
+/// them to init) are found by the launch's mark in their environment and killed with the operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descendants_that_left_the_group_are_killed_too() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let rt = runtime(
+        sh(&format!(
+            r#"setsid sh -c 'echo $$ >> {p}; exec sleep 1000' >/dev/null 2>&1 &
+               (setsid sh -c 'echo $$ >> {p}; exec sleep 1000' >/dev/null 2>&1 &) 
+               i=0; while [ $(wc -l < {p} 2>/dev/null || echo 0) -lt 2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+               echo 'POP_RESULT {{"ok": true}}'"#,
+            p = pids.display()
+        )),
+        fast(),
+    );
+    let r = run(&rt).await;
+    assert!(r.exit.success, "{:?}", r.exit);
+    let escaped: Vec<u32> =
+        std::fs::read_to_string(&pids).unwrap().lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(escaped.len(), 2, "the handler did not start its two escapees");
+    for pid in &escaped {
+        assert_ne!(stat(*pid).map(|s| s.2), Some(r.pgid), "{pid} did not leave the handler's group");
+    }
+    let mut alive = escaped.clone();
+    for _ in 0..150 {
+        alive.retain(|pid| matches!(stat(*pid), Some((state, ..)) if state != 'Z' && state != 'X'));
+        if alive.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(alive, Vec::<u32>::new(), "processes that left the group outlived the operation");
 }
 
 /// 50 grandchildren holding the output pipes open, the handler exits 0 without a result: the drain

@@ -94,9 +94,18 @@ impl Algorithm for FirstInFirstOut {
             return Vec::new();
         }
         let mut best = TopK::new(count);
+        // Once `count` heads are kept, a run whose head is younger than the youngest kept cannot make
+        // the cut: one comparison of `added`, no candidate built (most runs of a large view).
+        let mut cut = Millis::MAX;
         for_each_runs(view.customers.iter().map(|c| (c.entries, c.runs)), |ci, entries, runs| {
             for run in runs {
+                if run.added > cut {
+                    continue;
+                }
                 best.offer(Head::of_run(entries, ci, run));
+                if let Some(Reverse(least)) = best.cutoff() {
+                    cut = least.added;
+                }
             }
         });
         let mut heap = BinaryHeap::from(best.into_vec());

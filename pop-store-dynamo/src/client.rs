@@ -112,10 +112,15 @@ pub(crate) struct Db {
     pub(crate) cfg: DynamoConfig,
     pub(crate) tables: TableNames,
     pub(crate) counter: Arc<RequestCounter>,
+    /// The shard count, once checked against the tables ([`Db::shards`]).
+    pub(crate) layout: tokio::sync::OnceCell<u32>,
 }
 
 impl Db {
-    pub(crate) async fn connect(cfg: DynamoConfig) -> pop_core::Result<Self> {
+    pub(crate) async fn connect(
+        cfg: DynamoConfig,
+        customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> pop_core::Result<Self> {
         cfg.validate()?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
             aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
@@ -147,9 +152,9 @@ impl Db {
         if shared.region().is_none() {
             builder = builder.region(Region::new("us-east-1"));
         }
-        let client = Client::from_conf(builder.build());
+        let client = Client::from_conf(customize(builder).build());
         let tables = TableNames::new(&cfg);
-        Ok(Self { client, cfg, tables, counter })
+        Ok(Self { client, cfg, tables, counter, layout: tokio::sync::OnceCell::new() })
     }
 
     /// The wait before attempt `attempt + 1` (attempt ≥ 1): full jitter on a doubling base.

@@ -59,7 +59,27 @@ pub struct DynamoConfig {
     pub max_backoff: Duration,
     /// How long [`crate::DynamoBackend::ensure_tables`] waits for tables and indexes to become ACTIVE.
     pub table_wait: Duration,
+    /// How many partition key values (shards) each insight's queue and ready index are spread over,
+    /// by a hash of the agenda id (default [`DEFAULT_SHARDS`], at most [`MAX_SHARDS`]).
+    ///
+    /// DynamoDB serves about 1,000 writes/s per partition key value; one insight writes its queue
+    /// partition 3 times and its ready index 2 times per agenda, so one shard caps an insight near
+    /// 330 agendas/s and `S` shards near `S` × 330. Choose `S` ≈ (the hot-key writes per second
+    /// one insight must sustain) ÷ 800 (a margin under 1,000), i.e. ≈ agendas/s × 3 ÷ 800, rounded
+    /// up: 1 up to ≈ 250 agendas/s, 8 up to ≈ 2,100. Reads that see a whole insight (receive, queue
+    /// counts, the ready listing) send one `Query` per shard, in parallel, so more shards cost reads.
+    ///
+    /// **Fixed for the tables' life**: the count is recorded in the objects table (item
+    /// `_pop#format`) when the tables are first used, and a process configured with another count is
+    /// refused with [`pop_core::Error::Unsupported`] naming both.
+    pub shards: u32,
 }
+
+/// The default of [`DynamoConfig::shards`].
+pub const DEFAULT_SHARDS: u32 = 8;
+
+/// The most [`DynamoConfig::shards`]: every whole-insight read sends one `Query` per shard.
+pub const MAX_SHARDS: u32 = 64;
 
 impl Default for DynamoConfig {
     fn default() -> Self {
@@ -72,6 +92,7 @@ impl Default for DynamoConfig {
             initial_backoff: Duration::from_millis(25),
             max_backoff: Duration::from_secs(2),
             table_wait: Duration::from_secs(300),
+            shards: DEFAULT_SHARDS,
         }
     }
 }
@@ -157,6 +178,13 @@ impl DynamoConfig {
         self
     }
 
+    /// Sets how many shards each insight's queue and ready index are spread over (see
+    /// [`DynamoConfig::shards`]; fixed for the tables' life).
+    pub fn shards(mut self, shards: u32) -> Self {
+        self.shards = shards;
+        self
+    }
+
     /// The full name of one of POP's tables (`objects`, `ready`, `queue`, `leases`).
     pub fn table_name(&self, table: &str) -> String {
         format!("{}{}", self.table_prefix, table)
@@ -191,6 +219,16 @@ impl DynamoConfig {
             problems.push(
                 pop_core::Problem::new("table_prefix is longer than 240 characters (table names end at 255)")
                     .field("table_prefix"),
+            );
+        }
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            problems.push(
+                pop_core::Problem::new(format!(
+                    "shards is {}; it must be between 1 and {MAX_SHARDS} (about the hot-key writes per second of \
+                     one insight ÷ 800)",
+                    self.shards
+                ))
+                .field("shards"),
             );
         }
         if let Some(endpoint) = &self.endpoint

@@ -32,6 +32,7 @@ const NAMES: &[&str] = &[
     "ph",
     "pt",
     "q",
+    "i",
     "a",
     "r",
     "ep",

@@ -36,8 +36,8 @@ pub(crate) const PHASE_ATTR: &str = "ph";
 /// The attribute holding the phase sort key.
 pub(crate) const PHASE_SORT_ATTR: &str = "pt";
 
-/// The item of the objects table that records the data format (absent: written before the phase index).
-const FORMAT_PK: &str = "_pop#format";
+// The item of the objects table that records the data format (absent: written before the phase index).
+use crate::shard::FORMAT_PK;
 /// The attribute of [`FORMAT_PK`] holding the version.
 const FORMAT_ATTR: &str = "fv";
 /// The data format with the phase index.
@@ -45,12 +45,7 @@ pub(crate) const DATA_FORMAT: u32 = 2;
 
 /// The shard of an id: FNV-1a (stable across builds and platforms, unlike std's hasher).
 pub(crate) fn shard(id: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in id.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h % PHASE_SHARDS
+    crate::shard::fnv1a(id) % PHASE_SHARDS
 }
 
 /// `ph` of an object.
@@ -265,8 +260,11 @@ impl DynamoStore {
             })
             .await?;
         match res.item {
-            None => Ok(1),
-            Some(item) => get_n::<u32>(&item, FORMAT_ATTR, crate::codec::At { kind: "format", id: FORMAT_PK }),
+            // The item may hold only the shard count (recorded first on tables someone else created).
+            Some(item) if item.contains_key(FORMAT_ATTR) => {
+                get_n::<u32>(&item, FORMAT_ATTR, crate::codec::At { kind: "format", id: FORMAT_PK })
+            }
+            _ => Ok(1),
         }
     }
 
@@ -294,15 +292,18 @@ impl DynamoStore {
             }
         }
         let table = self.db.tables.objects.as_str();
-        let action = || format!("PutItem the data format item in table {table}");
+        let action = || format!("UpdateItem the data format item in table {table}");
         self.db
             .request(action, || {
                 self.db
                     .client
-                    .put_item()
+                    .update_item()
                     .table_name(table)
-                    .item("pk", s(FORMAT_PK))
-                    .item(FORMAT_ATTR, n(DATA_FORMAT))
+                    .key("pk", s(FORMAT_PK))
+                    // An update, not a put: the item also records the shard count.
+                    .update_expression("SET #f = :f")
+                    .expression_attribute_names("#f", FORMAT_ATTR)
+                    .expression_attribute_values(":f", n(DATA_FORMAT))
                     .send()
             })
             .await?;

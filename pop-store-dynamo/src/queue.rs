@@ -4,6 +4,7 @@ use crate::client::{Db, no_extra};
 use crate::codec::{At, Item, get_n, get_ready, get_s, millis_key, n, opt_s, ready_json, s};
 use crate::error::{BACKEND, DynamoError};
 use crate::paging::QuerySpec;
+use crate::shard::Pos;
 use crate::tables::{BY_DEADLINE, BY_PUSH};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -37,8 +38,9 @@ fn push_seq() -> u64 {
     }
 }
 
-fn key(insight_id: &str, agenda_id: &str) -> Item {
-    HashMap::from([("q".to_owned(), s(insight_id)), ("a".to_owned(), s(agenda_id))])
+/// The key of an agenda's item: its shard of the insight's queue, and the agenda id.
+fn key(shard_key: &str, agenda_id: &str) -> Item {
+    HashMap::from([("q".to_owned(), s(shard_key)), ("a".to_owned(), s(agenda_id))])
 }
 
 fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
@@ -61,6 +63,7 @@ impl DynamoQueue {
     /// A conditional `UpdateItem` of an item whose lease `token` still holds (same receipt and epoch);
     /// `update` may use `:t`, bound to `value`. A lease that moved on is `Conflict`.
     async fn update_held(&self, token: &LeaseToken, verb: &str, update: &str, value: AttributeValue) -> Result<()> {
+        let q = self.shard_key(&token.insight_id, &token.agenda_id).await?;
         let table = self.table();
         let action = || format!("UpdateItem {verb} lease of agenda {} in table {table}", token.agenda_id);
         let r = self
@@ -70,7 +73,7 @@ impl DynamoQueue {
                     .client
                     .update_item()
                     .table_name(table)
-                    .set_key(Some(key(&token.insight_id, &token.agenda_id)))
+                    .set_key(Some(key(&q, &token.agenda_id)))
                     .update_expression(update)
                     .condition_expression("r = :r AND ep = :ep")
                     .set_expression_attribute_values(Some(values([
@@ -98,13 +101,61 @@ impl DynamoQueue {
         &self.db.tables.queue
     }
 
+    /// The partition of an agenda's item: `<insight>#<shard>`.
+    async fn shard_key(&self, insight_id: &str, agenda_id: &str) -> Result<String> {
+        Ok(crate::shard::key_of(insight_id, agenda_id, self.db.shards().await?))
+    }
+
+    /// One partition value per shard of an insight's queue.
+    async fn shard_keys(&self, insight_id: &str) -> Result<Vec<String>> {
+        Ok((0..self.db.shards().await?).map(|i| crate::shard::key(insight_id, i)).collect())
+    }
+
+    /// A query of every shard of an insight's queue (`key_condition` on `:q`, plus `values`).
+    async fn per_shard<'a>(
+        &'a self,
+        insight_id: &str,
+        index: Option<&'a str>,
+        key_condition: &'a str,
+        filter: Option<&'a str>,
+        values: &[(&str, AttributeValue)],
+        what: &str,
+    ) -> Result<Vec<QuerySpec<'a>>> {
+        Ok(self
+            .shard_keys(insight_id)
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let mut v: HashMap<String, AttributeValue> =
+                    values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+                v.insert(":q".to_owned(), s(q));
+                QuerySpec {
+                    table: self.table(),
+                    index,
+                    key_condition,
+                    filter,
+                    names: HashMap::new(),
+                    values: v,
+                    what: format!("{what} of insight {insight_id}'s queue, shard {i}"),
+                }
+            })
+            .collect())
+    }
+
+    /// Sums a count query over the shards (in parallel).
+    async fn count_shards(&self, specs: &[QuerySpec<'_>]) -> Result<usize> {
+        let counts = futures_util::future::try_join_all(specs.iter().map(|s| self.db.query_count(s))).await?;
+        Ok(counts.into_iter().sum())
+    }
+
     pub(crate) fn lease_from(item: &Item) -> Result<Lease> {
         // An item without a usable agenda id still names itself in the error.
         let agenda = opt_s(item, "a").filter(|a| !a.is_empty()).unwrap_or("(no agenda id)");
         let at = At { kind: "queueItem", id: agenda };
         Ok(Lease {
             token: LeaseToken {
-                insight_id: get_s(item, "q", at)?.to_owned(),
+                insight_id: get_s(item, "i", at)?.to_owned(),
                 agenda_id: get_s(item, "a", at)?.to_owned(),
                 receipt: get_s(item, "r", at)?.to_owned(),
                 epoch: get_n(item, "ep", at)?,
@@ -118,7 +169,8 @@ impl DynamoQueue {
     async fn lease_one(&self, candidate: &Item, ttl_ms: u64, now: Millis) -> Result<Option<Lease>> {
         let agenda = opt_s(candidate, "a").unwrap_or("?").to_owned();
         let at = At { kind: "queueItem", id: &agenda };
-        let insight = get_s(candidate, "q", at)?.to_owned();
+        let q = get_s(candidate, "q", at)?.to_owned();
+        let insight = get_s(candidate, "i", at)?.to_owned();
         let seen_epoch: u64 = get_n(candidate, "ep", at)?;
         let receipt = uuid::Uuid::new_v4().to_string();
         let table = self.table();
@@ -130,7 +182,7 @@ impl DynamoQueue {
                     .client
                     .update_item()
                     .table_name(table)
-                    .set_key(Some(key(&insight, &agenda)))
+                    .set_key(Some(key(&q, &agenda)))
                     .update_expression("SET ep = :ne, r = :r, dl = :dl, lq = :q")
                     .condition_expression("ep = :ep AND (attribute_not_exists(lq) OR dl <= :now)")
                     .set_expression_attribute_values(Some(values([
@@ -138,7 +190,7 @@ impl DynamoQueue {
                         (":ep", n(seen_epoch)),
                         (":r", s(&receipt)),
                         (":dl", n(deadline(now, ttl_ms))),
-                        (":q", s(&insight)),
+                        (":q", s(&q)),
                         (":now", n(now)),
                     ])))
                     .return_values(ReturnValue::AllNew)
@@ -183,9 +235,11 @@ impl QueueBackend for DynamoQueue {
                 .field(if insight_id.is_empty() { "insightId" } else { "agendaId" }),
             ]));
         }
+        let q = self.shard_key(insight_id, &item.agenda_id).await?;
         let order = format!("{}{:016x}", millis_key(now), push_seq());
         let record: Item = HashMap::from([
-            ("q".to_owned(), s(insight_id)),
+            ("q".to_owned(), s(&q)),
+            ("i".to_owned(), s(insight_id)),
             ("a".to_owned(), s(&item.agenda_id)),
             ("o".to_owned(), s(order)),
             ("ep".to_owned(), n(0)),
@@ -219,20 +273,22 @@ impl QueueBackend for DynamoQueue {
         if max == 0 {
             return Ok(out);
         }
-        let spec = QuerySpec {
-            table: self.table(),
-            index: Some(BY_PUSH),
-            key_condition: "q = :q",
-            filter: Some("attribute_not_exists(lq) OR dl <= :now"),
-            names: HashMap::new(),
-            values: values([(":q", s(insight_id)), (":now", n(now))]),
-            what: format!("visible items of insight {insight_id}'s queue"),
-        };
-        let mut start = None;
+        let specs = self
+            .per_shard(
+                insight_id,
+                Some(BY_PUSH),
+                "q = :q",
+                Some("attribute_not_exists(lq) OR dl <= :now"),
+                &[(":now", n(now))],
+                "visible items",
+            )
+            .await?;
+        let mut pos = vec![Pos::Start; specs.len()];
         // Candidates beyond `max` absorb losses to concurrent receivers without another query.
         let want = max.saturating_mul(2).clamp(4, 1000);
         loop {
-            let (candidates, more) = self.db.query_items(&spec, start, want).await?;
+            // Every shard's oldest visible items, merged by push order.
+            let candidates = self.db.merged_page(&specs, &mut pos, want, "o", &["q", "a", "o"]).await?;
             let mut pending = candidates.as_slice();
             while !pending.is_empty() && out.len() < max {
                 let take = (max - out.len()).min(pending.len());
@@ -244,9 +300,8 @@ impl QueueBackend for DynamoQueue {
                     }
                 }
             }
-            match more {
-                Some(k) if out.len() < max => start = Some(k),
-                _ => break,
+            if out.len() >= max || candidates.is_empty() || pos.iter().all(|p| *p == Pos::Done) {
+                break;
             }
         }
         // `join_all` keeps input order: the leases are in push order.
@@ -260,6 +315,7 @@ impl QueueBackend for DynamoQueue {
     }
 
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
+        let q = self.shard_key(&token.insight_id, &token.agenda_id).await?;
         let table = self.table();
         let action = || format!("DeleteItem ack agenda {} in table {table}", token.agenda_id);
         let r = self
@@ -269,7 +325,7 @@ impl QueueBackend for DynamoQueue {
                     .client
                     .delete_item()
                     .table_name(table)
-                    .set_key(Some(key(&token.insight_id, &token.agenda_id)))
+                    .set_key(Some(key(&q, &token.agenda_id)))
                     .condition_expression("r = :r AND ep = :ep")
                     .set_expression_attribute_values(Some(values([(":r", s(&token.receipt)), (":ep", n(token.epoch))])))
                     .send()
@@ -289,31 +345,31 @@ impl QueueBackend for DynamoQueue {
     }
 
     async fn len(&self, insight_id: &str) -> Result<usize> {
-        let spec = QuerySpec {
-            table: self.table(),
-            index: None,
-            key_condition: "q = :q",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":q", s(insight_id))]),
-            what: format!("insight {insight_id}'s queue"),
-        };
-        self.db.query_count(&spec).await
+        let specs = self.per_shard(insight_id, None, "q = :q", None, &[], "items").await?;
+        self.count_shards(&specs).await
+    }
+
+    async fn waiting(&self, insight_id: &str, now: Millis) -> Result<usize> {
+        // One count per shard (the trait's default, len − leased, would send two).
+        let specs = self
+            .per_shard(
+                insight_id,
+                None,
+                "q = :q",
+                Some("attribute_not_exists(lq) OR dl <= :now"),
+                &[(":now", n(now))],
+                "waiting items",
+            )
+            .await?;
+        self.count_shards(&specs).await
     }
 
     async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>> {
-        let spec = QuerySpec {
-            table: self.table(),
-            index: None,
-            key_condition: "q = :q",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":q", s(insight_id))]),
-            what: format!("insight {insight_id}'s queue by customer"),
-        };
-        let (items, _) = self.db.query_items(&spec, None, usize::MAX).await?;
+        let specs = self.per_shard(insight_id, None, "q = :q", None, &[], "items by customer").await?;
+        let shards =
+            futures_util::future::try_join_all(specs.iter().map(|s| self.db.query_items(s, None, usize::MAX))).await?;
         let mut out = std::collections::BTreeMap::new();
-        for item in &items {
+        for item in shards.iter().flat_map(|(items, _)| items) {
             let at = At { kind: "queueItem", id: opt_s(item, "a").unwrap_or("?") };
             *out.entry(get_ready(item, at)?.customer_id).or_insert(0) += 1;
         }
@@ -321,36 +377,42 @@ impl QueueBackend for DynamoQueue {
     }
 
     async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
-        let spec = QuerySpec {
-            table: self.table(),
-            index: Some(BY_DEADLINE),
-            key_condition: "lq = :q AND dl > :now",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":q", s(insight_id)), (":now", n(now))]),
-            what: format!("live leases of insight {insight_id}'s queue"),
-        };
-        self.db.query_count(&spec).await
+        let specs = self
+            .per_shard(insight_id, Some(BY_DEADLINE), "lq = :q AND dl > :now", None, &[(":now", n(now))], "live leases")
+            .await?;
+        self.count_shards(&specs).await
     }
 
     async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let spec = QuerySpec {
-            table: self.table(),
-            index: Some(BY_DEADLINE),
-            key_condition: "lq = :q AND dl <= :now",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":q", s(insight_id)), (":now", n(now))]),
-            what: format!("expired leases of insight {insight_id}'s queue"),
-        };
-        let (items, _) = self.db.query_items(&spec, None, limit).await?;
-        items.iter().filter(|i| opt_s(i, "r").is_some()).map(Self::lease_from).collect()
+        let specs = self
+            .per_shard(
+                insight_id,
+                Some(BY_DEADLINE),
+                "lq = :q AND dl <= :now",
+                None,
+                &[(":now", n(now))],
+                "expired leases",
+            )
+            .await?;
+        let shards =
+            futures_util::future::try_join_all(specs.iter().map(|s| self.db.query_items(s, None, limit))).await?;
+        let mut leases = shards
+            .iter()
+            .flat_map(|(items, _)| items)
+            .filter(|i| opt_s(i, "r").is_some())
+            .map(Self::lease_from)
+            .collect::<Result<Vec<_>>>()?;
+        // Each shard's are by deadline; the earliest `limit` of all of them.
+        leases.sort_by(|a, b| (a.deadline, &a.token.agenda_id).cmp(&(b.deadline, &b.token.agenda_id)));
+        leases.truncate(limit);
+        Ok(leases)
     }
 
     async fn contains(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
+        let q = self.shard_key(insight_id, agenda_id).await?;
         let table = self.table();
         let action = || format!("GetItem agenda {agenda_id} in insight {insight_id}'s queue (table {table})");
         let res = self
@@ -360,7 +422,7 @@ impl QueueBackend for DynamoQueue {
                     .client
                     .get_item()
                     .table_name(table)
-                    .set_key(Some(key(insight_id, agenda_id)))
+                    .set_key(Some(key(&q, agenda_id)))
                     .consistent_read(true)
                     .projection_expression("a")
                     .send()
@@ -370,6 +432,7 @@ impl QueueBackend for DynamoQueue {
     }
 
     async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
+        let q = self.shard_key(insight_id, agenda_id).await?;
         let table = self.table();
         let action = || format!("DeleteItem agenda {agenda_id} from insight {insight_id}'s queue (table {table})");
         let res = self
@@ -379,7 +442,7 @@ impl QueueBackend for DynamoQueue {
                     .client
                     .delete_item()
                     .table_name(table)
-                    .set_key(Some(key(insight_id, agenda_id)))
+                    .set_key(Some(key(&q, agenda_id)))
                     .return_values(ReturnValue::AllOld)
                     .send()
             })

@@ -126,7 +126,7 @@ impl DynamoStore {
         &self.db.tables.objects
     }
 
-    fn encode_record(&self, rec: &Record, version: u64, op: &str) -> Result<Item> {
+    fn encode_record(&self, rec: &Record, version: u64, op: &str, shards: u32) -> Result<Item> {
         let where_ = || format!("{op} of {} {:?}", rec.kind, rec.id);
         let mut problems = Vec::new();
         if rec.id.is_empty() {
@@ -145,19 +145,23 @@ impl DynamoStore {
         }
         let mut item: Item = HashMap::from([
             ("pk".to_owned(), s(object_pk(rec.kind, &rec.id))),
-            ("kd".to_owned(), s(rec.kind.as_str())),
+            ("kd".to_owned(), s(crate::shard::key_of(rec.kind.as_str(), &rec.id, shards))),
+            (crate::shard::OBJECT_SHARDS_ATTR.to_owned(), n(shards)),
             ("id".to_owned(), s(&rec.id)),
             ("v".to_owned(), n(version)),
             ("b".to_owned(), AttributeValue::B(Blob::new(rec.body.clone()))),
         ]);
-        let mut size = 2 + rec.kind.as_str().len() * 2 + rec.id.len() * 2 + 30 + rec.body.len();
+        let mut size = 2 + rec.kind.as_str().len() * 2 + rec.id.len() * 2 + 40 + rec.body.len();
         for (field, value) in &rec.indexes {
             // Only the kind's indexed fields are stored (and have a GSI); other values are ignored.
             if !rec.kind.indexed_fields().contains(field) {
                 continue;
             }
             let attr = index_attr(*field);
-            let v = format!("{}#{}", rec.kind, value);
+            let mut v = format!("{}#{}", rec.kind, value);
+            if crate::shard::is_sharded(*field) {
+                v = crate::shard::key_of(&v, &rec.id, shards);
+            }
             if v.len() > MAX_PARTITION_KEY_BYTES {
                 problems.push(
                     Problem::new(format!(
@@ -215,13 +219,20 @@ impl DynamoStore {
         let body = get_b(item, "b", at)?.to_vec();
         let prefix = format!("{kind}#");
         let mut indexes = Vec::new();
+        // Items written since sharding record their shard count; their shared fields end in `#<shard>`.
+        let sharded_item = item.contains_key(crate::shard::OBJECT_SHARDS_ATTR);
         for field in kind.indexed_fields() {
             if let Some(v) = opt_s(item, index_attr(*field)) {
-                let value = v.strip_prefix(&prefix).ok_or_else(|| Error::Corrupt {
+                let corrupt = |why: &str| Error::Corrupt {
                     kind: kind.to_string(),
                     id: who.clone(),
-                    reason: format!("index attribute {} = {v:?} lacks the prefix {prefix:?}", index_attr(*field)),
-                })?;
+                    reason: format!("index attribute {} = {v:?} {why}", index_attr(*field)),
+                };
+                let mut value =
+                    v.strip_prefix(&prefix).ok_or_else(|| corrupt(&format!("lacks the prefix {prefix:?}")))?;
+                if sharded_item && crate::shard::is_sharded(*field) {
+                    value = value.rsplit_once('#').map(|(v, _)| v).ok_or_else(|| corrupt("lacks its shard"))?;
+                }
                 indexes.push((*field, value.to_owned()));
             }
         }
@@ -232,14 +243,18 @@ impl DynamoStore {
     /// Checks and encodes the object operations; collapses the ready operations to one final state
     /// per agenda.
     #[allow(clippy::type_complexity, reason = "a private helper's tuple of the two halves of a batch")]
-    fn plan(&self, ops: Vec<WriteOp>) -> Result<(Vec<ObjectWrite>, BTreeMap<String, Option<ReadyAgenda>>)> {
+    fn plan(
+        &self,
+        ops: Vec<WriteOp>,
+        shards: u32,
+    ) -> Result<(Vec<ObjectWrite>, BTreeMap<String, Option<ReadyAgenda>>)> {
         let mut objects = Vec::new();
         let mut ready: BTreeMap<String, Option<ReadyAgenda>> = BTreeMap::new();
         let mut seen: BTreeSet<(Kind, String)> = BTreeSet::new();
         let mut problems = Vec::new();
         for (op_index, op) in ops.into_iter().enumerate() {
             let (kind, id, shape) = match op {
-                WriteOp::Create(rec) => match self.encode_record(&rec, 1, "create") {
+                WriteOp::Create(rec) => match self.encode_record(&rec, 1, "create", shards) {
                     Ok(item) => (rec.kind, rec.id, ObjectShape::Create(item)),
                     Err(e) => {
                         problems.extend(e.problem_list().iter().cloned());
@@ -247,7 +262,7 @@ impl DynamoStore {
                     }
                 },
                 WriteOp::Update { record, expected_version } => {
-                    match self.encode_record(&record, expected_version.saturating_add(1), "update") {
+                    match self.encode_record(&record, expected_version.saturating_add(1), "update", shards) {
                         Ok(item) => (record.kind, record.id, ObjectShape::Update(item, expected_version)),
                         Err(e) => {
                             problems.extend(e.problem_list().iter().cloned());
@@ -255,7 +270,7 @@ impl DynamoStore {
                         }
                     }
                 }
-                WriteOp::Put(record) => match self.encode_record(&record, 1, "put") {
+                WriteOp::Put(record) => match self.encode_record(&record, 1, "put", shards) {
                     Ok(item) => (record.kind, record.id.clone(), ObjectShape::Put(Upsert::of(record.kind, item))),
                     Err(e) => {
                         problems.extend(e.problem_list().iter().cloned());
@@ -517,9 +532,9 @@ impl DynamoStore {
     }
 
     /// The ready entry item of an agenda.
-    fn ready_item(entry: &ReadyAgenda) -> Result<Item> {
+    fn ready_item(entry: &ReadyAgenda, shards: u32) -> Result<Item> {
         let mut item = ready_key(&entry.agenda_id);
-        item.insert("ri".to_owned(), s(&entry.insight_id));
+        item.insert("ri".to_owned(), s(crate::shard::key_of(&entry.insight_id, &entry.agenda_id, shards)));
         item.insert("ro".to_owned(), s(crate::codec::ready_sort_key(entry)));
         item.insert("b".to_owned(), s(ready_json(entry)?));
         Ok(item)
@@ -527,14 +542,19 @@ impl DynamoStore {
 
     /// The transaction item of an agenda's final ready state in a batch: put (replacing any entry
     /// of the agenda, wherever it was) or delete (a no-op when there is none).
-    fn ready_transact_item(&self, agenda_id: &str, target: Option<&ReadyAgenda>) -> Result<TransactWriteItem> {
+    fn ready_transact_item(
+        &self,
+        agenda_id: &str,
+        target: Option<&ReadyAgenda>,
+        shards: u32,
+    ) -> Result<TransactWriteItem> {
         let table = self.db.tables.ready.clone();
         Ok(match target {
             Some(entry) => TransactWriteItem::builder()
                 .put(
                     Put::builder()
                         .table_name(table)
-                        .set_item(Some(Self::ready_item(entry)?))
+                        .set_item(Some(Self::ready_item(entry, shards)?))
                         .build()
                         .map_err(|e| build_err("a ready insert", e))?,
                 )
@@ -556,7 +576,7 @@ impl DynamoStore {
         let table = &self.db.tables.ready;
         match target {
             Some(entry) => {
-                let item = Self::ready_item(entry)?;
+                let item = Self::ready_item(entry, self.db.shards().await?)?;
                 let action = || format!("PutItem ready entry of agenda {agenda_id} in table {table}");
                 self.db
                     .request(action, || self.db.client.put_item().table_name(table).set_item(Some(item.clone())).send())
@@ -635,7 +655,8 @@ impl Store for DynamoStore {
         if ops.is_empty() {
             return Ok(());
         }
-        let (objects, ready) = self.plan(ops)?;
+        let shards = self.db.shards().await?;
+        let (objects, ready) = self.plan(ops, shards)?;
         // Every operation is one item (ready changes of one agenda were folded into one).
         match (objects.as_slice(), ready.len()) {
             ([w], 0) => return self.write_single(w).await,
@@ -653,7 +674,7 @@ impl Store for DynamoStore {
             tags.push(Tag::Object(w.op_index));
         }
         for (agenda, target) in &ready {
-            items.push(self.ready_transact_item(agenda, target.as_ref())?);
+            items.push(self.ready_transact_item(agenda, target.as_ref(), shards)?);
             tags.push(Tag::Ready);
         }
         // The same token on every attempt makes a retried transaction idempotent (for 10 minutes).
@@ -725,8 +746,36 @@ impl Store for DynamoStore {
         let partition = format!("{kind}#{value}");
         let what = format!("{kind} by {field} = {value:?}");
         let keys = ["pk", "id", attr];
-        let start = page.cursor.as_deref().map(|c| decode_cursor(c, &keys, (attr, &partition), &what)).transpose()?;
         let index = index_name(field);
+        let limit = page.effective_limit();
+        if crate::shard::is_sharded(field) {
+            // Spread over the shards by a hash of the object id: a Query per shard, merged by id.
+            let shards = self.db.shards().await?;
+            let partitions: Vec<String> = (0..shards).map(|i| crate::shard::key(&partition, i)).collect();
+            let listing = format!("{kind}#{field}#{value}");
+            let mut pos = match page.cursor.as_deref() {
+                Some(c) => crate::shard::decode_cursor(&listing, c, &keys, attr, &partitions, &what)?,
+                None => vec![crate::shard::Pos::Start; partitions.len()],
+            };
+            let specs: Vec<QuerySpec<'_>> = partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| QuerySpec {
+                    table: self.table(),
+                    index: Some(&index),
+                    key_condition: "#k = :k",
+                    filter: None,
+                    names: HashMap::from([("#k".to_owned(), attr.to_owned())]),
+                    values: values([(":k", s(p))]),
+                    what: format!("{what}, shard {i}"),
+                })
+                .collect();
+            let items = self.db.merged_page(&specs, &mut pos, limit, "id", &keys).await?;
+            let next = crate::shard::encode_cursor(&listing, &pos)?;
+            let items = items.iter().map(|i| Self::decode_record(kind, i)).collect::<Result<Vec<_>>>()?;
+            return Ok(Page { items, next });
+        }
+        let start = page.cursor.as_deref().map(|c| decode_cursor(c, &keys, (attr, &partition), &what)).transpose()?;
         let spec = QuerySpec {
             table: self.table(),
             index: Some(&index),
@@ -736,7 +785,6 @@ impl Store for DynamoStore {
             values: values([(":k", s(&partition))]),
             what,
         };
-        let limit = page.effective_limit();
         let (mut items, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
         let next = if items.len() > limit {
             items.truncate(limit);
@@ -751,25 +799,28 @@ impl Store for DynamoStore {
     async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>> {
         let keys = ["pk", "kd", "id"];
         let what = format!("every {kind}");
-        let start =
-            page.cursor.as_deref().map(|c| decode_cursor(c, &keys, ("kd", kind.as_str()), &what)).transpose()?;
-        let spec = QuerySpec {
-            table: self.table(),
-            index: Some(BY_KIND),
-            key_condition: "kd = :k",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":k", s(kind.as_str()))]),
-            what,
+        // `kd` is spread over the shards by a hash of the id: a Query per shard, merged by id.
+        let shards = self.db.shards().await?;
+        let partitions: Vec<String> = (0..shards).map(|i| crate::shard::key(kind.as_str(), i)).collect();
+        let mut pos = match page.cursor.as_deref() {
+            Some(c) => crate::shard::decode_cursor(kind.as_str(), c, &keys, "kd", &partitions, &what)?,
+            None => vec![crate::shard::Pos::Start; partitions.len()],
         };
-        let limit = page.effective_limit();
-        let (mut key_items, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
-        let next = if key_items.len() > limit {
-            key_items.truncate(limit);
-            key_items.last().map(|i| encode_cursor(i, &keys)).transpose()?
-        } else {
-            None
-        };
+        let specs: Vec<QuerySpec<'_>> = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| QuerySpec {
+                table: self.table(),
+                index: Some(BY_KIND),
+                key_condition: "kd = :k",
+                filter: None,
+                names: HashMap::new(),
+                values: values([(":k", s(p))]),
+                what: format!("{what}, shard {i}"),
+            })
+            .collect();
+        let key_items = self.db.merged_page(&specs, &mut pos, page.effective_limit(), "id", &keys).await?;
+        let next = crate::shard::encode_cursor(kind.as_str(), &pos)?;
         // The index holds keys only (so updates cost it nothing): fetch the items, consistently.
         let keys: Vec<Item> = key_items
             .iter()
@@ -823,25 +874,29 @@ impl Store for DynamoStore {
     async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
         let keys = ["a", "ri", "ro"];
         let what = format!("the ready set of insight {insight_id}");
-        let start = page.cursor.as_deref().map(|c| decode_cursor(c, &keys, ("ri", insight_id), &what)).transpose()?;
+        let shards = self.db.shards().await?;
+        let partitions: Vec<String> = (0..shards).map(|i| crate::shard::key(insight_id, i)).collect();
+        let mut pos = match page.cursor.as_deref() {
+            Some(c) => crate::shard::decode_cursor(insight_id, c, &keys, "ri", &partitions, &what)?,
+            None => vec![crate::shard::Pos::Start; partitions.len()],
+        };
         let table = &self.db.tables.ready;
-        let spec = QuerySpec {
-            table,
-            index: Some(BY_INSIGHT),
-            key_condition: "ri = :i",
-            filter: None,
-            names: HashMap::new(),
-            values: values([(":i", s(insight_id))]),
-            what: what.clone(),
-        };
-        let limit = page.effective_limit();
-        let (mut listed, _) = self.db.query_items(&spec, start, limit.saturating_add(1)).await?;
-        let next = if listed.len() > limit {
-            listed.truncate(limit);
-            listed.last().map(|i| encode_cursor(i, &keys)).transpose()?
-        } else {
-            None
-        };
+        let specs: Vec<QuerySpec<'_>> = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| QuerySpec {
+                table,
+                index: Some(BY_INSIGHT),
+                key_condition: "ri = :i",
+                filter: None,
+                names: HashMap::new(),
+                values: values([(":i", s(p))]),
+                what: format!("{what}, shard {i}"),
+            })
+            .collect();
+        // Every shard's next entries, merged by `ro` (the ready order).
+        let listed = self.db.merged_page(&specs, &mut pos, page.effective_limit(), "ro", &keys).await?;
+        let next = crate::shard::encode_cursor(insight_id, &pos)?;
         // The index is keys-only and, on AWS, eventually consistent: read the entries themselves
         // (consistently) and keep those still at the listed place, so a removed or moved entry is never
         // handed out.
@@ -857,7 +912,7 @@ impl Store for DynamoStore {
         for l in &listed {
             let Some(agenda) = opt_s(l, "a") else { continue };
             let Some(item) = current.get(agenda) else { continue };
-            if opt_s(item, "ri") != Some(insight_id) || opt_s(item, "ro") != opt_s(l, "ro") {
+            if opt_s(item, "ri") != opt_s(l, "ri") || opt_s(item, "ro") != opt_s(l, "ro") {
                 continue;
             }
             out.push(get_ready(item, At { kind: "readyAgenda", id: agenda })?);

@@ -295,7 +295,8 @@ async fn requests_per_operation_are_as_documented() {
     assert_eq!(count(&before), 1, "ready insert = 1 PutItem");
     let before = b.request_counts();
     store.ready_list(&insight, PageRequest::first(10)).await.unwrap();
-    assert_eq!(count(&before), 2, "ready list = Query + BatchGetItem");
+    let shards = u64::from(b.config().shards);
+    assert_eq!(count(&before), shards + 1, "ready list = a Query per shard + BatchGetItem");
     let mut p = pop_core::model::AgendaProgress { id: Some(unique("p")), added_time: Some(t0), ..Default::default() };
     store.create_obj(&mut p).await.unwrap();
     let before = b.request_counts();
@@ -311,7 +312,10 @@ async fn requests_per_operation_are_as_documented() {
     assert!(queue.push(&insight, ready(&insight, &id, t0), t0).await.unwrap());
     let leases = queue.receive(&insight, 1, 1000, t0).await.unwrap();
     queue.ack(&leases[0].token).await.unwrap();
-    assert_eq!(count(&before), 4, "push + receive(1) (Query + UpdateItem) + ack");
+    assert_eq!(count(&before), 3 + shards, "push + receive(1) (a Query per shard + UpdateItem) + ack");
+    let before = b.request_counts();
+    assert_eq!(queue.waiting(&insight, t0).await.unwrap(), 0);
+    assert_eq!(count(&before), shards, "waiting = a count Query per shard");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,4 +501,107 @@ async fn tables_of_an_earlier_build_get_the_phase_index_and_a_backfill() {
     p.processing_state = pop_core::model::ProcessingState::Executing;
     store.update_obj(&mut p).await.unwrap();
     assert_eq!(listed(Phase::Unfinished).await, vec![("p-wait".to_owned(), 4, Some(1000))]);
+}
+
+/// Tables an unsharded build wrote (no shard count recorded): `ensure_tables` moves their queue
+/// items, ready entries and shared index values to the sharded keys, once, keeping versions, and
+/// records the count; a process configured with another count is then refused, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_of_an_unsharded_build_move_to_shards_and_the_count_is_fixed() {
+    use aws_sdk_dynamodb::types::AttributeValue::{B, N, S};
+    let Some(endpoint) = common::endpoint("tables_of_an_unsharded_build_move_to_shards") else { return };
+    let prefix = common::prefix();
+    let cfg = DynamoConfig::local(endpoint).table_prefix(&prefix);
+    let old = DynamoBackend::connect(cfg.clone()).await.unwrap();
+    old.ensure_tables().await.unwrap();
+    let names = old.table_names().clone();
+    // What an unsharded build leaves: a format item without a shard count, items without `sh`,
+    // bare insight ids in `q` and `ri`, bare `kd` and index values.
+    let client = old.client();
+    client
+        .update_item()
+        .table_name(&names.objects)
+        .key("pk", S("_pop#format".into()))
+        .update_expression("REMOVE qs")
+        .send()
+        .await
+        .unwrap();
+    let t0 = now();
+    client
+        .put_item()
+        .table_name(&names.objects)
+        .item("pk", S("agenda#a-old".into()))
+        .item("kd", S("agenda".into()))
+        .item("id", S("a-old".into()))
+        .item("v", N("2".into()))
+        .item("x_customerId", S("agenda#acme".into()))
+        .item("b", B(br#"{"id":"a-old","customerId":"acme"}"#.to_vec().into()))
+        .send()
+        .await
+        .unwrap();
+    let entry = ReadyAgenda { customer_id: "acme".into(), ..ready("ins", "a-old", 5) };
+    let json = serde_json::to_string(&entry).unwrap();
+    let ro = format!("61636d65#{:08x}#{:016x}#a-old", i32::MAX, 5u64 ^ (1 << 63));
+    client
+        .put_item()
+        .table_name(&names.ready)
+        .item("a", S("a-old".into()))
+        .item("ri", S("ins".into()))
+        .item("ro", S(ro))
+        .item("b", S(json.clone()))
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_item()
+        .table_name(&names.queue)
+        .item("q", S("ins".into()))
+        .item("a", S("a-old".into()))
+        .item("o", S(format!("{:016x}0000000000000001", (t0 as u64) ^ (1 << 63))))
+        .item("ep", N("0".into()))
+        .item("dl", N(t0.to_string()))
+        .item("pt", N(t0.to_string()))
+        .item("b", S(json))
+        .send()
+        .await
+        .unwrap();
+
+    let b = DynamoBackend::connect(cfg.clone()).await.unwrap();
+    b.ensure_tables().await.unwrap();
+    let (store, queue) = (b.store(), b.queue());
+    let by_customer = store.query(Kind::Agenda, IndexField::CustomerId, "acme", PageRequest::first(10)).await.unwrap();
+    let found: Vec<_> = by_customer.items.iter().map(|r| (r.id.as_str(), r.version, r.indexes.clone())).collect();
+    assert_eq!(found, vec![("a-old", 2, vec![(IndexField::CustomerId, "acme".to_owned())])]);
+    let all = store.scan(Kind::Agenda, PageRequest::first(10)).await.unwrap();
+    assert_eq!(all.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a-old"]);
+    let listed = store.ready_list("ins", PageRequest::first(10)).await.unwrap();
+    assert_eq!(listed.items, vec![entry.clone()]);
+    assert_eq!(queue.len("ins").await.unwrap(), 1);
+    let leases = queue.receive("ins", 5, 1000, now()).await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].token.insight_id.as_str(), leases[0].item.clone()), ("ins", entry));
+    queue.ack(&leases[0].token).await.unwrap();
+    assert_eq!(queue.len("ins").await.unwrap(), 0);
+    // The scan of the old data ran once: the next process reads the recorded count only.
+    let again = DynamoBackend::connect(cfg.clone()).await.unwrap();
+    again.ensure_tables().await.unwrap();
+    let used = again.request_counts();
+    assert_eq!(used.by_action.get("Scan"), None, "{used:?}");
+
+    // Another shard count on these tables: refused, naming both and the fix.
+    let other = DynamoBackend::connect(cfg.clone().shards(4)).await.unwrap();
+    for r in [other.ensure_tables().await.map(|_| ()), other.queue().len("ins").await.map(|_| ())] {
+        match r {
+            Err(Error::Unsupported(msg)) => {
+                assert!(msg.contains("over 8 shards") && msg.contains("shards(8)") && msg.contains("with 4"), "{msg}")
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+    let invalid = DynamoBackend::connect(cfg.shards(0)).await;
+    assert!(
+        matches!(invalid, Err(Error::Invalid(ref p)) if p.to_string().contains("shards")),
+        "{:?}",
+        invalid.map(|_| ())
+    );
 }

@@ -95,6 +95,34 @@ fn depends_on_is_read_once() {
 }
 
 #[test]
+fn depends_on_names_split_as_split_trim_filter() {
+    let items = [
+        "",
+        ",",
+        " , ,",
+        "a",
+        " a ",
+        "a,b",
+        "a,,b,",
+        ",a",
+        "\ta\n,\u{3000}b\u{3000}",
+        "é, ü ,x y",
+        "\u{a0}",
+        "a ,\u{2003}",
+    ];
+    for item in items {
+        let expected: Vec<&str> = item.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        let o = op(json!({"name": "x", "params": {"dependsOn": item}}));
+        assert_eq!(o.depends_on_names().collect::<Vec<_>>(), expected, "{item:?}");
+        let o = op(json!({"name": "x", "params": {"dependsOn": [item, "z", item]}}));
+        let mut twice = expected.clone();
+        twice.push("z");
+        twice.extend(&expected);
+        assert_eq!(o.depends_on_names().collect::<Vec<_>>(), twice, "{item:?}");
+    }
+}
+
+#[test]
 fn graph_edges_kinds_and_lookups() {
     let a = agenda(json!([
         {"name": "Probe", "type": "probe"},

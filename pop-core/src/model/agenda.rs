@@ -109,10 +109,7 @@ impl Operation {
             Some(Value::Array(items)) => (None, items.as_slice()),
             _ => (None, &[]),
         };
-        single
-            .into_iter()
-            .chain(items.iter().filter_map(Value::as_str))
-            .flat_map(|s| s.split(',').map(str::trim).filter(|n| !n.is_empty()))
+        single.into_iter().chain(items.iter().filter_map(Value::as_str)).flat_map(CommaNames::new)
     }
 
     /// The retry policy from `params.retry`; `Ok(None)` when absent, `Err` with a message when malformed.
@@ -284,3 +281,47 @@ pub struct AgendaTemplate {
     pub version: u64,
 }
 owned_object!(AgendaTemplate);
+
+/// The names of one `dependsOn` item: split on commas, trimmed, empties dropped
+/// (`s.split(',').map(str::trim).filter(|n| !n.is_empty())`, without the pattern machinery: the
+/// executor reads every dependency of every operation it builds, most of them one plain name).
+#[derive(Debug, Clone)]
+struct CommaNames<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> CommaNames<'a> {
+    #[inline]
+    fn new(s: &'a str) -> Self {
+        Self { rest: Some(s) }
+    }
+}
+
+impl<'a> Iterator for CommaNames<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let s = self.rest?;
+            let piece = match s.bytes().position(|b| b == b',') {
+                Some(i) => {
+                    self.rest = Some(&s[i + 1..]);
+                    &s[..i]
+                }
+                None => {
+                    self.rest = None;
+                    s
+                }
+            };
+            // (plain ASCII names need no trimming: skip the char decoding of `trim`)
+            let name = match (piece.as_bytes().first(), piece.as_bytes().last()) {
+                (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => piece,
+                _ => piece.trim(),
+            };
+            if !name.is_empty() {
+                return Some(name);
+            }
+        }
+    }
+}

@@ -757,15 +757,83 @@ fn finish_publishes_what_changed_and_returns_the_full_progress() {
         let snapshot = reference.take_snapshot(9);
         let full = reference.full_progress(9);
         let mut m = two_step_run(mid);
-        let (agenda, changed, got_full) = m.finish(9);
+        // A buffer with stale rows: emptied first.
+        let mut published = vec![junk_row(); 3];
+        let (agenda, n, all) = m.finish(9, &mut published);
         assert_eq!(agenda, snapshot.agenda);
+        assert_eq!(all, !mid);
+        let mut rows = published[..n].to_vec();
+        let got_full = m.final_progress(agenda, published, all);
         assert_eq!(got_full, full);
-        let mut rows = changed.unwrap_or_else(|| got_full.operation_progress.clone());
         let mut expected = snapshot.changed;
         rows.sort_by(|x, y| x.id.cmp(&y.id));
         expected.sort_by(|x, y| x.id.cmp(&y.id));
         assert_eq!(rows, expected, "mid-run snapshot: {mid}");
         assert_eq!(rows.len(), if mid { 1 } else { 2 });
         assert!(!m.has_changes());
+    }
+}
+
+/// A row with every field set, as a stale row of an earlier publish in a reused buffer.
+fn junk_row() -> OperationProgress {
+    OperationProgress {
+        id: Some("stale-id".into()),
+        cid: Some("stale-cid".into()),
+        customer_id: Some("stale-customer".into()),
+        title: Some("stale title".into()),
+        updated_time: Some(-1),
+        added_time: Some(-2),
+        agenda_progress_id: Some("stale-p".into()),
+        processing_state: ProcessingState::Complete,
+        processing_state_message: Some("stale message".into()),
+        operation: Some("stale-op".into()),
+        diagnostic_events: vec![DiagnosticEvent::new("stale", 0); 3],
+        percent_complete: 42.0,
+        attempt_count: 7,
+        attempt_time: Some(-3),
+        started_time: Some(-4),
+        completed_time: Some(-5),
+        result_payload: Some("{\"stale\":true}".into()),
+        params: Some(Params::from_iter([("stale".to_owned(), json!(1))])),
+        version: 9,
+    }
+}
+
+#[test]
+fn rows_written_over_a_reused_buffer_equal_fresh_exports() {
+    // With and without a progress id, cid and customer; rows restored with their own fields.
+    for (progress_id, owner) in [(Some("p1"), true), (Some("p1"), false), (None, false)] {
+        let mut a = agenda(json!([op("a", json!({})), op("b", json!({"x": "@<a.out>"})), op("c", json!({}))]));
+        a.progress_id = progress_id.map(str::to_owned);
+        a.id = progress_id.map(|_| "ag".to_owned());
+        if owner {
+            a.cid = Some("cid-1".into());
+            a.customer_id = Some("cust-1".into());
+        }
+        let mut prior = AgendaProgress::default();
+        let mut restored = junk_row();
+        restored.operation = Some("c".into());
+        restored.processing_state = ProcessingState::Executing;
+        restored.cid = None;
+        prior.operation_progress = vec![restored];
+        let mut m = Machine::new(a, Some(&prior), MachineOptions::default(), 0);
+        for t in 1..3 {
+            for l in launches(&m.poll(t)) {
+                m.on_event(l.key, OpEvent::Succeeded(json!({"t": t})), t);
+            }
+        }
+        let fresh = m.full_progress(5);
+        for i in 0..m.len() {
+            let mut row = junk_row();
+            m.export_into(i, &mut row);
+            assert_eq!(row, fresh.operation_progress[i], "row {i}, progress id {progress_id:?}, owner {owner}");
+            let mut row = OperationProgress::default();
+            m.export_into(i, &mut row);
+            assert_eq!(row, fresh.operation_progress[i]);
+        }
+        // The final drain over stale rows, fewer than the operations.
+        let mut rows = vec![junk_row(); 2];
+        m.drain_rows_into(&mut rows);
+        assert_eq!(rows, fresh.operation_progress, "progress id {progress_id:?}, owner {owner}");
     }
 }

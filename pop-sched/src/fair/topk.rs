@@ -42,6 +42,15 @@ impl<T: Ord> TopK<T> {
         }
     }
 
+    /// The least item kept once `k` are kept (an item not greater cannot make the cut), else `None`.
+    #[inline]
+    pub(crate) fn cutoff(&self) -> Option<&T> {
+        match &self.heap {
+            Some(heap) => heap.peek().map(|least| &least.0),
+            None => None,
+        }
+    }
+
     /// The kept items, in no particular order.
     #[inline]
     pub(crate) fn into_vec(self) -> Vec<T> {
