@@ -7,7 +7,7 @@
 //!
 //! Asserts that with 8 shards no queue partition (`q`: the table and its `by_push` / `by_deadline`
 //! indexes) and no ready-index partition (`ri`) takes more than 2.5/8 of the insight's writes there,
-//! and that each gets some; prints requests per agenda by action and the busiest keys.
+//! and that at least 7 of the 8 get some; prints requests per agenda by action and the busiest keys.
 //!
 //! Run: `eval "$(bash .ci/dynamo.sh)"; cargo test -p pop-benches --test dynamo_hot_keys -- --nocapture`
 //! (`POP_HOT_KEYS_AGENDAS` sets the burst, default 64). Skips, saying why, without
@@ -308,7 +308,8 @@ fn assert_spread(run: &Run, place: &str) -> (u64, u64) {
     let keys: Vec<&(String, u64)> = keys.iter().filter(|(k, _)| k.starts_with("i#")).collect();
     let total: u64 = keys.iter().map(|(_, v)| v).sum();
     let max = keys.iter().map(|(_, v)| *v).max().unwrap_or(0);
-    assert_eq!(keys.len(), run.shards as usize, "{place}: every shard takes writes: {keys:?}");
+    // Agenda ids are random: with 64 agendas one of 8 shards is left empty 0.16% of the time.
+    assert!(keys.len() + 1 >= run.shards as usize, "{place}: the shards take the writes: {keys:?}");
     let bound = (total as f64 * 2.5 / f64::from(run.shards)).ceil() as u64;
     assert!(max <= bound, "{place}: the busiest shard took {max} of {total} writes (bound {bound}): {keys:?}");
     (total, max)

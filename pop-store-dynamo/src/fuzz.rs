@@ -1,5 +1,6 @@
 //! Fuzzing of the item decoders (no server): every item this backend reads back goes through
-//! `DynamoStore::decode_record`, `phase::decode`, `DynamoQueue::lease_from` or a cursor decoder, and a
+//! `DynamoStore::decode_record`, `phase::decode`, `DynamoQueue::lease_from` or a cursor decoder (the
+//! phase listing's, the shard-merged listings', a single query's), and a
 //! damaged item must be an `Error::Corrupt` naming its kind and id (a bad cursor: `Invalid` naming the
 //! `cursor` field), never a panic.
 //!
@@ -148,10 +149,19 @@ proptest! {
         Just(r#"{"k":"agendaProgress","p":"finished","s":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}"#.to_owned()),
         Just(r#"{"pk":"agenda#a","id":"a"}"#.to_owned()),
         Just(r#"{"pk":1}"#.to_owned()),
+        Just(r#"{"l":"ins","s":["",null,{"a":"x","ri":"ins#2","ro":"k"}]}"#.to_owned()),
+        Just(r#"{"l":"ins","s":[{"a":1},{},[]]}"#.to_owned()),
+        Just(r#"{"l":7,"s":"x"}"#.to_owned()),
     ]) {
+        let parts: Vec<String> = (0..3).map(|i| crate::shard::key("ins", i)).collect();
         for cursor in [text.clone(), URL_SAFE_NO_PAD.encode(json.as_bytes())] {
             match bounded(&cursor, || crate::phase::decode_cursor(k, p, &cursor)) {
                 Err(_) => panic!("phase cursor decode panicked on {cursor:?}"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => assert_cursor_problem(&e, &cursor),
+            }
+            match bounded(&cursor, || crate::shard::decode_cursor("ins", &cursor, &["a", "ri", "ro"], "ri", &parts, "ready")) {
+                Err(_) => panic!("shard cursor decode panicked on {cursor:?}"),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => assert_cursor_problem(&e, &cursor),
             }
