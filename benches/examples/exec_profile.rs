@@ -1,6 +1,10 @@
 //! One run of the executor bench's workload, for profilers (callgrind counts instructions repeatably on a
 //! loaded machine): `cargo run --release -p pop-benches --example exec_profile -- <build|build-refs|machine|executor> <n>`.
 //!
+//! `executor-cpu <n> [rounds]`: the executor's thread CPU time per operation as the bench's memory pass
+//! measures it (one warm-up run, then runs repeated to about 100,000 operations), `rounds` times
+//! (default 5), and the least; with the system allocator (the bench counts allocations).
+//!
 //! The agenda is the bench's layered DAG (width 100, fan-in/out 10, no-op operations; `pop_benches::exec`);
 //! `build-refs` builds the machine for the same DAG written with references instead of `dependsOn`.
 //! The measured work is in the `#[inline(never)]` functions `measured_*`, so that
@@ -33,6 +37,11 @@ fn main() {
     let agenda = if mode == "build-refs" { layered_refs(n) } else { layered(n) };
     let rt = one_core();
     let exec = executor();
+    if mode == "executor-cpu" {
+        let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+        executor_cpu(&rt, &exec, &agenda, rounds);
+        return;
+    }
     let start = std::time::Instant::now();
     match mode {
         "build" | "build-refs" => measured_build(agenda),
@@ -40,7 +49,31 @@ fn main() {
             measured_machine(agenda);
         }
         "executor" => measured_executor(&rt, &exec, agenda),
-        other => panic!("unknown mode {other}: use build, build-refs, machine or executor"),
+        other => panic!("unknown mode {other}: use build, build-refs, machine, executor or executor-cpu"),
     }
     println!("{mode} {n}: {:?}", start.elapsed());
+}
+
+/// CPU time of this thread (Linux `/proc/thread-self/schedstat`).
+fn thread_cpu() -> std::time::Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    std::time::Duration::from_nanos(text.split_whitespace().next().and_then(|t| t.parse().ok()).unwrap_or(0))
+}
+
+fn executor_cpu(rt: &tokio::runtime::Runtime, exec: &Executor, agenda: &Agenda, rounds: usize) {
+    let n = agenda.operations.len();
+    measured_executor(rt, exec, agenda.clone());
+    let reps = (100_000 / n.max(1)).max(1);
+    let mut best = f64::MAX;
+    for _ in 0..rounds {
+        let agendas = vec![agenda.clone(); reps];
+        let start = thread_cpu();
+        for a in agendas {
+            measured_executor(rt, exec, a);
+        }
+        let us = (thread_cpu() - start).as_secs_f64() * 1e6 / (n * reps) as f64;
+        best = best.min(us);
+        println!("executor {n}: {us:.3} µs of CPU per operation");
+    }
+    println!("executor {n}: least {best:.3} µs of CPU per operation over {rounds} rounds");
 }

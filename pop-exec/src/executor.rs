@@ -167,9 +167,6 @@ type LaunchResult = std::result::Result<Result<Launched>, String>;
 /// Events handled per wake-up before the machine is polled again.
 const BATCH: usize = 256;
 
-/// Rows of the publish buffer kept whatever the size of the last publish.
-const KEPT_ROWS: usize = 1024;
-
 struct Run<'e> {
     exec: &'e Executor,
     clock: Arc<dyn Clock>,
@@ -376,9 +373,10 @@ impl<'e> Run<'e> {
         self.last_publish = Instant::now();
         let result = self.exec.sink.publish(&agenda, &rows[..n]).await;
         // The rows are kept and written over at the next publishes (their strings reused, no fresh
-        // memory per publish while a fast run changes many rows at a time), unless they are many more
-        // than what changes now (a long run after its first publish of every row).
-        if rows.len() > KEPT_ROWS && n.saturating_mul(4) < rows.len() {
+        // memory per publish while a fast run changes many rows at a time), but no more than four
+        // times what this publish used (a long run after its first publish of every row keeps only
+        // the few rows that change per publish).
+        if n.saturating_mul(4) < rows.len() {
             rows.truncate(n);
             rows.shrink_to_fit();
         }
