@@ -19,6 +19,32 @@ pub(crate) struct QuerySpec<'a> {
     pub(crate) what: String,
 }
 
+impl<'a> QuerySpec<'a> {
+    /// One `Query` per shard: `attr = <partition>` on `table` (through `index`) for each of
+    /// `partitions`, described as `what, shard i`.
+    pub(crate) fn per_shard(
+        table: &'a str,
+        index: Option<&'a str>,
+        attr: &str,
+        partitions: &[String],
+        what: &str,
+    ) -> Vec<Self> {
+        partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| QuerySpec {
+                table,
+                index,
+                key_condition: "#k = :k",
+                filter: None,
+                names: HashMap::from([("#k".to_owned(), attr.to_owned())]),
+                values: HashMap::from([(":k".to_owned(), AttributeValue::S(p.clone()))]),
+                what: format!("{what}, shard {i}"),
+            })
+            .collect()
+    }
+}
+
 impl Db {
     /// Up to `want` items of a query from `start`, following `LastEvaluatedKey` across DynamoDB's
     /// 1 MB pages. Returns the items and the key to continue from, if DynamoDB has more.

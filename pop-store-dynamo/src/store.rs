@@ -757,19 +757,7 @@ impl Store for DynamoStore {
                 Some(c) => crate::shard::decode_cursor(&listing, c, &keys, attr, &partitions, &what)?,
                 None => vec![crate::shard::Pos::Start; partitions.len()],
             };
-            let specs: Vec<QuerySpec<'_>> = partitions
-                .iter()
-                .enumerate()
-                .map(|(i, p)| QuerySpec {
-                    table: self.table(),
-                    index: Some(&index),
-                    key_condition: "#k = :k",
-                    filter: None,
-                    names: HashMap::from([("#k".to_owned(), attr.to_owned())]),
-                    values: values([(":k", s(p))]),
-                    what: format!("{what}, shard {i}"),
-                })
-                .collect();
+            let specs = QuerySpec::per_shard(self.table(), Some(&index), attr, &partitions, &what);
             let items = self.db.merged_page(&specs, &mut pos, limit, "id", &keys).await?;
             let next = crate::shard::encode_cursor(&listing, &pos)?;
             let items = items.iter().map(|i| Self::decode_record(kind, i)).collect::<Result<Vec<_>>>()?;
@@ -806,19 +794,7 @@ impl Store for DynamoStore {
             Some(c) => crate::shard::decode_cursor(kind.as_str(), c, &keys, "kd", &partitions, &what)?,
             None => vec![crate::shard::Pos::Start; partitions.len()],
         };
-        let specs: Vec<QuerySpec<'_>> = partitions
-            .iter()
-            .enumerate()
-            .map(|(i, p)| QuerySpec {
-                table: self.table(),
-                index: Some(BY_KIND),
-                key_condition: "kd = :k",
-                filter: None,
-                names: HashMap::new(),
-                values: values([(":k", s(p))]),
-                what: format!("{what}, shard {i}"),
-            })
-            .collect();
+        let specs = QuerySpec::per_shard(self.table(), Some(BY_KIND), "kd", &partitions, &what);
         let key_items = self.db.merged_page(&specs, &mut pos, page.effective_limit(), "id", &keys).await?;
         let next = crate::shard::encode_cursor(kind.as_str(), &pos)?;
         // The index holds keys only (so updates cost it nothing): fetch the items, consistently.
@@ -881,19 +857,7 @@ impl Store for DynamoStore {
             None => vec![crate::shard::Pos::Start; partitions.len()],
         };
         let table = &self.db.tables.ready;
-        let specs: Vec<QuerySpec<'_>> = partitions
-            .iter()
-            .enumerate()
-            .map(|(i, p)| QuerySpec {
-                table,
-                index: Some(BY_INSIGHT),
-                key_condition: "ri = :i",
-                filter: None,
-                names: HashMap::new(),
-                values: values([(":i", s(p))]),
-                what: format!("{what}, shard {i}"),
-            })
-            .collect();
+        let specs = QuerySpec::per_shard(table, Some(BY_INSIGHT), "ri", &partitions, &what);
         // Every shard's next entries, merged by `ro` (the ready order).
         let listed = self.db.merged_page(&specs, &mut pos, page.effective_limit(), "ro", &keys).await?;
         let next = crate::shard::encode_cursor(insight_id, &pos)?;
