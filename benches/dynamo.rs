@@ -18,25 +18,23 @@
 //! it only runs the request counts, on few agendas.
 #![allow(missing_docs, reason = "bench binary")]
 
+#[path = "dynamo_support.rs"]
+mod dynamo_support;
+
 use criterion::{Criterion, Throughput};
-use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
+use pop::{Pop, WorkerConfig};
 use pop_benches::store::{customer_record, ready, submit_batch};
 use pop_core::authz::Principal;
 use pop_core::model::{Agenda, AgendaProgress, Insight, Millis, ProcessingState};
 use pop_core::queue::QueueBackend;
 use pop_core::store::{IndexField, Kind, PageRequest, Store, StoreExt, WriteOp, update_op};
 use pop_store_dynamo::{DynamoBackend, DynamoConfig, RequestCounts};
-use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const LABEL: &str = "dynamodb-on-moto-local-emulator";
 
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+    format!("{prefix}-{}", dynamo_support::unique_id())
 }
 
 fn now() -> Millis {
@@ -46,14 +44,10 @@ fn now() -> Millis {
 /// A backend on fresh tables (moto copies a whole table for every transaction item, so each
 /// benchmark gets its own small tables).
 async fn fresh_backend(endpoint: &str) -> DynamoBackend {
-    let prefix = format!("pop_bench{}_", &uuid_like());
+    let prefix = format!("pop_bench{}_", &dynamo_support::unique_id());
     let b = DynamoBackend::connect(DynamoConfig::local(endpoint).table_prefix(prefix)).await.expect("connect");
     b.ensure_tables().await.expect("ensure_tables");
     b
-}
-
-fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), now() as u64 ^ UNIQUE.fetch_add(1, Ordering::Relaxed).rotate_left(32))
 }
 
 fn ops_per_second(c: &mut Criterion, rt: &tokio::runtime::Runtime, endpoint: &str) {
@@ -230,20 +224,7 @@ async fn engine_lifecycle(endpoint: &str, ops: usize, agendas: usize) {
     let b = fresh_backend(endpoint).await;
     // Polling for completion goes through a second connection, so it is not counted.
     let observer = DynamoBackend::connect(b.config().clone()).await.expect("observer");
-    let rt = pop_exec::inprocess::InProcessRuntime::new();
-    rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
-    let config = PopConfig {
-        scheduler_interval: Duration::from_millis(250),
-        heartbeat: Duration::from_secs(5),
-        ..PopConfig::default()
-    };
-    let pop = Pop::builder()
-        .store(Arc::new(b.store()))
-        .queue(Arc::new(b.queue()))
-        .runtime(Arc::new(RuntimeRouter::new().with(Arc::new(rt))))
-        .config(config)
-        .build()
-        .expect("pop");
+    let pop = dynamo_support::noop_engine(&b);
     engine_setup(&pop, "i").await;
     pop.start_all(WorkerConfig {
         max_running: 16,

@@ -14,14 +14,17 @@
 //! `POP_DYNAMODB_ENDPOINT`.
 #![allow(missing_docs, reason = "test")]
 
+#[path = "../dynamo_support.rs"]
+mod dynamo_support;
+
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
+use pop::WorkerConfig;
 use pop_core::authz::Principal;
 use pop_core::model::{AgendaProgress, Insight, ProcessingState};
 use pop_core::store::{IndexField, StoreExt};
 use pop_store_dynamo::{DynamoBackend, DynamoConfig, RequestCounts};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,7 +226,7 @@ impl Run {
 }
 
 async fn run(endpoint: &str, shards: u32, agendas: usize) -> Run {
-    let prefix = format!("pop_hot{}_", &uuid_like());
+    let prefix = format!("pop_hot{}_", &dynamo_support::unique_id());
     let writes = Arc::new(Writes { prefix: prefix.clone(), ..Writes::default() });
     let cfg = DynamoConfig::local(endpoint).table_prefix(prefix).shards(shards);
     let counter = KeyCounter(writes.clone());
@@ -231,20 +234,7 @@ async fn run(endpoint: &str, shards: u32, agendas: usize) -> Run {
     b.ensure_tables().await.expect("ensure_tables");
     // Polling for completion goes through a second connection, so it is not counted.
     let observer = DynamoBackend::connect(cfg).await.expect("observer");
-    let rt = pop::exec::inprocess::InProcessRuntime::new();
-    rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
-    let config = PopConfig {
-        scheduler_interval: Duration::from_millis(250),
-        heartbeat: Duration::from_secs(5),
-        ..PopConfig::default()
-    };
-    let pop = Pop::builder()
-        .store(Arc::new(b.store()))
-        .queue(Arc::new(b.queue()))
-        .runtime(Arc::new(RuntimeRouter::new().with(Arc::new(rt))))
-        .config(config)
-        .build()
-        .expect("pop");
+    let pop = dynamo_support::noop_engine(&b);
     let insight = Insight {
         id: Some("i".into()),
         title: Some("i".into()),
@@ -293,13 +283,6 @@ async fn run(endpoint: &str, shards: u32, agendas: usize) -> Run {
     run_writes.retain(|_, v| *v > 0);
     pop.shutdown().await;
     Run { shards, agendas, elapsed, used, idle_per_sec, idle, writes: run_writes }
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    format!("{:x}{:x}{}", std::process::id(), t, N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Asserts the insight's writes on `place` are spread over `shards` values, none above 2.5/N of them.
