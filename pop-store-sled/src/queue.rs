@@ -9,7 +9,7 @@
 
 use crate::error::sled_err;
 use crate::format::{self, corrupt, show_key};
-use crate::store::{Inner, IntegrityReport, tx_err};
+use crate::store::{Inner, IntegrityReport};
 use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
@@ -223,6 +223,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn push(&self, insight_id: &str, item: ReadyAgenda, _now: Millis) -> Result<bool> {
+        self.inner.writable()?;
         if item.agenda_id.is_empty() {
             return Err(Error::invalid(format!("push to queue {insight_id}: the item has no agendaId")));
         }
@@ -243,7 +244,7 @@ impl QueueBackend for SledQueue {
                 bump(count, insight_id, 1)?;
                 Ok(true)
             })
-            .map_err(|e| tx_err(e, format!("push agenda {} to queue {insight_id}", entry.item.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("push agenda {} to queue {insight_id}", entry.item.agenda_id)))?;
         if pushed {
             self.inner.durable().await?;
         }
@@ -251,6 +252,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, _now: Millis) -> Result<Vec<bool>> {
+        self.inner.writable()?;
         if let Some(bad) = items.iter().position(|i| i.agenda_id.is_empty()) {
             return Err(Error::invalid(format!("push to queue {insight_id}: item {bad} of the batch has no agendaId")));
         }
@@ -289,7 +291,7 @@ impl QueueBackend for SledQueue {
                 }
                 Ok(pushed)
             })
-            .map_err(|e| tx_err(e, format!("push {} agendas to queue {insight_id}", rows.len())))?;
+            .map_err(|e| self.inner.tx_err(e, format!("push {} agendas to queue {insight_id}", rows.len())))?;
         if pushed.contains(&true) {
             self.inner.durable().await?;
         }
@@ -297,6 +299,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn receive(&self, insight_id: &str, max: usize, ttl_ms: u64, now: Millis) -> Result<Vec<Lease>> {
+        self.inner.writable()?;
         let mut out: Vec<Lease> = Vec::new();
         let deadline = ttl(now, ttl_ms);
         // Candidates are read outside the transaction; the transaction re-checks each one and
@@ -363,7 +366,7 @@ impl QueueBackend for SledQueue {
                     }
                     Ok((got, skipped))
                 })
-                .map_err(|e| tx_err(e, format!("receive from queue {insight_id}")))?;
+                .map_err(|e| self.inner.tx_err(e, format!("receive from queue {insight_id}")))?;
             drop(picking);
             out.extend(got);
             if skipped == 0 {
@@ -377,6 +380,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn extend(&self, token: &LeaseToken, ttl_ms: u64, now: Millis) -> Result<Millis> {
+        self.inner.writable()?;
         let deadline = ttl(now, ttl_ms);
         self.trees()
             .transaction(|tx: &Tx5| {
@@ -390,12 +394,13 @@ impl QueueBackend for SledQueue {
                 items.insert(ik.as_slice(), encode_entry(&entry)?)?;
                 Ok(())
             })
-            .map_err(|e| tx_err(e, format!("extend the lease of agenda {}", token.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("extend the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await?;
         Ok(deadline)
     }
 
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
+        self.inner.writable()?;
         self.trees()
             .transaction(|tx: &Tx5| {
                 let (seq, ik, entry) = current(tx, token)?;
@@ -408,11 +413,14 @@ impl QueueBackend for SledQueue {
                 bump(count, &token.insight_id, -1)?;
                 Ok(())
             })
-            .map_err(|e| tx_err(e, format!("ack the lease of agenda {}", token.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("ack the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
     }
 
     async fn ack_many(&self, tokens: &[LeaseToken]) -> Vec<Result<()>> {
+        if let Err(e) = self.inner.writable() {
+            return tokens.iter().map(|_| Err(e.copied())).collect();
+        }
         if tokens.len() <= 1 {
             let mut out = Vec::with_capacity(1);
             for token in tokens {
@@ -453,7 +461,7 @@ impl QueueBackend for SledQueue {
         let results = match outcome {
             Ok(results) => results,
             Err(e) => {
-                let e = tx_err(e, format!("ack {} leases", tokens.len()));
+                let e = self.inner.tx_err(e, format!("ack {} leases", tokens.len()));
                 return tokens.iter().map(|_| Err(e.copied())).collect();
             }
         };
@@ -466,6 +474,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {
+        self.inner.writable()?;
         self.trees()
             .transaction(|tx: &Tx5| {
                 let (seq, ik, mut entry) = current(tx, token)?;
@@ -479,7 +488,7 @@ impl QueueBackend for SledQueue {
                 visible.insert(ik.as_slice(), &[])?;
                 Ok(())
             })
-            .map_err(|e| tx_err(e, format!("release the lease of agenda {}", token.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("release the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
     }
 
@@ -559,6 +568,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
+        self.inner.writable()?;
         let dk = dedup_key(insight_id, agenda_id);
         let removed = self
             .trees()
@@ -583,7 +593,7 @@ impl QueueBackend for SledQueue {
                 bump(count, insight_id, -1)?;
                 Ok(true)
             })
-            .map_err(|e| tx_err(e, format!("remove agenda {agenda_id} from queue {insight_id}")))?;
+            .map_err(|e| self.inner.tx_err(e, format!("remove agenda {agenda_id} from queue {insight_id}")))?;
         if removed {
             self.inner.durable().await?;
         }
