@@ -15,12 +15,8 @@ use common::*;
 use pop::core::model::Agenda;
 use pop::http::Client;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn mount(args: &[&str], at: &Path) -> bool {
-    Command::new("mount").args(args).arg(at).status().is_ok_and(|s| s.success())
-}
 
 /// `pop serve` on `data`, with a 3 s stall timeout; its stderr goes to `log`.
 fn serve(dir: &Path, data: &Path, log: &Path) -> (Proc, String) {
@@ -50,20 +46,11 @@ async fn a_server_whose_disk_fills_up_refuses_exits_75_and_recovers_on_restart()
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     auth_file(dir);
-    let fs = dir.join("fs");
-    std::fs::create_dir(&fs).expect("mkdir");
-    if !mount(&["-t", "tmpfs", "-o", "size=6m", "tmpfs"], &fs) {
+    let Some(fs) = pop_core::testing::tmpfs::Tmpfs::mount(&dir.join("fs"), "6m") else {
         eprintln!("cannot mount a tmpfs (not root?): the store-failure test is skipped");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(fs.clone());
-    let data = fs.join("db");
+    };
+    let data = fs.path().join("db");
     let log = dir.join("serve.log");
 
     let (mut server, url) = serve(dir, &data, &log);
@@ -108,7 +95,7 @@ async fn a_server_whose_disk_fills_up_refuses_exits_75_and_recovers_on_restart()
     assert!(text.contains("the store failed"), "the server's log does not say why it exited:\n{text}");
 
     // Space returns; the supervisor's restart.
-    assert!(mount(&["-o", "remount,size=256m"], &fs), "remount the tmpfs larger");
+    assert!(fs.resize("256m"), "remount the tmpfs larger");
     let (_server, url) = serve(dir, &data, &log);
     let acme = Client::new(&url).expect("client").with_token(ACME);
     let ready = Client::new(&url).expect("client").ready().await.expect("ready after the restart");

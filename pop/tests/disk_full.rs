@@ -22,16 +22,13 @@ mod common;
 use common::*;
 use pop::{Pop, RuntimeRouter};
 use pop_core::model::Agenda;
+use pop_core::testing::tmpfs;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn mount(args: &[&str], at: &Path) -> bool {
-    Command::new("mount").args(args).arg(at).status().is_ok_and(|s| s.success())
-}
 
 /// The stall timeout of the store meeting the full disk (the default is 30 s).
 const STALL: Duration = Duration::from_secs(3);
@@ -108,7 +105,7 @@ async fn disk_full_child() {
         Err(e) => report(out, &format!("health failed {e}")),
     }
     // Space returns.
-    assert!(mount(&["-o", "remount,size=256m"], dir), "remount the tmpfs larger");
+    assert!(tmpfs::resize(dir, "256m"), "remount the tmpfs larger");
     report(out, "remounted");
     match pop.agendas().submit(&submitter, big(10_000)).await {
         Ok(a) => {
@@ -124,19 +121,11 @@ async fn disk_full_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_submissions_clearly_and_recovers() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("fs");
-    std::fs::create_dir(&dir).expect("mkdir");
-    if !mount(&["-t", "tmpfs", "-o", "size=6m", "tmpfs"], &dir) {
+    let Some(fs) = tmpfs::Tmpfs::mount(&tmp.path().join("fs"), "6m") else {
         eprintln!("cannot mount a tmpfs (not root?): the disk-full test is skipped");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(dir.clone());
+    };
+    let dir = fs.path().to_owned();
     let out = tmp.path().join("report.txt");
 
     // The instance meeting the full disk, in a child process; killed if it stalls for 60 s.
@@ -184,7 +173,7 @@ async fn a_full_disk_refuses_submissions_clearly_and_recovers() {
     // The restart: space has returned (grown here if the child did not get that far); every
     // acknowledged agenda is there and whole, and submissions are accepted.
     if !text.lines().any(|l| l == "remounted") {
-        assert!(mount(&["-o", "remount,size=256m"], &dir), "remount the tmpfs larger");
+        assert!(fs.resize("256m"), "remount the tmpfs larger");
     }
     let mut acknowledged = acknowledged;
     let pop = open(&dir).expect("reopen after space returned");
