@@ -89,6 +89,7 @@ struct Key {
 }
 
 impl Ord for Key {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         // Max-heap: highest effective priority, then smallest finish tag, then first to reach it.
         self.eff
@@ -156,7 +157,7 @@ impl Runs {
 fn best_run(aging: &Aging, runs: &[RunHead]) -> Option<(i64, usize)> {
     let mut best: Option<(i64, usize)> = None;
     for (r, run) in runs.iter().enumerate() {
-        if run.start < run.end {
+        if run.start < run.end && best.is_none_or(|(b, _)| aging.may_exceed(run.priority, run.added, b)) {
             let eff = aging.effective(run.priority, run.added);
             if best.is_none_or(|(b, _)| eff > b) {
                 best = Some((eff, r));
@@ -218,13 +219,11 @@ impl Priority {
             if c.runs.is_empty() {
                 searching |= !c.entries.is_empty();
             } else if let Some((eff, run)) = best_run(&aging, c.runs) {
-                // Most customers fall short of the least kept key: one or two comparisons.
-                if best.cutoff().is_some_and(|least: &Key| {
-                    eff < least.eff || (eff == least.eff && tag.cmp_to(&least.tag) == Ordering::Greater)
-                }) {
-                    return;
+                // Most customers fall short of the least kept key: compared here, not offered.
+                let key = Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX };
+                if best.cutoff().is_none_or(|least: &Key| key > *least) {
+                    best.offer(key);
                 }
-                best.offer(Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX });
             }
         });
         if !fused || searching {

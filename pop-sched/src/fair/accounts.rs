@@ -102,6 +102,9 @@ fn word(x: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(w)
 }
 
+/// Customers matched per chunk of the state walk (see [`Accounts::load_sorted`]).
+const CHUNK: usize = 64;
+
 /// `max(r.scaled_ceil(w), floor.scaled_ceil(w))`, without dividing when `r` is at least `floor`.
 fn ceil_max(r: Ratio, floor: Ratio, w: u64) -> u64 {
     if floor.cmp_to(&r) == Ordering::Greater { r.scaled_ceil(w).max(floor.scaled_ceil(w)) } else { r.scaled_ceil(w) }
@@ -164,78 +167,81 @@ impl Accounts {
         mut visit: impl FnMut(usize, Ratio, u64),
     ) -> Option<Self> {
         let n = view.customers.len();
-        // First the matching alone, a short loop: each customer's id is a memory read that likely
-        // misses the cache (ids live wherever the caller's ready set put them), and a short loop body
-        // keeps many of those reads in flight at once. Then the accounts, from what matched.
-        let mut stored: Vec<Option<&Entry>> = Vec::with_capacity(n);
+        // By chunks of customers, first the matching alone, a short loop: each customer's id is a
+        // memory read that likely misses the cache (ids live wherever the caller's ready set put
+        // them), and a short loop body keeps many of those reads in flight at once. Then the
+        // chunk's accounts, from what matched (a chunk on the stack: no allocation per call).
         let mut others = Vec::new();
         let mut it = state.used.iter();
         let mut pending = it.next();
         let mut prev: Option<&str> = None;
         let mut prev_matched = true;
-        for c in &view.customers {
-            let id = c.customer_id;
-            let mut found = None;
-            while let Some((k, e)) = pending {
-                if same_id(k, id) {
-                    found = Some(e);
+        let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
+        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut dirty = Vec::new();
+        let mut stored = [None; CHUNK];
+        for (chunk, customers) in view.customers.chunks(CHUNK).enumerate() {
+            for (c, found) in customers.iter().zip(stored.iter_mut()) {
+                let id = c.customer_id;
+                *found = None;
+                while let Some((k, e)) = pending {
+                    if same_id(k, id) {
+                        *found = Some(*e);
+                        pending = it.next();
+                        break;
+                    }
+                    if k.as_str() > id {
+                        break;
+                    }
+                    others.push((k.clone(), e.tag(), e.backlogged));
                     pending = it.next();
-                    break;
                 }
-                if k.as_str() > id {
-                    break;
+                let matched = found.is_some();
+                // Two matched neighbours are in order because the map is; any other pair is checked.
+                if !(matched && prev_matched) && prev.is_some_and(|p| p >= id) {
+                    return None;
                 }
-                others.push((k.clone(), e.tag(), e.backlogged));
-                pending = it.next();
+                prev = Some(id);
+                prev_matched = matched;
             }
-            let matched = found.is_some();
-            // Two matched neighbours are in order because the map is; any other pair is checked.
-            if !(matched && prev_matched) && prev.is_some_and(|p| p >= id) {
-                return None;
+            for (j, (c, stored)) in customers.iter().zip(stored).enumerate() {
+                let i = chunk * CHUNK + j;
+                let w = u64::from(c.weight.max(1));
+                let (u, s, clean) = match stored {
+                    Some(e) if e.backlogged => {
+                        let r = e.tag();
+                        let u = ceil_max(r, v, w);
+                        (u, e.seq, r.num == u && r.den == w)
+                    }
+                    Some(e) => {
+                        // (Re)joining: at the back of the round, after everyone already there.
+                        next_seq += 1;
+                        (ceil_max(e.tag(), round_end, w), next_seq - 1, false)
+                    }
+                    None => {
+                        next_seq += 1;
+                        (round_end.scaled_ceil(w), next_seq - 1, false)
+                    }
+                };
+                if !clean || c.entries.is_empty() {
+                    dirty.push(i as u32);
+                }
+                if uniform_weight != Some(w) {
+                    uniform_weight = None;
+                }
+                let k = match charge {
+                    Charges::Uniform => UNIT,
+                    Charges::PerCustomer(c) => c[i],
+                };
+                visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
+                used.push(u);
+                weight.push(w);
+                seq.push(s);
             }
-            prev = Some(id);
-            prev_matched = matched;
-            stored.push(found);
         }
         while let Some((k, e)) = pending {
             others.push((k.clone(), e.tag(), e.backlogged));
             pending = it.next();
-        }
-        let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
-        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut dirty = Vec::new();
-        for (i, (c, stored)) in view.customers.iter().zip(stored).enumerate() {
-            let w = u64::from(c.weight.max(1));
-            let (u, s, clean) = match stored {
-                Some(e) if e.backlogged => {
-                    let r = e.tag();
-                    let u = ceil_max(r, v, w);
-                    (u, e.seq, r.num == u && r.den == w)
-                }
-                Some(e) => {
-                    // (Re)joining: at the back of the round, after everyone already there.
-                    next_seq += 1;
-                    (ceil_max(e.tag(), round_end, w), next_seq - 1, false)
-                }
-                None => {
-                    next_seq += 1;
-                    (round_end.scaled_ceil(w), next_seq - 1, false)
-                }
-            };
-            if !clean || c.entries.is_empty() {
-                dirty.push(i as u32);
-            }
-            if uniform_weight != Some(w) {
-                uniform_weight = None;
-            }
-            let k = match charge {
-                Charges::Uniform => UNIT,
-                Charges::PerCustomer(c) => c[i],
-            };
-            visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
-            used.push(u);
-            weight.push(w);
-            seq.push(s);
         }
         Some(Self {
             v,

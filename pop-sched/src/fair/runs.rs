@@ -186,13 +186,39 @@ pub(crate) struct Aging {
     step: u64,
     /// `floor(2^64 / step)` for a step of at least 2 (then below 2^64).
     inverse: u64,
+    /// `before[d]`: an entry added at or before it has waited at least `d + 1` steps (`None` when
+    /// that time is out of range). See [`Aging::may_exceed`].
+    before: [Option<Millis>; 8],
 }
 
 impl Aging {
     pub(crate) fn new(now: Millis, step_ms: Option<u64>) -> Self {
         let step = step_ms.unwrap_or(0);
         let inverse = if step < 2 { 0 } else { ((1u128 << 64) / u128::from(step)) as u64 };
-        Self { now, step, inverse }
+        let mut before = [None; 8];
+        for (d, b) in before.iter_mut().enumerate() {
+            *b = i64::try_from(step.saturating_mul(d as u64 + 1)).ok().and_then(|x| now.checked_sub(x));
+        }
+        Self { now, step, inverse, before }
+    }
+
+    /// Whether an entry of `priority` added at `added` may have an effective priority above `best`:
+    /// false only when it certainly has not. Decided by one comparison of `added` (no division or
+    /// multiplication) when `best` is less than 8 levels above `priority`.
+    #[inline]
+    pub(crate) fn may_exceed(&self, priority: i32, added: Millis, best: i64) -> bool {
+        let Some(d) = best.checked_sub(i64::from(priority)) else { return true };
+        if d < 0 {
+            return true;
+        }
+        if self.step == 0 {
+            return false;
+        }
+        // Above `best` takes at least `d + 1` levels, that is a wait of `(d + 1) * step`.
+        match usize::try_from(d).ok().and_then(|d| self.before.get(d)) {
+            Some(Some(t)) => added <= *t,
+            _ => true,
+        }
     }
 
     /// `wait / step` (`step > 0`). With `inverse = floor(2^64 / step)`, `wait * inverse / 2^64`
@@ -337,6 +363,23 @@ mod tests {
                             aging.effective(priority, added),
                             effective_of(priority, added, now, Some(step)),
                             "priority {priority} added {added} now {now} step {step}"
+                        );
+                    }
+                }
+            }
+        }
+        // `may_exceed` is false only when the effective priority is not above `best`.
+        for &step in &[1u64, 2, 7, 60_000, u64::MAX] {
+            for &now in &[0i64, 1_700_000_100_000, i64::MIN, i64::MAX] {
+                let aging = Aging::new(now, Some(step));
+                for _ in 0..300 {
+                    let added = now.wrapping_sub(rng.below(12 * step.min(1 << 40)) as i64);
+                    let priority = rng.below(6) as i32 - 1;
+                    for best in [-3i64, 0, 1, 2, 3, 5, 8, 11, 20, i64::MAX, i64::MIN] {
+                        let e = aging.effective(priority, added);
+                        assert!(
+                            aging.may_exceed(priority, added, best) || e <= best,
+                            "{priority} {added} {best} {now} {step}"
                         );
                     }
                 }
