@@ -1,14 +1,17 @@
 //! Profiling harness for the per-call cost of `pick` at the bench's scale (1,000,000 ready agendas of
 //! 10,000 customers, uuid-shaped ids), for callgrind or perf:
 //!
-//! `cargo run --release -p pop-benches --example pick_profile -- <fifo|fifo-mixed|rr|prio-mixed|prio> <count> <calls> [searched]`
+//! `cargo run --release -p pop-benches --example pick_profile -- <fifo|fifo-mixed|rr|prio-mixed|prio|ids> <count> <calls> [searched] [ids-together]`
 //!
 //! `searched`: the view carries no priority runs (the algorithm searches them, as before views carried them).
+//! `ids`: no algorithm; each call builds the view and reads one byte of every customer's id (the
+//! floor of an algorithm that matches customers against its state). `ids-together`: the dataset
+//! with the customer ids allocated one after another (`dataset_ids_together`).
 //!
 //! Prints CPU time per call (this thread's user+system time). The dataset is
 //! `benches/sched.rs`'s (`pop_benches::sched`); the state is warmed by one call before the measured calls.
 
-use pop_benches::sched::{dataset, view, view_searching};
+use pop_benches::sched::{dataset, dataset_ids_together, view, view_searching};
 use pop_core::model::Insight;
 use pop_core::sched::{AlgorithmState, SchedulingAlgorithm};
 use pop_sched::{FirstInFirstOut, Priority, PriorityConfig, RoundRobin};
@@ -28,8 +31,10 @@ fn main() {
         }
         _ => (Box::new(RoundRobin::new()), false),
     };
-    let data = dataset(mixed);
-    let view = if args.get(4).is_some_and(|a| a == "searched") { view_searching } else { view };
+    let flag = |f: &str| args.iter().skip(4).any(|a| a == f);
+    let data = if flag("ids-together") { dataset_ids_together(mixed) } else { dataset(mixed) };
+    let view = if flag("searched") { view_searching } else { view };
+    let ids_only = which == "ids";
     let insight = Insight::default();
     let now = 1_700_000_100_000;
     let mut state = AlgorithmState::new();
@@ -40,6 +45,11 @@ fn main() {
     let mut picks = 0;
     for _ in 0..calls {
         let v = view(&insight, &data, now);
+        if ids_only {
+            black_box(v.customers.iter().fold(0u8, |t, c| t ^ c.customer_id.as_bytes().first().copied().unwrap_or(0)));
+            picks += count;
+            continue;
+        }
         picks += black_box(algo.pick(&v, &mut state, count)).map_or(0, |p| p.len());
     }
     let cpu = cpu_now() - start;

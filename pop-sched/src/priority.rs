@@ -12,7 +12,7 @@
 //! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
 //! higher-priority work keeps arriving.
 
-use crate::fair::{Accounts, FairState, Ratio, TopK, effective, effective_of, for_each_runs, runs};
+use crate::fair::{Accounts, Aging, FairState, Ratio, TopK, effective, for_each_runs, runs};
 use pop_core::model::ReadyAgenda;
 use pop_core::sched::{Algorithm, Explanation, ReadyView, RunHead};
 use std::cmp::Ordering;
@@ -89,6 +89,7 @@ struct Key {
 }
 
 impl Ord for Key {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         // Max-heap: highest effective priority, then smallest finish tag, then first to reach it.
         self.eff
@@ -107,39 +108,78 @@ impl PartialOrd for Key {
     }
 }
 
-/// The runs of the customers picked in a call, each customer's `(cursor, end)` spans added at its
-/// first pick.
+/// The runs of the customers picked in a call, each customer's `(cursor, end, effective priority of
+/// the entry at cursor)` spans added at its first pick.
 #[derive(Default)]
 struct Runs {
-    spans: Vec<(usize, usize)>,
+    spans: Vec<Span>,
     /// Per slot: (customer, its spans in `spans`).
     slots: Vec<(usize, std::ops::Range<usize>)>,
+    scratch: Vec<(usize, usize)>,
+}
+
+/// A run being served: its next entry, its end, and the effective priority of its next entry.
+#[derive(Clone, Copy)]
+struct Span {
+    cursor: usize,
+    end: usize,
+    eff: i64,
 }
 
 impl Runs {
-    fn add(&mut self, customer: usize, entries: &[ReadyAgenda]) -> usize {
+    /// Adds customer `customer`'s runs: those given with the view (their heads' effective priorities
+    /// from the heads, reading no entry), else as [`runs`] finds them.
+    fn add(&mut self, customer: usize, entries: &[ReadyAgenda], given: &[RunHead], aging: &Aging) -> usize {
         let first = self.spans.len();
-        runs(entries, &mut self.spans);
+        if given.is_empty() {
+            self.scratch.clear();
+            runs(entries, &mut self.scratch);
+            self.spans.extend(self.scratch.iter().map(|&(cursor, end)| Span {
+                cursor,
+                end,
+                eff: aging.effective(entries[cursor].priority, entries[cursor].added),
+            }));
+        } else {
+            self.spans.extend(given.iter().map(|h| Span {
+                cursor: h.start as usize,
+                end: h.end as usize,
+                eff: aging.effective(h.priority, h.added),
+            }));
+        }
         self.slots.push((customer, first..self.spans.len()));
         self.slots.len() - 1
     }
 }
 
-impl Priority {
-    /// [`Self::best_head`] over the runs' heads as found by the first pass (reads no entry).
-    fn best_run(&self, view: &ReadyView<'_>, runs: &[RunHead]) -> Option<(i64, usize)> {
-        let mut best: Option<(i64, usize)> = None;
-        for (r, run) in runs.iter().enumerate() {
-            if run.start < run.end {
-                let eff = effective_of(run.priority, run.added, view.now, self.step(view));
-                if best.is_none_or(|(b, _)| eff > b) {
-                    best = Some((eff, r));
-                }
+/// The best head among runs as found by the first pass (reads no entry): (effective priority, run),
+/// the earliest run on ties.
+#[inline]
+fn best_run(aging: &Aging, runs: &[RunHead]) -> Option<(i64, usize)> {
+    let mut best: Option<(i64, usize)> = None;
+    for (r, run) in runs.iter().enumerate() {
+        if run.start < run.end && best.is_none_or(|(b, _)| aging.may_exceed(run.priority, run.added, b)) {
+            let eff = aging.effective(run.priority, run.added);
+            if best.is_none_or(|(b, _)| eff > b) {
+                best = Some((eff, r));
             }
         }
-        best
     }
+    best
+}
 
+/// The best remaining head among a customer's spans: (effective priority, run), earliest run on
+/// ties.
+fn best_head(spans: &[Span]) -> Option<(i64, usize)> {
+    let mut best: Option<(i64, usize)> = None;
+    for (r, s) in spans.iter().enumerate() {
+        if s.cursor < s.end && best.is_none_or(|(b, _)| s.eff > b) {
+            best = Some((s.eff, r));
+        }
+    }
+    best
+}
+
+impl Priority {
     /// The aging step: the insight's own (`agingStepMs`), else the configuration's.
     fn step(&self, view: &ReadyView<'_>) -> Option<u64> {
         view.insight.aging_step_ms.or(self.config.aging_step_ms)
@@ -147,26 +187,6 @@ impl Priority {
 
     fn eff(&self, e: &ReadyAgenda, view: &ReadyView<'_>) -> i64 {
         effective(e, view.now, self.step(view))
-    }
-
-    /// The best remaining head among a customer's runs: (effective priority, run), earliest run on
-    /// ties.
-    fn best_head(
-        &self,
-        view: &ReadyView<'_>,
-        entries: &[ReadyAgenda],
-        spans: &[(usize, usize)],
-    ) -> Option<(i64, usize)> {
-        let mut best: Option<(i64, usize)> = None;
-        for (r, &(cursor, end)) in spans.iter().enumerate() {
-            if cursor < end {
-                let eff = self.eff(&entries[cursor], view);
-                if best.is_none_or(|(b, _)| eff > b) {
-                    best = Some((eff, r));
-                }
-            }
-        }
-        best
     }
 }
 
@@ -177,6 +197,9 @@ impl Priority {
     /// A customer's key only gets worse as it is served (its best head's effective priority cannot
     /// rise, its tag rises), so the first `count` picks are among the `count` customers of best
     /// initial key: one pass over the customers keeps those, and only they get their runs stored.
+    /// The pass rides on the walk that reads the accounts from the state (one loop over the
+    /// customers, not two) when the view is sorted by customer id and carries its runs; otherwise it
+    /// is a second pass, searching the runs of customers that came without them.
     fn run(
         &self,
         view: &ReadyView<'_>,
@@ -187,29 +210,51 @@ impl Priority {
         if count == 0 || view.is_empty() {
             return;
         }
-        let mut acc = Accounts::load(view, state, self.config.cost_weighted);
-        let mut best = TopK::new(count);
-        for_each_runs(view.customers.iter().map(|c| (c.entries, c.runs)), |i, _, runs| {
-            if let Some((eff, run)) = self.best_run(view, runs) {
-                let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
-                best.offer(Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX });
+        let aging = Aging::new(view.now, self.step(view));
+        let customers = &view.customers;
+        let mut best: TopK<Key> = TopK::new(count);
+        let mut searching = false;
+        let (mut acc, fused) = Accounts::load_visiting(view, state, self.config.cost_weighted, |i, tag, seq| {
+            let c = &customers[i];
+            if c.runs.is_empty() {
+                searching |= !c.entries.is_empty();
+            } else if let Some((eff, run)) = best_run(&aging, c.runs) {
+                // Most customers fall short of the least kept key: compared here, not offered.
+                let key = Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX };
+                if best.cutoff().is_none_or(|least: &Key| key > *least) {
+                    best.offer(key);
+                }
             }
         });
+        if !fused || searching {
+            best = TopK::new(count);
+            for_each_runs(customers.iter().map(|c| (c.entries, c.runs)), |i, _, runs| {
+                if let Some((eff, run)) = best_run(&aging, runs) {
+                    let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
+                    best.offer(Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX });
+                }
+            });
+        }
         let mut heap = BinaryHeap::from(best.into_vec());
         let mut runs = Runs::default();
         let mut made = 0;
         while made < count {
             let Some(Key { idx, run, eff, slot, .. }) = heap.pop() else { break };
             let i = idx as usize;
-            let entries = view.customers[i].entries;
-            let slot = if slot == u32::MAX { runs.add(i, entries) } else { slot as usize };
+            let c = &customers[i];
+            let entries = c.entries;
+            let slot = if slot == u32::MAX { runs.add(i, entries, c.runs, &aging) } else { slot as usize };
             let spans = &mut runs.spans[runs.slots[slot].1.clone()];
             let span = &mut spans[run as usize];
-            let go_on = visit(i, &entries[span.0], eff);
+            let go_on = visit(i, &entries[span.cursor], eff);
             made += 1;
-            span.0 += 1;
+            span.cursor += 1;
+            if span.cursor < span.end {
+                let next = &entries[span.cursor];
+                span.eff = aging.effective(next.priority, next.added);
+            }
             acc.charge_pick(i);
-            if let Some((eff, run)) = self.best_head(view, entries, spans) {
+            if let Some((eff, run)) = best_head(spans) {
                 let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
                 heap.push(Key { eff, tag, seq, idx, run: run as u32, slot: slot as u32 });
             }
@@ -217,11 +262,8 @@ impl Priority {
                 break;
             }
         }
-        let picked: Vec<(usize, bool)> = runs
-            .slots
-            .iter()
-            .map(|(i, r)| (*i, runs.spans[r.clone()].iter().any(|&(cursor, end)| cursor < end)))
-            .collect();
+        let picked: Vec<(usize, bool)> =
+            runs.slots.iter().map(|(i, r)| (*i, runs.spans[r.clone()].iter().any(|s| s.cursor < s.end))).collect();
         acc.store(view, state, &picked);
     }
 }

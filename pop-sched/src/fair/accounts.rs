@@ -49,6 +49,8 @@ pub(crate) struct Accounts {
     charge: Charges,
     /// When each customer's tag was last set (ties between equal tags go to the earlier).
     pub(crate) seq: Vec<u64>,
+    /// The weight of every customer, when they all have the same (then tags compare as `used`).
+    uniform_weight: Option<u64>,
     link: Link,
 }
 
@@ -70,24 +72,38 @@ fn force_general() -> bool {
 }
 
 /// Byte equality of two ids, inlined (ids are short: a call to `memcmp` per customer costs more
-/// than the comparison).
+/// than the comparison). Ids of 8 to 16 bytes (uuids are 36, the bench's 14) take two overlapping
+/// 8-byte comparisons.
 #[inline]
 fn same_id(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let (mut p, mut q) = ([0u8; 8], [0u8; 8]);
-        p.copy_from_slice(x);
-        q.copy_from_slice(y);
-        if u64::from_ne_bytes(p) != u64::from_ne_bytes(q) {
+    if n < 8 {
+        return a == b;
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
             return false;
         }
+        at += 8;
     }
-    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+    word(a, n - 8) == word(b, n - 8)
 }
+
+/// The 8 bytes of `x` from `at`, as a word.
+#[inline(always)]
+fn word(x: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&x[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// Customers matched per chunk of the state walk (see [`Accounts::load_sorted`]).
+const CHUNK: usize = 64;
 
 /// `max(r.scaled_ceil(w), floor.scaled_ceil(w))`, without dividing when `r` is at least `floor`.
 fn ceil_max(r: Ratio, floor: Ratio, w: u64) -> u64 {
@@ -113,16 +129,30 @@ impl Accounts {
     /// own stored tag if that is later, as the original's rotation served newcomers after the customers
     /// already pending.
     pub(crate) fn load(view: &ReadyView<'_>, state: &FairState, cost_weighted: bool) -> Self {
+        Self::load_visiting(view, state, cost_weighted, |_, _, _| {}).0
+    }
+
+    /// [`Accounts::load`], calling `visit(i, finish tag after one pick, seq)` for each customer as its
+    /// account is read, in view order, so that a caller's pass over the customers rides on the state
+    /// walk instead of a second pass. Returns whether every customer was visited exactly once; when
+    /// not (the view is not sorted, and the accounts were read by the general path), the visits made
+    /// must be discarded and the caller makes its own pass over the accounts.
+    pub(crate) fn load_visiting(
+        view: &ReadyView<'_>,
+        state: &FairState,
+        cost_weighted: bool,
+        visit: impl FnMut(usize, Ratio, u64),
+    ) -> (Self, bool) {
         let v = state.virtual_time;
         let round_end = state.round_end.max(v);
         let next_seq = state.seq;
         let charge = charges(view, cost_weighted);
         if !force_general() {
-            if let Some(acc) = Self::load_sorted(view, state, v, round_end, next_seq) {
-                return Self { charge, ..acc };
+            if let Some(acc) = Self::load_sorted(view, state, v, round_end, next_seq, &charge, visit) {
+                return (Self { charge, ..acc }, true);
             }
         }
-        Self { charge, ..Self::load_general(view, state, v, round_end, next_seq) }
+        (Self { charge, ..Self::load_general(view, state, v, round_end, next_seq) }, false)
     }
 
     /// The fast path of [`Accounts::load`]: walks the view and the (sorted) stored map together.
@@ -133,60 +163,81 @@ impl Accounts {
         v: Ratio,
         round_end: Ratio,
         mut next_seq: u64,
+        charge: &Charges,
+        mut visit: impl FnMut(usize, Ratio, u64),
     ) -> Option<Self> {
         let n = view.customers.len();
-        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut dirty, mut others) = (Vec::new(), Vec::new());
+        // By chunks of customers, first the matching alone, a short loop: each customer's id is a
+        // memory read that likely misses the cache (ids live wherever the caller's ready set put
+        // them), and a short loop body keeps many of those reads in flight at once. Then the
+        // chunk's accounts, from what matched (a chunk on the stack: no allocation per call).
+        let mut others = Vec::new();
         let mut it = state.used.iter();
         let mut pending = it.next();
         let mut prev: Option<&str> = None;
         let mut prev_matched = true;
-        for (i, c) in view.customers.iter().enumerate() {
-            let id = c.customer_id;
-            let w = u64::from(c.weight.max(1));
-            let mut stored = None;
-            let mut matched = false;
-            while let Some((k, e)) = pending {
-                if same_id(k, id) {
-                    stored = Some(*e);
-                    matched = true;
+        let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
+        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut dirty = Vec::new();
+        let mut stored = [None; CHUNK];
+        for (chunk, customers) in view.customers.chunks(CHUNK).enumerate() {
+            for (c, found) in customers.iter().zip(stored.iter_mut()) {
+                let id = c.customer_id;
+                *found = None;
+                while let Some((k, e)) = pending {
+                    if same_id(k, id) {
+                        *found = Some(*e);
+                        pending = it.next();
+                        break;
+                    }
+                    if k.as_str() > id {
+                        break;
+                    }
+                    others.push((k.clone(), e.tag(), e.backlogged));
                     pending = it.next();
-                    break;
                 }
-                if k.as_str() > id {
-                    break;
+                let matched = found.is_some();
+                // Two matched neighbours are in order because the map is; any other pair is checked.
+                if !(matched && prev_matched) && prev.is_some_and(|p| p >= id) {
+                    return None;
                 }
-                others.push((k.clone(), e.tag(), e.backlogged));
-                pending = it.next();
+                prev = Some(id);
+                prev_matched = matched;
             }
-            // Two matched neighbours are in order because the map is; any other pair is checked.
-            if !(matched && prev_matched) && prev.is_some_and(|p| p >= id) {
-                return None;
+            for (j, (c, stored)) in customers.iter().zip(stored).enumerate() {
+                let i = chunk * CHUNK + j;
+                let w = u64::from(c.weight.max(1));
+                let (u, s, clean) = match stored {
+                    Some(e) if e.backlogged => {
+                        let r = e.tag();
+                        let u = ceil_max(r, v, w);
+                        (u, e.seq, r.num == u && r.den == w)
+                    }
+                    Some(e) => {
+                        // (Re)joining: at the back of the round, after everyone already there.
+                        next_seq += 1;
+                        (ceil_max(e.tag(), round_end, w), next_seq - 1, false)
+                    }
+                    None => {
+                        next_seq += 1;
+                        (round_end.scaled_ceil(w), next_seq - 1, false)
+                    }
+                };
+                if !clean || c.entries.is_empty() {
+                    dirty.push(i as u32);
+                }
+                if uniform_weight != Some(w) {
+                    uniform_weight = None;
+                }
+                let k = match charge {
+                    Charges::Uniform => UNIT,
+                    Charges::PerCustomer(c) => c[i],
+                };
+                visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
+                used.push(u);
+                weight.push(w);
+                seq.push(s);
             }
-            prev = Some(id);
-            prev_matched = matched;
-            let (u, s, clean) = match stored {
-                Some(e) if e.backlogged => {
-                    let r = e.tag();
-                    let u = ceil_max(r, v, w);
-                    (u, e.seq, r.num == u && r.den == w)
-                }
-                Some(e) => {
-                    // (Re)joining: at the back of the round, after everyone already there.
-                    next_seq += 1;
-                    (ceil_max(e.tag(), round_end, w), next_seq - 1, false)
-                }
-                None => {
-                    next_seq += 1;
-                    (round_end.scaled_ceil(w), next_seq - 1, false)
-                }
-            };
-            if !clean || c.entries.is_empty() {
-                dirty.push(i as u32);
-            }
-            used.push(u);
-            weight.push(w);
-            seq.push(s);
         }
         while let Some((k, e)) = pending {
             others.push((k.clone(), e.tag(), e.backlogged));
@@ -200,6 +251,7 @@ impl Accounts {
             weight,
             charge: Charges::Uniform,
             seq,
+            uniform_weight,
             link: Link::Fast { dirty, others },
         })
     }
@@ -229,7 +281,17 @@ impl Accounts {
                 }
             })
             .collect();
-        Self { v, round_end, next_seq, used, weight, charge: Charges::Uniform, seq, link: Link::General }
+        Self {
+            v,
+            round_end,
+            next_seq,
+            used,
+            weight,
+            charge: Charges::Uniform,
+            seq,
+            uniform_weight: None,
+            link: Link::General,
+        }
     }
 
     /// What customer `i` pays per pick.
@@ -286,6 +348,19 @@ impl Accounts {
 
     /// The smallest and largest start tags of backlogged customers, the first in view order on ties.
     fn tag_range(&self, view: &ReadyView<'_>, mut now: impl FnMut(usize) -> bool) -> Option<(Ratio, Ratio)> {
+        if let Some(w) = self.uniform_weight {
+            // One weight: tags compare as their numerators, and equal tags are equal ratios.
+            let mut range: Option<(u64, u64)> = None;
+            for (i, &u) in self.used.iter().enumerate() {
+                if now(i) {
+                    range = Some(match range {
+                        None => (u, u),
+                        Some((lo, hi)) => (lo.min(u), hi.max(u)),
+                    });
+                }
+            }
+            return range.map(|(lo, hi)| (Ratio { num: lo, den: w }, Ratio { num: hi, den: w }));
+        }
         let mut range: Option<(Ratio, Ratio)> = None;
         for i in (0..view.customers.len()).filter(|&i| now(i)) {
             let s = self.start(i);

@@ -25,10 +25,14 @@
 //!   merge, with a fast path that touches only the entries that change);
 //! * `topk` and `runs`: candidate selection (the `count` best keys; a customer's runs of equal
 //!   priority, searched sixteen customers in lockstep; effective priority with aging);
-//! * `tests`: the fast and general paths of the accounts, side by side.
+//! * `tests`: the fast and general paths of the accounts, side by side;
+//! * `reference`: a straightforward reference of `Priority`, and a property test that the algorithm
+//!   matches it.
 
 mod accounts;
 mod ratio;
+#[cfg(test)]
+mod reference;
 mod runs;
 mod state;
 #[cfg(test)]
@@ -37,6 +41,6 @@ mod topk;
 
 pub(crate) use accounts::Accounts;
 pub(crate) use ratio::Ratio;
-pub(crate) use runs::{effective, effective_of, for_each_runs, runs};
+pub(crate) use runs::{Aging, effective, for_each_runs, runs};
 pub use state::FairState;
 pub(crate) use topk::TopK;

@@ -176,6 +176,76 @@ pub(crate) fn effective_of(priority: i32, added: Millis, now: Millis, step_ms: O
     }
 }
 
+/// [`effective_of`] for one pick call (one `now`, one step), without a division per entry: the
+/// quotient `wait / step` comes from a multiplication by the step's reciprocal and one correction,
+/// exact for every wait (a division costs tens of cycles, and a pass computes one per run).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Aging {
+    now: Millis,
+    /// The step, 0 without aging.
+    step: u64,
+    /// `floor(2^64 / step)` for a step of at least 2 (then below 2^64).
+    inverse: u64,
+    /// `before[d]`: an entry added at or before it has waited at least `d + 1` steps (`None` when
+    /// that time is out of range). See [`Aging::may_exceed`].
+    before: [Option<Millis>; 8],
+}
+
+impl Aging {
+    pub(crate) fn new(now: Millis, step_ms: Option<u64>) -> Self {
+        let step = step_ms.unwrap_or(0);
+        let inverse = if step < 2 { 0 } else { ((1u128 << 64) / u128::from(step)) as u64 };
+        let mut before = [None; 8];
+        for (d, b) in before.iter_mut().enumerate() {
+            *b = i64::try_from(step.saturating_mul(d as u64 + 1)).ok().and_then(|x| now.checked_sub(x));
+        }
+        Self { now, step, inverse, before }
+    }
+
+    /// Whether an entry of `priority` added at `added` may have an effective priority above `best`:
+    /// false only when it certainly has not. Decided by one comparison of `added` (no division or
+    /// multiplication) when `best` is less than 8 levels above `priority`.
+    #[inline]
+    pub(crate) fn may_exceed(&self, priority: i32, added: Millis, best: i64) -> bool {
+        let Some(d) = best.checked_sub(i64::from(priority)) else { return true };
+        if d < 0 {
+            return true;
+        }
+        if self.step == 0 {
+            return false;
+        }
+        // Above `best` takes at least `d + 1` levels, that is a wait of `(d + 1) * step`.
+        match usize::try_from(d).ok().and_then(|d| self.before.get(d)) {
+            Some(Some(t)) => added <= *t,
+            _ => true,
+        }
+    }
+
+    /// `wait / step` (`step > 0`). With `inverse = floor(2^64 / step)`, `wait * inverse / 2^64`
+    /// is more than `wait / step - 1` and at most `wait / step`: the estimate `q` is the quotient or
+    /// one less, which the remainder `wait - q * step` (no overflow: `q * step <= wait`) settles.
+    #[inline]
+    fn levels(&self, wait: u64) -> u64 {
+        if self.step == 1 {
+            return wait;
+        }
+        let q = ((u128::from(wait) * u128::from(self.inverse)) >> 64) as u64;
+        q + u64::from(wait - q * self.step >= self.step)
+    }
+
+    /// The effective priority of an entry of `priority` added at `added`: [`effective_of`].
+    #[inline]
+    pub(crate) fn effective(&self, priority: i32, added: Millis) -> i64 {
+        let base = i64::from(priority);
+        if self.step == 0 {
+            return base;
+        }
+        // `now.saturating_sub(added).max(0)`: a positive difference of two i64 fits a u64 exactly.
+        let wait = if self.now > added { (self.now.wrapping_sub(added) as u64).min(i64::MAX as u64) } else { 0 };
+        base.saturating_add(self.levels(wait) as i64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +340,55 @@ mod tests {
             assert_eq!(at, entries.len(), "list {i}: {got:?}");
         });
         assert_eq!(seen, lists.len());
+    }
+
+    #[test]
+    fn aging_without_division_matches_effective_of() {
+        let mut rng = Rng(11);
+        let steps = [1u64, 2, 3, 7, 1000, 60_000, 86_400_000, u64::MAX / 3, u64::MAX - 1, u64::MAX];
+        let nows = [0i64, 1, 1_700_000_100_000, i64::MAX, i64::MIN, -5];
+        for &step in &steps {
+            for &now in &nows {
+                let aging = Aging::new(now, Some(step));
+                let mut addeds =
+                    vec![0i64, 1, -1, now, now.wrapping_sub(1), i64::MIN, i64::MAX, now.wrapping_sub(step as i64)];
+                for _ in 0..200 {
+                    let r = (rng.below(u64::MAX) as i64).wrapping_mul(if rng.below(2) == 0 { 1 } else { -1 });
+                    addeds.push(r);
+                    addeds.push(now.wrapping_sub(rng.below(10 * step.min(1 << 40)) as i64));
+                }
+                for &added in &addeds {
+                    for priority in [i32::MIN, -1, 0, 3, i32::MAX] {
+                        assert_eq!(
+                            aging.effective(priority, added),
+                            effective_of(priority, added, now, Some(step)),
+                            "priority {priority} added {added} now {now} step {step}"
+                        );
+                    }
+                }
+            }
+        }
+        // `may_exceed` is false only when the effective priority is not above `best`.
+        for &step in &[1u64, 2, 7, 60_000, u64::MAX] {
+            for &now in &[0i64, 1_700_000_100_000, i64::MIN, i64::MAX] {
+                let aging = Aging::new(now, Some(step));
+                for _ in 0..300 {
+                    let added = now.wrapping_sub(rng.below(12 * step.min(1 << 40)) as i64);
+                    let priority = rng.below(6) as i32 - 1;
+                    for best in [-3i64, 0, 1, 2, 3, 5, 8, 11, 20, i64::MAX, i64::MIN] {
+                        let e = aging.effective(priority, added);
+                        assert!(
+                            aging.may_exceed(priority, added, best) || e <= best,
+                            "{priority} {added} {best} {now} {step}"
+                        );
+                    }
+                }
+            }
+        }
+        for step in [None, Some(0)] {
+            let aging = Aging::new(5_000, step);
+            assert_eq!(aging.effective(2, 0), effective_of(2, 0, 5_000, step));
+            assert_eq!(aging.effective(2, 0), 2);
+        }
     }
 }
