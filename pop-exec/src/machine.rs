@@ -40,6 +40,7 @@ use pop_core::model::{
 };
 use pop_core::refs::{AGENDA_ID, Context, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, ParsedDocument};
 use pop_core::runtime::ProgressUpdate;
+use progress::Progress;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -246,15 +247,32 @@ struct OpState {
     dependents: Vec<u32>,
     status: OpStatus,
     attempt: u32,
-    retry: RetryPolicy,
-    timeout_ms: Option<u64>,
+    /// `None` for the default retry policy and no timeout (most operations).
+    limits: Option<Box<Limits>>,
     output: Option<Value>,
     percent: f64,
-    progress: OperationProgress,
+    progress: Progress,
     last_progress: Option<Box<OperationProgress>>,
-    running_pos: usize,
+    running_pos: u32,
     cancel_requested: bool,
     dirty: bool,
+}
+
+/// An operation's `retry` and `timeoutMs` params.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limits {
+    retry: RetryPolicy,
+    timeout_ms: Option<u64>,
+}
+
+impl OpState {
+    fn retry(&self) -> RetryPolicy {
+        self.limits.as_ref().map_or_else(RetryPolicy::default, |l| l.retry)
+    }
+
+    fn timeout_ms(&self) -> Option<u64> {
+        self.limits.as_ref().and_then(|l| l.timeout_ms)
+    }
 }
 
 /// The state machine of one agenda run. See the [module documentation](self).
@@ -444,14 +462,9 @@ impl Machine {
                 None
             };
             // Ids and owner fields are filled in by `export`, not stored per operation.
-            let mut progress = OperationProgress {
-                added_time: Some(now),
-                processing_state: ProcessingState::Waiting,
-                processing_state_message: Some(pop_core::model::PENDING.to_owned()),
-                // `operation` (the name) is filled in by `export`.
-                // `params` stays empty: it carries a handler's resume state, reported with its progress.
-                ..OperationProgress::default()
-            };
+            // `operation` (the name) is filled in by `export`; `params` stays empty: it carries a handler's
+            // resume state, reported with its progress.
+            let mut progress = Progress::pending(now);
             let mut status = OpStatus::Blocked;
             let mut output = None;
             let mut last_progress = None;
@@ -477,7 +490,7 @@ impl Machine {
                 } else if prior.processing_state != ProcessingState::Waiting {
                     last_progress = Some(Box::new(prior.clone()));
                 }
-                progress = prior;
+                progress = Progress::from_row(prior);
             }
             if status == OpStatus::Succeeded {
                 self.completed += 1;
@@ -495,13 +508,13 @@ impl Machine {
                 dependents: Vec::new(),
                 status,
                 attempt: 0,
-                retry,
-                timeout_ms,
+                limits: (retry != RetryPolicy::default() || timeout_ms.is_some())
+                    .then(|| Box::new(Limits { retry, timeout_ms })),
                 output,
                 percent: 0.0,
                 progress,
                 last_progress,
-                running_pos: usize::MAX,
+                running_pos: u32::MAX,
                 cancel_requested: false,
                 dirty: false,
             });
@@ -663,7 +676,7 @@ impl Machine {
     /// An operation's progress with its id (`<agendaProgressId>-<name>`) and owner fields.
     fn export(&self, i: usize) -> OperationProgress {
         let s = &self.states[i];
-        self.stamp(&s.op.name, s.progress.clone())
+        self.stamp(&s.op.name, s.progress.to_row())
     }
 
     /// Fills in the id and owner fields of operation `name`'s progress `p`.
@@ -686,83 +699,7 @@ impl Machine {
     /// [`Machine::export`] written over `row` (a row of an earlier publish), reusing its allocations.
     fn export_into(&self, i: usize, row: &mut OperationProgress) {
         let s = &self.states[i];
-        // Destructured in full: a field added to the row must be copied here too.
-        let OperationProgress {
-            id,
-            cid,
-            customer_id,
-            title,
-            updated_time,
-            added_time,
-            agenda_progress_id,
-            processing_state,
-            processing_state_message,
-            operation,
-            diagnostic_events,
-            percent_complete,
-            attempt_count,
-            attempt_time,
-            started_time,
-            completed_time,
-            result_payload,
-            params,
-            version,
-        } = &s.progress;
-        let name = s.op.name.as_str();
-        let t = &self.progress_template;
-        // As `stamp` does.
-        match t.id.as_deref() {
-            Some(progress_id) => {
-                set_text(&mut row.id, &[progress_id, "-", name]);
-                set_text(&mut row.agenda_progress_id, &[progress_id]);
-                set_opt_text(&mut row.cid, cid.as_deref().or(t.cid.as_deref()));
-                set_opt_text(&mut row.customer_id, customer_id.as_deref().or(t.customer_id.as_deref()));
-            }
-            None => {
-                row.id.clone_from(id);
-                row.agenda_progress_id.clone_from(agenda_progress_id);
-                row.cid.clone_from(cid);
-                row.customer_id.clone_from(customer_id);
-            }
-        }
-        set_text(&mut row.operation, &[operation.as_deref().unwrap_or(name)]);
-        row.title.clone_from(title);
-        row.updated_time = *updated_time;
-        row.added_time = *added_time;
-        row.processing_state = *processing_state;
-        row.processing_state_message.clone_from(processing_state_message);
-        row.diagnostic_events.clone_from(diagnostic_events);
-        row.percent_complete = *percent_complete;
-        row.attempt_count = *attempt_count;
-        row.attempt_time = *attempt_time;
-        row.started_time = *started_time;
-        row.completed_time = *completed_time;
-        row.result_payload.clone_from(result_payload);
-        row.params.clone_from(params);
-        row.version = *version;
-    }
-
-    /// [`Machine::stamp`] of `p`, into `row`, with the strings of `row`'s earlier content reused.
-    fn stamp_into(&self, name: &str, p: OperationProgress, row: &mut OperationProgress) {
-        let old = std::mem::replace(row, p);
-        let t = &self.progress_template;
-        match t.id.as_deref() {
-            Some(progress_id) => {
-                row.id = Some(reuse_text(old.id, &[progress_id, "-", name]));
-                row.agenda_progress_id = Some(reuse_text(old.agenda_progress_id, &[progress_id]));
-                if row.operation.is_none() {
-                    row.operation = Some(reuse_text(old.operation, &[name]));
-                }
-                if row.cid.is_none() {
-                    row.cid = t.cid.as_deref().map(|c| reuse_text(old.cid, &[c]));
-                }
-                if row.customer_id.is_none() {
-                    row.customer_id = t.customer_id.as_deref().map(|c| reuse_text(old.customer_id, &[c]));
-                }
-            }
-            None if row.operation.is_none() => row.operation = Some(reuse_text(old.operation, &[name])),
-            None => {}
-        }
+        write_row(&self.progress_template, &s.op.name, &s.progress, row);
     }
 
     /// The number of operations (including generated ones).
@@ -871,7 +808,7 @@ impl Machine {
             let name = self.states[i].op.name.clone();
             self.states[i]
                 .progress
-                .diagnostic_events
+                .diagnostic_events_mut()
                 .push(DiagnosticEvent::new(format!("operation {name} did not stop when cancelled; abandoned"), now));
         }
     }
@@ -899,7 +836,7 @@ impl Machine {
             OpEvent::Failed(diag) => {
                 if self.states[i].cancel_requested {
                     self.remove_running(i);
-                    self.states[i].progress.diagnostic_events.push(diag);
+                    self.states[i].progress.diagnostic_events_mut().push(diag);
                     self.conclude(i, Conclusion::Cancelled, now);
                 } else {
                     self.fail_attempt(i, diag, true, now);
@@ -929,27 +866,29 @@ impl Machine {
             s.progress.percent_complete = p;
         }
         if let Some(m) = update.processing_state_message {
-            s.progress.processing_state_message = Some(m);
+            s.progress.processing_state_message = Some(Cow::Owned(m));
         }
         if let Some(p) = update.params {
-            s.progress.params = Some(p);
+            s.progress.set_params(p);
         }
-        s.progress.diagnostic_events.extend(update.diagnostic_events);
+        if !update.diagnostic_events.is_empty() {
+            s.progress.diagnostic_events_mut().extend(update.diagnostic_events);
+        }
         s.progress.updated_time = Some(now);
         self.mark_dirty(i);
     }
 
     fn remove_running(&mut self, i: usize) {
-        let pos = self.states[i].running_pos;
+        let pos = self.states[i].running_pos as usize;
         if pos >= self.running.len() || self.running[pos] != i {
             return;
         }
         self.running.swap_remove(pos);
         if let Some(&moved) = self.running.get(pos) {
-            self.states[moved].running_pos = pos;
+            self.states[moved].running_pos = pos as u32;
         }
         let s = &mut self.states[i];
-        s.running_pos = usize::MAX;
+        s.running_pos = u32::MAX;
         self.in_flight_sum -= s.percent;
         if self.running.is_empty() {
             // Re-anchor the running sum to avoid drift from floating-point arithmetic.
@@ -967,7 +906,7 @@ impl Machine {
             Conclusion::Cancelled => OpStatus::Cancelled,
         };
         s.progress.processing_state = ProcessingState::Complete;
-        s.progress.processing_state_message = Some(conclusion.as_str().to_owned());
+        s.progress.processing_state_message = Some(Cow::Borrowed(conclusion.as_str()));
         s.progress.completed_time = Some(now);
         s.progress.updated_time = Some(now);
         if conclusion == Conclusion::Succeeded {
@@ -988,10 +927,10 @@ impl Machine {
             }
         }
         self.remove_running(i);
-        // (`{}`, the most common output, without the serializer)
+        // (`{}`, the most common output, without the serializer or an allocation)
         let text = match &output {
-            Value::Object(map) if map.is_empty() => "{}".to_owned(),
-            other => other.to_string(),
+            Value::Object(map) if map.is_empty() => Cow::Borrowed("{}"),
+            other => Cow::Owned(other.to_string()),
         };
         self.states[i].progress.result_payload = Some(text);
         self.states[i].output = Some(output);
@@ -1059,7 +998,7 @@ impl Machine {
         let msg = format!(
             "operation {} timed out after {} ms (attempt {})",
             s.op.name,
-            s.timeout_ms.unwrap_or_default(),
+            s.timeout_ms().unwrap_or_default(),
             s.attempt
         );
         self.outbox.push(Action::Cancel { key, reason: msg.clone() });
@@ -1073,13 +1012,15 @@ impl Machine {
             diag.time = Some(now);
         }
         let s = &mut self.states[i];
-        s.progress.diagnostic_events.push(diag.clone());
+        s.progress.diagnostic_events_mut().push(diag.clone());
         s.progress.updated_time = Some(now);
-        if retryable && self.stopping.is_none() && s.attempt < s.retry.max_attempts {
-            let at = now.saturating_add(s.retry.delay_ms(s.attempt).min(i64::MAX as u64) as i64);
+        let retry = s.retry();
+        if retryable && self.stopping.is_none() && s.attempt < retry.max_attempts {
+            let at = now.saturating_add(retry.delay_ms(s.attempt).min(i64::MAX as u64) as i64);
             s.status = OpStatus::RetryWait;
             s.progress.processing_state = ProcessingState::Executing;
-            s.progress.processing_state_message = Some(format!("attempt {} failed; retry at {at}", s.attempt));
+            s.progress.processing_state_message =
+                Some(Cow::Owned(format!("attempt {} failed; retry at {at}", s.attempt)));
             s.progress.percent_complete = 0.0;
             let attempt = s.attempt;
             self.states[i].last_progress = Some(Box::new(self.export(i)));
@@ -1172,7 +1113,7 @@ impl Machine {
         let attempt = self.states[i].attempt + 1;
         self.states[i].attempt = attempt;
         self.states[i].status = OpStatus::Running;
-        self.states[i].running_pos = self.running.len();
+        self.states[i].running_pos = self.running.len() as u32;
         self.states[i].cancel_requested = false;
         self.running.push(i);
         let key = AttemptKey { op: OpId(i), attempt };
@@ -1207,7 +1148,7 @@ impl Machine {
             }
         };
         let s = &mut self.states[i];
-        let deadline = s.timeout_ms.map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
+        let deadline = s.timeout_ms().map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, TimerKind::Deadline, i, attempt)));
         }
@@ -1341,8 +1282,8 @@ impl Machine {
         for (i, s) in states.iter_mut().enumerate() {
             let p = std::mem::take(&mut s.progress);
             match rows.get_mut(i) {
-                Some(row) => self.stamp_into(&s.op.name, p, row),
-                None => rows.push(self.stamp(&s.op.name, p)),
+                Some(row) => write_row(&self.progress_template, &s.op.name, &p, row),
+                None => rows.push(self.stamp(&s.op.name, p.into_row())),
             }
         }
         self.states = states;
@@ -1423,6 +1364,72 @@ impl Machine {
     }
 }
 
+/// Operation `name`'s progress `p`, stamped as [`Machine::stamp`] does for the agenda progress `t`,
+/// written over `row` (a row of an earlier publish), reusing its allocations.
+fn write_row(t: &AgendaProgress, name: &str, p: &Progress, row: &mut OperationProgress) {
+    // Destructured in full: a field added to the progress must be copied here too.
+    let Progress {
+        rest: _,
+        processing_state_message,
+        result_payload,
+        updated_time,
+        added_time,
+        attempt_time,
+        started_time,
+        completed_time,
+        percent_complete,
+        attempt_count,
+        processing_state,
+    } = p;
+    let progress::Rest {
+        id,
+        cid,
+        customer_id,
+        title,
+        agenda_progress_id,
+        operation,
+        diagnostic_events,
+        params,
+        version,
+    } = p.rest();
+    match t.id.as_deref() {
+        Some(progress_id) => {
+            set_text(&mut row.id, &[progress_id, "-", name]);
+            set_text(&mut row.agenda_progress_id, &[progress_id]);
+            set_opt_text(&mut row.cid, cid.or(t.cid.as_deref()));
+            set_opt_text(&mut row.customer_id, customer_id.or(t.customer_id.as_deref()));
+        }
+        None => {
+            set_opt_text(&mut row.id, id);
+            set_opt_text(&mut row.agenda_progress_id, agenda_progress_id);
+            set_opt_text(&mut row.cid, cid);
+            set_opt_text(&mut row.customer_id, customer_id);
+        }
+    }
+    set_text(&mut row.operation, &[operation.unwrap_or(name)]);
+    set_opt_text(&mut row.title, title);
+    row.updated_time = *updated_time;
+    row.added_time = *added_time;
+    row.processing_state = *processing_state;
+    set_opt_text(&mut row.processing_state_message, processing_state_message.as_deref());
+    row.diagnostic_events.clear();
+    row.diagnostic_events.extend_from_slice(diagnostic_events);
+    row.percent_complete = *percent_complete;
+    row.attempt_count = *attempt_count;
+    row.attempt_time = *attempt_time;
+    row.started_time = *started_time;
+    row.completed_time = *completed_time;
+    set_opt_text(&mut row.result_payload, result_payload.as_deref());
+    match params {
+        Some(p) => match &mut row.params {
+            Some(r) => r.clone_from(p),
+            None => row.params = Some(p.clone()),
+        },
+        None => row.params = None,
+    }
+    row.version = version;
+}
+
 /// `name` lower-cased, borrowed when it has no upper-case letter (the common case: no allocation).
 fn lowercase(name: &str) -> Cow<'_, str> {
     if name.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
@@ -1499,5 +1506,6 @@ impl Context for RunContext<'_> {
     }
 }
 
+mod progress;
 #[cfg(test)]
 mod tests;
