@@ -238,8 +238,8 @@ struct Refs {
     name_value: Value,
 }
 
+/// The run state of operation `i` (its `Operation` is `Machine::ops[i]`).
 struct OpState {
-    op: Operation,
     refs: Option<Box<Refs>>,
     /// `op.generator().is_some()`, read once (the params stay in memory the run does not touch).
     is_generator: bool,
@@ -281,6 +281,9 @@ pub struct Machine {
     agenda_id: Value,
     progress_template: AgendaProgress,
     params: Value,
+    /// The operations, by index: the agenda's own list, taken over as it is (then generated ones).
+    ops: Vec<Operation>,
+    /// The run state of each of `ops`, by the same index.
     states: Vec<OpState>,
     /// Operation indices by exact name (hashed with `hasher`); the names are not copied: a lookup compares
     /// with the operation's own.
@@ -370,6 +373,7 @@ impl Machine {
             agenda_id: agenda.id.clone().map_or(Value::Null, Value::String),
             params: agenda.params.clone().map(Value::Object).unwrap_or(Value::Null),
             progress_template,
+            ops: Vec::new(),
             states: Vec::with_capacity(agenda.operations.len()),
             by_exact: hashbrown::HashTable::with_capacity(agenda.operations.len()),
             hasher: Default::default(),
@@ -422,8 +426,13 @@ impl Machine {
     fn add_operations(&mut self, ops: Vec<Operation>, now: Millis, problems: &mut Vec<String>) -> usize {
         let first = self.states.len();
         self.states.reserve(ops.len());
-        for op in ops {
-            let i = self.states.len();
+        if self.ops.is_empty() {
+            self.ops = ops;
+        } else {
+            self.ops.extend(ops);
+        }
+        for i in first..self.ops.len() {
+            let op = &self.ops[i];
             let lower = lowercase(&op.name);
             if op.name.trim().is_empty() {
                 problems.push(format!("operation #{i} has an empty name"));
@@ -501,7 +510,6 @@ impl Machine {
             let waiters = if self.unknown_waiters.is_empty() { None } else { self.unknown_waiters.remove(&*lower) };
             drop(lower);
             self.states.push(OpState {
-                op,
                 refs,
                 is_generator,
                 unmet: 0,
@@ -545,7 +553,7 @@ impl Machine {
             // are resolved to operations (exact name first, then case-insensitively), then deduplicated.
             let s = &self.states[i];
             let references = s.refs.iter().flat_map(|r| r.doc.references());
-            for (n, _) in parsed_dependencies(&s.op, references) {
+            for (n, _) in parsed_dependencies(&self.ops[i], references) {
                 match self.find_exact(n) {
                     Some(j) => known.push(j),
                     None => {
@@ -629,17 +637,17 @@ impl Machine {
     /// The operation named exactly `name`.
     fn find_exact(&self, name: &str) -> Option<usize> {
         let h = self.hasher.hash_one(name);
-        self.by_exact.find(h, |&j| self.states[j as usize].op.name == name).map(|&j| j as usize)
+        self.by_exact.find(h, |&j| self.ops[j as usize].name == name).map(|&j| j as usize)
     }
 
     /// Indexes operation `i`'s name (the first operation of a name keeps it).
     fn index_name(&mut self, i: usize) {
-        let states = &self.states;
-        let name = states[i].op.name.as_str();
+        let ops = &self.ops;
+        let name = ops[i].name.as_str();
         let h = self.hasher.hash_one(name);
-        if self.by_exact.find(h, |&j| states[j as usize].op.name == name).is_none() {
+        if self.by_exact.find(h, |&j| ops[j as usize].name == name).is_none() {
             let hasher = &self.hasher;
-            self.by_exact.insert_unique(h, i as u32, |&j| hasher.hash_one(states[j as usize].op.name.as_str()));
+            self.by_exact.insert_unique(h, i as u32, |&j| hasher.hash_one(ops[j as usize].name.as_str()));
         }
     }
 
@@ -650,7 +658,7 @@ impl Machine {
 
     /// The operations of the run, by id.
     pub fn operation(&self, id: OpId) -> Option<&Operation> {
-        self.states.get(id.0).map(|s| &s.op)
+        self.ops.get(id.0)
     }
 
     /// The id of the operation with this name (case-insensitive).
@@ -675,8 +683,7 @@ impl Machine {
 
     /// An operation's progress with its id (`<agendaProgressId>-<name>`) and owner fields.
     fn export(&self, i: usize) -> OperationProgress {
-        let s = &self.states[i];
-        self.stamp(&s.op.name, s.progress.to_row())
+        self.stamp(&self.ops[i].name, self.states[i].progress.to_row())
     }
 
     /// Fills in the id and owner fields of operation `name`'s progress `p`.
@@ -698,8 +705,7 @@ impl Machine {
 
     /// [`Machine::export`] written over `row` (a row of an earlier publish), reusing its allocations.
     fn export_into(&self, i: usize, row: &mut OperationProgress) {
-        let s = &self.states[i];
-        write_row(&self.progress_template, &s.op.name, &s.progress, row);
+        write_row(&self.progress_template, &self.ops[i].name, &self.states[i].progress, row);
     }
 
     /// The number of operations (including generated ones).
@@ -805,7 +811,7 @@ impl Machine {
         while let Some(&i) = self.running.last() {
             self.remove_running(i);
             self.conclude(i, Conclusion::Cancelled, now);
-            let name = self.states[i].op.name.clone();
+            let name = self.ops[i].name.clone();
             self.states[i]
                 .progress
                 .diagnostic_events_mut()
@@ -847,7 +853,7 @@ impl Machine {
                     self.remove_running(i);
                     self.conclude(i, Conclusion::Cancelled, now);
                 } else {
-                    let name = self.states[i].op.name.clone();
+                    let name = self.ops[i].name.clone();
                     let diag = DiagnosticEvent::new(format!("operation {name} was cancelled by its runtime"), now);
                     self.fail_attempt(i, diag, true, now);
                 }
@@ -944,10 +950,10 @@ impl Machine {
 
     /// Reads a succeeded generator's output and adds the operations it names.
     fn expand_generator(&mut self, i: usize, now: Millis) -> Result<(), String> {
-        let s = &self.states[i];
-        let name = s.op.name.clone();
-        let Some(settings) = s.op.generator() else { return Ok(()) };
-        let Some(output) = s.output.as_ref() else { return Ok(()) };
+        let op = &self.ops[i];
+        let name = op.name.clone();
+        let Some(settings) = op.generator() else { return Ok(()) };
+        let Some(output) = self.states[i].output.as_ref() else { return Ok(()) };
         let plan = generate::plan(&name, settings, output)?;
         if plan.log_only {
             tracing::info!(generator = %name, operations = plan.operations.len(), "generator is logOnly: operations not added");
@@ -958,17 +964,16 @@ impl Machine {
             .operations
             .into_iter()
             .filter(|op| {
-                !self.find_lower(&lowercase(&op.name)).is_some_and(|j| {
-                    self.states[j].op.generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name))
-                })
+                !self
+                    .find_lower(&lowercase(&op.name))
+                    .is_some_and(|j| self.ops[j].generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name)))
             })
             .collect();
         if fresh.is_empty() && plan.params.is_none() {
             return Ok(());
         }
         if !fresh.is_empty() {
-            let existing: Vec<Operation> = self.states.iter().map(|s| s.op.clone()).collect();
-            generate::validate(&existing, &fresh)
+            generate::validate(&self.ops, &fresh)
                 .map_err(|e| format!("generator {name} produced operations that are not valid: {e}"))?;
         }
         if let Some(p) = &plan.params {
@@ -993,11 +998,11 @@ impl Machine {
     }
 
     fn time_out(&mut self, i: usize, now: Millis) {
-        let s = &mut self.states[i];
+        let s = &self.states[i];
         let key = AttemptKey { op: OpId(i), attempt: s.attempt };
         let msg = format!(
             "operation {} timed out after {} ms (attempt {})",
-            s.op.name,
+            self.ops[i].name,
             s.timeout_ms().unwrap_or_default(),
             s.attempt
         );
@@ -1030,7 +1035,7 @@ impl Machine {
             self.mark_dirty(i);
             return;
         }
-        let name = s.op.name.clone();
+        let name = self.ops[i].name.clone();
         self.conclude(i, Conclusion::Failed, now);
         let mut agenda_diag = diag;
         agenda_diag.message = Some(match agenda_diag.message.take() {
@@ -1118,17 +1123,17 @@ impl Machine {
         self.running.push(i);
         let key = AttemptKey { op: OpId(i), attempt };
         let payload = match &self.states[i].refs {
-            None => Ok(self.states[i].op.payload.clone()),
+            None => Ok(self.ops[i].payload.clone()),
             Some(refs) => {
                 let ctx = RunContext { machine: self, op: i };
                 let r = refs.doc.resolve(&ctx);
                 if !r.invalid.is_empty() {
                     let list: Vec<String> = r.invalid.iter().map(|x| x.message.clone()).collect();
-                    Err(format!("operation {} has invalid references: {}", self.states[i].op.name, list.join("; ")))
+                    Err(format!("operation {} has invalid references: {}", self.ops[i].name, list.join("; ")))
                 } else if !r.missing.is_empty() {
                     Err(format!(
                         "operation {}: all dependencies have completed but references are still pending: {}",
-                        self.states[i].op.name,
+                        self.ops[i].name,
                         r.missing.join(", ")
                     ))
                 } else {
@@ -1147,7 +1152,7 @@ impl Machine {
                 return;
             }
         };
-        let s = &mut self.states[i];
+        let (s, op) = (&mut self.states[i], &self.ops[i]);
         let deadline = s.timeout_ms().map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, TimerKind::Deadline, i, attempt)));
@@ -1164,9 +1169,9 @@ impl Machine {
         s.progress.updated_time = Some(now);
         let launch = Launch {
             key,
-            name: s.op.name.clone(),
-            op_type: s.op.op_type.clone(),
-            operation_id: s.op.id.clone(),
+            name: op.name.clone(),
+            op_type: op.op_type.clone(),
+            operation_id: op.id.clone(),
             payload,
             last_progress: s.last_progress.clone(),
             deadline,
@@ -1215,11 +1220,11 @@ impl Machine {
         let mut unknown: Vec<&str> = self.unknown_waiters.keys().map(String::as_str).collect();
         unknown.sort_unstable();
         let mut count = 0;
-        for s in &self.states {
+        for (s, op) in self.states.iter().zip(&self.ops) {
             if s.status == OpStatus::Blocked {
                 count += 1;
                 if waiting.len() < MAX_NAMES_IN_MESSAGE {
-                    waiting.push(s.op.name.clone());
+                    waiting.push(op.name.clone());
                 }
             }
         }
@@ -1281,9 +1286,10 @@ impl Machine {
         rows.reserve(states.len() - rows.len());
         for (i, s) in states.iter_mut().enumerate() {
             let p = std::mem::take(&mut s.progress);
+            let name = &self.ops[i].name;
             match rows.get_mut(i) {
-                Some(row) => write_row(&self.progress_template, &s.op.name, &p, row),
-                None => rows.push(self.stamp(&s.op.name, p.into_row())),
+                Some(row) => write_row(&self.progress_template, name, &p, row),
+                None => rows.push(self.stamp(name, p.into_row())),
             }
         }
         self.states = states;
