@@ -244,6 +244,8 @@ struct OpState {
     /// `op.generator().is_some()`, read once (the params stay in memory the run does not touch).
     is_generator: bool,
     unmet: u32,
+    /// Dependents added after the build (by generated operations); the agenda's own are in
+    /// `Machine::dependents`.
     dependents: Vec<u32>,
     status: OpStatus,
     attempt: u32,
@@ -285,6 +287,10 @@ pub struct Machine {
     ops: Vec<Operation>,
     /// The run state of each of `ops`, by the same index.
     states: Vec<OpState>,
+    /// The dependents of the operations the run was built with, in one list (not one per operation):
+    /// those of operation `i` are `dependents[dependents_at[i]..dependents_at[i + 1]]`.
+    dependents: Vec<u32>,
+    dependents_at: Vec<usize>,
     /// Operation indices by exact name (hashed with `hasher`); the names are not copied: a lookup compares
     /// with the operation's own.
     by_exact: hashbrown::HashTable<u32>,
@@ -375,6 +381,8 @@ impl Machine {
             progress_template,
             ops: Vec::new(),
             states: Vec::with_capacity(agenda.operations.len()),
+            dependents: Vec::new(),
+            dependents_at: Vec::new(),
             by_exact: hashbrown::HashTable::with_capacity(agenda.operations.len()),
             hasher: Default::default(),
             by_lower: FastMap::default(),
@@ -588,20 +596,32 @@ impl Machine {
             }
         }
         if first == 0 {
-            // The whole agenda: count each operation's dependents first. (A generator's few operations are
-            // pushed directly: a count over every operation would cost O(agenda) per generator.)
-            let mut counts = vec![0u32; self.states.len()];
+            // The whole agenda: every operation's dependents in one list, in the order of `edges` (a
+            // counting sort). A generator's few operations are pushed to their dependencies' own lists
+            // instead: a pass over every operation would cost O(agenda) per generator.
+            let n = self.states.len();
+            let mut at = vec![0usize; n + 1];
             for &(j, _) in &edges {
-                counts[j as usize] += 1;
+                at[j as usize + 1] += 1;
             }
-            for (s, &c) in self.states.iter_mut().zip(&counts) {
-                if c > 0 {
-                    s.dependents.reserve_exact(c as usize);
-                }
+            for k in 0..n {
+                at[k + 1] += at[k];
             }
-        }
-        for (j, i) in edges {
-            self.states[j as usize].dependents.push(i);
+            let mut list = vec![0u32; edges.len()];
+            for (j, i) in edges {
+                let slot = &mut at[j as usize];
+                list[*slot] = i;
+                *slot += 1;
+            }
+            // `at[j]` has moved to the end of `j`'s run, the start of `j + 1`'s: shift back by one.
+            at.copy_within(0..n, 1);
+            at[0] = 0;
+            self.dependents = list;
+            self.dependents_at = at;
+        } else {
+            for (j, i) in edges {
+                self.states[j as usize].dependents.push(i);
+            }
         }
         self.agenda_dirty = true;
         first
@@ -941,6 +961,11 @@ impl Machine {
         self.states[i].progress.result_payload = Some(text);
         self.states[i].output = Some(output);
         self.conclude(i, Conclusion::Succeeded, now);
+        if i + 1 < self.dependents_at.len() {
+            for k in self.dependents_at[i]..self.dependents_at[i + 1] {
+                self.satisfy(self.dependents[k] as usize);
+            }
+        }
         let dependents = std::mem::take(&mut self.states[i].dependents);
         for &d in &dependents {
             self.satisfy(d as usize);
