@@ -454,10 +454,11 @@ impl<'e> Run<'e> {
     }
 
     fn launched(&mut self, key: AttemptKey, result: LaunchResult) {
-        let now = self.clock.now();
+        // (the clock is read only when the machine is told something: not for a launch that went well)
         let launched = match result {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
+                let now = self.clock.now();
                 self.inflight.remove(&key);
                 let (name, runtime_name) = (self.name_of(key), self.exec.runtime.name());
                 let msg = format!("could not launch operation {name} on the {runtime_name} runtime: {e}");
@@ -466,6 +467,7 @@ impl<'e> Run<'e> {
                 return;
             }
             Err(panic) => {
+                let now = self.clock.now();
                 self.inflight.remove(&key);
                 let (name, runtime_name) = (self.name_of(key), self.exec.runtime.name());
                 let msg = format!("the {runtime_name} runtime panicked while launching operation {name}: {panic}");
@@ -508,12 +510,14 @@ impl<'e> Run<'e> {
     }
 
     fn item(&mut self, key: AttemptKey, item: Item) {
-        let now = self.clock.now();
+        // (the clock is read only for events the machine is told about: not for outputs and log lines)
         match item {
             Item::Event(RuntimeEvent::Started) => {
+                let now = self.clock.now();
                 self.machine.on_event(key, OpEvent::Started, now);
             }
             Item::Event(RuntimeEvent::Progress(p)) => {
+                let now = self.clock.now();
                 self.machine.on_event(key, OpEvent::Progress(p), now);
             }
             Item::Event(RuntimeEvent::Output(v)) => {
@@ -528,6 +532,7 @@ impl<'e> Run<'e> {
             }
             Item::Event(RuntimeEvent::Exited(exit)) => {
                 let Some(f) = self.inflight.remove(&key) else { return };
+                let now = self.clock.now();
                 let event = if exit.success {
                     OpEvent::Succeeded(f.output.unwrap_or(Value::Null))
                 } else {
@@ -553,12 +558,14 @@ impl<'e> Run<'e> {
             }
             Item::Panicked(p) => {
                 if self.inflight.remove(&key).is_some() {
+                    let now = self.clock.now();
                     let msg = format!("the runtime panicked while following operation {}: {p}", self.name_of(key));
                     self.machine.on_event(key, OpEvent::Failed(DiagnosticEvent::new(msg, now)), now);
                 }
             }
             Item::End => {
                 if self.inflight.remove(&key).is_some() {
+                    let now = self.clock.now();
                     let msg = format!("the events of operation {} ended without an exit", self.name_of(key));
                     self.machine.on_event(key, OpEvent::Failed(DiagnosticEvent::new(msg, now)), now);
                 }

@@ -40,6 +40,7 @@ use pop_core::model::{
 };
 use pop_core::refs::{AGENDA_ID, Context, OPERATION_NAME, OUTPUT_SUFFIX, PARAMS, ParsedDocument};
 use pop_core::runtime::ProgressUpdate;
+use progress::Progress;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -237,24 +238,43 @@ struct Refs {
     name_value: Value,
 }
 
+/// The run state of operation `i` (its `Operation` is `Machine::ops[i]`).
 struct OpState {
-    op: Operation,
     refs: Option<Box<Refs>>,
     /// `op.generator().is_some()`, read once (the params stay in memory the run does not touch).
     is_generator: bool,
     unmet: u32,
+    /// Dependents added after the build (by generated operations); the agenda's own are in
+    /// `Machine::dependents`.
     dependents: Vec<u32>,
     status: OpStatus,
     attempt: u32,
-    retry: RetryPolicy,
-    timeout_ms: Option<u64>,
+    /// `None` for the default retry policy and no timeout (most operations).
+    limits: Option<Box<Limits>>,
     output: Option<Value>,
     percent: f64,
-    progress: OperationProgress,
+    progress: Progress,
     last_progress: Option<Box<OperationProgress>>,
-    running_pos: usize,
+    running_pos: u32,
     cancel_requested: bool,
     dirty: bool,
+}
+
+/// An operation's `retry` and `timeoutMs` params.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limits {
+    retry: RetryPolicy,
+    timeout_ms: Option<u64>,
+}
+
+impl OpState {
+    fn retry(&self) -> RetryPolicy {
+        self.limits.as_ref().map_or_else(RetryPolicy::default, |l| l.retry)
+    }
+
+    fn timeout_ms(&self) -> Option<u64> {
+        self.limits.as_ref().and_then(|l| l.timeout_ms)
+    }
 }
 
 /// The state machine of one agenda run. See the [module documentation](self).
@@ -263,7 +283,14 @@ pub struct Machine {
     agenda_id: Value,
     progress_template: AgendaProgress,
     params: Value,
+    /// The operations, by index: the agenda's own list, taken over as it is (then generated ones).
+    ops: Vec<Operation>,
+    /// The run state of each of `ops`, by the same index.
     states: Vec<OpState>,
+    /// The dependents of the operations the run was built with, in one list (not one per operation):
+    /// those of operation `i` are `dependents[dependents_at[i]..dependents_at[i + 1]]`.
+    dependents: Vec<u32>,
+    dependents_at: Vec<usize>,
     /// Operation indices by exact name (hashed with `hasher`); the names are not copied: a lookup compares
     /// with the operation's own.
     by_exact: hashbrown::HashTable<u32>,
@@ -352,7 +379,10 @@ impl Machine {
             agenda_id: agenda.id.clone().map_or(Value::Null, Value::String),
             params: agenda.params.clone().map(Value::Object).unwrap_or(Value::Null),
             progress_template,
+            ops: Vec::new(),
             states: Vec::with_capacity(agenda.operations.len()),
+            dependents: Vec::new(),
+            dependents_at: Vec::new(),
             by_exact: hashbrown::HashTable::with_capacity(agenda.operations.len()),
             hasher: Default::default(),
             by_lower: FastMap::default(),
@@ -404,8 +434,13 @@ impl Machine {
     fn add_operations(&mut self, ops: Vec<Operation>, now: Millis, problems: &mut Vec<String>) -> usize {
         let first = self.states.len();
         self.states.reserve(ops.len());
-        for op in ops {
-            let i = self.states.len();
+        if self.ops.is_empty() {
+            self.ops = ops;
+        } else {
+            self.ops.extend(ops);
+        }
+        for i in first..self.ops.len() {
+            let op = &self.ops[i];
             let lower = lowercase(&op.name);
             if op.name.trim().is_empty() {
                 problems.push(format!("operation #{i} has an empty name"));
@@ -444,14 +479,9 @@ impl Machine {
                 None
             };
             // Ids and owner fields are filled in by `export`, not stored per operation.
-            let mut progress = OperationProgress {
-                added_time: Some(now),
-                processing_state: ProcessingState::Waiting,
-                processing_state_message: Some(pop_core::model::PENDING.to_owned()),
-                // `operation` (the name) is filled in by `export`.
-                // `params` stays empty: it carries a handler's resume state, reported with its progress.
-                ..OperationProgress::default()
-            };
+            // `operation` (the name) is filled in by `export`; `params` stays empty: it carries a handler's
+            // resume state, reported with its progress.
+            let mut progress = Progress::pending(now);
             let mut status = OpStatus::Blocked;
             let mut output = None;
             let mut last_progress = None;
@@ -477,7 +507,7 @@ impl Machine {
                 } else if prior.processing_state != ProcessingState::Waiting {
                     last_progress = Some(Box::new(prior.clone()));
                 }
-                progress = prior;
+                progress = Progress::from_row(prior);
             }
             if status == OpStatus::Succeeded {
                 self.completed += 1;
@@ -488,20 +518,19 @@ impl Machine {
             let waiters = if self.unknown_waiters.is_empty() { None } else { self.unknown_waiters.remove(&*lower) };
             drop(lower);
             self.states.push(OpState {
-                op,
                 refs,
                 is_generator,
                 unmet: 0,
                 dependents: Vec::new(),
                 status,
                 attempt: 0,
-                retry,
-                timeout_ms,
+                limits: (retry != RetryPolicy::default() || timeout_ms.is_some())
+                    .then(|| Box::new(Limits { retry, timeout_ms })),
                 output,
                 percent: 0.0,
                 progress,
                 last_progress,
-                running_pos: usize::MAX,
+                running_pos: u32::MAX,
                 cancel_requested: false,
                 dirty: false,
             });
@@ -532,7 +561,7 @@ impl Machine {
             // are resolved to operations (exact name first, then case-insensitively), then deduplicated.
             let s = &self.states[i];
             let references = s.refs.iter().flat_map(|r| r.doc.references());
-            for (n, _) in parsed_dependencies(&s.op, references) {
+            for (n, _) in parsed_dependencies(&self.ops[i], references) {
                 match self.find_exact(n) {
                     Some(j) => known.push(j),
                     None => {
@@ -567,20 +596,32 @@ impl Machine {
             }
         }
         if first == 0 {
-            // The whole agenda: count each operation's dependents first. (A generator's few operations are
-            // pushed directly: a count over every operation would cost O(agenda) per generator.)
-            let mut counts = vec![0u32; self.states.len()];
+            // The whole agenda: every operation's dependents in one list, in the order of `edges` (a
+            // counting sort). A generator's few operations are pushed to their dependencies' own lists
+            // instead: a pass over every operation would cost O(agenda) per generator.
+            let n = self.states.len();
+            let mut at = vec![0usize; n + 1];
             for &(j, _) in &edges {
-                counts[j as usize] += 1;
+                at[j as usize + 1] += 1;
             }
-            for (s, &c) in self.states.iter_mut().zip(&counts) {
-                if c > 0 {
-                    s.dependents.reserve_exact(c as usize);
-                }
+            for k in 0..n {
+                at[k + 1] += at[k];
             }
-        }
-        for (j, i) in edges {
-            self.states[j as usize].dependents.push(i);
+            let mut list = vec![0u32; edges.len()];
+            for (j, i) in edges {
+                let slot = &mut at[j as usize];
+                list[*slot] = i;
+                *slot += 1;
+            }
+            // `at[j]` has moved to the end of `j`'s run, the start of `j + 1`'s: shift back by one.
+            at.copy_within(0..n, 1);
+            at[0] = 0;
+            self.dependents = list;
+            self.dependents_at = at;
+        } else {
+            for (j, i) in edges {
+                self.states[j as usize].dependents.push(i);
+            }
         }
         self.agenda_dirty = true;
         first
@@ -616,17 +657,17 @@ impl Machine {
     /// The operation named exactly `name`.
     fn find_exact(&self, name: &str) -> Option<usize> {
         let h = self.hasher.hash_one(name);
-        self.by_exact.find(h, |&j| self.states[j as usize].op.name == name).map(|&j| j as usize)
+        self.by_exact.find(h, |&j| self.ops[j as usize].name == name).map(|&j| j as usize)
     }
 
     /// Indexes operation `i`'s name (the first operation of a name keeps it).
     fn index_name(&mut self, i: usize) {
-        let states = &self.states;
-        let name = states[i].op.name.as_str();
+        let ops = &self.ops;
+        let name = ops[i].name.as_str();
         let h = self.hasher.hash_one(name);
-        if self.by_exact.find(h, |&j| states[j as usize].op.name == name).is_none() {
+        if self.by_exact.find(h, |&j| ops[j as usize].name == name).is_none() {
             let hasher = &self.hasher;
-            self.by_exact.insert_unique(h, i as u32, |&j| hasher.hash_one(states[j as usize].op.name.as_str()));
+            self.by_exact.insert_unique(h, i as u32, |&j| hasher.hash_one(ops[j as usize].name.as_str()));
         }
     }
 
@@ -637,7 +678,7 @@ impl Machine {
 
     /// The operations of the run, by id.
     pub fn operation(&self, id: OpId) -> Option<&Operation> {
-        self.states.get(id.0).map(|s| &s.op)
+        self.ops.get(id.0)
     }
 
     /// The id of the operation with this name (case-insensitive).
@@ -662,8 +703,7 @@ impl Machine {
 
     /// An operation's progress with its id (`<agendaProgressId>-<name>`) and owner fields.
     fn export(&self, i: usize) -> OperationProgress {
-        let s = &self.states[i];
-        self.stamp(&s.op.name, s.progress.clone())
+        self.stamp(&self.ops[i].name, self.states[i].progress.to_row())
     }
 
     /// Fills in the id and owner fields of operation `name`'s progress `p`.
@@ -685,84 +725,7 @@ impl Machine {
 
     /// [`Machine::export`] written over `row` (a row of an earlier publish), reusing its allocations.
     fn export_into(&self, i: usize, row: &mut OperationProgress) {
-        let s = &self.states[i];
-        // Destructured in full: a field added to the row must be copied here too.
-        let OperationProgress {
-            id,
-            cid,
-            customer_id,
-            title,
-            updated_time,
-            added_time,
-            agenda_progress_id,
-            processing_state,
-            processing_state_message,
-            operation,
-            diagnostic_events,
-            percent_complete,
-            attempt_count,
-            attempt_time,
-            started_time,
-            completed_time,
-            result_payload,
-            params,
-            version,
-        } = &s.progress;
-        let name = s.op.name.as_str();
-        let t = &self.progress_template;
-        // As `stamp` does.
-        match t.id.as_deref() {
-            Some(progress_id) => {
-                set_text(&mut row.id, &[progress_id, "-", name]);
-                set_text(&mut row.agenda_progress_id, &[progress_id]);
-                set_opt_text(&mut row.cid, cid.as_deref().or(t.cid.as_deref()));
-                set_opt_text(&mut row.customer_id, customer_id.as_deref().or(t.customer_id.as_deref()));
-            }
-            None => {
-                row.id.clone_from(id);
-                row.agenda_progress_id.clone_from(agenda_progress_id);
-                row.cid.clone_from(cid);
-                row.customer_id.clone_from(customer_id);
-            }
-        }
-        set_text(&mut row.operation, &[operation.as_deref().unwrap_or(name)]);
-        row.title.clone_from(title);
-        row.updated_time = *updated_time;
-        row.added_time = *added_time;
-        row.processing_state = *processing_state;
-        row.processing_state_message.clone_from(processing_state_message);
-        row.diagnostic_events.clone_from(diagnostic_events);
-        row.percent_complete = *percent_complete;
-        row.attempt_count = *attempt_count;
-        row.attempt_time = *attempt_time;
-        row.started_time = *started_time;
-        row.completed_time = *completed_time;
-        row.result_payload.clone_from(result_payload);
-        row.params.clone_from(params);
-        row.version = *version;
-    }
-
-    /// [`Machine::stamp`] of `p`, into `row`, with the strings of `row`'s earlier content reused.
-    fn stamp_into(&self, name: &str, p: OperationProgress, row: &mut OperationProgress) {
-        let old = std::mem::replace(row, p);
-        let t = &self.progress_template;
-        match t.id.as_deref() {
-            Some(progress_id) => {
-                row.id = Some(reuse_text(old.id, &[progress_id, "-", name]));
-                row.agenda_progress_id = Some(reuse_text(old.agenda_progress_id, &[progress_id]));
-                if row.operation.is_none() {
-                    row.operation = Some(reuse_text(old.operation, &[name]));
-                }
-                if row.cid.is_none() {
-                    row.cid = t.cid.as_deref().map(|c| reuse_text(old.cid, &[c]));
-                }
-                if row.customer_id.is_none() {
-                    row.customer_id = t.customer_id.as_deref().map(|c| reuse_text(old.customer_id, &[c]));
-                }
-            }
-            None if row.operation.is_none() => row.operation = Some(reuse_text(old.operation, &[name])),
-            None => {}
-        }
+        write_row(&self.progress_template, &self.ops[i].name, &self.states[i].progress, row);
     }
 
     /// The number of operations (including generated ones).
@@ -868,10 +831,10 @@ impl Machine {
         while let Some(&i) = self.running.last() {
             self.remove_running(i);
             self.conclude(i, Conclusion::Cancelled, now);
-            let name = self.states[i].op.name.clone();
+            let name = self.ops[i].name.clone();
             self.states[i]
                 .progress
-                .diagnostic_events
+                .diagnostic_events_mut()
                 .push(DiagnosticEvent::new(format!("operation {name} did not stop when cancelled; abandoned"), now));
         }
     }
@@ -899,7 +862,7 @@ impl Machine {
             OpEvent::Failed(diag) => {
                 if self.states[i].cancel_requested {
                     self.remove_running(i);
-                    self.states[i].progress.diagnostic_events.push(diag);
+                    self.states[i].progress.diagnostic_events_mut().push(diag);
                     self.conclude(i, Conclusion::Cancelled, now);
                 } else {
                     self.fail_attempt(i, diag, true, now);
@@ -910,7 +873,7 @@ impl Machine {
                     self.remove_running(i);
                     self.conclude(i, Conclusion::Cancelled, now);
                 } else {
-                    let name = self.states[i].op.name.clone();
+                    let name = self.ops[i].name.clone();
                     let diag = DiagnosticEvent::new(format!("operation {name} was cancelled by its runtime"), now);
                     self.fail_attempt(i, diag, true, now);
                 }
@@ -929,27 +892,29 @@ impl Machine {
             s.progress.percent_complete = p;
         }
         if let Some(m) = update.processing_state_message {
-            s.progress.processing_state_message = Some(m);
+            s.progress.processing_state_message = Some(Cow::Owned(m));
         }
         if let Some(p) = update.params {
-            s.progress.params = Some(p);
+            s.progress.set_params(p);
         }
-        s.progress.diagnostic_events.extend(update.diagnostic_events);
+        if !update.diagnostic_events.is_empty() {
+            s.progress.diagnostic_events_mut().extend(update.diagnostic_events);
+        }
         s.progress.updated_time = Some(now);
         self.mark_dirty(i);
     }
 
     fn remove_running(&mut self, i: usize) {
-        let pos = self.states[i].running_pos;
+        let pos = self.states[i].running_pos as usize;
         if pos >= self.running.len() || self.running[pos] != i {
             return;
         }
         self.running.swap_remove(pos);
         if let Some(&moved) = self.running.get(pos) {
-            self.states[moved].running_pos = pos;
+            self.states[moved].running_pos = pos as u32;
         }
         let s = &mut self.states[i];
-        s.running_pos = usize::MAX;
+        s.running_pos = u32::MAX;
         self.in_flight_sum -= s.percent;
         if self.running.is_empty() {
             // Re-anchor the running sum to avoid drift from floating-point arithmetic.
@@ -967,7 +932,7 @@ impl Machine {
             Conclusion::Cancelled => OpStatus::Cancelled,
         };
         s.progress.processing_state = ProcessingState::Complete;
-        s.progress.processing_state_message = Some(conclusion.as_str().to_owned());
+        s.progress.processing_state_message = Some(Cow::Borrowed(conclusion.as_str()));
         s.progress.completed_time = Some(now);
         s.progress.updated_time = Some(now);
         if conclusion == Conclusion::Succeeded {
@@ -988,14 +953,19 @@ impl Machine {
             }
         }
         self.remove_running(i);
-        // (`{}`, the most common output, without the serializer)
+        // (`{}`, the most common output, without the serializer or an allocation)
         let text = match &output {
-            Value::Object(map) if map.is_empty() => "{}".to_owned(),
-            other => other.to_string(),
+            Value::Object(map) if map.is_empty() => Cow::Borrowed("{}"),
+            other => Cow::Owned(other.to_string()),
         };
         self.states[i].progress.result_payload = Some(text);
         self.states[i].output = Some(output);
         self.conclude(i, Conclusion::Succeeded, now);
+        if i + 1 < self.dependents_at.len() {
+            for k in self.dependents_at[i]..self.dependents_at[i + 1] {
+                self.satisfy(self.dependents[k] as usize);
+            }
+        }
         let dependents = std::mem::take(&mut self.states[i].dependents);
         for &d in &dependents {
             self.satisfy(d as usize);
@@ -1005,10 +975,10 @@ impl Machine {
 
     /// Reads a succeeded generator's output and adds the operations it names.
     fn expand_generator(&mut self, i: usize, now: Millis) -> Result<(), String> {
-        let s = &self.states[i];
-        let name = s.op.name.clone();
-        let Some(settings) = s.op.generator() else { return Ok(()) };
-        let Some(output) = s.output.as_ref() else { return Ok(()) };
+        let op = &self.ops[i];
+        let name = op.name.clone();
+        let Some(settings) = op.generator() else { return Ok(()) };
+        let Some(output) = self.states[i].output.as_ref() else { return Ok(()) };
         let plan = generate::plan(&name, settings, output)?;
         if plan.log_only {
             tracing::info!(generator = %name, operations = plan.operations.len(), "generator is logOnly: operations not added");
@@ -1019,17 +989,16 @@ impl Machine {
             .operations
             .into_iter()
             .filter(|op| {
-                !self.find_lower(&lowercase(&op.name)).is_some_and(|j| {
-                    self.states[j].op.generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name))
-                })
+                !self
+                    .find_lower(&lowercase(&op.name))
+                    .is_some_and(|j| self.ops[j].generated_parent().is_some_and(|p| p.eq_ignore_ascii_case(&name)))
             })
             .collect();
         if fresh.is_empty() && plan.params.is_none() {
             return Ok(());
         }
         if !fresh.is_empty() {
-            let existing: Vec<Operation> = self.states.iter().map(|s| s.op.clone()).collect();
-            generate::validate(&existing, &fresh)
+            generate::validate(&self.ops, &fresh)
                 .map_err(|e| format!("generator {name} produced operations that are not valid: {e}"))?;
         }
         if let Some(p) = &plan.params {
@@ -1054,12 +1023,12 @@ impl Machine {
     }
 
     fn time_out(&mut self, i: usize, now: Millis) {
-        let s = &mut self.states[i];
+        let s = &self.states[i];
         let key = AttemptKey { op: OpId(i), attempt: s.attempt };
         let msg = format!(
             "operation {} timed out after {} ms (attempt {})",
-            s.op.name,
-            s.timeout_ms.unwrap_or_default(),
+            self.ops[i].name,
+            s.timeout_ms().unwrap_or_default(),
             s.attempt
         );
         self.outbox.push(Action::Cancel { key, reason: msg.clone() });
@@ -1073,13 +1042,15 @@ impl Machine {
             diag.time = Some(now);
         }
         let s = &mut self.states[i];
-        s.progress.diagnostic_events.push(diag.clone());
+        s.progress.diagnostic_events_mut().push(diag.clone());
         s.progress.updated_time = Some(now);
-        if retryable && self.stopping.is_none() && s.attempt < s.retry.max_attempts {
-            let at = now.saturating_add(s.retry.delay_ms(s.attempt).min(i64::MAX as u64) as i64);
+        let retry = s.retry();
+        if retryable && self.stopping.is_none() && s.attempt < retry.max_attempts {
+            let at = now.saturating_add(retry.delay_ms(s.attempt).min(i64::MAX as u64) as i64);
             s.status = OpStatus::RetryWait;
             s.progress.processing_state = ProcessingState::Executing;
-            s.progress.processing_state_message = Some(format!("attempt {} failed; retry at {at}", s.attempt));
+            s.progress.processing_state_message =
+                Some(Cow::Owned(format!("attempt {} failed; retry at {at}", s.attempt)));
             s.progress.percent_complete = 0.0;
             let attempt = s.attempt;
             self.states[i].last_progress = Some(Box::new(self.export(i)));
@@ -1089,7 +1060,7 @@ impl Machine {
             self.mark_dirty(i);
             return;
         }
-        let name = s.op.name.clone();
+        let name = self.ops[i].name.clone();
         self.conclude(i, Conclusion::Failed, now);
         let mut agenda_diag = diag;
         agenda_diag.message = Some(match agenda_diag.message.take() {
@@ -1172,22 +1143,22 @@ impl Machine {
         let attempt = self.states[i].attempt + 1;
         self.states[i].attempt = attempt;
         self.states[i].status = OpStatus::Running;
-        self.states[i].running_pos = self.running.len();
+        self.states[i].running_pos = self.running.len() as u32;
         self.states[i].cancel_requested = false;
         self.running.push(i);
         let key = AttemptKey { op: OpId(i), attempt };
         let payload = match &self.states[i].refs {
-            None => Ok(self.states[i].op.payload.clone()),
+            None => Ok(self.ops[i].payload.clone()),
             Some(refs) => {
                 let ctx = RunContext { machine: self, op: i };
                 let r = refs.doc.resolve(&ctx);
                 if !r.invalid.is_empty() {
                     let list: Vec<String> = r.invalid.iter().map(|x| x.message.clone()).collect();
-                    Err(format!("operation {} has invalid references: {}", self.states[i].op.name, list.join("; ")))
+                    Err(format!("operation {} has invalid references: {}", self.ops[i].name, list.join("; ")))
                 } else if !r.missing.is_empty() {
                     Err(format!(
                         "operation {}: all dependencies have completed but references are still pending: {}",
-                        self.states[i].op.name,
+                        self.ops[i].name,
                         r.missing.join(", ")
                     ))
                 } else {
@@ -1206,8 +1177,8 @@ impl Machine {
                 return;
             }
         };
-        let s = &mut self.states[i];
-        let deadline = s.timeout_ms.map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
+        let (s, op) = (&mut self.states[i], &self.ops[i]);
+        let deadline = s.timeout_ms().map(|t| now.saturating_add(t.min(i64::MAX as u64) as i64));
         if let Some(d) = deadline {
             self.timers.push(Reverse((d, TimerKind::Deadline, i, attempt)));
         }
@@ -1223,9 +1194,9 @@ impl Machine {
         s.progress.updated_time = Some(now);
         let launch = Launch {
             key,
-            name: s.op.name.clone(),
-            op_type: s.op.op_type.clone(),
-            operation_id: s.op.id.clone(),
+            name: op.name.clone(),
+            op_type: op.op_type.clone(),
+            operation_id: op.id.clone(),
             payload,
             last_progress: s.last_progress.clone(),
             deadline,
@@ -1274,11 +1245,11 @@ impl Machine {
         let mut unknown: Vec<&str> = self.unknown_waiters.keys().map(String::as_str).collect();
         unknown.sort_unstable();
         let mut count = 0;
-        for s in &self.states {
+        for (s, op) in self.states.iter().zip(&self.ops) {
             if s.status == OpStatus::Blocked {
                 count += 1;
                 if waiting.len() < MAX_NAMES_IN_MESSAGE {
-                    waiting.push(s.op.name.clone());
+                    waiting.push(op.name.clone());
                 }
             }
         }
@@ -1340,9 +1311,10 @@ impl Machine {
         rows.reserve(states.len() - rows.len());
         for (i, s) in states.iter_mut().enumerate() {
             let p = std::mem::take(&mut s.progress);
+            let name = &self.ops[i].name;
             match rows.get_mut(i) {
-                Some(row) => self.stamp_into(&s.op.name, p, row),
-                None => rows.push(self.stamp(&s.op.name, p)),
+                Some(row) => write_row(&self.progress_template, name, &p, row),
+                None => rows.push(self.stamp(name, p.into_row())),
             }
         }
         self.states = states;
@@ -1423,6 +1395,72 @@ impl Machine {
     }
 }
 
+/// Operation `name`'s progress `p`, stamped as [`Machine::stamp`] does for the agenda progress `t`,
+/// written over `row` (a row of an earlier publish), reusing its allocations.
+fn write_row(t: &AgendaProgress, name: &str, p: &Progress, row: &mut OperationProgress) {
+    // Destructured in full: a field added to the progress must be copied here too.
+    let Progress {
+        rest: _,
+        processing_state_message,
+        result_payload,
+        updated_time,
+        added_time,
+        attempt_time,
+        started_time,
+        completed_time,
+        percent_complete,
+        attempt_count,
+        processing_state,
+    } = p;
+    let progress::Rest {
+        id,
+        cid,
+        customer_id,
+        title,
+        agenda_progress_id,
+        operation,
+        diagnostic_events,
+        params,
+        version,
+    } = p.rest();
+    match t.id.as_deref() {
+        Some(progress_id) => {
+            set_text(&mut row.id, &[progress_id, "-", name]);
+            set_text(&mut row.agenda_progress_id, &[progress_id]);
+            set_opt_text(&mut row.cid, cid.or(t.cid.as_deref()));
+            set_opt_text(&mut row.customer_id, customer_id.or(t.customer_id.as_deref()));
+        }
+        None => {
+            set_opt_text(&mut row.id, id);
+            set_opt_text(&mut row.agenda_progress_id, agenda_progress_id);
+            set_opt_text(&mut row.cid, cid);
+            set_opt_text(&mut row.customer_id, customer_id);
+        }
+    }
+    set_text(&mut row.operation, &[operation.unwrap_or(name)]);
+    set_opt_text(&mut row.title, title);
+    row.updated_time = *updated_time;
+    row.added_time = *added_time;
+    row.processing_state = *processing_state;
+    set_opt_text(&mut row.processing_state_message, processing_state_message.as_deref());
+    row.diagnostic_events.clear();
+    row.diagnostic_events.extend_from_slice(diagnostic_events);
+    row.percent_complete = *percent_complete;
+    row.attempt_count = *attempt_count;
+    row.attempt_time = *attempt_time;
+    row.started_time = *started_time;
+    row.completed_time = *completed_time;
+    set_opt_text(&mut row.result_payload, result_payload.as_deref());
+    match params {
+        Some(p) => match &mut row.params {
+            Some(r) => r.clone_from(p),
+            None => row.params = Some(p.clone()),
+        },
+        None => row.params = None,
+    }
+    row.version = version;
+}
+
 /// `name` lower-cased, borrowed when it has no upper-case letter (the common case: no allocation).
 fn lowercase(name: &str) -> Cow<'_, str> {
     if name.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
@@ -1499,5 +1537,6 @@ impl Context for RunContext<'_> {
     }
 }
 
+mod progress;
 #[cfg(test)]
 mod tests;
