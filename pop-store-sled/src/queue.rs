@@ -558,7 +558,7 @@ impl QueueBackend for SledQueue {
             return Ok(0);
         }
         let mut n = 0;
-        for kv in self.inner.q.order.range(order_key(insight_id, now.max(VISIBLE) + 1, 0)..).keys() {
+        for kv in self.inner.q.order.range(order_key(insight_id, now + 1, 0)..).keys() {
             let k = kv.map_err(|e| sled_err(format!("count the leases of queue {insight_id}"), e))?;
             if !k.starts_with(&prefix) {
                 break;
