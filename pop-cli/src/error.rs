@@ -11,6 +11,7 @@
 //! | 4 | unauthorized: no token, or a token the server does not know |
 //! | 5 | forbidden: the token is known but may not do this |
 //! | 6 | the server is unreachable (no connection to `--server`) |
+//! | 75 | `pop serve` / `pop worker`: the store failed in a way it cannot recover from in-process (sled after an IO error such as a full disk); a supervisor should restart the process |
 
 use std::fmt;
 use std::process::ExitCode;

@@ -177,7 +177,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         },
         limits,
     ));
-    let why = crate::setup::terminated().await?;
+    let why = crate::setup::terminated_or_store_failed("pop serve", pop.store().clone()).await?;
     eprintln!("pop serve: {why}, stopping: no new requests; requests in flight finish");
     streams.close();
     let _ = stop_tx.send(why);

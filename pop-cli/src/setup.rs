@@ -34,6 +34,11 @@ pub struct StoreArgs {
     /// 3 ÷ 800). Fixed for the tables' life: every process must give the same.
     #[arg(long)]
     pub dynamodb_shards: Option<u32>,
+    /// sled: how long a flush of the store may run before the store counts as failed (sled can
+    /// leave one waiting for ever after the disk filled up), in seconds; then the process exits
+    /// with status 75 for a supervisor to restart it (default 30).
+    #[arg(long, value_name = "SECS")]
+    pub sled_stall_timeout: Option<u64>,
 }
 
 /// Alerts (an agenda failed for good, a pool that stopped pulling) to a webhook.
@@ -359,6 +364,39 @@ pub async fn terminated() -> Result<&'static str, CliError> {
     }
 }
 
+/// The exit status of `pop serve` / `pop worker` when their store has failed in a way it cannot
+/// recover from in-process (`EX_TEMPFAIL`): a supervisor restarts them.
+pub const STORE_FAILED_EXIT: i32 = 75;
+
+/// Waits for SIGTERM / Ctrl-C (returning which one), or for the store to fail in a way it cannot
+/// recover from in this process ([`pop::core::store::Store::health`], checked every 2 s: sled after
+/// an IO error such as a full disk, or a flush stuck past its stall timeout): then says so on stderr
+/// and exits with [`STORE_FAILED_EXIT`] at once — crash-only, so that a supervisor (systemd,
+/// Kubernetes) restarts the process, which reopens the store with every acknowledged write. No
+/// graceful shutdown then: every write still running fails anyway, and a stuck store could hang it.
+pub async fn terminated_or_store_failed(
+    command: &str,
+    store: std::sync::Arc<dyn pop::core::store::Store>,
+) -> Result<&'static str, CliError> {
+    let failed = async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.health() {
+                return e;
+            }
+        }
+    };
+    tokio::select! {
+        why = terminated() => why,
+        e = failed => {
+            tracing::error!(error = %e, "the store failed");
+            eprintln!("{command}: the store failed: {e}; exiting with status {STORE_FAILED_EXIT} for a supervisor to restart it");
+            std::process::exit(STORE_FAILED_EXIT);
+        }
+    }
+}
+
 /// Prints a line on stdout and flushes it (tests and scripts wait for "ready" lines).
 pub fn announce(line: &str) {
     use std::io::Write;
@@ -410,13 +448,24 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
                 .data
                 .as_ref()
                 .ok_or(CliError::from("--data DIR is required with the sled store (or choose --store dynamo)"))?;
-            let builder =
-                builder.sled_path(data).map_err(|e| CliError::context(format!("--data {}", data.display()), e))?;
+            let mut config = pop::sled::Config::new(data);
+            if let Some(secs) = args.sled_stall_timeout {
+                if secs == 0 {
+                    return Err("--sled-stall-timeout 0: give at least 1 second".into());
+                }
+                config = config.stall_timeout(std::time::Duration::from_secs(secs));
+            }
+            let (store, queue) =
+                pop::sled::open_both(config).map_err(|e| CliError::context(format!("--data {}", data.display()), e))?;
+            let builder = builder.store(std::sync::Arc::new(store)).queue(std::sync::Arc::new(queue));
             Ok((builder, format!("sled {}", data.display())))
         }
         "dynamo" => {
-            if args.data.is_some() {
-                return Err("--data is for the sled store; with --store dynamo the state is in DynamoDB".into());
+            if args.data.is_some() || args.sled_stall_timeout.is_some() {
+                return Err(
+                    "--data and --sled-stall-timeout are for the sled store; with --store dynamo the state is in DynamoDB"
+                        .into(),
+                );
             }
             dynamo_store(builder, args).await
         }

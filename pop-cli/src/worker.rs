@@ -89,7 +89,7 @@ pub async fn run(args: WorkerArgs) -> CliResult {
         pop.config().instance_id,
         insights.join(",")
     ));
-    let why = crate::setup::terminated().await?;
+    let why = crate::setup::terminated_or_store_failed("pop worker", pop.store().clone()).await?;
     eprintln!("pop worker: {why}, stopping (running agendas are released to other workers)");
     pop.shutdown().await;
     println!("pop worker stopped");

@@ -354,6 +354,14 @@ pub trait Store: Send + Sync + 'static {
     /// The most writes one atomic [`Store::write`] accepts (DynamoDB: 100).
     fn max_batch(&self) -> usize;
 
+    /// `Err` when the store has failed in a way it cannot recover from in this process, so that
+    /// the embedding application (or `pop serve` / `pop worker`, which exit) restarts it: e.g. sled
+    /// after an IO error in its log (a full disk) or with a flush stuck past its stall timeout.
+    /// Transient failures (a network error to DynamoDB) are not reported here. Cheap: no IO.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// One object, or `None`.
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>>;
 

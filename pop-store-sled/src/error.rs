@@ -31,6 +31,27 @@ pub enum SledError {
     /// A background flush failed; the writes waiting on it may or may not be durable.
     #[error("flush of the sled log failed: {0}")]
     Flush(String),
+    /// A flush has been running for longer than the stall timeout ([`crate::Config::stall_timeout`]):
+    /// sled 0.34 does not recover from this in-process (typically after the disk filled up). The
+    /// writes waiting on it may or may not be durable; every write fails like this while it lasts.
+    #[error(
+        "the sled store is stalled: a flush of its log has not completed for {for_secs} s (stall timeout \
+         {timeout_secs} s), typically after the disk filled up; writes are refused. sled cannot recover \
+         from this in-process: free space, then restart the process (every acknowledged write is on disk)"
+    )]
+    Stalled {
+        /// How long the stuck flush has been running, in seconds.
+        for_secs: u64,
+        /// The configured stall timeout, in seconds.
+        timeout_secs: u64,
+    },
+    /// sled failed after an IO error in its log (typically a full disk) and fails every operation
+    /// until the database is reopened.
+    #[error(
+        "the sled store has failed after an IO error in its log ({0}); sled cannot recover from this \
+         in-process: free space (or fix the disk), then restart the process (every acknowledged write is on disk)"
+    )]
+    Failed(String),
 }
 
 impl SledError {

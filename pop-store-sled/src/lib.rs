@@ -48,7 +48,7 @@ pub mod format;
 mod queue;
 mod store;
 
-pub use config::{Config, FlushPolicy};
+pub use config::{Config, DEFAULT_STALL_TIMEOUT, FlushPolicy};
 pub use error::SledError;
 pub use queue::SledQueue;
 pub use store::{IntegrityReport, MAX_BATCH, SledStore};

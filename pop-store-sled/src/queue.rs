@@ -12,7 +12,7 @@
 
 use crate::error::sled_err;
 use crate::format::{self, corrupt, show_key};
-use crate::store::{Inner, IntegrityReport, tx_err};
+use crate::store::{Inner, IntegrityReport};
 use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
@@ -291,6 +291,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, _now: Millis) -> Result<Vec<bool>> {
+        self.inner.writable()?;
         if let Some(bad) = items.iter().position(|i| i.agenda_id.is_empty()) {
             return Err(Error::invalid(if items.len() == 1 {
                 format!("push to queue {insight_id}: the item has no agendaId")
@@ -340,7 +341,7 @@ impl QueueBackend for SledQueue {
                     [one] => format!("push agenda {} to queue {insight_id}", one.agenda_id),
                     _ => format!("push {} agendas to queue {insight_id}", items.len()),
                 };
-                tx_err(e, what)
+                self.inner.tx_err(e, what)
             })?;
         if pushed.contains(&true) {
             self.inner.durable().await?;
@@ -349,6 +350,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn receive(&self, insight_id: &str, max: usize, ttl_ms: u64, now: Millis) -> Result<Vec<Lease>> {
+        self.inner.writable()?;
         let mut out: Vec<Lease> = Vec::new();
         let deadline = ttl(now, ttl_ms);
         // Candidates are read outside the transaction; the transaction re-checks each one and
@@ -417,7 +419,7 @@ impl QueueBackend for SledQueue {
                     }
                     Ok((got, skipped))
                 })
-                .map_err(|e| tx_err(e, format!("receive from queue {insight_id}")))?;
+                .map_err(|e| self.inner.tx_err(e, format!("receive from queue {insight_id}")))?;
             drop(picking);
             out.extend(got);
             if skipped == 0 {
@@ -431,6 +433,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn extend(&self, token: &LeaseToken, ttl_ms: u64, now: Millis) -> Result<Millis> {
+        self.inner.writable()?;
         let deadline = ttl(now, ttl_ms);
         self.trees()
             .transaction(|tx: &Tx3| {
@@ -444,12 +447,13 @@ impl QueueBackend for SledQueue {
                 entries.insert(ek.as_slice(), entry.encode())?;
                 Ok(())
             })
-            .map_err(|e| tx_err(e, format!("extend the lease of agenda {}", token.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("extend the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await?;
         Ok(deadline)
     }
 
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
+        self.inner.writable()?;
         self.trees()
             .transaction(|tx: &Tx3| {
                 let (ek, entry) = current(tx, token)?;
@@ -459,11 +463,14 @@ impl QueueBackend for SledQueue {
                 bump(count, &token.insight_id, -1)?;
                 Ok(())
             })
-            .map_err(|e| tx_err(e, format!("ack the lease of agenda {}", token.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("ack the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
     }
 
     async fn ack_many(&self, tokens: &[LeaseToken]) -> Vec<Result<()>> {
+        if let Err(e) = self.inner.writable() {
+            return tokens.iter().map(|_| Err(e.copied())).collect();
+        }
         if tokens.len() <= 1 {
             let mut out = Vec::with_capacity(1);
             for token in tokens {
@@ -501,7 +508,7 @@ impl QueueBackend for SledQueue {
         let results = match outcome {
             Ok(results) => results,
             Err(e) => {
-                let e = tx_err(e, format!("ack {} leases", tokens.len()));
+                let e = self.inner.tx_err(e, format!("ack {} leases", tokens.len()));
                 return tokens.iter().map(|_| Err(e.copied())).collect();
             }
         };
@@ -514,6 +521,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {
+        self.inner.writable()?;
         self.trees()
             .transaction(|tx: &Tx3| {
                 let (ek, mut entry) = current(tx, token)?;
@@ -524,7 +532,7 @@ impl QueueBackend for SledQueue {
                 entries.insert(ek.as_slice(), entry.encode())?;
                 Ok(())
             })
-            .map_err(|e| tx_err(e, format!("release the lease of agenda {}", token.agenda_id)))?;
+            .map_err(|e| self.inner.tx_err(e, format!("release the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
     }
 
@@ -605,6 +613,7 @@ impl QueueBackend for SledQueue {
     }
 
     async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
+        self.inner.writable()?;
         let ek = entry_key(insight_id, agenda_id);
         let removed = self
             .trees()
@@ -619,7 +628,7 @@ impl QueueBackend for SledQueue {
                 bump(count, insight_id, -1)?;
                 Ok(true)
             })
-            .map_err(|e| tx_err(e, format!("remove agenda {agenda_id} from queue {insight_id}")))?;
+            .map_err(|e| self.inner.tx_err(e, format!("remove agenda {agenda_id} from queue {insight_id}")))?;
         if removed {
             self.inner.durable().await?;
         }

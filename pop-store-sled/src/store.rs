@@ -21,6 +21,10 @@ use std::sync::Arc;
 /// transaction (which holds sled's global transaction lock) short.
 pub const MAX_BATCH: usize = 10_000;
 
+/// How often sled's own flusher thread runs (and with it its segment cleaner) under the durable
+/// policies, in milliseconds.
+const SEGMENT_CLEANER_EVERY_MS: u64 = 1_000;
+
 /// The shared state of a database: the trees and the durability policy.
 pub(crate) struct Inner {
     pub(crate) db: sled::Db,
@@ -34,11 +38,57 @@ pub(crate) struct Inner {
     leases: Tree,
     pub(crate) q: QueueTrees,
     durability: Durability,
+    /// The first IO error sled met applying a write: the store has failed for good.
+    failed: std::sync::OnceLock<String>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // sled's own drop flushes, and after an IO error (or with a stuck flush) that flush can wait
+        // for ever: a failed store is left open instead (its files stay locked until the process
+        // exits, which is the way to recover anyway).
+        if let Err(e) = self.writable() {
+            tracing::error!(path = %self.path.display(), error = %e, "dropping a failed sled store: it is left open");
+            std::mem::forget(self.db.clone());
+        }
+    }
 }
 
 impl Inner {
     fn path_if_on_disk(&self) -> Option<&Path> {
         self.on_disk.then_some(self.path.as_path())
+    }
+
+    /// Refuses a mutation at once while a flush is stuck (see [`crate::Config::stall_timeout`]) or
+    /// after sled failed, so that a failed store does not apply changes in memory that can never
+    /// become durable, and says to restart.
+    pub(crate) fn writable(&self) -> Result<()> {
+        self.durability.check()?;
+        if let Some(first) = self.failed.get() {
+            return Err(SledError::Failed(first.clone()).into());
+        }
+        // sled records some IO errors of its log (e.g. in its background flush) and fails every
+        // later operation with them until the database is reopened.
+        self.db.context.global_error().map_err(|e| SledError::Failed(e.to_string()))?;
+        Ok(())
+    }
+
+    /// A transaction's error as a core error (see [`Inner::storage_failed`]).
+    pub(crate) fn tx_err(&self, e: TransactionError<Error>, op: String) -> Error {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => self.storage_failed(op, e),
+        }
+    }
+
+    /// sled's error from applying a write, as a core error; an IO error marks the store failed for
+    /// good (see [`Store::health`]): sled 0.34 does not recover from an IO error in its log
+    /// (typically ENOSPC) until the database is reopened.
+    pub(crate) fn storage_failed(&self, op: String, e: sled::Error) -> Error {
+        if let sled::Error::Io(io) = &e {
+            let _ = self.failed.set(format!("{op}: {io}"));
+        }
+        sled_err(op, e)
     }
 
     /// Waits as the flush policy says after a mutation.
@@ -97,13 +147,14 @@ impl SledStore {
     /// does not read; `Backend` if sled cannot open the directory (e.g. another process has it open).
     pub fn open(config: Config) -> Result<Self> {
         let mut sc = sled::Config::new().cache_capacity(config.cache_capacity_bytes);
-        sc = match config.flush_policy {
-            FlushPolicy::Background { every_ms } => sc.flush_every_ms(Some(every_ms.max(1))),
-            // sled cleans its log segments only in its own periodic flusher thread, so with it off
-            // the directory grows with every write (the soak measured ~4 MiB/min with flat live
-            // data). It stays off: beside our own flushes, a full disk then left flushes waiting in
-            // sled for ever (the disk-full test hung); see the README's "Soak" section.
-            _ => sc.flush_every_ms(None),
+        sc = match (config.flush_policy, config.segment_cleaner) {
+            (FlushPolicy::Background { every_ms }, _) => sc.flush_every_ms(Some(every_ms.max(1))),
+            // sled cleans its log segments only in its own periodic flusher thread: without it the
+            // directory grows with every write (the soak measured ≈4 MiB/min with flat live data).
+            // Beside our own flushes it makes sled's stuck flush after a full disk more likely; the
+            // stall timeout turns that into errors instead of writes waiting for ever.
+            (_, true) => sc.flush_every_ms(Some(SEGMENT_CLEANER_EVERY_MS)),
+            (_, false) => sc.flush_every_ms(None),
         };
         sc = match &config.path {
             Some(p) => sc.path(p),
@@ -139,7 +190,12 @@ impl SledStore {
             idx,
             phase,
             q,
-            durability: Durability::start(config.flush_policy, Syncer::new(db.clone(), config.path.as_deref())?)?,
+            durability: Durability::start(
+                config.flush_policy,
+                Syncer::new(db.clone(), config.path.as_deref())?,
+                config.stall_timeout,
+            )?,
+            failed: std::sync::OnceLock::new(),
             db,
             on_disk: config.path.is_some(),
             path,
@@ -170,6 +226,7 @@ impl SledStore {
 
     /// Flushes everything written so far to disk (sled flush + `fdatasync`), whatever the flush policy.
     pub async fn flush(&self) -> Result<()> {
+        self.inner.writable()?;
         let syncer = Syncer::new(self.inner.db.clone(), self.inner.path_if_on_disk())?;
         tokio::task::spawn_blocking(move || syncer.sync())
             .await
@@ -673,6 +730,10 @@ impl Store for SledStore {
         "sled"
     }
 
+    fn health(&self) -> Result<()> {
+        self.inner.writable()
+    }
+
     fn max_batch(&self) -> usize {
         MAX_BATCH
     }
@@ -686,6 +747,7 @@ impl Store for SledStore {
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        self.inner.writable()?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -734,7 +796,9 @@ impl Store for SledStore {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => {
-                return Err(sled_err(format!("atomic write of {} operations ({})", ops.len(), op_label(&ops[0])), e));
+                return Err(self
+                    .inner
+                    .storage_failed(format!("atomic write of {} operations ({})", ops.len(), op_label(&ops[0])), e));
             }
         }
         self.inner.durable().await
@@ -893,6 +957,7 @@ impl Store for SledStore {
     }
 
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
+        self.inner.writable()?;
         let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         let got = self
             .inner
@@ -910,7 +975,7 @@ impl Store for SledStore {
                 tx.insert(name.as_bytes(), format::encode_lease(expires, holder))?;
                 Ok(true)
             })
-            .map_err(|e| tx_err(e, format!("acquire lease {name} for {holder}")))?;
+            .map_err(|e| self.inner.tx_err(e, format!("acquire lease {name} for {holder}")))?;
         if got {
             self.inner.durable().await?;
         }
@@ -918,6 +983,7 @@ impl Store for SledStore {
     }
 
     async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        self.inner.writable()?;
         let released = self
             .inner
             .leases
@@ -934,7 +1000,7 @@ impl Store for SledStore {
                 }
                 Ok(false)
             })
-            .map_err(|e| tx_err(e, format!("release lease {name} of {holder}")))?;
+            .map_err(|e| self.inner.tx_err(e, format!("release lease {name} of {holder}")))?;
         if released {
             self.inner.durable().await?;
         }
@@ -944,12 +1010,4 @@ impl Store for SledStore {
 
 fn decode_ready(key: &[u8], v: &[u8]) -> Result<ReadyAgenda> {
     serde_json::from_slice(v).map_err(|e| corrupt(format::READY_TREE, key, e.to_string()))
-}
-
-/// A transaction's error as a core error.
-pub(crate) fn tx_err(e: TransactionError<Error>, op: String) -> Error {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => sled_err(op, e),
-    }
 }

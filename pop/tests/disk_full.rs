@@ -8,10 +8,11 @@
 //!
 //! The instance that meets the full disk runs in a child process (this test binary again, running
 //! the ignored `disk_full_child`), as in production under a supervisor: sled 0.34 sometimes leaves a
-//! flush waiting for ever after an ENOSPC (a log buffer that failed to write is never made stable),
-//! and then the writes waiting for durability wait too. The parent kills a child that stalls — a
-//! crash, as far as the store is concerned — and, like a supervisor's restart, reopens the
-//! directory and checks that every acknowledged agenda is there and whole.
+//! flush waiting for ever after an ENOSPC (a log buffer that failed to write is never made stable).
+//! The store's stall timeout turns that into errors (`stalled … restart the process`) instead of
+//! writes waiting for ever, and the child ends by itself; then, like a supervisor's restart, the
+//! parent reopens the directory and checks that every acknowledged agenda is there and whole. A
+//! child that still hangs for 60 s fails the test (it is killed first, so CI never hangs on it).
 //!
 //! `cargo test -p pop --test disk_full -- --nocapture`
 #![cfg(all(feature = "sled", target_os = "linux"))]
@@ -21,6 +22,7 @@ mod common;
 use common::*;
 use pop::{Pop, RuntimeRouter};
 use pop_core::model::Agenda;
+use pop_core::testing::tmpfs;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -28,13 +30,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn mount(args: &[&str], at: &Path) -> bool {
-    Command::new("mount").args(args).arg(at).status().is_ok_and(|s| s.success())
-}
+/// The stall timeout of the store meeting the full disk (the default is 30 s).
+const STALL: Duration = Duration::from_secs(3);
 
 fn open(dir: &Path) -> pop_core::Result<Pop> {
     let runtime = RuntimeRouter::new().with(Arc::new(pop_exec::inprocess::InProcessRuntime::new()));
-    Pop::builder().sled_path(dir.join("db"))?.runtime(Arc::new(runtime)).build()
+    let (store, queue) = pop::sled::open_both(pop::sled::Config::new(dir.join("db")).stall_timeout(STALL))?;
+    Pop::builder().store(Arc::new(store)).queue(Arc::new(queue)).runtime(Arc::new(runtime)).build()
 }
 
 fn big(i: usize) -> Agenda {
@@ -97,8 +99,13 @@ async fn disk_full_child() {
     if let Ok(a) = again {
         report(out, &format!("ack {}", a.id.expect("id")));
     }
+    // The store says it cannot recover in-process (what `pop serve` / `pop worker` exit on).
+    match pop.store().health() {
+        Ok(()) => report(out, "health ok"),
+        Err(e) => report(out, &format!("health failed {e}")),
+    }
     // Space returns.
-    assert!(mount(&["-o", "remount,size=256m"], dir), "remount the tmpfs larger");
+    assert!(tmpfs::resize(dir, "256m"), "remount the tmpfs larger");
     report(out, "remounted");
     match pop.agendas().submit(&submitter, big(10_000)).await {
         Ok(a) => {
@@ -114,19 +121,11 @@ async fn disk_full_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_submissions_clearly_and_recovers() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("fs");
-    std::fs::create_dir(&dir).expect("mkdir");
-    if !mount(&["-t", "tmpfs", "-o", "size=6m", "tmpfs"], &dir) {
+    let Some(fs) = tmpfs::Tmpfs::mount(&tmp.path().join("fs"), "6m") else {
         eprintln!("cannot mount a tmpfs (not root?): the disk-full test is skipped");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(dir.clone());
+    };
+    let dir = fs.path().to_owned();
     let out = tmp.path().join("report.txt");
 
     // The instance meeting the full disk, in a child process; killed if it stalls for 60 s.
@@ -157,27 +156,24 @@ async fn a_full_disk_refuses_submissions_clearly_and_recovers() {
         acknowledged.len(),
         text.lines().filter(|l| !l.starts_with("ack ")).collect::<Vec<_>>().join(" | ")
     );
-    if stalled {
-        eprintln!(
-            "the instance stalled after the disk filled (a sled flush waiting for ever): killed, as a supervisor would"
-        );
-    } else {
-        assert!(text.lines().any(|l| l == "done"), "the child failed:\n{text}");
-    }
+    assert!(!stalled, "the instance hung after the disk filled (killed after 60 s):\n{text}");
+    assert!(text.lines().any(|l| l == "done"), "the child failed:\n{text}");
     assert!(!acknowledged.is_empty(), "nothing was acknowledged before the disk filled:\n{text}");
-    // Refused with a clear error, unless the very write that met the full disk stalled.
-    match refused {
-        Some(message) => assert!(
-            message.contains("No space left on device") || message.contains("os error 28"),
-            "the error does not say the disk is full: {message}"
-        ),
-        None => assert!(stalled, "the 6 MiB tmpfs never filled up:\n{text}"),
-    }
+    assert!(
+        text.lines().any(|l| l.starts_with("health failed") && l.contains("restart the process")),
+        "after the refusals the store's health does not say it failed:\n{text}"
+    );
+    // Refused with a clear error: the full disk, or the stall it left sled in.
+    let refused = refused.unwrap_or_else(|| panic!("the 6 MiB tmpfs never filled up:\n{text}"));
+    assert!(
+        refused.contains("No space left on device") || refused.contains("os error 28") || refused.contains("stalled"),
+        "the error does not say the disk is full: {refused}"
+    );
 
     // The restart: space has returned (grown here if the child did not get that far); every
     // acknowledged agenda is there and whole, and submissions are accepted.
     if !text.lines().any(|l| l == "remounted") {
-        assert!(mount(&["-o", "remount,size=256m"], &dir), "remount the tmpfs larger");
+        assert!(fs.resize("256m"), "remount the tmpfs larger");
     }
     let mut acknowledged = acknowledged;
     let pop = open(&dir).expect("reopen after space returned");

@@ -96,6 +96,7 @@ pub mod fuzz;
 pub mod queue;
 pub mod runtime;
 pub mod store;
+pub mod tmpfs;
 
 use crate::model::Millis;
 use crate::queue::QueueBackend;

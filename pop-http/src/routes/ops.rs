@@ -13,10 +13,14 @@ pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store answers a read (503 otherwise).
+/// `GET /readyz`: the store is healthy and answers a read (503 otherwise).
 pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     let store = s.engine.store();
-    match store.get(Kind::Insight, "_readyz").await {
+    let answer = match store.health() {
+        Ok(()) => store.get(Kind::Insight, "_readyz").await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match answer {
         Ok(_) => {
             Json(Readiness { status: "ready".into(), store: format!("{}: ok", store.backend_name()) }).into_response()
         }
