@@ -2,7 +2,8 @@
 //! group commit, in-process no-op handlers) and submit-to-start latency at that load.
 //!
 //! A plain bench binary (not criterion: one run is seconds long and the interesting numbers are
-//! throughput and latency percentiles). Run: `cargo bench -p pop-benches --bench engine`.
+//! throughput and latency percentiles). Run: `cargo bench -p pop-benches --bench engine` (add
+//! `--features mimalloc` for the allocator of the `pop` binary).
 #![allow(missing_docs, reason = "bench binary")]
 
 use pop::{Pop, PopConfig, RuntimeRouter, WorkerConfig};
@@ -12,6 +13,13 @@ use pop_core::store::{IndexField, PageRequest, StoreExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// By default the bench runs on the system allocator, which is what a program embedding POP gets
+/// unless it picks another. `--features mimalloc` measures with the `pop` binary's allocator (glibc's
+/// malloc takes about a quarter of the engine's CPU).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn setup(pop: &Pop) {
     let insight = Insight {

@@ -25,6 +25,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: the engine allocates and frees many small buffers per agenda
+/// (sled copies a B-tree leaf per insert), and glibc's malloc took about 30% of its CPU.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pop", version, about = "POP for Rust: validate, resolve and run agendas")]
 struct Cli {

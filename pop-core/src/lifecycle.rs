@@ -143,7 +143,8 @@ pub struct Applied {
 }
 
 /// Merges an executor's report of an agenda's progress into the stored progress, under lease epoch
-/// `epoch`: state, message, percent, diagnostics and started time come from the report; params are
+/// `epoch`: state, message, percent, diagnostics and started time come from the report (the started
+/// time only when this lease has not recorded one: see [`mark_started`]); params are
 /// merged key by key; a report that completes the agenda counts the attempt and stamps the completion
 /// time. Fencing (stale epoch, a cancel) is the caller's: it checks before merging.
 pub fn apply_report(stored: &mut AgendaProgress, report: &AgendaProgress, epoch: u64, now: Millis) -> Applied {
@@ -164,7 +165,13 @@ pub fn apply_report(stored: &mut AgendaProgress, report: &AgendaProgress, epoch:
     stored.percent_complete = report.percent_complete;
     let diagnostics_changed = stored.diagnostic_events != report.diagnostic_events;
     stored.diagnostic_events.clone_from(&report.diagnostic_events);
-    if report.started_time.is_some() {
+    // The attempt's start is the one its pull recorded ([`mark_started`] under this epoch): the
+    // executor's own reading of its clock when it began is not a change (else every run would
+    // rewrite its progress at its first publish only to move the start by a few milliseconds).
+    let started_by_this_lease = stored.processing_state == ProcessingState::Executing
+        && stored.lease_epoch == Some(epoch)
+        && stored.started_time.is_some();
+    if report.started_time.is_some() && !started_by_this_lease {
         stored.started_time = report.started_time;
     }
     stored.completed_time = if completed { report.completed_time.or(Some(now)) } else { None };
@@ -286,5 +293,21 @@ mod tests {
         assert_eq!((stored.attempts_completed, stored.completed_time), (1, Some(13)));
         assert_eq!(stored.params.as_ref().and_then(|p| p.get("externalId")), Some(&json!(42)), "kept");
         assert_eq!(stored.params.as_ref().and_then(|p| p.get("k")), Some(&json!(1)), "merged");
+    }
+
+    #[test]
+    fn the_start_a_pull_recorded_is_kept_under_its_lease() {
+        let a = agenda();
+        let mut stored = new_agenda_progress(&a, "p1", 7);
+        mark_started(&mut stored, 3, 100);
+        // the executor's first report: its own clock a few ms later, nothing else new
+        let mut report = stored.clone();
+        report.started_time = Some(105);
+        assert!(!apply_report(&mut stored, &report, 3, 106).changed, "no write for the executor's clock");
+        assert_eq!(stored.started_time, Some(100));
+        // a report under a newer lease (the pull of another attempt did not record its start) moves it
+        let applied = apply_report(&mut stored, &report, 4, 107);
+        assert!(applied.changed);
+        assert_eq!((stored.started_time, stored.lease_epoch), (Some(105), Some(4)));
     }
 }

@@ -1,11 +1,14 @@
 //! [`SledQueue`]: per-insight queues with leases on the same sled database as the store.
 //!
-//! An item lives in `q/items` under `c(insight) seq` from push to ack. While visible it has an entry
-//! in `q/visible` (same key); while leased it has one in `q/deadline` under `c(insight) deadline seq`
-//! instead. A lease whose deadline has passed is visible again without any write: `receive` reads
-//! the first visible items (push order) plus the expired part of the deadline index, never the
-//! unexpired leases, and `expired` reads only the expired part. Every change is one transaction over
-//! the five queue trees; the fencing check (receipt and epoch of the current delivery) happens inside it.
+//! An item is one entry in `q/entries` under `c(insight) agendaId` from push to ack (its sequence
+//! number, lease state and the queued `ReadyAgenda`), and one key in `q/order` under
+//! `c(insight) slot seq`: `slot` is [`VISIBLE`] while the item is visible (never leased, or
+//! released), so the visible items come first and in push order, and the lease deadline while it is
+//! leased. A lease whose deadline has passed is visible again without any write: `receive` reads
+//! the first visible items plus the expired part of the order (`slot <= now`), never the unexpired
+//! leases, and `expired` reads only the expired part. Every change is one transaction over the
+//! three queue trees; the fencing check (receipt and epoch of the current delivery) happens inside
+//! it. A push or an ack writes two keys (plus the queue's count, once per batch), a receive three.
 
 use crate::error::sled_err;
 use crate::format::{self, corrupt, show_key};
@@ -14,7 +17,6 @@ use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::Tree;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -22,27 +24,76 @@ use std::sync::Arc;
 
 /// The queue's trees.
 pub(crate) struct QueueTrees {
-    pub(crate) items: Tree,
-    pub(crate) visible: Tree,
-    pub(crate) deadline: Tree,
-    pub(crate) dedup: Tree,
+    pub(crate) entries: Tree,
+    pub(crate) order: Tree,
     pub(crate) count: Tree,
     /// Held while a receive picks and leases its items (not while it waits for the disk): concurrent
     /// receives would otherwise pick the same first visible items and all but one skip them.
     pub(crate) receiving: std::sync::Mutex<()>,
 }
 
-/// A queue item as stored in `q/items` (JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Entry {
-    item: ReadyAgenda,
+/// The `slot` of a visible item in `q/order` (`i64::MIN` as a key: before every deadline).
+pub(crate) const VISIBLE: i64 = i64::MIN;
+
+/// A queue entry as stored in `q/entries` (see [`crate::format`]): the header is binary, the item
+/// stays as the JSON bytes it was pushed with, so that a lease change rewrites the header and copies
+/// the item without parsing it.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
     /// The epoch of the latest delivery (0 before the first).
-    epoch: u64,
-    /// The receipt of the current delivery, while leased.
-    receipt: Option<String>,
-    /// The lease deadline, while leased.
-    deadline: Option<Millis>,
+    pub(crate) epoch: u64,
+    /// The receipt and deadline of the current delivery, while leased.
+    pub(crate) lease: Option<(String, Millis)>,
+    /// The `ReadyAgenda` as JSON.
+    pub(crate) item: Vec<u8>,
+}
+
+impl Entry {
+    /// The item's slot in `q/order`.
+    fn slot(&self) -> Millis {
+        self.lease.as_ref().map_or(VISIBLE, |(_, d)| *d)
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let receipt = self.lease.as_ref().map_or("", |(r, _)| r.as_str());
+        let mut v = Vec::with_capacity(26 + receipt.len() + self.item.len());
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.push(u8::from(self.lease.is_some()));
+        v.extend_from_slice(&format::i64_key(self.lease.as_ref().map_or(0, |(_, d)| *d)));
+        v.push(receipt.len().min(255) as u8);
+        v.extend_from_slice(&receipt.as_bytes()[..receipt.len().min(255)]);
+        v.extend_from_slice(&self.item);
+        v
+    }
+
+    /// Decodes an entry stored under `key`, without parsing its item.
+    pub(crate) fn decode(key: &[u8], v: &[u8]) -> Result<Self> {
+        let bad = |why: &str| corrupt(format::Q_ENTRIES_TREE, key, why.to_owned());
+        let (Some(seq), Some(epoch), Some(&leased), Some(deadline), Some(&rlen)) = (
+            format::u64_from(v),
+            v.get(8..).and_then(format::u64_from),
+            v.get(16),
+            v.get(17..).and_then(format::i64_from_key),
+            v.get(25),
+        ) else {
+            return Err(bad("the entry ends inside its header"));
+        };
+        let receipt = v.get(26..26 + rlen as usize).ok_or_else(|| bad("the receipt is cut short"))?;
+        let receipt = std::str::from_utf8(receipt).map_err(|_| bad("the receipt is not UTF-8"))?;
+        let lease = match leased {
+            0 => None,
+            1 => Some((receipt.to_owned(), deadline)),
+            other => return Err(bad(&format!("unknown lease flag {other}"))),
+        };
+        Ok(Self { seq, epoch, lease, item: v[26 + rlen as usize..].to_vec() })
+    }
+
+    /// The queued item.
+    pub(crate) fn item(&self, key: &[u8]) -> Result<ReadyAgenda> {
+        serde_json::from_slice(&self.item).map_err(|e| corrupt(format::Q_ENTRIES_TREE, key, format!("the item: {e}")))
+    }
 }
 
 /// POP's [`QueueBackend`] on sled; get one with [`crate::SledStore::queue`]. Cheap to clone.
@@ -57,48 +108,45 @@ impl std::fmt::Debug for SledQueue {
     }
 }
 
-type Tx5 = (TransactionalTree, TransactionalTree, TransactionalTree, TransactionalTree, TransactionalTree);
+type Tx3 = (TransactionalTree, TransactionalTree, TransactionalTree);
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
 
 fn abort<T>(e: Error) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn item_key(insight: &str, seq: u64) -> Vec<u8> {
+/// A key of `q/order`: `c(insight) slot(8) seq(8)`.
+pub(crate) fn order_key(insight: &str, slot: Millis, seq: u64) -> Vec<u8> {
     let mut k = format::component(insight);
+    k.extend_from_slice(&format::i64_key(slot));
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-fn deadline_key(insight: &str, deadline: Millis, seq: u64) -> Vec<u8> {
-    let mut k = format::component(insight);
-    k.extend_from_slice(&format::i64_key(deadline));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn dedup_key(insight: &str, agenda: &str) -> Vec<u8> {
+/// A key of `q/entries`: `c(insight) agendaId`.
+pub(crate) fn entry_key(insight: &str, agenda: &str) -> Vec<u8> {
     let mut k = format::component(insight);
     k.extend_from_slice(agenda.as_bytes());
     k
 }
 
-fn decode_entry(key: &[u8], v: &[u8]) -> Result<Entry> {
-    serde_json::from_slice(v).map_err(|e| corrupt(format::Q_ITEMS_TREE, key, e.to_string()))
+/// Parses the part of an order key after the insight: (slot, seq).
+fn parse_order_tail(rest: &[u8]) -> Option<(Millis, u64)> {
+    if rest.len() != 16 {
+        return None;
+    }
+    Some((format::i64_from_key(rest)?, format::u64_from(&rest[8..])?))
 }
 
-fn encode_entry(e: &Entry) -> TxResult<Vec<u8>> {
-    serde_json::to_vec(e).or_else(|err| abort(Error::backend("codec", err)))
-}
-
-fn decode_seq(tree: &str, key: &[u8], v: &[u8]) -> Result<u64> {
+fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
     format::u64_from(v)
         .filter(|_| v.len() == 8)
-        .ok_or_else(|| corrupt(tree, key, format!("expected an 8-byte sequence number, found {} bytes", v.len())))
+        .ok_or_else(|| corrupt(format::Q_COUNT_TREE, key, format!("expected an 8-byte count, found {} bytes", v.len())))
 }
 
 fn ttl(now: Millis, ttl_ms: u64) -> Millis {
-    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX))
+    // never VISIBLE, whatever the clock says
+    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)).max(VISIBLE + 1)
 }
 
 fn not_current(token: &LeaseToken, why: &str) -> Error {
@@ -111,7 +159,7 @@ fn not_current(token: &LeaseToken, why: &str) -> Error {
 /// Adds `delta` to the queue's count inside a transaction.
 fn bump(count: &TransactionalTree, insight: &str, delta: i64) -> TxResult<()> {
     let cur = match count.get(insight.as_bytes())? {
-        Some(v) => match decode_seq(format::Q_COUNT_TREE, insight.as_bytes(), &v) {
+        Some(v) => match decode_count(insight.as_bytes(), &v) {
             Ok(n) => n,
             Err(e) => return abort(e),
         },
@@ -126,8 +174,8 @@ fn bump(count: &TransactionalTree, insight: &str, delta: i64) -> TxResult<()> {
     Ok(())
 }
 
-/// Looks up the item of `token` and checks that the token is its current delivery.
-fn current(tx: &Tx5, token: &LeaseToken) -> TxResult<(u64, Vec<u8>, Entry)> {
+/// Looks up the entry of `token` and checks that the token is its current delivery.
+fn current(tx: &Tx3, token: &LeaseToken) -> TxResult<(Vec<u8>, Entry)> {
     match lookup(tx, token)? {
         Ok(found) => Ok(found),
         Err(e) => abort(e),
@@ -136,84 +184,100 @@ fn current(tx: &Tx5, token: &LeaseToken) -> TxResult<(u64, Vec<u8>, Entry)> {
 
 /// [`current`] without aborting the transaction when the token is not current: that is the inner
 /// `Conflict` (a corrupt value still aborts).
-fn lookup(tx: &Tx5, token: &LeaseToken) -> TxResult<Result<(u64, Vec<u8>, Entry)>> {
-    let (items, _, _, dedup, _) = tx;
-    let dk = dedup_key(&token.insight_id, &token.agenda_id);
-    let Some(seq) = dedup.get(&dk)? else {
+fn lookup(tx: &Tx3, token: &LeaseToken) -> TxResult<Result<(Vec<u8>, Entry)>> {
+    let (entries, _, _) = tx;
+    let ek = entry_key(&token.insight_id, &token.agenda_id);
+    let Some(v) = entries.get(&ek)? else {
         return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
     };
-    let seq = match decode_seq(format::Q_DEDUP_TREE, &dk, &seq) {
-        Ok(s) => s,
-        Err(e) => return abort(e),
-    };
-    let ik = item_key(&token.insight_id, seq);
-    let Some(v) = items.get(&ik)? else {
-        return abort(corrupt(format::Q_DEDUP_TREE, &dk, "points at a queue item that does not exist"));
-    };
-    let entry = match decode_entry(&ik, &v) {
+    let entry = match Entry::decode(&ek, &v) {
         Ok(e) => e,
         Err(e) => return abort(e),
     };
-    if entry.receipt.as_deref() != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
+    let receipt = entry.lease.as_ref().map(|(r, _)| r.as_str());
+    if receipt != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
         return Ok(Err(not_current(
             token,
             &format!(
                 "the item's current delivery is epoch {}{}",
                 entry.epoch,
-                if entry.receipt.is_none() { " (not leased)" } else { "" }
+                if entry.lease.is_none() { " (not leased)" } else { "" }
             ),
         )));
     }
-    Ok(Ok((seq, ik, entry)))
+    Ok(Ok((ek, entry)))
+}
+
+/// A candidate of a receive: its order key, sequence number, slot and agenda.
+struct Candidate {
+    key: sled::IVec,
+    seq: u64,
+    slot: Millis,
+    agenda: String,
 }
 
 impl SledQueue {
-    fn trees(&self) -> (&Tree, &Tree, &Tree, &Tree, &Tree) {
+    fn trees(&self) -> (&Tree, &Tree, &Tree) {
         let q = &self.inner.q;
-        (&q.items, &q.visible, &q.deadline, &q.dedup, &q.count)
+        (&q.entries, &q.order, &q.count)
     }
 
-    /// Candidate sequence numbers for a receive: the first `want` visible items and every expired
-    /// lease, by push order.
-    fn candidates(&self, insight: &str, want: usize, now: Millis) -> Result<Vec<(u64, Option<Millis>)>> {
+    /// Candidates for a receive: the first `want` visible items and every expired lease, by push order.
+    fn candidates(&self, insight: &str, want: usize, now: Millis) -> Result<Vec<Candidate>> {
         let prefix = format::component(insight);
         let op = || format!("receive from queue {insight}");
         let mut out = Vec::new();
-        for kv in self.inner.q.visible.scan_prefix(&prefix).keys().take(want) {
-            let k = kv.map_err(|e| sled_err(op(), e))?;
-            let seq = decode_seq(format::Q_VISIBLE_TREE, &k, &k[prefix.len()..])?;
-            out.push((seq, None));
+        let visible = self.inner.q.order.range(order_key(insight, VISIBLE, 0)..order_key(insight, VISIBLE + 1, 0));
+        for kv in visible.take(want) {
+            let (k, v) = kv.map_err(|e| sled_err(op(), e))?;
+            out.push(candidate(&prefix, k, &v)?);
         }
-        for (deadline, seq) in self.expired_keys(insight, now, usize::MAX)? {
-            out.push((seq, Some(deadline)));
-        }
-        out.sort();
+        out.extend(self.expired_keys(insight, now, usize::MAX)?);
+        out.sort_by_key(|c| c.seq);
         out.truncate(want);
         Ok(out)
     }
 
-    /// (deadline, seq) of leases whose deadline is `<= now`, earliest first.
-    fn expired_keys(&self, insight: &str, now: Millis, limit: usize) -> Result<Vec<(Millis, u64)>> {
+    /// Order entries of leases whose deadline is `<= now`, earliest first.
+    fn expired_keys(&self, insight: &str, now: Millis, limit: usize) -> Result<Vec<Candidate>> {
         let prefix = format::component(insight);
         let mut out = Vec::new();
-        for kv in self.inner.q.deadline.scan_prefix(&prefix).keys() {
+        if now == VISIBLE {
+            return Ok(out);
+        }
+        let range = order_key(insight, VISIBLE + 1, 0)..order_key(insight, now.saturating_add(1), 0);
+        for kv in self.inner.q.order.range(range) {
             if out.len() >= limit {
                 break;
             }
-            let k = kv.map_err(|e| sled_err(format!("scan expired leases of queue {insight}"), e))?;
-            let rest = &k[prefix.len()..];
-            let (Some(deadline), Some(seq), 16) =
-                (format::i64_from_key(rest), rest.get(8..).and_then(format::u64_from), rest.len())
-            else {
-                return Err(corrupt(format::Q_DEADLINE_TREE, &k, "expected deadline(8) seq(8) after the insight"));
-            };
-            if deadline > now {
-                break;
+            let (k, v) = kv.map_err(|e| sled_err(format!("scan expired leases of queue {insight}"), e))?;
+            out.push(candidate(&prefix, k, &v)?);
+        }
+        if now == i64::MAX {
+            // `now + 1` saturated: the leases due at i64::MAX itself
+            for kv in self.inner.q.order.range(order_key(insight, i64::MAX, 0)..) {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = kv.map_err(|e| sled_err(format!("scan expired leases of queue {insight}"), e))?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                out.push(candidate(&prefix, k, &v)?);
             }
-            out.push((deadline, seq));
         }
         Ok(out)
     }
+}
+
+fn candidate(prefix: &[u8], key: sled::IVec, v: &[u8]) -> Result<Candidate> {
+    let Some((slot, seq)) = parse_order_tail(&key[prefix.len()..]) else {
+        return Err(corrupt(format::Q_ORDER_TREE, &key, "expected slot(8) seq(8) after the insight"));
+    };
+    let agenda = std::str::from_utf8(v)
+        .map_err(|_| corrupt(format::Q_ORDER_TREE, &key, "the agenda id is not UTF-8"))?
+        .to_owned();
+    Ok(Candidate { key, seq, slot, agenda })
 }
 
 #[async_trait]
@@ -222,67 +286,48 @@ impl QueueBackend for SledQueue {
         "sled"
     }
 
-    async fn push(&self, insight_id: &str, item: ReadyAgenda, _now: Millis) -> Result<bool> {
-        self.inner.writable()?;
-        if item.agenda_id.is_empty() {
-            return Err(Error::invalid(format!("push to queue {insight_id}: the item has no agendaId")));
-        }
-        let seq = self.inner.db.generate_id().map_err(|e| sled_err(format!("push to queue {insight_id}"), e))?;
-        let dk = dedup_key(insight_id, &item.agenda_id);
-        let ik = item_key(insight_id, seq);
-        let entry = Entry { item, epoch: 0, receipt: None, deadline: None };
-        let pushed = self
-            .trees()
-            .transaction(|tx: &Tx5| {
-                let (items, visible, _, dedup, count) = tx;
-                if dedup.get(&dk)?.is_some() {
-                    return Ok(false);
-                }
-                items.insert(ik.as_slice(), encode_entry(&entry)?)?;
-                visible.insert(ik.as_slice(), &[])?;
-                dedup.insert(dk.as_slice(), &seq.to_be_bytes())?;
-                bump(count, insight_id, 1)?;
-                Ok(true)
-            })
-            .map_err(|e| self.inner.tx_err(e, format!("push agenda {} to queue {insight_id}", entry.item.agenda_id)))?;
-        if pushed {
-            self.inner.durable().await?;
-        }
-        Ok(pushed)
+    async fn push(&self, insight_id: &str, item: ReadyAgenda, now: Millis) -> Result<bool> {
+        Ok(self.push_many(insight_id, vec![item], now).await?.first().copied().unwrap_or(false))
     }
 
     async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, _now: Millis) -> Result<Vec<bool>> {
         self.inner.writable()?;
         if let Some(bad) = items.iter().position(|i| i.agenda_id.is_empty()) {
-            return Err(Error::invalid(format!("push to queue {insight_id}: item {bad} of the batch has no agendaId")));
+            return Err(Error::invalid(if items.len() == 1 {
+                format!("push to queue {insight_id}: the item has no agendaId")
+            } else {
+                format!("push to queue {insight_id}: item {bad} of the batch has no agendaId")
+            }));
         }
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let mut rows = Vec::with_capacity(items.len());
-        for item in items {
+        for item in &items {
             let seq = self.inner.db.generate_id().map_err(|e| sled_err(format!("push to queue {insight_id}"), e))?;
-            let dk = dedup_key(insight_id, &item.agenda_id);
-            let ik = item_key(insight_id, seq);
-            let entry = serde_json::to_vec(&Entry { item, epoch: 0, receipt: None, deadline: None })
-                .map_err(|e| Error::backend("codec", e))?;
-            rows.push((seq, dk, ik, entry));
+            let json = serde_json::to_vec(item).map_err(|e| Error::backend("codec", e))?;
+            let entry = Entry { seq, epoch: 0, lease: None, item: json };
+            rows.push((
+                entry_key(insight_id, &item.agenda_id),
+                order_key(insight_id, VISIBLE, seq),
+                entry.encode(),
+                item.agenda_id.as_bytes(),
+            ));
         }
         // One transaction for the batch: one durable write instead of one per item.
         let pushed = self
             .trees()
-            .transaction(|tx: &Tx5| {
-                let (items, visible, _, dedup, count) = tx;
+            .transaction(|tx: &Tx3| {
+                let (entries, order, count) = tx;
                 let mut pushed = Vec::with_capacity(rows.len());
                 let mut added = 0;
-                for (seq, dk, ik, entry) in &rows {
-                    if dedup.get(dk)?.is_some() {
+                for (ek, ok, entry, agenda) in &rows {
+                    if entries.get(ek)?.is_some() {
                         pushed.push(false);
                         continue;
                     }
-                    items.insert(ik.as_slice(), entry.as_slice())?;
-                    visible.insert(ik.as_slice(), &[])?;
-                    dedup.insert(dk.as_slice(), &seq.to_be_bytes())?;
+                    entries.insert(ek.as_slice(), entry.as_slice())?;
+                    order.insert(ok.as_slice(), *agenda)?;
                     added += 1;
                     pushed.push(true);
                 }
@@ -291,7 +336,13 @@ impl QueueBackend for SledQueue {
                 }
                 Ok(pushed)
             })
-            .map_err(|e| self.inner.tx_err(e, format!("push {} agendas to queue {insight_id}", rows.len())))?;
+            .map_err(|e| {
+                let what = match items.as_slice() {
+                    [one] => format!("push agenda {} to queue {insight_id}", one.agenda_id),
+                    _ => format!("push {} agendas to queue {insight_id}", items.len()),
+                };
+                self.inner.tx_err(e, what)
+            })?;
         if pushed.contains(&true) {
             self.inner.durable().await?;
         }
@@ -315,52 +366,54 @@ impl QueueBackend for SledQueue {
             }
             let (got, skipped) = self
                 .trees()
-                .transaction(|tx: &Tx5| {
-                    let (items, visible, dl, _, _) = tx;
+                .transaction(|tx: &Tx3| {
+                    let (entries, order, _) = tx;
                     let mut got = Vec::new();
                     let mut skipped = 0;
-                    for (seq, expired_at) in &cands {
-                        let ik = item_key(insight_id, *seq);
-                        let Some(v) = items.get(&ik)? else {
+                    for c in &cands {
+                        // Gone or moved since the scan: another receiver, an ack, an extension.
+                        if order.remove(&c.key)?.is_none() {
                             skipped += 1;
                             continue;
+                        }
+                        let ek = entry_key(insight_id, &c.agenda);
+                        let Some(v) = entries.get(&ek)? else {
+                            return abort(corrupt(
+                                format::Q_ORDER_TREE,
+                                &c.key,
+                                "points at a queue entry that does not exist",
+                            ));
                         };
-                        let mut entry = match decode_entry(&ik, &v) {
+                        let mut entry = match Entry::decode(&ek, &v) {
                             Ok(e) => e,
                             Err(e) => return abort(e),
                         };
-                        match expired_at {
-                            None => {
-                                if entry.receipt.is_some() || visible.remove(ik.as_slice())?.is_none() {
-                                    skipped += 1;
-                                    continue;
-                                }
-                            }
-                            Some(d) => {
-                                if entry.deadline != Some(*d)
-                                    || dl.remove(deadline_key(insight_id, *d, *seq))?.is_none()
-                                {
-                                    skipped += 1;
-                                    continue;
-                                }
-                            }
+                        if entry.seq != c.seq || entry.slot() != c.slot {
+                            return abort(corrupt(
+                                format::Q_ORDER_TREE,
+                                &c.key,
+                                format!("its entry has sequence {} and slot {}", entry.seq, entry.slot()),
+                            ));
                         }
+                        let item = match entry.item(&ek) {
+                            Ok(i) => i,
+                            Err(e) => return abort(e),
+                        };
                         // Epochs come from sled's persistent monotonic id generator: they grow with every
                         // delivery, across acks and re-pushes and across restarts.
-                        entry.epoch = items.generate_id()? + 1;
+                        entry.epoch = entries.generate_id()? + 1;
                         let receipt = uuid::Uuid::new_v4().to_string();
-                        entry.receipt = Some(receipt.clone());
-                        entry.deadline = Some(deadline);
-                        dl.insert(deadline_key(insight_id, deadline, *seq), &[])?;
-                        items.insert(ik.as_slice(), encode_entry(&entry)?)?;
+                        entry.lease = Some((receipt.clone(), deadline));
+                        order.insert(order_key(insight_id, deadline, c.seq), c.agenda.as_bytes())?;
+                        entries.insert(ek.as_slice(), entry.encode())?;
                         got.push(Lease {
                             token: LeaseToken {
                                 insight_id: insight_id.to_owned(),
-                                agenda_id: entry.item.agenda_id.clone(),
+                                agenda_id: c.agenda.clone(),
                                 receipt,
                                 epoch: entry.epoch,
                             },
-                            item: entry.item,
+                            item,
                             deadline,
                         });
                     }
@@ -383,15 +436,15 @@ impl QueueBackend for SledQueue {
         self.inner.writable()?;
         let deadline = ttl(now, ttl_ms);
         self.trees()
-            .transaction(|tx: &Tx5| {
-                let (seq, ik, mut entry) = current(tx, token)?;
-                let (items, _, dl, _, _) = tx;
-                if let Some(old) = entry.deadline {
-                    dl.remove(deadline_key(&token.insight_id, old, seq))?;
+            .transaction(|tx: &Tx3| {
+                let (ek, mut entry) = current(tx, token)?;
+                let (entries, order, _) = tx;
+                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
+                if let Some((_, d)) = entry.lease.as_mut() {
+                    *d = deadline;
                 }
-                entry.deadline = Some(deadline);
-                dl.insert(deadline_key(&token.insight_id, deadline, seq), &[])?;
-                items.insert(ik.as_slice(), encode_entry(&entry)?)?;
+                order.insert(order_key(&token.insight_id, deadline, entry.seq), token.agenda_id.as_bytes())?;
+                entries.insert(ek.as_slice(), entry.encode())?;
                 Ok(())
             })
             .map_err(|e| self.inner.tx_err(e, format!("extend the lease of agenda {}", token.agenda_id)))?;
@@ -402,14 +455,11 @@ impl QueueBackend for SledQueue {
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
         self.inner.writable()?;
         self.trees()
-            .transaction(|tx: &Tx5| {
-                let (seq, ik, entry) = current(tx, token)?;
-                let (items, _, dl, dedup, count) = tx;
-                if let Some(old) = entry.deadline {
-                    dl.remove(deadline_key(&token.insight_id, old, seq))?;
-                }
-                items.remove(ik.as_slice())?;
-                dedup.remove(dedup_key(&token.insight_id, &token.agenda_id))?;
+            .transaction(|tx: &Tx3| {
+                let (ek, entry) = current(tx, token)?;
+                let (entries, order, count) = tx;
+                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
+                entries.remove(ek.as_slice())?;
                 bump(count, &token.insight_id, -1)?;
                 Ok(())
             })
@@ -430,23 +480,20 @@ impl QueueBackend for SledQueue {
         }
         // One transaction and one durable wait for the batch; a token that is not current fails
         // alone (its `Conflict` is its result, the transaction goes on).
-        let outcome = self.trees().transaction(|tx: &Tx5| {
-            let (items, _, dl, dedup, count) = tx;
+        let outcome = self.trees().transaction(|tx: &Tx3| {
+            let (entries, order, count) = tx;
             let mut results = Vec::with_capacity(tokens.len());
             let mut removed: Vec<(&str, i64)> = Vec::new();
             for token in tokens {
-                let (seq, ik, entry) = match lookup(tx, token)? {
+                let (ek, entry) = match lookup(tx, token)? {
                     Ok(found) => found,
                     Err(e) => {
                         results.push(Err(e));
                         continue;
                     }
                 };
-                if let Some(old) = entry.deadline {
-                    dl.remove(deadline_key(&token.insight_id, old, seq))?;
-                }
-                items.remove(ik.as_slice())?;
-                dedup.remove(dedup_key(&token.insight_id, &token.agenda_id))?;
+                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
+                entries.remove(ek.as_slice())?;
                 match removed.iter_mut().find(|(q, _)| *q == token.insight_id) {
                     Some((_, n)) => *n += 1,
                     None => removed.push((token.insight_id.as_str(), 1)),
@@ -476,16 +523,13 @@ impl QueueBackend for SledQueue {
     async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {
         self.inner.writable()?;
         self.trees()
-            .transaction(|tx: &Tx5| {
-                let (seq, ik, mut entry) = current(tx, token)?;
-                let (items, visible, dl, _, _) = tx;
-                if let Some(old) = entry.deadline {
-                    dl.remove(deadline_key(&token.insight_id, old, seq))?;
-                }
-                entry.deadline = None;
-                entry.receipt = None;
-                items.insert(ik.as_slice(), encode_entry(&entry)?)?;
-                visible.insert(ik.as_slice(), &[])?;
+            .transaction(|tx: &Tx3| {
+                let (ek, mut entry) = current(tx, token)?;
+                let (entries, order, _) = tx;
+                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
+                entry.lease = None;
+                order.insert(order_key(&token.insight_id, VISIBLE, entry.seq), token.agenda_id.as_bytes())?;
+                entries.insert(ek.as_slice(), entry.encode())?;
                 Ok(())
             })
             .map_err(|e| self.inner.tx_err(e, format!("release the lease of agenda {}", token.agenda_id)))?;
@@ -501,27 +545,28 @@ impl QueueBackend for SledQueue {
             .map_err(|e| sled_err(format!("length of queue {insight_id}"), e))?;
         match v {
             None => Ok(0),
-            Some(v) => Ok(decode_seq(format::Q_COUNT_TREE, insight_id.as_bytes(), &v)? as usize),
+            Some(v) => Ok(decode_count(insight_id.as_bytes(), &v)? as usize),
         }
     }
 
     async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>> {
         let mut out = std::collections::BTreeMap::new();
-        for kv in self.inner.q.items.scan_prefix(format::component(insight_id)) {
+        for kv in self.inner.q.entries.scan_prefix(format::component(insight_id)) {
             let (k, v) = kv.map_err(|e| sled_err(format!("count the items of queue {insight_id} by customer"), e))?;
-            let entry = decode_entry(&k, &v)?;
-            *out.entry(entry.item.customer_id).or_insert(0) += 1;
+            let item = Entry::decode(&k, &v)?.item(&k)?;
+            *out.entry(item.customer_id).or_insert(0) += 1;
         }
         Ok(out)
     }
 
     async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
-        // The live part of the deadline index: keys after (insight, now).
+        // The live part of the order: keys after (insight, now).
         let prefix = format::component(insight_id);
-        let mut start = prefix.clone();
-        start.extend_from_slice(&format::i64_key(now.saturating_add(1)));
+        if now == i64::MAX {
+            return Ok(0);
+        }
         let mut n = 0;
-        for kv in self.inner.q.deadline.range(start..).keys() {
+        for kv in self.inner.q.order.range(order_key(insight_id, now + 1, 0)..).keys() {
             let k = kv.map_err(|e| sled_err(format!("count the leases of queue {insight_id}"), e))?;
             if !k.starts_with(&prefix) {
                 break;
@@ -533,27 +578,27 @@ impl QueueBackend for SledQueue {
 
     async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>> {
         let mut out = Vec::new();
-        for (deadline, seq) in self.expired_keys(insight_id, now, limit)? {
-            let ik = item_key(insight_id, seq);
+        for c in self.expired_keys(insight_id, now, limit)? {
+            let ek = entry_key(insight_id, &c.agenda);
             let Some(v) =
-                self.inner.q.items.get(&ik).map_err(|e| sled_err(format!("expired leases of {insight_id}"), e))?
+                self.inner.q.entries.get(&ek).map_err(|e| sled_err(format!("expired leases of {insight_id}"), e))?
             else {
                 continue; // acked since the scan
             };
-            let entry = decode_entry(&ik, &v)?;
-            let (Some(receipt), Some(d)) = (entry.receipt, entry.deadline) else { continue };
-            if d != deadline {
-                continue; // extended or delivered again since the scan
+            let entry = Entry::decode(&ek, &v)?;
+            let Some((receipt, d)) = entry.lease.clone() else { continue };
+            if d != c.slot || entry.seq != c.seq {
+                continue; // extended, released or delivered again since the scan
             }
             out.push(Lease {
                 token: LeaseToken {
                     insight_id: insight_id.to_owned(),
-                    agenda_id: entry.item.agenda_id.clone(),
+                    agenda_id: c.agenda,
                     receipt,
                     epoch: entry.epoch,
                 },
-                item: entry.item,
-                deadline,
+                item: entry.item(&ek)?,
+                deadline: d,
             });
         }
         Ok(out)
@@ -562,34 +607,24 @@ impl QueueBackend for SledQueue {
     async fn contains(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
         self.inner
             .q
-            .dedup
-            .contains_key(dedup_key(insight_id, agenda_id))
+            .entries
+            .contains_key(entry_key(insight_id, agenda_id))
             .map_err(|e| sled_err(format!("look up agenda {agenda_id} in queue {insight_id}"), e))
     }
 
     async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
         self.inner.writable()?;
-        let dk = dedup_key(insight_id, agenda_id);
+        let ek = entry_key(insight_id, agenda_id);
         let removed = self
             .trees()
-            .transaction(|tx: &Tx5| {
-                let (items, visible, dl, dedup, count) = tx;
-                let Some(seq) = dedup.remove(dk.as_slice())? else { return Ok(false) };
-                let seq = match decode_seq(format::Q_DEDUP_TREE, &dk, &seq) {
-                    Ok(s) => s,
+            .transaction(|tx: &Tx3| {
+                let (entries, order, count) = tx;
+                let Some(v) = entries.remove(ek.as_slice())? else { return Ok(false) };
+                let entry = match Entry::decode(&ek, &v) {
+                    Ok(e) => e,
                     Err(e) => return abort(e),
                 };
-                let ik = item_key(insight_id, seq);
-                if let Some(v) = items.remove(ik.as_slice())? {
-                    let entry = match decode_entry(&ik, &v) {
-                        Ok(e) => e,
-                        Err(e) => return abort(e),
-                    };
-                    if let Some(d) = entry.deadline {
-                        dl.remove(deadline_key(insight_id, d, seq))?;
-                    }
-                }
-                visible.remove(ik.as_slice())?;
+                order.remove(order_key(insight_id, entry.slot(), entry.seq))?;
                 bump(count, insight_id, -1)?;
                 Ok(true)
             })
@@ -605,61 +640,52 @@ impl QueueBackend for SledQueue {
 pub(crate) fn check_queue_integrity(q: &QueueTrees, r: &mut IntegrityReport) -> Result<()> {
     let e = |err| sled_err("queue integrity scan", err);
     let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-    for kv in q.items.iter() {
+    for kv in q.entries.iter() {
         let (k, v) = kv.map_err(e)?;
         r.queue_items += 1;
-        let Some((insight, rest)) = format::split_component(&k) else {
-            r.problems.push(format!("q/items: unparsable key {}", show_key(&k)));
+        let Some((insight, agenda)) = format::split_component(&k) else {
+            r.problems.push(format!("q/entries: unparsable key {}", show_key(&k)));
             continue;
         };
-        let Some(seq) = format::u64_from(rest) else {
-            r.problems.push(format!("q/items: key {} has no sequence number", show_key(&k)));
-            continue;
-        };
+        let agenda = String::from_utf8_lossy(agenda).into_owned();
         *counts.entry(insight.clone()).or_default() += 1;
-        let entry = match decode_entry(&k, &v) {
+        let entry = match Entry::decode(&k, &v) {
             Ok(x) => x,
             Err(err) => {
                 r.problems.push(err.to_string());
                 continue;
             }
         };
-        let agenda = &entry.item.agenda_id;
-        match q.dedup.get(dedup_key(&insight, agenda)).map_err(e)? {
-            Some(s) if s.as_ref() == seq.to_be_bytes() => {}
-            _ => r.problems.push(format!("queue {insight}: item {seq} (agenda {agenda}) has no matching dedup entry")),
+        match entry.item(&k) {
+            Ok(item) if item.agenda_id == agenda => {}
+            Ok(item) => r.problems.push(format!(
+                "queue {insight}: the entry of agenda {agenda} holds the item of agenda {}",
+                item.agenda_id
+            )),
+            Err(err) => r.problems.push(err.to_string()),
         }
-        let in_visible = q.visible.contains_key(&k).map_err(e)?;
-        match (&entry.receipt, entry.deadline) {
-            (None, None) if in_visible => {}
-            (Some(_), Some(d)) if !in_visible && q.deadline.contains_key(deadline_key(&insight, d, seq)).map_err(e)? => {}
+        match q.order.get(order_key(&insight, entry.slot(), entry.seq)).map_err(e)? {
+            Some(a) if a.as_ref() == agenda.as_bytes() => {}
             _ => r.problems.push(format!(
-                "queue {insight}: item {seq} (agenda {agenda}) is in the wrong visibility index (leased: {}, visible entry: {in_visible})",
-                entry.receipt.is_some()
+                "queue {insight}: item {} (agenda {agenda}) is not in q/order where its state puts it (leased: {})",
+                entry.seq,
+                entry.lease.is_some()
             )),
         }
     }
-    for kv in q.visible.iter() {
-        let (k, _) = kv.map_err(e)?;
-        if !q.items.contains_key(&k).map_err(e)? {
-            r.problems.push(format!("q/visible {} points at a missing item", show_key(&k)));
-        }
-    }
-    for kv in q.deadline.iter() {
-        let (k, _) = kv.map_err(e)?;
-        let ok = format::split_component(&k)
-            .filter(|(_, rest)| rest.len() == 16)
-            .map(|(insight, rest)| (insight, format::u64_from(&rest[8..]).unwrap_or(0)));
-        match ok {
-            Some((insight, seq)) if q.items.contains_key(item_key(&insight, seq)).map_err(e)? => {}
-            _ => r.problems.push(format!("q/deadline {} points at a missing item", show_key(&k))),
-        }
-    }
-    for kv in q.dedup.iter() {
+    for kv in q.order.iter() {
         let (k, v) = kv.map_err(e)?;
-        match (format::split_component(&k), format::u64_from(&v)) {
-            (Some((insight, _)), Some(seq)) if q.items.contains_key(item_key(&insight, seq)).map_err(e)? => {}
-            _ => r.problems.push(format!("q/dedup {} points at a missing item", show_key(&k))),
+        let parsed = format::split_component(&k).and_then(|(insight, rest)| Some((insight, parse_order_tail(rest)?)));
+        let Some((insight, (slot, seq))) = parsed else {
+            r.problems.push(format!("q/order: unparsable key {}", show_key(&k)));
+            continue;
+        };
+        let ok = match q.entries.get(entry_key(&insight, &String::from_utf8_lossy(&v))).map_err(e)? {
+            Some(ev) => Entry::decode(&k, &ev).is_ok_and(|en| en.seq == seq && en.slot() == slot),
+            None => false,
+        };
+        if !ok {
+            r.problems.push(format!("q/order {} points at a missing or different entry", show_key(&k)));
         }
     }
     let mut stored: std::collections::BTreeMap<String, u64> = Default::default();
@@ -672,4 +698,48 @@ pub(crate) fn check_queue_integrity(q: &QueueTrees, r: &mut IntegrityReport) -> 
         r.problems.push(format!("q/count {stored:?} differs from the items counted {counts:?}"));
     }
     Ok(())
+}
+
+/// Rewrites a format-2 queue (`q/items`, `q/visible`, `q/deadline`, `q/dedup` with JSON entries)
+/// into `q/entries` and `q/order` (see [`crate::format`]); the caller records the format and drops
+/// the old trees. The new trees are cleared first, so an upgrade cut short starts over; the counts
+/// do not change.
+pub(crate) fn upgrade_queue(db: &sled::Db, q: &QueueTrees) -> Result<usize> {
+    /// A format-2 queue entry.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct OldEntry {
+        item: ReadyAgenda,
+        epoch: u64,
+        receipt: Option<String>,
+        deadline: Option<Millis>,
+    }
+    let open = |name: &str| db.open_tree(name).map_err(|e| sled_err(format!("upgrade the queue: open tree {name}"), e));
+    let op = || "upgrade the queue to format 3".to_owned();
+    q.entries.clear().map_err(|e| sled_err(op(), e))?;
+    q.order.clear().map_err(|e| sled_err(op(), e))?;
+    let items = open(format::Q_ITEMS_TREE)?;
+    let mut moved = 0;
+    for kv in items.iter() {
+        let (k, v) = kv.map_err(|e| sled_err(op(), e))?;
+        let Some((insight, rest)) = format::split_component(&k) else {
+            return Err(corrupt(format::Q_ITEMS_TREE, &k, "unparsable key"));
+        };
+        let seq = format::u64_from(rest)
+            .filter(|_| rest.len() == 8)
+            .ok_or_else(|| corrupt(format::Q_ITEMS_TREE, &k, "the key has no sequence number"))?;
+        let old: OldEntry = serde_json::from_slice(&v).map_err(|e| corrupt(format::Q_ITEMS_TREE, &k, e.to_string()))?;
+        let lease = match (old.receipt, old.deadline) {
+            (Some(r), Some(d)) => Some((r, d.max(VISIBLE + 1))),
+            _ => None,
+        };
+        let item = serde_json::to_vec(&old.item).map_err(|e| Error::backend("codec", e))?;
+        let entry = Entry { seq, epoch: old.epoch, lease, item };
+        let agenda = old.item.agenda_id.as_bytes();
+        q.order.insert(order_key(&insight, entry.slot(), seq), agenda).map_err(|e| sled_err(op(), e))?;
+        q.entries.insert(entry_key(&insight, &old.item.agenda_id), entry.encode()).map_err(|e| sled_err(op(), e))?;
+        moved += 1;
+    }
+    db.flush().map_err(|e| sled_err(op(), e))?;
+    Ok(moved)
 }

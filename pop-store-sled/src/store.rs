@@ -3,7 +3,9 @@
 use crate::config::{Config, FlushPolicy};
 use crate::durability::{Durability, Syncer};
 use crate::error::{SledError, sled_err};
-use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, FORMAT_VERSION_WITHOUT_PHASES, corrupt, show_key};
+use crate::format::{
+    self, FORMAT_KEY, FORMAT_VERSION, FORMAT_VERSION_WITH_OLD_QUEUE, FORMAT_VERSION_WITHOUT_PHASES, corrupt, show_key,
+};
 use crate::queue::{QueueTrees, SledQueue};
 use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
@@ -168,14 +170,18 @@ impl SledStore {
         if found == FORMAT_VERSION_WITHOUT_PHASES {
             upgrade_to_phases(&db, &path, &obj, &phase)?;
         }
+        // (a version-1 database also has the old queue: the queue upgrade below records the version)
         let q = QueueTrees {
-            items: open(format::Q_ITEMS_TREE)?,
-            visible: open(format::Q_VISIBLE_TREE)?,
-            deadline: open(format::Q_DEADLINE_TREE)?,
-            dedup: open(format::Q_DEDUP_TREE)?,
+            entries: open(format::Q_ENTRIES_TREE)?,
+            order: open(format::Q_ORDER_TREE)?,
             count: open(format::Q_COUNT_TREE)?,
             receiving: std::sync::Mutex::new(()),
         };
+        if found < FORMAT_VERSION {
+            upgrade_queue(&db, &path, &q)?;
+        } else {
+            drop_old_queue(&db, &path)?;
+        }
         let inner = Inner {
             ready: open(format::READY_TREE)?,
             ready_by_agenda: open(format::READY_BY_AGENDA_TREE)?,
@@ -386,12 +392,16 @@ fn open_db(sc: &sled::Config, path: &std::path::Path) -> Result<sled::Db> {
 }
 
 /// Reads (or, for a new database, writes) the format version in the `meta` tree: returns
-/// [`FORMAT_VERSION`], or [`FORMAT_VERSION_WITHOUT_PHASES`] for a database to upgrade.
+/// [`FORMAT_VERSION`], or [`FORMAT_VERSION_WITH_OLD_QUEUE`] or [`FORMAT_VERSION_WITHOUT_PHASES`] for a
+/// database to upgrade.
 fn check_format(db: &sled::Db, path: &Path) -> Result<u32> {
     let meta = db.open_tree(format::META_TREE).map_err(|e| sled_err("open tree meta", e))?;
     let found = meta.get(FORMAT_KEY).map_err(|e| sled_err("read the format version from tree meta", e))?;
     match found {
         Some(v) if v.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(FORMAT_VERSION),
+        Some(v) if v.as_ref() == FORMAT_VERSION_WITH_OLD_QUEUE.to_string().as_bytes() => {
+            Ok(FORMAT_VERSION_WITH_OLD_QUEUE)
+        }
         Some(v) if v.as_ref() == FORMAT_VERSION_WITHOUT_PHASES.to_string().as_bytes() => {
             Ok(FORMAT_VERSION_WITHOUT_PHASES)
         }
@@ -457,17 +467,53 @@ fn upgrade_to_phases(db: &sled::Db, path: &Path, obj: &[Tree], phase: &[Tree]) -
         }
     }
     db.flush().map_err(|e| sled_err(format!("upgrade {}: flush the phase index", path.display()), e))?;
-    let meta = db.open_tree(format::META_TREE).map_err(|e| sled_err("open tree meta", e))?;
-    meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())
-        .map_err(|e| sled_err("write the format version to tree meta", e))?;
-    db.flush().map_err(|e| sled_err(format!("upgrade {}: flush the format version", path.display()), e))?;
+    record_format(db, path, FORMAT_VERSION_WITH_OLD_QUEUE)?;
     tracing::info!(
         path = %path.display(),
         indexed,
         unreadable,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "sled database upgraded from format {FORMAT_VERSION_WITHOUT_PHASES} to {FORMAT_VERSION} (phase index built)"
+        "sled database upgraded from format {FORMAT_VERSION_WITHOUT_PHASES} to {FORMAT_VERSION_WITH_OLD_QUEUE} (phase index built)"
     );
+    Ok(())
+}
+
+/// Writes `version` to `meta/format` and flushes it.
+fn record_format(db: &sled::Db, path: &Path, version: u32) -> Result<()> {
+    let meta = db.open_tree(format::META_TREE).map_err(|e| sled_err("open tree meta", e))?;
+    meta.insert(FORMAT_KEY, version.to_string().as_bytes())
+        .map_err(|e| sled_err("write the format version to tree meta", e))?;
+    db.flush().map_err(|e| sled_err(format!("upgrade {}: flush the format version", path.display()), e))?;
+    Ok(())
+}
+
+/// Upgrades the queue of a format-2 database to format 3 (see [`crate::format`]): rewrites the
+/// items into the new trees, records format 3, then drops the old trees. Cut short before the
+/// format is recorded, it starts over at the next open (the new trees are rebuilt from scratch).
+fn upgrade_queue(db: &sled::Db, path: &Path, q: &QueueTrees) -> Result<()> {
+    let started = std::time::Instant::now();
+    let moved = crate::queue::upgrade_queue(db, q)?;
+    record_format(db, path, FORMAT_VERSION)?;
+    drop_old_queue(db, path)?;
+    tracing::info!(
+        path = %path.display(),
+        moved,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sled database upgraded from format {FORMAT_VERSION_WITH_OLD_QUEUE} to {FORMAT_VERSION} (compact queue)"
+    );
+    Ok(())
+}
+
+/// Drops the trees of the format-2 queue, if an upgrade left them (it stopped after recording the
+/// format).
+fn drop_old_queue(db: &sled::Db, path: &Path) -> Result<()> {
+    let names = db.tree_names();
+    for name in [format::Q_ITEMS_TREE, format::Q_VISIBLE_TREE, format::Q_DEADLINE_TREE, format::Q_DEDUP_TREE] {
+        if names.iter().any(|n| n.as_ref() == name.as_bytes()) {
+            db.drop_tree(name)
+                .map_err(|e| sled_err(format!("upgrade {}: drop the old queue tree {name}", path.display()), e))?;
+        }
+    }
     Ok(())
 }
 

@@ -121,12 +121,12 @@ async fn corrupt_values_are_typed_errors_naming_kind_and_key() {
     // A queue item.
     let q = store.queue();
     q.push("ins", common::ready("a-3", "acme", "ins", 0), 0).await.unwrap();
-    let items = db.open_tree(format::Q_ITEMS_TREE).unwrap();
-    let (k, _) = items.iter().next().unwrap().unwrap();
-    items.insert(&k, &b"nope"[..]).unwrap();
+    let entries = db.open_tree(format::Q_ENTRIES_TREE).unwrap();
+    let (k, _) = entries.iter().next().unwrap().unwrap();
+    entries.insert(&k, &b"nope"[..]).unwrap();
     match q.receive("ins", 1, 1000, now_ms()).await {
         Err(Error::Corrupt { kind, id, .. }) => {
-            assert_eq!(kind, "q/items");
+            assert_eq!(kind, "q/entries");
             assert!(id.starts_with("ins\\0"), "{id}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
@@ -140,7 +140,7 @@ async fn corrupt_values_are_typed_errors_naming_kind_and_key() {
     let report = store.check_integrity().unwrap();
     assert!(report.problems.iter().any(|p| p.contains("a-bad")), "{:?}", report.problems);
     assert!(report.problems.iter().any(|p| p.contains("c-bad")), "{:?}", report.problems);
-    assert!(report.problems.iter().any(|p| p.contains("q/items")), "{:?}", report.problems);
+    assert!(report.problems.iter().any(|p| p.contains("q/entries")), "{:?}", report.problems);
 }
 
 #[tokio::test]
@@ -281,7 +281,7 @@ fn v1_record(version: u64, indexes: &[(u8, &str)], body: &serde_json::Value) -> 
 
 /// A database written by the previous build (format 1: no phase index) is upgraded when opened, once:
 /// every agenda progress lands in the phase its body calls for, other kinds are untouched, the format
-/// becomes 2, the next open does not rebuild, and writes keep the index from then on.
+/// becomes 3 (the queue upgrade follows), the next open does not rebuild, and writes keep the index from then on.
 #[tokio::test]
 async fn a_format_1_database_gets_its_phase_index_once_when_opened() {
     use pop_core::model::{Agenda, AgendaProgress, Conclusion, ProcessingState};
@@ -328,7 +328,7 @@ async fn a_format_1_database_gets_its_phase_index_once_when_opened() {
     }
     let store = on_disk(dir.path(), FlushPolicy::FlushEveryWrite);
     let meta = store.sled_db().open_tree(format::META_TREE).unwrap();
-    assert_eq!(meta.get(format::FORMAT_KEY).unwrap().as_deref(), Some(&b"2"[..]), "the format is now 2");
+    assert_eq!(meta.get(format::FORMAT_KEY).unwrap().as_deref(), Some(&b"3"[..]), "the format is now 3");
     let report = store.check_integrity().unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!((report.objects, report.index_entries, report.phase_entries), (6, 5, 5));
@@ -403,4 +403,80 @@ async fn an_unreadable_record_does_not_stop_the_upgrade() {
     let report = store.check_integrity().unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].contains("p-bad"), "{:?}", report.problems);
+}
+
+/// A database written by the previous build (format 2: the queue in four trees, JSON entries) has
+/// its queue rewritten when opened, once: visible items are received in push order, a lease held
+/// across the upgrade is still current (its receipt and epoch fence as before) and expires as before,
+/// counts are kept, the old trees are gone, and the format becomes 3.
+#[tokio::test]
+async fn a_format_2_queue_is_rewritten_once_and_its_leases_stay_current() {
+    use pop_core::queue::LeaseToken;
+    let dir = tempfile::tempdir().unwrap();
+    let item = |a: &str| serde_json::to_value(common::ready(a, "acme", "ins", 10)).unwrap();
+    {
+        // What the previous build left on disk, through the raw sled API.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree(format::META_TREE).unwrap().insert(format::FORMAT_KEY, b"2").unwrap();
+        let items = db.open_tree(format::Q_ITEMS_TREE).unwrap();
+        let visible = db.open_tree(format::Q_VISIBLE_TREE).unwrap();
+        let deadline = db.open_tree(format::Q_DEADLINE_TREE).unwrap();
+        let dedup = db.open_tree(format::Q_DEDUP_TREE).unwrap();
+        let key = |seq: u64| [format::component("ins"), seq.to_be_bytes().to_vec()].concat();
+        // a-2 and a-1 visible (pushed in that order), a-3 leased until 5000 with epoch 7
+        for (seq, agenda) in [(4u64, "a-2"), (9, "a-1")] {
+            items
+                .insert(key(seq), serde_json::to_vec(&serde_json::json!({"item": item(agenda), "epoch": 0})).unwrap())
+                .unwrap();
+            visible.insert(key(seq), &[]).unwrap();
+            dedup.insert([format::component("ins"), agenda.as_bytes().to_vec()].concat(), &seq.to_be_bytes()).unwrap();
+        }
+        let leased = serde_json::json!({"item": item("a-3"), "epoch": 7, "receipt": "r-3", "deadline": 5000});
+        items.insert(key(2), serde_json::to_vec(&leased).unwrap()).unwrap();
+        deadline
+            .insert(
+                [format::component("ins"), format::i64_key(5000).to_vec(), 2u64.to_be_bytes().to_vec()].concat(),
+                &[],
+            )
+            .unwrap();
+        dedup.insert([format::component("ins"), b"a-3".to_vec()].concat(), &2u64.to_be_bytes()).unwrap();
+        db.open_tree(format::Q_COUNT_TREE).unwrap().insert(b"ins", &3u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = on_disk(dir.path(), FlushPolicy::FlushEveryWrite);
+    let db = store.sled_db();
+    assert_eq!(db.open_tree(format::META_TREE).unwrap().get(format::FORMAT_KEY).unwrap().as_deref(), Some(&b"3"[..]));
+    let names: Vec<String> = db.tree_names().iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
+    for old in [format::Q_ITEMS_TREE, format::Q_VISIBLE_TREE, format::Q_DEADLINE_TREE, format::Q_DEDUP_TREE] {
+        assert!(!names.iter().any(|n| n == old), "{old} is dropped: {names:?}");
+    }
+    let report = store.check_integrity().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.queue_items, 3);
+    let q = store.queue();
+    assert_eq!(q.len("ins").await.unwrap(), 3);
+    assert_eq!(q.leased("ins", 1000).await.unwrap(), 1);
+    assert!(q.contains("ins", "a-3").await.unwrap());
+    // The lease held across the upgrade: a stale token is refused, the current one extends.
+    let held = LeaseToken { insight_id: "ins".into(), agenda_id: "a-3".into(), receipt: "r-3".into(), epoch: 7 };
+    let stale = LeaseToken { epoch: 6, ..held.clone() };
+    assert!(q.ack(&stale).await.unwrap_err().is_conflict());
+    assert_eq!(q.extend(&held, 1000, 4000).await.unwrap(), 5000);
+    // Visible items come in push order, not the lease.
+    let got = q.receive("ins", 10, 1000, 1000).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|l| l.token.agenda_id.as_str()).collect();
+    assert_eq!(ids, ["a-2", "a-1"]);
+    assert!(got.iter().all(|l| l.token.epoch > 7 && l.item.customer_id == "acme"));
+    // After its deadline the old lease is delivered again, with a higher epoch (earliest deadline first).
+    assert!(q.expired("ins", 4500, 10).await.unwrap().iter().all(|l| l.token.agenda_id != "a-3"));
+    let expired = q.expired("ins", 6000, 10).await.unwrap();
+    assert_eq!(expired.iter().map(|l| l.token.agenda_id.as_str()).collect::<Vec<_>>(), ["a-2", "a-1", "a-3"]);
+    let again = q.receive("ins", 10, 1000, 6000).await.unwrap();
+    assert_eq!(again.len(), 3, "every lease has lapsed at 6000");
+    let a3 = again.iter().find(|l| l.token.agenda_id == "a-3").unwrap();
+    assert!(a3.token.epoch > got.iter().map(|l| l.token.epoch).max().unwrap());
+    assert!(q.ack(&held).await.unwrap_err().is_conflict(), "the old delivery is fenced");
+    assert_eq!(q.ack_many(&again.iter().map(|l| l.token.clone()).collect::<Vec<_>>()).await.len(), 3);
+    assert_eq!(q.len("ins").await.unwrap(), 0);
+    assert!(store.check_integrity().unwrap().is_ok());
 }
