@@ -461,11 +461,11 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
             Ok((builder, format!("sled {}", data.display())))
         }
         "dynamo" => {
-            if args.data.is_some() || args.sled_stall_timeout.is_some() {
-                return Err(
-                    "--data and --sled-stall-timeout are for the sled store; with --store dynamo the state is in DynamoDB"
-                        .into(),
-                );
+            if args.data.is_some() {
+                return Err("--data is for the sled store; with --store dynamo the state is in DynamoDB".into());
+            }
+            if args.sled_stall_timeout.is_some() {
+                return Err("--sled-stall-timeout is for the sled store, not --store dynamo".into());
             }
             dynamo_store(builder, args).await
         }

@@ -112,6 +112,8 @@ fn worker_flags_errors_are_one_clear_line() {
         (vec!["--data", "d", "--runtime", "nope"], "--runtime nope: unknown runtime"),
         (vec!["--store", "nope"], "--store nope: unknown store"),
         (vec!["--data", "d", "--table-prefix", "x_"], "--data is for the sled store"),
+        (vec!["--sled-stall-timeout", "5", "--table-prefix", "x_"], "--sled-stall-timeout is for the sled store"),
+        (vec!["--data", "d", "--sled-stall-timeout", "0"], "--sled-stall-timeout 0: give at least 1 second"),
         (vec!["--store", "sled", "--data", "d", "--region", "eu-west-1"], "need --store dynamo"),
         (vec!["--data", "d", "--max-running", "0"], "--max-running: must be at least 1"),
         (vec!["--data", "d", "--capacity", "cpu=lots"], "--capacity cpu=lots: "),
