@@ -168,9 +168,10 @@ pub fn apply_report(stored: &mut AgendaProgress, report: &AgendaProgress, epoch:
     // The attempt's start is the one its pull recorded ([`mark_started`] under this epoch): the
     // executor's own reading of its clock when it began is not a change (else every run would
     // rewrite its progress at its first publish only to move the start by a few milliseconds).
-    let started_by_this_lease = stored.processing_state == ProcessingState::Executing
-        && stored.lease_epoch == Some(epoch)
-        && stored.started_time.is_some();
+    // (`before.0`: the stored state before this report, whatever the report says now — the final
+    // COMPLETE report keeps the pull's start too.)
+    let started_by_this_lease =
+        before.0 == ProcessingState::Executing && before.6 == Some(epoch) && stored.started_time.is_some();
     if report.started_time.is_some() && !started_by_this_lease {
         stored.started_time = report.started_time;
     }
@@ -305,6 +306,12 @@ mod tests {
         report.started_time = Some(105);
         assert!(!apply_report(&mut stored, &report, 3, 106).changed, "no write for the executor's clock");
         assert_eq!(stored.started_time, Some(100));
+        // the final report, with the executor's start: the pull's start stays
+        let mut done = report.clone();
+        done.processing_state = ProcessingState::Complete;
+        done.completed_time = Some(120);
+        assert!(apply_report(&mut stored, &done, 3, 121).changed);
+        assert_eq!((stored.started_time, stored.completed_time), (Some(100), Some(120)));
         // a report under a newer lease (the pull of another attempt did not record its start) moves it
         let applied = apply_report(&mut stored, &report, 4, 107);
         assert!(applied.changed);

@@ -42,14 +42,11 @@ pub(crate) struct Stall {
 }
 
 impl Stall {
-    fn begin(&self) -> u64 {
+    /// Records a flush as running until the returned guard is dropped (also if the flush panics).
+    fn begin(self: &Arc<Self>) -> Running {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Instant::now());
-        id
-    }
-
-    fn end(&self, id: u64) {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        Running { stall: self.clone(), id }
     }
 
     /// How long the oldest running flush has run, if one has run for `timeout` or longer.
@@ -57,6 +54,18 @@ impl Stall {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let oldest = running.values().min()?.elapsed();
         (oldest >= timeout).then_some(oldest)
+    }
+}
+
+/// A flush recorded as running in its [`Stall`] until dropped.
+struct Running {
+    stall: Arc<Stall>,
+    id: u64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stall.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
     }
 }
 
@@ -117,6 +126,8 @@ pub(crate) struct Durability {
     flusher: Option<std::thread::JoinHandle<()>>,
     stall: Arc<Stall>,
     stall_timeout: Duration,
+    /// Set when the store has failed: dropping it must not wait for the flusher at all.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 impl Durability {
@@ -134,14 +145,14 @@ impl Durability {
                 handle = Some(
                     std::thread::Builder::new()
                         .name("pop-sled-flusher".into())
-                        .spawn(move || flusher(weak, flush, &tracked, Duration::from_millis(max_delay_ms)))
+                        .spawn(move || flusher(weak, flush, tracked, Duration::from_millis(max_delay_ms)))
                         .map_err(|e| SledError::Flush(format!("cannot start the group-commit flusher thread: {e}")))?,
                 );
                 Some(group)
             }
             _ => None,
         };
-        Ok(Self { policy, syncer, group, flusher: handle, stall, stall_timeout })
+        Ok(Self { policy, syncer, group, flusher: handle, stall, stall_timeout, abandoned: Default::default() })
     }
 
     /// `Err(Stalled)` if a flush has been running for the stall timeout or longer.
@@ -154,6 +165,40 @@ impl Durability {
         }
     }
 
+    /// Flushes and syncs now, whatever the policy, on a thread of its own rather than tokio's
+    /// blocking pool (a flush stuck for ever must not keep the runtime from shutting down); fails
+    /// with [`SledError::Stalled`] once it has run for the stall timeout.
+    pub(crate) async fn flush_now(&self) -> Result<(), SledError> {
+        self.check()?;
+        let (tx, mut rx) = oneshot::channel();
+        let syncer = self.syncer.clone();
+        // Recorded as running from now (not from when the thread starts), so the first timeout
+        // below already sees it.
+        let running = self.stall.begin();
+        std::thread::Builder::new()
+            .name("pop-sled-flush".into())
+            .spawn(move || {
+                let outcome = syncer.sync();
+                drop(running);
+                let _ = tx.send(outcome);
+            })
+            .map_err(|e| SledError::Flush(format!("cannot start a flush thread: {e}")))?;
+        loop {
+            match tokio::time::timeout(self.stall_timeout, &mut rx).await {
+                Ok(outcome) => {
+                    return outcome
+                        .map_err(|_| SledError::Flush("the flush thread ended without an outcome".into()))?;
+                }
+                Err(_) => self.check()?,
+            }
+        }
+    }
+
+    /// The store has failed: dropping it will not wait for the flusher.
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
+
     /// Waits until every write applied before this call is durable (per the policy).
     ///
     /// Never waits for ever: a flush stuck for the stall timeout makes this (and every later call,
@@ -161,32 +206,7 @@ impl Durability {
     pub(crate) async fn wait(&self) -> pop_core::Result<()> {
         self.check()?;
         match self.policy {
-            FlushPolicy::FlushEveryWrite => {
-                // A thread of its own rather than tokio's blocking pool: a flush stuck for ever
-                // must not keep the runtime from shutting down.
-                let (tx, mut rx) = oneshot::channel();
-                let syncer = self.syncer.clone();
-                let stall = self.stall.clone();
-                std::thread::Builder::new()
-                    .name("pop-sled-flush".into())
-                    .spawn(move || {
-                        let id = stall.begin();
-                        let outcome = syncer.sync();
-                        stall.end(id);
-                        let _ = tx.send(outcome);
-                    })
-                    .map_err(|e| SledError::Flush(format!("cannot start a flush thread: {e}")))?;
-                loop {
-                    match tokio::time::timeout(self.stall_timeout, &mut rx).await {
-                        Ok(outcome) => {
-                            outcome
-                                .map_err(|_| SledError::Flush("the flush thread ended without an outcome".into()))??;
-                            return Ok(());
-                        }
-                        Err(_) => self.check()?,
-                    }
-                }
-            }
+            FlushPolicy::FlushEveryWrite => self.flush_now().await.map_err(Into::into),
             FlushPolicy::GroupCommit { .. } => {
                 let Some(group) = &self.group else { return Ok(()) };
                 let generation = {
@@ -230,20 +250,32 @@ impl Drop for Durability {
         // the directory can be opened again as soon as the store is dropped — unless a flush is stuck:
         // then the thread is left behind (it keeps sled's files locked: reopening the directory needs a
         // new process).
-        if let Some(handle) = self.flusher.take() {
+        let Some(handle) = self.flusher.take() else { return };
+        if self.abandoned.load(Ordering::SeqCst) {
+            return;
+        }
+        // A flush in progress normally ends within milliseconds; one that has not ended by the
+        // stall timeout is stuck.
+        let until = Instant::now() + self.stall_timeout;
+        while !handle.is_finished() {
             if let Err(e) = self.check() {
                 tracing::error!(error = %e, "dropping a stalled sled store: its flusher thread is left behind");
                 return;
             }
-            let _ = handle.join();
+            if Instant::now() >= until {
+                tracing::error!("dropping a sled store whose flusher did not end: it is left behind");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
+        let _ = handle.join();
     }
 }
 
 /// The group-commit loop: wait for a dirty write, respect the spacing, take the generation, flush,
 /// publish. A write registered in generation `g` before the take is covered: its change was applied
 /// before it registered, and the flush begins after the take.
-fn flusher(group: Weak<Group>, flush: Syncer, stall: &Stall, spacing: Duration) {
+fn flusher(group: Weak<Group>, flush: Syncer, stall: Arc<Stall>, spacing: Duration) {
     let mut last_start: Option<Instant> = None;
     loop {
         let Some(g) = group.upgrade() else { return };
@@ -272,9 +304,9 @@ fn flusher(group: Weak<Group>, flush: Syncer, stall: &Stall, spacing: Duration) 
             taken
         };
         last_start = Some(Instant::now());
-        let id = stall.begin();
+        let running = stall.begin();
         let outcome = flush.sync().err().map(|e| Arc::new(e.to_string()));
-        stall.end(id);
+        drop(running);
         if let Some(e) = &outcome {
             tracing::error!(error = %e, "sled group-commit flush failed");
         }
@@ -324,6 +356,28 @@ mod tests {
         drop(d);
         assert!(started.elapsed() < Duration::from_millis(500), "dropping a stalled store waited for the flush");
         stuck.store(false, Ordering::SeqCst);
+    }
+
+    /// A flush gets stuck just before the store is dropped (within the stall timeout): the drop
+    /// waits at most the timeout, and not at all once the store was marked failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_never_waits_for_a_stuck_flusher_past_the_timeout() {
+        for abandoned in [false, true] {
+            let (d, stuck, _dir) = durability(FlushPolicy::GroupCommit { max_delay_ms: 2 });
+            d.wait().await.expect("a healthy flush");
+            stuck.store(true, Ordering::SeqCst);
+            let waited = tokio::time::timeout(Duration::from_millis(100), d.wait()).await;
+            assert!(waited.is_err(), "the flush should be stuck");
+            if abandoned {
+                d.abandon();
+            }
+            let started = Instant::now();
+            drop(d);
+            let took = started.elapsed();
+            stuck.store(false, Ordering::SeqCst);
+            let limit = if abandoned { Duration::from_millis(200) } else { Duration::from_millis(1_500) };
+            assert!(took < limit, "abandoned {abandoned}: the drop took {took:?}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

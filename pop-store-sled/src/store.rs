@@ -29,7 +29,6 @@ const SEGMENT_CLEANER_EVERY_MS: u64 = 1_000;
 pub(crate) struct Inner {
     pub(crate) db: sled::Db,
     pub(crate) path: PathBuf,
-    on_disk: bool,
     obj: Vec<Tree>,
     idx: Vec<Tree>,
     phase: Vec<Tree>,
@@ -49,16 +48,13 @@ impl Drop for Inner {
         // exits, which is the way to recover anyway).
         if let Err(e) = self.writable() {
             tracing::error!(path = %self.path.display(), error = %e, "dropping a failed sled store: it is left open");
+            self.durability.abandon();
             std::mem::forget(self.db.clone());
         }
     }
 }
 
 impl Inner {
-    fn path_if_on_disk(&self) -> Option<&Path> {
-        self.on_disk.then_some(self.path.as_path())
-    }
-
     /// Refuses a mutation at once while a flush is stuck (see [`crate::Config::stall_timeout`]) or
     /// after sled failed, so that a failed store does not apply changes in memory that can never
     /// become durable, and says to restart.
@@ -197,7 +193,6 @@ impl SledStore {
             )?,
             failed: std::sync::OnceLock::new(),
             db,
-            on_disk: config.path.is_some(),
             path,
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -227,10 +222,7 @@ impl SledStore {
     /// Flushes everything written so far to disk (sled flush + `fdatasync`), whatever the flush policy.
     pub async fn flush(&self) -> Result<()> {
         self.inner.writable()?;
-        let syncer = Syncer::new(self.inner.db.clone(), self.inner.path_if_on_disk())?;
-        tokio::task::spawn_blocking(move || syncer.sync())
-            .await
-            .map_err(|e| SledError::Flush(format!("the flush task failed: {e}")))??;
+        self.inner.durability.flush_now().await?;
         Ok(())
     }
 
