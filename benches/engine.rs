@@ -26,7 +26,7 @@ async fn setup(pop: &Pop) {
         id: Some("i".into()),
         title: Some("i".into()),
         is_global: true,
-        queue_size: Some(512),
+        queue_size: Some(env_or("POP_BENCH_QUEUE_SIZE", 512) as _),
         scheduling_algorithm: Some("Fairness".into()),
         mappers: [("operationType".to_string(), vec!["noop".to_string()])].into(),
         ..Default::default()
@@ -50,6 +50,10 @@ enum Mode {
     Drain,
 }
 
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn cpu() -> f64 {
     pop_benches::process_cpu_secs().unwrap_or(f64::NAN)
 }
@@ -58,10 +62,9 @@ async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = pop_exec::inprocess::InProcessRuntime::new();
     rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
-    let (store, queue) = pop_store_sled::open_both(
-        pop_store_sled::Config::new(dir.path())
-            .flush_policy(pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: 2 }),
-    )
+    let (store, queue) = pop_store_sled::open_both(pop_store_sled::Config::new(dir.path()).flush_policy(
+        pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: env_or("POP_BENCH_GROUP_COMMIT_MS", 2) as u64 },
+    ))
     .expect("sled");
     let config = PopConfig {
         scheduler_interval: Duration::from_millis(5),
@@ -77,8 +80,8 @@ async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
         .expect("pop");
     setup(&pop).await;
     let workers = WorkerConfig {
-        max_running: 64,
-        pull_count: 32,
+        max_running: env_or("POP_BENCH_MAX_RUNNING", 64),
+        pull_count: env_or("POP_BENCH_PULL_COUNT", 32),
         pull_wait: Duration::from_millis(2),
         ..WorkerConfig::for_insights(["i"])
     };
@@ -89,11 +92,12 @@ async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
     let (start, cpu_start) = (Instant::now(), cpu());
     // 32 concurrent submitters
     let mut tasks = Vec::new();
-    for c in 0..SUBMITTERS {
+    let submitters = env_or("POP_BENCH_SUBMITTERS", SUBMITTERS);
+    for c in 0..submitters {
         let pop = pop.clone();
         let su = su.clone();
         tasks.push(tokio::spawn(async move {
-            for _ in 0..agendas / SUBMITTERS {
+            for _ in 0..agendas / submitters {
                 pop.agendas()
                     .submit(&su, pop_benches::chain_agenda(&format!("c{}", c % 8), ops_per_agenda))
                     .await
@@ -104,7 +108,7 @@ async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
     for t in tasks {
         t.await.expect("submitter");
     }
-    let total = agendas / SUBMITTERS * SUBMITTERS;
+    let total = agendas / submitters * submitters;
     let (submitted, submit_cpu) = (start.elapsed(), cpu() - cpu_start);
     let (start, cpu_start) = match mode {
         Mode::Mixed => (start, cpu_start),
@@ -179,9 +183,20 @@ fn main() {
             run(1, 64, Mode::Drain).await;
             return;
         }
-        run(1, 4000, Mode::Mixed).await;
-        run(1, 4000, Mode::Drain).await;
-        run(10, 1000, Mode::Mixed).await;
-        run(10, 1000, Mode::Drain).await;
+        let n1 = env_or("POP_BENCH_AGENDAS", 4000);
+        let only = std::env::var("POP_BENCH_ONLY").unwrap_or_default();
+        let on = |k: &str| only.is_empty() || only.split(',').any(|o| o == k);
+        if on("1m") {
+            run(1, n1, Mode::Mixed).await;
+        }
+        if on("1d") {
+            run(1, n1, Mode::Drain).await;
+        }
+        if on("10m") {
+            run(10, 1000, Mode::Mixed).await;
+        }
+        if on("10d") {
+            run(10, 1000, Mode::Drain).await;
+        }
     });
 }

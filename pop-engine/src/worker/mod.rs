@@ -21,7 +21,7 @@ use pop_exec::executor::{Executor, ExecutorOptions};
 use pop_sched::capacity::{Admit, Admitter, Resources};
 use sink::{AttemptMetrics, Completer, LeaseSink};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The most pulls a worker has in flight at once (when its free slots call for more than one).
 const MAX_CONCURRENT_PULLS: usize = 4;
@@ -100,59 +100,75 @@ impl Worker {
         let finished = Arc::new(Notify::new());
         let completer = Completer::start(this.api.clone());
         let signals = this.signals.clone();
+        let per = this.config.pull_count.max(1);
+        let insights = this.config.insights.len();
+        // Pulls run as tasks of their own, so that a pull starts as soon as slots free up instead of
+        // after the previous pulls returned: up to MAX_CONCURRENT_PULLS at once, their durable
+        // writes sharing the store's group commits. Each pull holds the slots it may fill; the
+        // slots its leases do not use go back when it ends. An insight whose last pull came back
+        // empty (or failed) is asked again after `pull_wait`, or when the signals wake the worker.
+        let (pulled_tx, mut pulled_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
+        let mut in_flight = 0usize;
+        let mut resting: Vec<Option<tokio::time::Instant>> = vec![None; insights];
+        let mut next = 0usize;
         loop {
             if signals.is_shut_down() {
-                return;
+                break;
             }
-            let mut started = 0;
-            for insight in &this.config.insights {
+            let now = tokio::time::Instant::now();
+            for r in resting.iter_mut() {
+                if r.is_some_and(|until| until <= now) {
+                    *r = None;
+                }
+            }
+            // Insights take turns for the pulls that can start now.
+            let mut tried = 0;
+            while tried < insights && in_flight < MAX_CONCURRENT_PULLS {
+                let i = next % insights;
                 let free = slots.available_permits();
-                if free == 0 {
+                // a pull fills at most `per` slots: wait for that many unless nothing is being pulled
+                if free == 0 || (free < per && in_flight > 0) {
                     break;
                 }
-                // Room for more than one pull: up to MAX_CONCURRENT_PULLS pulls of `pull_count` at
-                // once, so that their durable writes share the store's group commits instead of
-                // following one another.
-                let per = this.config.pull_count.max(1);
-                let counts: Vec<usize> =
-                    (0..free.div_ceil(per).min(MAX_CONCURRENT_PULLS)).map(|i| per.min(free - i * per)).collect();
-                let pulls = futures_util::future::join_all(counts.iter().map(|n| this.api.pull(insight, *n))).await;
-                for pulled in pulls {
-                    match pulled {
-                        Ok(leases) => {
-                            let admitted = match &admitter {
-                                None => leases.into_iter().map(|l| (l, None)).collect(),
-                                Some(a) => this.admit(a, leases).await,
-                            };
-                            for (lease, demand) in admitted {
-                                started += 1;
-                                let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                                let this = this.clone();
-                                let admitter = admitter.clone();
-                                let finished = finished.clone();
-                                let completer = completer.clone();
-                                tokio::spawn(async move {
-                                    this.run_agenda(lease, completer).await;
-                                    if let (Some(a), Some(d)) = (admitter, demand) {
-                                        a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
-                                    }
-                                    drop(permit);
-                                    finished.notify_one();
-                                });
-                            }
-                        }
-                        Err(e) => tracing::warn!(insight, error = %e, "pulling agendas failed"),
+                if resting[i].is_some() {
+                    next += 1;
+                    tried += 1;
+                    continue;
+                }
+                let n = per.min(free);
+                let Ok(held) = slots.clone().try_acquire_many_owned(n as u32) else { break };
+                in_flight += 1;
+                next += 1;
+                tried = 0;
+                let pull = Pull {
+                    this: this.clone(),
+                    insight: i,
+                    count: n,
+                    held,
+                    admitter: admitter.clone(),
+                    finished: finished.clone(),
+                    completer: completer.clone(),
+                    done: pulled_tx.clone(),
+                };
+                tokio::spawn(pull.run());
+            }
+            let rest_until = resting.iter().flatten().min().copied();
+            tokio::select! {
+                _ = signals.shutdown.cancelled() => break,
+                _ = sleep_until(rest_until) => {}
+                _ = signals.wake.notified() => resting.fill(None),
+                _ = finished.notified() => {}
+                Some((i, got_some)) = pulled_rx.recv() => {
+                    in_flight -= 1;
+                    if !got_some {
+                        resting[i] = Some(tokio::time::Instant::now() + this.config.pull_wait);
                     }
                 }
             }
-            if started == 0 || slots.available_permits() == 0 {
-                tokio::select! {
-                    _ = signals.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(this.config.pull_wait) => {}
-                    _ = signals.wake.notified() => {}
-                    _ = finished.notified() => {}
-                }
-            }
+        }
+        // The pulls still out end first (the agendas they start see the shutdown and stop).
+        while in_flight > 0 && pulled_rx.recv().await.is_some() {
+            in_flight -= 1;
         }
     }
 
@@ -289,6 +305,83 @@ impl Worker {
             }
         }
         self.signals.running.remove(&agenda_id);
+    }
+}
+
+/// Sleeps until `until`, or for ever without one.
+async fn sleep_until(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One pull of a worker's loop: the slots it may fill, and where it reports that it ended.
+struct Pull {
+    this: Arc<Worker>,
+    insight: usize,
+    count: usize,
+    held: OwnedSemaphorePermit,
+    admitter: Option<Arc<Mutex<Admitter>>>,
+    finished: Arc<Notify>,
+    completer: Arc<Completer>,
+    /// (insight index, whether the pull leased anything)
+    done: tokio::sync::mpsc::UnboundedSender<(usize, bool)>,
+}
+
+/// Tells the worker's loop that a pull ended, also if it panicked (the loop counts its pulls).
+struct Ended {
+    done: tokio::sync::mpsc::UnboundedSender<(usize, bool)>,
+    insight: usize,
+    got_some: bool,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.done.send((self.insight, self.got_some));
+    }
+}
+
+impl Pull {
+    /// Pulls, then starts every admitted agenda on one of the held slots; the rest go back.
+    async fn run(self) {
+        let Pull { this, insight, count, mut held, admitter, finished, completer, done } = self;
+        let mut ended = Ended { done, insight, got_some: false };
+        let insight_id = &this.config.insights[insight];
+        ended.got_some = match this.api.pull(insight_id, count).await {
+            Ok(leases) => {
+                let got_some = !leases.is_empty();
+                let admitted = match &admitter {
+                    None => leases.into_iter().map(|l| (l, None)).collect(),
+                    Some(a) => this.admit(a, leases).await,
+                };
+                for (lease, demand) in admitted {
+                    // (a pull never returns more leases than it asked for, so the slot is there)
+                    let Some(permit) = held.split(1) else {
+                        tracing::error!(insight_id, "a pull returned more leases than it asked for; the rest expire");
+                        break;
+                    };
+                    let this = this.clone();
+                    let admitter = admitter.clone();
+                    let finished = finished.clone();
+                    let completer = completer.clone();
+                    tokio::spawn(async move {
+                        this.run_agenda(lease, completer).await;
+                        if let (Some(a), Some(d)) = (admitter, demand) {
+                            a.lock().unwrap_or_else(PoisonError::into_inner).finished(&d);
+                        }
+                        drop(permit);
+                        finished.notify_one();
+                    });
+                }
+                got_some
+            }
+            Err(e) => {
+                tracing::warn!(insight = insight_id, error = %e, "pulling agendas failed");
+                false
+            }
+        };
+        drop(held);
     }
 }
 

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 /// Group completion: the finishes of a worker's agendas go through one task, which hands every
-/// finish that arrived while the previous batch was written to one [`PoolApi::finish_many`] (so a
-/// batch is whatever is ready when the previous commit returns: nothing waits for a timer).
+/// finish that arrived while the previous batches were written to one [`PoolApi::finish_many`] (so a
+/// batch is whatever is ready when a lane frees up: nothing waits for a timer). Up to
+/// [`FINISH_LANES`] batches are written at once, so that one batch's final write overlaps the
+/// previous batch's ack instead of waiting for it.
 pub(super) struct Completer {
     tx: mpsc::UnboundedSender<(Finish, oneshot::Sender<Result<()>>)>,
 }
@@ -22,12 +24,18 @@ pub(super) struct Completer {
 /// The most finishes in one batch.
 const MAX_FINISH_BATCH: usize = 256;
 
+/// The most batches being finished at once.
+const FINISH_LANES: usize = 2;
+
 impl Completer {
     /// Starts the completing task; it ends when the completer and every sink holding it are dropped.
     pub fn start(api: Arc<dyn PoolApi>) -> Arc<Self> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Finish, oneshot::Sender<Result<()>>)>();
+        let lanes = Arc::new(tokio::sync::Semaphore::new(FINISH_LANES));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                // a lane first, then the batch: what arrives while the lanes are busy joins it
+                let Ok(lane) = lanes.clone().acquire_owned().await else { return };
                 let mut batch = vec![first];
                 while batch.len() < MAX_FINISH_BATCH {
                     match rx.try_recv() {
@@ -35,12 +43,16 @@ impl Completer {
                         Err(_) => break,
                     }
                 }
-                let (finishes, replies): (Vec<Finish>, Vec<_>) = batch.into_iter().unzip();
-                let results = api.finish_many(finishes).await;
-                for (reply, result) in replies.into_iter().zip(results) {
-                    // (a receiver gone is an executor stopped meanwhile: the outcome is in the store)
-                    let _ = reply.send(result);
-                }
+                let api = api.clone();
+                tokio::spawn(async move {
+                    let (finishes, replies): (Vec<Finish>, Vec<_>) = batch.into_iter().unzip();
+                    let results = api.finish_many(finishes).await;
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        // (a receiver gone is an executor stopped meanwhile: the outcome is in the store)
+                        let _ = reply.send(result);
+                    }
+                    drop(lane);
+                });
             }
         });
         Arc::new(Self { tx })
