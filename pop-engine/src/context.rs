@@ -15,7 +15,7 @@ use pop_core::queue::QueueBackend;
 use pop_core::runtime::PodRuntime;
 use pop_core::store::{IndexField, Kind, PageRequest, Store, StoreExt, WriteOp};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 /// The shared dependencies of an engine's services and loops.
 pub(crate) struct Ctx {
@@ -35,22 +35,11 @@ pub(crate) struct Ctx {
 }
 
 /// The writes [`Ctx::write_grouped`] holds for its next batch, and whether a task is writing them.
+#[derive(Default)]
 pub(crate) struct Grouped {
     pending: Vec<(Vec<WriteOp>, oneshot::Sender<Result<()>>)>,
     draining: bool,
-    /// One permit per batch being written (at most [`GROUP_LANES`] at once).
-    lanes: Arc<Semaphore>,
 }
-
-impl Default for Grouped {
-    fn default() -> Self {
-        Self { pending: Vec::new(), draining: false, lanes: Arc::new(Semaphore::new(GROUP_LANES)) }
-    }
-}
-
-/// The most group batches being written at once: a batch is taken while the previous one waits
-/// for its durable flush, so that the callers arriving meanwhile do not wait for that flush too.
-const GROUP_LANES: usize = 2;
 
 impl Ctx {
     /// Now, from the engine's clock.
@@ -96,9 +85,8 @@ impl Ctx {
     }
 
     /// Writes `writes` atomically, in one store batch with the writes of other callers that arrive
-    /// meanwhile (group write: one task takes whatever is waiting whenever fewer than
-    /// [`GROUP_LANES`] batches are being written, so many concurrent callers, e.g. submitters, share
-    /// one transaction and one durable wait).
+    /// meanwhile (group write: one task writes whatever is waiting when its previous batch returns,
+    /// so many concurrent callers, e.g. submitters, share one transaction and one durable wait).
     /// Each caller's writes stay atomic and in order, and its `Ok` comes only after the batch holding
     /// them is written (durably, as the store promises). When a batch fails, each caller's writes are
     /// written again on their own, so that a caller fails only for its own writes. Writes too large
@@ -116,20 +104,17 @@ impl Ctx {
         };
         if start {
             let ctx = self.clone();
-            tokio::spawn(ctx.drain_grouped());
+            tokio::spawn(async move { ctx.drain_grouped().await });
         }
         rx.await.map_err(|_| {
             pop_core::Error::backend("engine", "the group write task stopped before writing (the outcome is unknown)")
         })?
     }
 
-    /// Takes the waiting groups batch by batch until none is left, each written by a task of its
-    /// own once a lane is free.
-    async fn drain_grouped(self: Arc<Self>) {
+    /// Writes the waiting groups batch by batch until none is left.
+    async fn drain_grouped(&self) {
         let max = self.store.max_batch().max(1);
-        let lanes = self.grouped.lock().unwrap_or_else(PoisonError::into_inner).lanes.clone();
         loop {
-            let Ok(lane) = lanes.clone().acquire_owned().await else { return };
             let batch = {
                 let mut g = self.grouped.lock().unwrap_or_else(PoisonError::into_inner);
                 if g.pending.is_empty() {
@@ -147,40 +132,30 @@ impl Ctx {
                 }
                 g.pending.drain(..n).collect::<Vec<_>>()
             };
-            let ctx = self.clone();
-            tokio::spawn(async move {
-                ctx.write_batch(batch).await;
-                drop(lane);
-            });
-        }
-    }
-
-    /// Writes one group batch and tells each caller its outcome.
-    async fn write_batch(&self, batch: Vec<(Vec<WriteOp>, oneshot::Sender<Result<()>>)>) {
-        if batch.len() == 1 {
-            for (writes, reply) in batch {
+            if batch.len() == 1 {
+                let Some((writes, reply)) = batch.into_iter().next() else { continue };
                 let _ = reply.send(self.store.write(writes).await);
+                continue;
             }
-            return;
-        }
-        let all: Vec<WriteOp> = batch.iter().flat_map(|(w, _)| w.iter().cloned()).collect();
-        match self.store.write(all).await {
-            Ok(()) => {
-                for (_, reply) in batch {
-                    let _ = reply.send(Ok(()));
+            let all: Vec<WriteOp> = batch.iter().flat_map(|(w, _)| w.iter().cloned()).collect();
+            match self.store.write(all).await {
+                Ok(()) => {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Ok(()));
+                    }
                 }
-            }
-            // Refused as a whole (a condition failed: nothing was written): each on its own.
-            Err(e) if refused(&e) => {
-                tracing::debug!(error = %e, callers = batch.len(), "a group write was refused; writing each caller's writes on its own");
-                for (writes, reply) in batch {
-                    let _ = reply.send(self.store.write(writes).await);
+                // Refused as a whole (a condition failed: nothing was written): each on its own.
+                Err(e) if refused(&e) => {
+                    tracing::debug!(error = %e, callers = batch.len(), "a group write was refused; writing each caller's writes on its own");
+                    for (writes, reply) in batch {
+                        let _ = reply.send(self.store.write(writes).await);
+                    }
                 }
-            }
-            // Otherwise (the disk, the network) the outcome is unknown: every caller is told.
-            Err(e) => {
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(e.copied()));
+                // Otherwise (the disk, the network) the outcome is unknown: every caller is told.
+                Err(e) => {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(e.copied()));
+                    }
                 }
             }
         }
