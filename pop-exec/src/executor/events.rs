@@ -48,6 +48,11 @@ impl Wake for SlotWaker {
 struct Slot {
     key: AttemptKey,
     stream: EventStream,
+}
+
+/// The waker of a slot, made once and kept for the streams that use the slot after it (a late wake-up
+/// from a stream that has ended only makes the slot's next stream be polled once for nothing).
+struct SlotWake {
     flag: Arc<SlotWaker>,
     waker: Waker,
 }
@@ -55,6 +60,8 @@ struct Slot {
 /// A set of event streams, each tagged with its attempt.
 pub(super) struct EventSet {
     slots: Vec<Option<Slot>>,
+    /// The waker of each slot, by the same index.
+    wakers: Vec<SlotWake>,
     free: Vec<usize>,
     len: usize,
     shared: Arc<Shared>,
@@ -68,6 +75,7 @@ impl EventSet {
     pub(super) fn new() -> Self {
         Self {
             slots: Vec::new(),
+            wakers: Vec::new(),
             free: Vec::new(),
             len: 0,
             shared: Arc::default(),
@@ -84,15 +92,20 @@ impl EventSet {
     /// Follows `stream`; it is polled at the next [`EventSet::poll_batch`].
     pub(super) fn push(&mut self, key: AttemptKey, stream: EventStream) {
         let slot = match self.free.pop() {
-            Some(s) => s,
+            Some(s) => {
+                self.wakers[s].flag.queued.store(true, Ordering::Release);
+                s
+            }
             None => {
+                let slot = self.slots.len();
+                let flag = Arc::new(SlotWaker { slot, queued: AtomicBool::new(true), shared: self.shared.clone() });
+                let waker = Waker::from(flag.clone());
                 self.slots.push(None);
-                self.slots.len() - 1
+                self.wakers.push(SlotWake { flag, waker });
+                slot
             }
         };
-        let flag = Arc::new(SlotWaker { slot, queued: AtomicBool::new(true), shared: self.shared.clone() });
-        let waker = Waker::from(flag.clone());
-        self.slots[slot] = Some(Slot { key, stream, flag, waker });
+        self.slots[slot] = Some(Slot { key, stream });
         self.len += 1;
         self.todo.push(slot);
     }
@@ -139,12 +152,13 @@ impl EventSet {
     /// Takes what slot `slot`'s stream has ready (up to the budget).
     fn drain(&mut self, slot: usize, out: &mut Vec<(AttemptKey, Item)>, max: usize) {
         let Some(Some(s)) = self.slots.get_mut(slot) else { return };
-        s.flag.queued.store(false, Ordering::Release);
-        let mut cx = Context::from_waker(&s.waker);
+        let wake = &self.wakers[slot];
+        wake.flag.queued.store(false, Ordering::Release);
+        let mut cx = Context::from_waker(&wake.waker);
         loop {
             if out.len() >= max {
                 // Budget spent: come back to this stream at the next call.
-                if !s.flag.queued.swap(true, Ordering::AcqRel) {
+                if !wake.flag.queued.swap(true, Ordering::AcqRel) {
                     self.todo.push(slot);
                 }
                 return;
