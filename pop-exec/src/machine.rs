@@ -283,8 +283,6 @@ pub struct Machine {
     agenda_id: Value,
     progress_template: AgendaProgress,
     params: Value,
-    /// The operations, by index: the agenda's own list, taken over as it is (then generated ones).
-    ops: Vec<Operation>,
     /// The run state of each of `ops`, by the same index.
     states: Vec<OpState>,
     /// The dependents of the operations the run was built with, in one list (not one per operation):
@@ -313,6 +311,11 @@ pub struct Machine {
     outbox: Vec<Action>,
     dirty: Vec<usize>,
     agenda_dirty: bool,
+    /// The operations, by index: the agenda's own list, taken over as it is (then generated ones).
+    /// Last: fields are dropped in order, and the run's large buffers above are freed before the
+    /// agenda's many small allocations (glibc merges its lists of small free blocks at every large
+    /// free: after the agenda's, each would walk all of them).
+    ops: Vec<Operation>,
 }
 
 impl std::fmt::Debug for Machine {
