@@ -1488,7 +1488,11 @@ fn may_hold_references(v: &Value) -> bool {
 fn reuse_text(buf: Option<String>, parts: &[&str]) -> String {
     let mut s = buf.unwrap_or_default();
     s.clear();
-    s.reserve(parts.iter().map(|p| p.len()).sum());
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if s.capacity() < len {
+        // (a new string gets room for a later, longer text: see `progress::MIN_TEXT_CAPACITY`)
+        s.reserve(len.max(progress::MIN_TEXT_CAPACITY));
+    }
     for p in parts {
         s.push_str(p);
     }
