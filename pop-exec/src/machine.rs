@@ -886,6 +886,17 @@ impl Machine {
         true
     }
 
+    /// Whether [`OpEvent::Started`] about `key` would change anything: the attempt is the operation's
+    /// running one and its start time is not set yet (the launch sets it: only a restored row may lack it).
+    pub(crate) fn wants_start_time(&self, key: AttemptKey) -> bool {
+        self.states.get(key.op.0).is_some_and(|s| {
+            s.attempt == key.attempt
+                && s.status == OpStatus::Running
+                && s.progress.started_time.is_none()
+                && self.finished.is_none()
+        })
+    }
+
     fn apply_progress(&mut self, i: usize, update: ProgressUpdate, now: Millis) {
         let s = &mut self.states[i];
         if let Some(p) = update.percent_complete {

@@ -4,12 +4,13 @@
 //! executor used to wrap each stream in three adapters (catch-unwind, map, chain). Here every stream gets one
 //! waker, allocated once, that puts its slot on a shared ready list; a woken stream is drained of everything
 //! it has ready in one go. A stream that panics yields [`Item::Panicked`] and is dropped; one that ends
-//! yields [`Item::End`].
+//! yields [`Item::End`]; one that reports its exit is dropped after it (an exit is a stream's last event:
+//! the executor ignores whatever a stream would report after it).
 
 use super::{Item, panic_text};
 use crate::machine::AttemptKey;
 use futures_util::task::AtomicWaker;
-use pop_core::runtime::EventStream;
+use pop_core::runtime::{EventStream, RuntimeEvent};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,7 +167,13 @@ impl EventSet {
             let polled = std::panic::catch_unwind(AssertUnwindSafe(|| s.stream.as_mut().poll_next(&mut cx)));
             match polled {
                 Ok(Poll::Pending) => return,
-                Ok(Poll::Ready(Some(event))) => out.push((s.key, Item::Event(event))),
+                Ok(Poll::Ready(Some(event))) => {
+                    let exited = matches!(event, RuntimeEvent::Exited(_));
+                    out.push((s.key, Item::Event(event)));
+                    if exited {
+                        break;
+                    }
+                }
                 Ok(Poll::Ready(None)) => {
                     out.push((s.key, Item::End));
                     break;
@@ -177,7 +184,7 @@ impl EventSet {
                 }
             }
         }
-        // The stream ended or panicked: free the slot.
+        // The stream exited, ended or panicked: free the slot.
         self.slots[slot] = None;
         self.free.push(slot);
         self.len -= 1;
@@ -188,7 +195,7 @@ impl EventSet {
 mod tests {
     use super::*;
     use crate::machine::OpId;
-    use pop_core::runtime::RuntimeEvent;
+    use pop_core::runtime::Exit;
     use std::sync::atomic::AtomicUsize;
 
     fn key(op: usize) -> AttemptKey {
@@ -266,6 +273,18 @@ mod tests {
         // Freed slots are reused.
         set.push(key(3), Box::pin(futures_util::stream::iter(vec![RuntimeEvent::Started])));
         assert_eq!(set.slots.len(), 3);
+    }
+
+    #[test]
+    fn a_stream_is_dropped_after_its_exit() {
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut set = EventSet::new();
+        let events = vec![RuntimeEvent::Started, RuntimeEvent::Exited(Exit::success()), RuntimeEvent::Started];
+        set.push(key(0), Box::pin(futures_util::stream::iter(events)));
+        let got: Vec<String> = poll(&mut set, &waker, 100).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].starts_with("Exited"), "{got:?}");
+        assert!(set.is_empty(), "nothing is read after the exit, and no end is reported");
     }
 
     #[test]
