@@ -8,11 +8,14 @@
 //! warm-up run raised the peak resident set (`VmHWM`) above the agenda's, per operation.
 //!
 //! The agenda is the bench's layered DAG (width 100, fan-in/out 10, no-op operations; `pop_benches::exec`);
+//! `executor-inline` and `executor-inline-cpu`: the same with the `noop` handler registered with
+//! `InProcessRuntime::register_inline` (a launch that ends at its first poll gets no tokio task).
+//!
 //! `build-refs` builds the machine for the same DAG written with references instead of `dependsOn`.
 //! The measured work is in the `#[inline(never)]` functions `measured_*`, so that
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_*'` counts only it.
 
-use pop_benches::exec::{executor, layered, layered_refs, one_core, run_executor, run_machine};
+use pop_benches::exec::{executor, executor_inline, layered, layered_refs, one_core, run_executor, run_machine};
 use pop_core::model::Agenda;
 use pop_exec::executor::Executor;
 use pop_exec::machine::{Machine, MachineOptions};
@@ -38,8 +41,9 @@ fn main() {
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let agenda = if mode == "build-refs" { layered_refs(n) } else { layered(n) };
     let rt = one_core();
-    let exec = executor();
-    if mode == "executor-cpu" {
+    let inline = mode.starts_with("executor-inline");
+    let exec = if inline { executor_inline() } else { executor() };
+    if mode == "executor-cpu" || mode == "executor-inline-cpu" {
         let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
         executor_cpu(&rt, &exec, &agenda, rounds);
         return;
@@ -50,8 +54,10 @@ fn main() {
         "machine" => {
             measured_machine(agenda);
         }
-        "executor" => measured_executor(&rt, &exec, agenda),
-        other => panic!("unknown mode {other}: use build, build-refs, machine, executor or executor-cpu"),
+        "executor" | "executor-inline" => measured_executor(&rt, &exec, agenda),
+        other => panic!(
+            "unknown mode {other}: use build, build-refs, machine, executor, executor-cpu, executor-inline or executor-inline-cpu"
+        ),
     }
     println!("{mode} {n}: {:?}", start.elapsed());
 }

@@ -87,6 +87,14 @@ pub fn executor() -> Executor {
     Executor::new(Arc::new(runtime), Arc::new(NullSink), ExecutorOptions::default())
 }
 
+/// [`executor`] with the `noop` handler registered with [`InProcessRuntime::register_inline`]: each launch
+/// ends at its first poll, without a tokio task of its own.
+pub fn executor_inline() -> Executor {
+    let runtime = InProcessRuntime::new();
+    runtime.register_inline("noop", |_| async { Ok(Value::Null) });
+    Executor::new(Arc::new(runtime), Arc::new(NullSink), ExecutorOptions::default())
+}
+
 /// A tokio runtime on the calling thread only (the executor on one core).
 pub fn one_core() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_current_thread().enable_time().build() {

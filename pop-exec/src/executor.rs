@@ -513,8 +513,11 @@ impl<'e> Run<'e> {
         // (the clock is read only for events the machine is told about: not for outputs and log lines)
         match item {
             Item::Event(RuntimeEvent::Started) => {
-                let now = self.clock.now();
-                self.machine.on_event(key, OpEvent::Started, now);
+                // (the launch set the start time: the clock is read only when it did not)
+                if self.machine.wants_start_time(key) {
+                    let now = self.clock.now();
+                    self.machine.on_event(key, OpEvent::Started, now);
+                }
             }
             Item::Event(RuntimeEvent::Progress(p)) => {
                 let now = self.clock.now();

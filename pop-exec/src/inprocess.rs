@@ -1,6 +1,7 @@
 //! A [`PodRuntime`] whose handlers are async Rust closures registered by operation type.
 //!
-//! Each launch spawns one tokio task. The event stream reports `Started`, the handler's progress and log
+//! Each launch spawns one tokio task (a handler registered with [`InProcessRuntime::register_inline`] is
+//! polled once at launch first, and gets a task only if it has to wait). The event stream reports `Started`, the handler's progress and log
 //! lines, then its output and exit. A handler that returns `Err` or panics ends with a failed
 //! [`Exit`]; [`PodRuntime::cancel`] aborts the task and the stream ends with a failed, cancelled exit.
 //! Nothing a handler does can take the caller down.
@@ -30,6 +31,7 @@ use pop_core::{Error, Result};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,6 +47,33 @@ const HANDLE_PREFIX: &str = "inproc-";
 pub type HandlerResult = std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>>;
 
 type BoxedHandler = Arc<dyn Fn(HandlerContext) -> Pin<Box<dyn Future<Output = HandlerResult> + Send>> + Send + Sync>;
+
+/// A registered handler, and whether it is polled once at launch before it gets a task of its own.
+#[derive(Clone)]
+struct Registered {
+    handler: BoxedHandler,
+    inline: bool,
+}
+
+/// How a handler ended.
+enum Ended {
+    /// It returned.
+    Returned(HandlerResult),
+    /// Its task was aborted (cancelled).
+    Cancelled,
+    /// It panicked, with this payload.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+impl From<std::result::Result<HandlerResult, JoinError>> for Ended {
+    fn from(r: std::result::Result<HandlerResult, JoinError>) -> Self {
+        match r {
+            Ok(result) => Ended::Returned(result),
+            Err(e) if e.is_cancelled() => Ended::Cancelled,
+            Err(e) => Ended::Panicked(e.into_panic()),
+        }
+    }
+}
 
 /// Type of the built-in handler that logs `payload.logMessages`.
 pub const LOG_MESSAGES: &str = "logMessages";
@@ -189,7 +218,8 @@ struct Entry {
     state: LaunchedState,
     started: Millis,
     finished: Option<Millis>,
-    abort: AbortHandle,
+    /// `None` for a handler that ended at its first poll, at launch (it never had a task).
+    abort: Option<AbortHandle>,
 }
 
 impl Entry {
@@ -231,7 +261,7 @@ impl Launches {
 struct Inner {
     name: String,
     /// Handlers by operation type (the key is shared with the launches of that type).
-    handlers: RwLock<FastMap<Arc<str>, BoxedHandler>>,
+    handlers: RwLock<FastMap<Arc<str>, Registered>>,
     launched: Mutex<Launches>,
     next: AtomicU64,
 }
@@ -351,26 +381,48 @@ impl InProcessRuntime {
     }
 
     /// Registers (or replaces) the handler of an operation type.
+    /// Each launch of it runs as a tokio task of its own.
     pub fn register<F, Fut>(&self, op_type: impl Into<String>, handler: F)
     where
         F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let boxed: BoxedHandler = Arc::new(move |ctx| Box::pin(handler(ctx)));
-        let op_type: Arc<str> = Arc::from(op_type.into());
+        self.insert(op_type.into(), Arc::new(move |ctx| Box::pin(handler(ctx))), false);
+    }
+
+    /// Registers (or replaces) the handler of an operation type, polled once at launch on the task that
+    /// launches it (the executor's): a launch that ends at that poll, without waiting for anything,
+    /// needs no task of its own; one that has to wait is then spawned as a tokio task, as with
+    /// [`InProcessRuntime::register`]. The events, their order and the launch table are the same either
+    /// way (a handler that ends at launch is listed as finished at once).
+    ///
+    /// For cheap handlers: what a handler does before it first waits runs on the launching task, which
+    /// it holds up meanwhile (on a multi-threaded runtime, a spawned task may run on another worker
+    /// instead). Register a handler that computes for long before it waits with `register`.
+    pub fn register_inline<F, Fut>(&self, op_type: impl Into<String>, handler: F)
+    where
+        F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.insert(op_type.into(), Arc::new(move |ctx| Box::pin(handler(ctx))), true);
+    }
+
+    fn insert(&self, op_type: String, handler: BoxedHandler, inline: bool) {
+        let op_type: Arc<str> = Arc::from(op_type);
+        let registered = Registered { handler, inline };
         match self.inner.handlers.write() {
             Ok(mut h) => {
-                h.insert(op_type, boxed);
+                h.insert(op_type, registered);
             }
             Err(poisoned) => {
-                poisoned.into_inner().insert(op_type, boxed);
+                poisoned.into_inner().insert(op_type, registered);
             }
         }
     }
 
     /// The handler of `op_type` and the type's shared name.
-    fn handler(&self, op_type: &str) -> Option<(Arc<str>, BoxedHandler)> {
-        let get = |h: &FastMap<Arc<str>, BoxedHandler>| h.get_key_value(op_type).map(|(k, v)| (k.clone(), v.clone()));
+    fn handler(&self, op_type: &str) -> Option<(Arc<str>, Registered)> {
+        let get = |h: &FastMap<Arc<str>, Registered>| h.get_key_value(op_type).map(|(k, v)| (k.clone(), v.clone()));
         match self.inner.handlers.read() {
             Ok(h) => get(&h),
             Err(poisoned) => get(&poisoned.into_inner()),
@@ -389,7 +441,7 @@ impl PodRuntime for InProcessRuntime {
     }
 
     async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
-        let Some((operation_type, handler)) = self.handler(&request.operation_type) else {
+        let Some((operation_type, registered)) = self.handler(&request.operation_type) else {
             return Err(Error::invalid(format!(
                 "unknown operation type {:?} on operation {}: no in-process handler is registered for it",
                 request.operation_type, request.operation_name
@@ -405,23 +457,36 @@ impl PodRuntime for InProcessRuntime {
             Err(_) => Arc::from(request.agenda_id.as_str()),
         };
         let ctx = HandlerContext { request, reporter: ProgressReporter { reports: reports.clone() } };
-        let join = tokio::spawn(handler(ctx));
+        let mut future = (registered.handler)(ctx);
+        // An inline handler's first poll, here (see `register_inline`): one that ends now needs no task.
+        let ended = if registered.inline {
+            let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+            match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+                Ok(Poll::Ready(result)) => Some(Ended::Returned(result)),
+                Ok(Poll::Pending) => None,
+                Err(panic) => Some(Ended::Panicked(panic)),
+            }
+        } else {
+            None
+        };
+        // (a future polled once is still spawned as it is: it is boxed, so moving it moves only the box)
+        let join = if ended.is_none() { Some(tokio::spawn(future)) } else { None };
         if let Ok(mut launched) = self.inner.launched.lock() {
             let entry = Entry {
                 agenda_id,
                 operation_name: operation.clone(),
                 operation_type,
-                state: LaunchedState::Running,
+                state: if join.is_some() { LaunchedState::Running } else { LaunchedState::Finished },
                 started,
-                finished: None,
-                abort: join.abort_handle(),
+                finished: if join.is_some() { None } else { Some(started) },
+                abort: join.as_ref().map(JoinHandle::abort_handle),
             };
             launched.entries.insert(n, entry);
         }
-        let events = InProcessEvents {
+        let mut events = InProcessEvents {
             started: false,
             reports,
-            join: Some(join),
+            join,
             tail: VecDeque::new(),
             output: None,
             exit: None,
@@ -430,6 +495,9 @@ impl PodRuntime for InProcessRuntime {
             n,
             operation,
         };
+        if let Some(ended) = ended {
+            events.end(ended);
+        }
         let events: EventStream = Box::pin(events);
         Ok(Launched { handle, events })
     }
@@ -438,8 +506,9 @@ impl PodRuntime for InProcessRuntime {
         if let Some(n) = handle_number(handle)
             && let Ok(launched) = self.inner.launched.lock()
             && let Some(e) = launched.entries.get(&n)
+            && let Some(abort) = &e.abort
         {
-            e.abort.abort();
+            abort.abort();
         }
         Ok(())
     }
@@ -457,8 +526,9 @@ impl PodRuntime for InProcessRuntime {
         if let Some(n) = handle_number(handle)
             && let Ok(mut launched) = self.inner.launched.lock()
             && let Some(e) = launched.entries.remove(&n)
+            && let Some(abort) = e.abort
         {
-            e.abort.abort();
+            abort.abort();
         }
         Ok(())
     }
@@ -494,31 +564,31 @@ impl Drop for InProcessEvents {
 }
 
 impl InProcessEvents {
-    fn end(&mut self, result: std::result::Result<HandlerResult, JoinError>) {
+    /// The handler ended: its last reports, output and exit are queued (the caller marks its entry finished).
+    fn end(&mut self, ended: Ended) {
         // Everything the task sent before it ended comes first.
         while let Some(e) = self.reports.try_recv() {
             self.tail.push_back(e);
         }
-        let exit = match result {
-            Ok(Ok(output)) => {
+        let exit = match ended {
+            Ended::Returned(Ok(output)) => {
                 self.output = Some(output);
                 Exit::success()
             }
-            Ok(Err(e)) => {
+            Ended::Returned(Err(e)) => {
                 let message = format!("operation {} failed: {e}", self.operation);
                 let mut exit = Exit::failure(message.clone());
                 exit.code = Some(1);
                 exit.diagnostic = Some(DiagnosticEvent::new(message, now_millis()));
                 exit
             }
-            Err(e) if e.is_cancelled() => {
+            Ended::Cancelled => {
                 let message = format!("operation {} was cancelled", self.operation);
                 let mut exit = Exit::failure(message.clone());
                 exit.diagnostic = Some(DiagnosticEvent::new(message, now_millis()));
                 exit
             }
-            Err(e) => {
-                let panic = e.into_panic();
+            Ended::Panicked(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
@@ -531,7 +601,6 @@ impl InProcessEvents {
             }
         };
         self.exit = Some(exit);
-        self.inner.finished(self.n);
     }
 }
 
@@ -576,7 +645,8 @@ impl Stream for InProcessEvents {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 this.join = None;
-                this.end(result);
+                this.end(result.into());
+                this.inner.finished(this.n);
                 Poll::Ready(this.next_tail())
             }
         }
@@ -716,6 +786,93 @@ mod tests {
         assert!(e.message.contains("cancelled"));
         assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
         rt.cleanup(&launched.handle).await.unwrap();
+        assert!(rt.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn inline_handlers_report_the_same_events_with_or_without_a_task() {
+        let rt = InProcessRuntime::new();
+        // Ends at its first poll: no task, listed as finished at once.
+        rt.register_inline("now", |ctx| async move {
+            ctx.progress(10.0);
+            ctx.log("at once");
+            Ok(json!({"echo": ctx.payload().clone()}))
+        });
+        // Waits: spawned as a task after its first poll, reports before and after.
+        rt.register_inline("later", |ctx| async move {
+            ctx.progress(10.0);
+            tokio::task::yield_now().await;
+            ctx.progress(60.0);
+            Ok(json!("done"))
+        });
+        rt.register_inline("err", |_| async move { Err("disk full".into()) });
+        rt.register_inline("panic", |_| async move {
+            if true {
+                panic!("inline bug");
+            }
+            Ok(Value::Null)
+        });
+        let launched = rt.launch(request("now", json!({"a": 1}))).await.expect("launch");
+        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
+        let ev: Vec<RuntimeEvent> = launched.events.collect().await;
+        assert_eq!(
+            ev[..4],
+            [
+                RuntimeEvent::Started,
+                RuntimeEvent::Progress(ProgressUpdate { percent_complete: Some(10.0), ..ProgressUpdate::default() }),
+                RuntimeEvent::Log(LogStream::Stdout, "at once".into()),
+                RuntimeEvent::Output(json!({"echo": {"a": 1}})),
+            ]
+        );
+        assert!(exit(&ev).success);
+        assert_eq!(ev.len(), 5);
+        rt.cleanup(&launched.handle).await.unwrap();
+        assert!(rt.list().await.unwrap().is_empty());
+
+        let ev = events(&rt, request("later", json!({}))).await;
+        let percents: Vec<f64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                RuntimeEvent::Progress(p) => p.percent_complete,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ev[0], RuntimeEvent::Started);
+        assert_eq!(percents, vec![10.0, 60.0]);
+        assert_eq!(ev[ev.len() - 2], RuntimeEvent::Output(json!("done")));
+        assert!(exit(&ev).success);
+
+        let ev = events(&rt, request("err", json!({}))).await;
+        assert_eq!(exit(&ev).message, "operation op failed: disk full");
+        let ev = events(&rt, request("panic", json!({}))).await;
+        let e = exit(&ev);
+        assert!(!e.success);
+        assert!(e.message.contains("panicked: inline bug"), "{}", e.message);
+        // Every launch is listed, finished.
+        assert!(rt.list().await.unwrap().iter().all(|l| l.state == LaunchedState::Finished));
+    }
+
+    #[tokio::test]
+    async fn cancel_aborts_an_inline_handler_that_waits() {
+        let rt = InProcessRuntime::new();
+        rt.register_inline("slow", |_| async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            Ok(Value::Null)
+        });
+        let launched = rt.launch(request("slow", json!({}))).await.expect("launch");
+        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Running);
+        rt.cancel(&launched.handle).await.expect("cancel");
+        let ev: Vec<RuntimeEvent> = launched.events.collect().await;
+        assert!(exit(&ev).message.contains("cancelled"));
+        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
+        // Cancelling or cleaning up a launch that ended (at once or not) is harmless.
+        rt.register_inline("now", |_| async move { Ok(Value::Null) });
+        let done = rt.launch(request("now", json!({}))).await.expect("launch");
+        rt.cancel(&done.handle).await.expect("cancel");
+        let ev: Vec<RuntimeEvent> = done.events.collect().await;
+        assert!(exit(&ev).success);
+        rt.cleanup(&launched.handle).await.unwrap();
+        rt.cleanup(&done.handle).await.unwrap();
         assert!(rt.list().await.unwrap().is_empty());
     }
 

@@ -283,8 +283,6 @@ pub struct Machine {
     agenda_id: Value,
     progress_template: AgendaProgress,
     params: Value,
-    /// The operations, by index: the agenda's own list, taken over as it is (then generated ones).
-    ops: Vec<Operation>,
     /// The run state of each of `ops`, by the same index.
     states: Vec<OpState>,
     /// The dependents of the operations the run was built with, in one list (not one per operation):
@@ -313,6 +311,11 @@ pub struct Machine {
     outbox: Vec<Action>,
     dirty: Vec<usize>,
     agenda_dirty: bool,
+    /// The operations, by index: the agenda's own list, taken over as it is (then generated ones).
+    /// Last: fields are dropped in order, and the run's large buffers above are freed before the
+    /// agenda's many small allocations (glibc merges its lists of small free blocks at every large
+    /// free: after the agenda's, each would walk all of them).
+    ops: Vec<Operation>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -881,6 +884,17 @@ impl Machine {
             OpEvent::TimedOut => self.time_out(i, now),
         }
         true
+    }
+
+    /// Whether [`OpEvent::Started`] about `key` would change anything: the attempt is the operation's
+    /// running one and its start time is not set yet (the launch sets it: only a restored row may lack it).
+    pub(crate) fn wants_start_time(&self, key: AttemptKey) -> bool {
+        self.states.get(key.op.0).is_some_and(|s| {
+            s.attempt == key.attempt
+                && s.status == OpStatus::Running
+                && s.progress.started_time.is_none()
+                && self.finished.is_none()
+        })
     }
 
     fn apply_progress(&mut self, i: usize, update: ProgressUpdate, now: Millis) {
@@ -1485,7 +1499,11 @@ fn may_hold_references(v: &Value) -> bool {
 fn reuse_text(buf: Option<String>, parts: &[&str]) -> String {
     let mut s = buf.unwrap_or_default();
     s.clear();
-    s.reserve(parts.iter().map(|p| p.len()).sum());
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if s.capacity() < len {
+        // (a new string gets room for a later, longer text: see `progress::MIN_TEXT_CAPACITY`)
+        s.reserve(len.max(progress::MIN_TEXT_CAPACITY));
+    }
     for p in parts {
         s.push_str(p);
     }

@@ -504,3 +504,41 @@ async fn launches_that_wait_are_followed_to_the_end() {
     assert_eq!(p.conclusion(), Some(Conclusion::Failed));
     assert!(messages(&p).contains("panicked while launching operation x: late launch bug"), "{}", messages(&p));
 }
+
+#[tokio::test]
+async fn inline_handlers_run_a_dag_as_spawned_ones_do() {
+    let runtime = InProcessRuntime::new();
+    // Ends at its first poll (no task of its own).
+    runtime.register_inline("now", |ctx| async move { Ok(json!({"v": ctx.payload()["v"].clone()})) });
+    // Waits, so it is spawned after its first poll.
+    runtime.register_inline("later", |ctx| async move {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Ok(ctx.payload().clone())
+    });
+    runtime.register_inline("boom", |_| async move {
+        if true {
+            panic!("inline bug");
+        }
+        Ok(Value::Null)
+    });
+    let exec = Executor::new(Arc::new(runtime), Arc::new(RecordingSink::default()), opts());
+    let ok = agenda(json!([
+        {"name": "a", "type": "now", "payload": {"v": 7}},
+        {"name": "b", "type": "later", "payload": {"got": "@<a.out::/v>"}},
+        {"name": "c", "type": "now", "payload": {"v": "@<b.out::/got>"}, "params": {"dependsOn": ["a"]}},
+    ]));
+    let p = exec.run(ok, None, CancelToken::new()).await.expect("run");
+    assert_eq!(p.conclusion(), Some(Conclusion::Succeeded), "{}", messages(&p));
+    assert_eq!(op_progress(&p, "b").result_payload.as_deref(), Some(r#"{"got":7}"#));
+    assert_eq!(op_progress(&p, "c").result_payload.as_deref(), Some(r#"{"v":7}"#));
+    let failing = agenda(json!([
+        {"name": "a", "type": "now", "payload": {"v": 1}},
+        {"name": "x", "type": "boom", "payload": {}, "params": {"dependsOn": ["a"]}},
+    ]));
+    let p = exec.run(failing, None, CancelToken::new()).await.expect("run");
+    assert_eq!(p.conclusion(), Some(Conclusion::Failed));
+    let x = op_progress(&p, "x");
+    assert!(
+        x.diagnostic_events.iter().any(|d| d.message.as_deref().is_some_and(|m| m.contains("panicked: inline bug")))
+    );
+}

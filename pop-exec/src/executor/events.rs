@@ -4,12 +4,13 @@
 //! executor used to wrap each stream in three adapters (catch-unwind, map, chain). Here every stream gets one
 //! waker, allocated once, that puts its slot on a shared ready list; a woken stream is drained of everything
 //! it has ready in one go. A stream that panics yields [`Item::Panicked`] and is dropped; one that ends
-//! yields [`Item::End`].
+//! yields [`Item::End`]; one that reports its exit is dropped after it (an exit is a stream's last event:
+//! the executor ignores whatever a stream would report after it).
 
 use super::{Item, panic_text};
 use crate::machine::AttemptKey;
 use futures_util::task::AtomicWaker;
-use pop_core::runtime::EventStream;
+use pop_core::runtime::{EventStream, RuntimeEvent};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,11 @@ impl Wake for SlotWaker {
 struct Slot {
     key: AttemptKey,
     stream: EventStream,
+}
+
+/// The waker of a slot, made once and kept for the streams that use the slot after it (a late wake-up
+/// from a stream that has ended only makes the slot's next stream be polled once for nothing).
+struct SlotWake {
     flag: Arc<SlotWaker>,
     waker: Waker,
 }
@@ -55,6 +61,8 @@ struct Slot {
 /// A set of event streams, each tagged with its attempt.
 pub(super) struct EventSet {
     slots: Vec<Option<Slot>>,
+    /// The waker of each slot, by the same index.
+    wakers: Vec<SlotWake>,
     free: Vec<usize>,
     len: usize,
     shared: Arc<Shared>,
@@ -68,6 +76,7 @@ impl EventSet {
     pub(super) fn new() -> Self {
         Self {
             slots: Vec::new(),
+            wakers: Vec::new(),
             free: Vec::new(),
             len: 0,
             shared: Arc::default(),
@@ -84,15 +93,20 @@ impl EventSet {
     /// Follows `stream`; it is polled at the next [`EventSet::poll_batch`].
     pub(super) fn push(&mut self, key: AttemptKey, stream: EventStream) {
         let slot = match self.free.pop() {
-            Some(s) => s,
+            Some(s) => {
+                self.wakers[s].flag.queued.store(true, Ordering::Release);
+                s
+            }
             None => {
+                let slot = self.slots.len();
+                let flag = Arc::new(SlotWaker { slot, queued: AtomicBool::new(true), shared: self.shared.clone() });
+                let waker = Waker::from(flag.clone());
                 self.slots.push(None);
-                self.slots.len() - 1
+                self.wakers.push(SlotWake { flag, waker });
+                slot
             }
         };
-        let flag = Arc::new(SlotWaker { slot, queued: AtomicBool::new(true), shared: self.shared.clone() });
-        let waker = Waker::from(flag.clone());
-        self.slots[slot] = Some(Slot { key, stream, flag, waker });
+        self.slots[slot] = Some(Slot { key, stream });
         self.len += 1;
         self.todo.push(slot);
     }
@@ -139,12 +153,13 @@ impl EventSet {
     /// Takes what slot `slot`'s stream has ready (up to the budget).
     fn drain(&mut self, slot: usize, out: &mut Vec<(AttemptKey, Item)>, max: usize) {
         let Some(Some(s)) = self.slots.get_mut(slot) else { return };
-        s.flag.queued.store(false, Ordering::Release);
-        let mut cx = Context::from_waker(&s.waker);
+        let wake = &self.wakers[slot];
+        wake.flag.queued.store(false, Ordering::Release);
+        let mut cx = Context::from_waker(&wake.waker);
         loop {
             if out.len() >= max {
                 // Budget spent: come back to this stream at the next call.
-                if !s.flag.queued.swap(true, Ordering::AcqRel) {
+                if !wake.flag.queued.swap(true, Ordering::AcqRel) {
                     self.todo.push(slot);
                 }
                 return;
@@ -152,7 +167,13 @@ impl EventSet {
             let polled = std::panic::catch_unwind(AssertUnwindSafe(|| s.stream.as_mut().poll_next(&mut cx)));
             match polled {
                 Ok(Poll::Pending) => return,
-                Ok(Poll::Ready(Some(event))) => out.push((s.key, Item::Event(event))),
+                Ok(Poll::Ready(Some(event))) => {
+                    let exited = matches!(event, RuntimeEvent::Exited(_));
+                    out.push((s.key, Item::Event(event)));
+                    if exited {
+                        break;
+                    }
+                }
                 Ok(Poll::Ready(None)) => {
                     out.push((s.key, Item::End));
                     break;
@@ -163,7 +184,7 @@ impl EventSet {
                 }
             }
         }
-        // The stream ended or panicked: free the slot.
+        // The stream exited, ended or panicked: free the slot.
         self.slots[slot] = None;
         self.free.push(slot);
         self.len -= 1;
@@ -174,7 +195,7 @@ impl EventSet {
 mod tests {
     use super::*;
     use crate::machine::OpId;
-    use pop_core::runtime::RuntimeEvent;
+    use pop_core::runtime::Exit;
     use std::sync::atomic::AtomicUsize;
 
     fn key(op: usize) -> AttemptKey {
@@ -252,6 +273,18 @@ mod tests {
         // Freed slots are reused.
         set.push(key(3), Box::pin(futures_util::stream::iter(vec![RuntimeEvent::Started])));
         assert_eq!(set.slots.len(), 3);
+    }
+
+    #[test]
+    fn a_stream_is_dropped_after_its_exit() {
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut set = EventSet::new();
+        let events = vec![RuntimeEvent::Started, RuntimeEvent::Exited(Exit::success()), RuntimeEvent::Started];
+        set.push(key(0), Box::pin(futures_util::stream::iter(events)));
+        let got: Vec<String> = poll(&mut set, &waker, 100).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].starts_with("Exited"), "{got:?}");
+        assert!(set.is_empty(), "nothing is read after the exit, and no end is reported");
     }
 
     #[test]

@@ -41,6 +41,23 @@ pub(super) struct Rest<'a> {
     pub(super) version: u64,
 }
 
+/// The least capacity of a row's message when it is made from a static one (`pending`): the message a
+/// later publish writes over it (`succeeded`, `cancelled`) then fits without a new allocation, and an
+/// allocator's smallest block holds that much anyway (glibc's: 24 bytes).
+pub(super) const MIN_TEXT_CAPACITY: usize = 16;
+
+/// `text` as an owned string; a static one gets at least [`MIN_TEXT_CAPACITY`].
+fn owned_text(text: Cow<'static, str>) -> String {
+    match text {
+        Cow::Owned(s) => s,
+        Cow::Borrowed(b) => {
+            let mut s = String::with_capacity(b.len().max(MIN_TEXT_CAPACITY));
+            s.push_str(b);
+            s
+        }
+    }
+}
+
 impl Progress {
     /// A new operation's progress: waiting, `pending`, added at `now`.
     pub(super) fn pending(now: Millis) -> Self {
@@ -117,7 +134,7 @@ impl Progress {
     /// The row, moved out.
     pub(super) fn into_row(self) -> OperationProgress {
         let mut row = self.rest.map(|b| *b).unwrap_or_default();
-        row.processing_state_message = self.processing_state_message.map(Cow::into_owned);
+        row.processing_state_message = self.processing_state_message.map(owned_text);
         row.result_payload = self.result_payload.map(Cow::into_owned);
         row.updated_time = self.updated_time;
         row.added_time = self.added_time;
