@@ -770,22 +770,34 @@ mod tests {
         assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 
-    #[tokio::test]
-    async fn cancel_aborts_the_handler() {
+    /// Launches a handler that sleeps for an hour (registered inline or not), cancels it and checks
+    /// that it ended cancelled; returns the runtime and the launch's handle.
+    async fn cancelled_sleeper(inline: bool) -> (InProcessRuntime, String) {
         let rt = InProcessRuntime::new();
-        rt.register("slow", |_| async move {
+        let slow = |_| async move {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             Ok(Value::Null)
-        });
+        };
+        if inline {
+            rt.register_inline("slow", slow);
+        } else {
+            rt.register("slow", slow);
+        }
         let launched = rt.launch(request("slow", json!({}))).await.expect("launch");
         assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Running);
         rt.cancel(&launched.handle).await.expect("cancel");
         let ev: Vec<RuntimeEvent> = launched.events.collect().await;
         let e = exit(&ev);
         assert!(!e.success);
-        assert!(e.message.contains("cancelled"));
+        assert!(e.message.contains("cancelled"), "{}", e.message);
         assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
-        rt.cleanup(&launched.handle).await.unwrap();
+        (rt, launched.handle)
+    }
+
+    #[tokio::test]
+    async fn cancel_aborts_the_handler() {
+        let (rt, handle) = cancelled_sleeper(false).await;
+        rt.cleanup(&handle).await.unwrap();
         assert!(rt.list().await.unwrap().is_empty());
     }
 
@@ -854,24 +866,14 @@ mod tests {
 
     #[tokio::test]
     async fn cancel_aborts_an_inline_handler_that_waits() {
-        let rt = InProcessRuntime::new();
-        rt.register_inline("slow", |_| async move {
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            Ok(Value::Null)
-        });
-        let launched = rt.launch(request("slow", json!({}))).await.expect("launch");
-        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Running);
-        rt.cancel(&launched.handle).await.expect("cancel");
-        let ev: Vec<RuntimeEvent> = launched.events.collect().await;
-        assert!(exit(&ev).message.contains("cancelled"));
-        assert_eq!(rt.list().await.unwrap()[0].state, LaunchedState::Finished);
+        let (rt, handle) = cancelled_sleeper(true).await;
         // Cancelling or cleaning up a launch that ended (at once or not) is harmless.
         rt.register_inline("now", |_| async move { Ok(Value::Null) });
         let done = rt.launch(request("now", json!({}))).await.expect("launch");
         rt.cancel(&done.handle).await.expect("cancel");
         let ev: Vec<RuntimeEvent> = done.events.collect().await;
         assert!(exit(&ev).success);
-        rt.cleanup(&launched.handle).await.unwrap();
+        rt.cleanup(&handle).await.unwrap();
         rt.cleanup(&done.handle).await.unwrap();
         assert!(rt.list().await.unwrap().is_empty());
     }
