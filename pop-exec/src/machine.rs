@@ -845,11 +845,7 @@ impl Machine {
     /// Applies an event about an attempt. Returns `false` (and changes nothing) when the event is stale:
     /// the attempt is not the operation's current running attempt.
     pub fn on_event(&mut self, key: AttemptKey, event: OpEvent, now: Millis) -> bool {
-        let i = key.op.0;
-        let Some(s) = self.states.get(i) else { return false };
-        if s.attempt != key.attempt || s.status != OpStatus::Running || self.finished.is_some() {
-            return false;
-        }
+        let Some(i) = self.running_attempt(key) else { return false };
         match event {
             OpEvent::Started => {
                 // The launch already marked the operation EXECUTING; only a missing start time changes.
@@ -889,12 +885,15 @@ impl Machine {
     /// Whether [`OpEvent::Started`] about `key` would change anything: the attempt is the operation's
     /// running one and its start time is not set yet (the launch sets it: only a restored row may lack it).
     pub(crate) fn wants_start_time(&self, key: AttemptKey) -> bool {
-        self.states.get(key.op.0).is_some_and(|s| {
-            s.attempt == key.attempt
-                && s.status == OpStatus::Running
-                && s.progress.started_time.is_none()
-                && self.finished.is_none()
-        })
+        self.running_attempt(key).is_some_and(|i| self.states[i].progress.started_time.is_none())
+    }
+
+    /// The index of `key`'s operation if `key` is its running attempt and the run goes on: the events
+    /// the machine takes.
+    fn running_attempt(&self, key: AttemptKey) -> Option<usize> {
+        let i = key.op.0;
+        let s = self.states.get(i)?;
+        (s.attempt == key.attempt && s.status == OpStatus::Running && self.finished.is_none()).then_some(i)
     }
 
     fn apply_progress(&mut self, i: usize, update: ProgressUpdate, now: Millis) {
