@@ -50,8 +50,13 @@ enum Mode {
     Drain,
 }
 
+/// A setting from the environment, `default` when unset; a value that is not a whole number stops
+/// the bench saying which variable (a typo must not measure the default silently).
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?}: expected a whole number")),
+    }
 }
 
 fn cpu() -> f64 {
@@ -185,6 +190,10 @@ fn main() {
         }
         let n1 = env_or("POP_BENCH_AGENDAS", 4000);
         let only = std::env::var("POP_BENCH_ONLY").unwrap_or_default();
+        const RUNS: [&str; 4] = ["1m", "1d", "10m", "10d"];
+        if let Some(bad) = only.split(',').find(|o| !o.is_empty() && !RUNS.contains(o)) {
+            panic!("POP_BENCH_ONLY: unknown run {bad:?} (the runs are {})", RUNS.join(", "));
+        }
         let on = |k: &str| only.is_empty() || only.split(',').any(|o| o == k);
         if on("1m") {
             run(1, n1, Mode::Mixed).await;
