@@ -1,9 +1,11 @@
 //! Profiling harness for the per-call cost of `pick` at the bench's scale (1,000,000 ready agendas of
 //! 10,000 customers, uuid-shaped ids), for callgrind or perf:
 //!
-//! `cargo run --release -p pop-benches --example pick_profile -- <fifo|fifo-mixed|rr|prio-mixed|prio|ids> <count> <calls> [searched] [ids-together]`
+//! `cargo run --release -p pop-benches --example pick_profile -- <fifo|fifo-mixed|rr|prio-mixed|prio|ids> <count> <calls> [searched|keyed] [ids-together]`
 //!
 //! `searched`: the view carries no priority runs (the algorithm searches them, as before views carried them).
+//! `keyed`: the view carries the customers' keys (`ReadyView::keys`): RoundRobin and Priority find
+//! their per-customer state by key, without reading the ids.
 //! `ids`: no algorithm; each call builds the view and reads one byte of every customer's id (the
 //! floor of an algorithm that matches customers against its state). `ids-together`: the dataset
 //! with the customer ids allocated one after another (`dataset_ids_together`).
@@ -11,7 +13,7 @@
 //! Prints CPU time per call (this thread's user+system time). The dataset is
 //! `benches/sched.rs`'s (`pop_benches::sched`); the state is warmed by one call before the measured calls.
 
-use pop_benches::sched::{dataset, dataset_ids_together, view, view_searching};
+use pop_benches::sched::{dataset, dataset_ids_together, view, view_keyed, view_searching};
 use pop_core::model::Insight;
 use pop_core::sched::{AlgorithmState, SchedulingAlgorithm};
 use pop_sched::{FirstInFirstOut, Priority, PriorityConfig, RoundRobin};
@@ -33,7 +35,13 @@ fn main() {
     };
     let flag = |f: &str| args.iter().skip(4).any(|a| a == f);
     let data = if flag("ids-together") { dataset_ids_together(mixed) } else { dataset(mixed) };
-    let view = if flag("searched") { view_searching } else { view };
+    let view = if flag("searched") {
+        view_searching
+    } else if flag("keyed") {
+        view_keyed
+    } else {
+        view
+    };
     let ids_only = which == "ids";
     let insight = Insight::default();
     let now = 1_700_000_100_000;

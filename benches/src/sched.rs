@@ -1,7 +1,7 @@
 //! The scheduling benches' workload: 1,000,000 ready agendas of 10,000 customers with uuid-shaped ids.
 
 use pop_core::model::{Insight, ReadyAgenda};
-use pop_core::sched::{CustomerReady, ReadyRuns, ReadyView};
+use pop_core::sched::{CustomerKeys, CustomerReady, ReadyRuns, ReadyView};
 
 /// Customers with ready work.
 pub const CUSTOMERS: usize = 10_000;
@@ -29,6 +29,10 @@ pub struct Dataset {
     pub customers: Vec<(String, Vec<ReadyAgenda>)>,
     /// The priority runs of each customer's entries.
     pub runs: ReadyRuns,
+    /// The customers' keys (interned in id order, as a caller interning its ready set would).
+    pub keys: CustomerKeys,
+    /// Each customer's key, in `customers` order.
+    pub key_of: Vec<u32>,
 }
 
 impl std::ops::Deref for Dataset {
@@ -57,7 +61,9 @@ pub fn dataset_ids_together(mixed: bool) -> Dataset {
 fn dataset_with(mixed: bool, ids_together: bool) -> Dataset {
     let customers = entries(mixed, ids_together);
     let runs = ReadyRuns::new(customers.iter().map(|(_, e)| e.as_slice()));
-    Dataset { customers, runs }
+    let mut keys = CustomerKeys::new();
+    let key_of = customers.iter().map(|(c, _)| keys.key(c)).collect();
+    Dataset { customers, runs, keys, key_of }
 }
 
 fn entries(mixed: bool, ids_together: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
@@ -92,15 +98,21 @@ fn entries(mixed: bool, ids_together: bool) -> Vec<(String, Vec<ReadyAgenda>)> {
 
 /// The view the scheduler loop would build over `data` (weights 1–3), with each customer's runs.
 pub fn view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64) -> ReadyView<'a> {
-    build_view(insight, data, now, true)
+    build_view(insight, data, now, true, false)
+}
+
+/// [`view`] with the customers' keys ([`ReadyView::keys`]): an algorithm keeping per-customer state
+/// finds it without reading the ids.
+pub fn view_keyed<'a>(insight: &'a Insight, data: &'a Dataset, now: i64) -> ReadyView<'a> {
+    build_view(insight, data, now, true, true)
 }
 
 /// [`view`] without the runs: the algorithms search them (what a caller that does not keep them gets).
 pub fn view_searching<'a>(insight: &'a Insight, data: &'a Dataset, now: i64) -> ReadyView<'a> {
-    build_view(insight, data, now, false)
+    build_view(insight, data, now, false, false)
 }
 
-fn build_view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64, with_runs: bool) -> ReadyView<'a> {
+fn build_view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64, with_runs: bool, keyed: bool) -> ReadyView<'a> {
     ReadyView {
         insight,
         customers: data
@@ -112,9 +124,11 @@ fn build_view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64, with_runs: 
                 weight: 1 + (c.len() as u32 % 3),
                 entries: e,
                 runs: if with_runs { data.runs.get(i) } else { &[] },
+                key: data.key_of[i],
             })
             .collect(),
         costs: None,
         now,
+        keys: keyed.then(|| data.keys.space()),
     }
 }

@@ -27,7 +27,9 @@ use crate::Result;
 use crate::model::{Insight, Millis, ReadyAgenda};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 /// One customer's ready entries, in (priority desc, added asc, agenda id) order.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +47,9 @@ pub struct CustomerReady<'a> {
     /// is what dominates a small refill over many customers. When not empty, it must describe
     /// `entries` exactly.
     pub runs: &'a [RunHead],
+    /// The customer's key in the view's [`ReadyView::keys`] space ([`CustomerKeys::key`]); ignored
+    /// (0 by convention) when the view has no key space.
+    pub key: u32,
 }
 
 /// A run of equal priority in a customer's ready entries: the half-open index range and what the
@@ -102,6 +107,91 @@ impl ReadyRuns {
     }
 }
 
+/// Identifies one [`CustomerKeys`]: two interners never share a space in a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeySpace(NonZeroU64);
+
+/// Stable small keys for customer ids, for a caller that schedules one insight many times from
+/// memory (a simulator, an embedding that keeps its ready set and the algorithm's state in memory).
+///
+/// An algorithm that keeps state per customer must find each view customer's entry on every call;
+/// by id that is a read of every customer's id, wherever the caller's ready set put it (at 10,000
+/// customers, mostly cache misses). A view that carries keys ([`ReadyView::keys`] and
+/// [`CustomerReady::key`]) lets it index its entries by key instead. Keys are given in order from 0,
+/// the same id always gets the same key from the same `CustomerKeys`, and distinct ids distinct
+/// keys; the space ([`CustomerKeys::space`]) is unique in the process, so an algorithm state that
+/// meets a view of another space (a state loaded elsewhere, a second interner) starts its key index
+/// afresh from the ids. The interner only grows: one entry per customer ever seen.
+///
+/// A view whose keys break these rules (a key given by another space, or two customers with one
+/// key) gives wrong picks; it never panics and never writes a state that does not decode.
+///
+/// ```
+/// use pop_core::model::{Insight, ReadyAgenda};
+/// use pop_core::sched::{CustomerKeys, CustomerReady, ReadyView};
+///
+/// let mut keys = CustomerKeys::new();
+/// let (a, b) = (vec![ReadyAgenda::default()], vec![ReadyAgenda::default()]);
+/// let insight = Insight::default();
+/// let customers = vec![
+///     CustomerReady { customer_id: "acme", weight: 1, entries: &a, runs: &[], key: keys.key("acme") },
+///     CustomerReady { customer_id: "bolt", weight: 1, entries: &b, runs: &[], key: keys.key("bolt") },
+/// ];
+/// let view = ReadyView { keys: Some(keys.space()), ..ReadyView::new(&insight, customers, 0) };
+/// assert_eq!((view.customers[0].key, view.customers[1].key, keys.key("acme")), (0, 1, 0));
+/// ```
+#[derive(Debug)]
+pub struct CustomerKeys {
+    space: KeySpace,
+    keys: HashMap<String, u32>,
+}
+
+impl Default for CustomerKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CustomerKeys {
+    /// An empty interner with a space of its own.
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, AtomicOrdering::Relaxed);
+        Self { space: KeySpace(NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN)), keys: HashMap::new() }
+    }
+
+    /// The space the keys belong to (what a view carries in [`ReadyView::keys`]).
+    pub fn space(&self) -> KeySpace {
+        self.space
+    }
+
+    /// The key of `customer_id`, given on its first call (the number of ids seen before it).
+    pub fn key(&mut self, customer_id: &str) -> u32 {
+        if let Some(&k) = self.keys.get(customer_id) {
+            return k;
+        }
+        // 2^32 customers would need hundreds of GiB of ids: the count fits.
+        let k = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        self.keys.insert(customer_id.to_owned(), k);
+        k
+    }
+
+    /// The key of `customer_id`, if it has one.
+    pub fn get(&self, customer_id: &str) -> Option<u32> {
+        self.keys.get(customer_id).copied()
+    }
+
+    /// The number of keys given.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key was given yet.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// What an algorithm sees of an insight's ready set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadyView<'a> {
@@ -115,12 +205,17 @@ pub struct ReadyView<'a> {
     pub costs: Option<&'a BTreeMap<String, f64>>,
     /// The current time, epoch ms.
     pub now: Millis,
+    /// The key space of the customers' [`CustomerReady::key`]s, when the caller gives them: every
+    /// customer's `key` is then what [`CustomerKeys::key`] of that space returned for its id. An
+    /// algorithm that keeps per-customer state across calls (`RoundRobin`, `Priority`) then finds a
+    /// customer's entry by its key, without reading its id: see [`CustomerKeys`].
+    pub keys: Option<KeySpace>,
 }
 
 impl<'a> ReadyView<'a> {
-    /// A view without costs.
+    /// A view without costs or keys.
     pub fn new(insight: &'a Insight, customers: Vec<CustomerReady<'a>>, now: Millis) -> Self {
-        Self { insight, customers, costs: None, now }
+        Self { insight, customers, costs: None, now, keys: None }
     }
 
     /// The number of ready entries in the view.

@@ -36,8 +36,8 @@
 //! };
 //! let (a, b) = (vec![entry("a", 1), entry("a", 2)], vec![entry("b", 3)]);
 //! let view = ReadyView::new(&insight, vec![
-//!     CustomerReady { customer_id: "a", weight: 1, entries: &a, runs: &[] },
-//!     CustomerReady { customer_id: "b", weight: 1, entries: &b, runs: &[] },
+//!     CustomerReady { customer_id: "a", weight: 1, entries: &a, runs: &[], key: 0 },
+//!     CustomerReady { customer_id: "b", weight: 1, entries: &b, runs: &[], key: 0 },
 //! ], 10);
 //! let algorithm = Registry::new().for_insight(&insight)?;
 //! let mut state = AlgorithmState::new(); // or AlgorithmState::from_json(stored bytes)

@@ -70,8 +70,8 @@
 //! let entry = |c: &str, n: i64| ReadyAgenda { agenda_id: format!("{c}-{n}"), customer_id: c.into(), added: n, ..ReadyAgenda::default() };
 //! let (a, b) = (vec![entry("a", 1), entry("a", 2)], vec![entry("b", 3)]);
 //! let view = ReadyView::new(&insight, vec![
-//!     CustomerReady { customer_id: "a", weight: 1, entries: &a, runs: &[] },
-//!     CustomerReady { customer_id: "b", weight: 1, entries: &b, runs: &[] },
+//!     CustomerReady { customer_id: "a", weight: 1, entries: &a, runs: &[], key: 0 },
+//!     CustomerReady { customer_id: "b", weight: 1, entries: &b, runs: &[], key: 0 },
 //! ], 10);
 //! // The scheduler loads the stored state, picks, and stores `state.to_json()` back.
 //! let mut state = AlgorithmState::from_json(br#"{"algorithm":"LeastServed","state":{"counts":{"a":1}}}"#);

@@ -12,7 +12,7 @@
 
 use crate::refill::pick_checked;
 use pop_core::model::{Insight, Millis, ReadyAgenda};
-use pop_core::sched::{AlgorithmState, CustomerReady, ReadyView, SchedulingAlgorithm};
+use pop_core::sched::{AlgorithmState, CustomerKeys, CustomerReady, ReadyView, SchedulingAlgorithm};
 use pop_core::{Error, Problem, Result};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -220,6 +220,9 @@ pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfi
     let mut free = config.slots;
     let mut next_arrival = 0usize;
     let mut state = AlgorithmState::new();
+    // The state stays in memory from call to call: the views carry keys, so RoundRobin and Priority
+    // find their customers' entries without reading the ids.
+    let mut keys = CustomerKeys::new();
     let mut picks: Vec<Pick> = Vec::new();
     let mut rejected = Vec::new();
     let mut done_service: BTreeMap<String, (f64, usize)> = BTreeMap::new();
@@ -268,10 +271,17 @@ pub fn run(algorithm: &dyn SchedulingAlgorithm, trace: &Trace, config: &SimConfi
                     weight: trace.weights.get(c).copied().unwrap_or(1).max(1),
                     entries: l.live(),
                     runs: &[],
+                    key: keys.key(c),
                 })
                 .collect();
             if !customers.is_empty() {
-                let view = ReadyView { insight: &config.insight, customers, costs: costs.as_ref(), now };
+                let view = ReadyView {
+                    insight: &config.insight,
+                    customers,
+                    costs: costs.as_ref(),
+                    now,
+                    keys: Some(keys.space()),
+                };
                 let count = free.min(view.len());
                 let plan = pick_checked(algorithm, &view, &mut state, count)?;
                 rejected.extend(plan.rejected);

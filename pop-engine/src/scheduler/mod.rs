@@ -200,11 +200,18 @@ fn view<'a>(
                 let room = admission.customer_room(c).unwrap_or(entries.len()).min(entries.len());
                 // the runs describe the whole list: a list cut by a limit lets the algorithm find its own
                 let runs = if room == entries.len() { snap.runs.get(i) } else { &[] };
-                (room > 0).then(|| CustomerReady { customer_id: c, weight: *w, entries: &entries[..room], runs })
+                (room > 0).then(|| CustomerReady {
+                    customer_id: c,
+                    weight: *w,
+                    entries: &entries[..room],
+                    runs,
+                    key: 0,
+                })
             })
             .collect(),
         costs,
         now,
+        keys: None,
     }
 }
 

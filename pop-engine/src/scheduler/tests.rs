@@ -315,7 +315,7 @@ async fn the_priority_aging_step_is_per_insight() {
     let first = |insight: &Insight| {
         let view = ReadyView::new(
             insight,
-            vec![CustomerReady { customer_id: "c", weight: 1, entries: &entries, runs: &[] }],
+            vec![CustomerReady { customer_id: "c", weight: 1, entries: &entries, runs: &[], key: 0 }],
             100,
         );
         let registry = pop_sched::Registry::new();

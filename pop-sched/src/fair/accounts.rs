@@ -8,6 +8,7 @@
 //! every customer up and rewrites every entry; both give the same state (`fair::tests` runs them
 //! side by side).
 
+use super::keys::Other;
 use super::state::Entry;
 use super::{FairState, Ratio};
 use pop_core::sched::ReadyView;
@@ -31,7 +32,10 @@ enum Link {
     /// `dirty` (joiners, weight or tag changes, customers without entries), the picked customers and
     /// `others` (stored customers not in the view: key, tag, whether it is marked backlogged and so
     /// changes when marked idle).
-    Fast { dirty: Vec<u32>, others: Vec<(String, Ratio, bool)> },
+    Fast { dirty: Vec<u32>, others: Vec<Other> },
+    /// As `Fast`, the accounts read by key through the state's key index (the view carries keys,
+    /// in any order); the write-back keeps the index up to date.
+    Keyed { dirty: Vec<u32>, others: Vec<Other> },
     /// The view is not sorted by customer id: every entry is read and rewritten.
     General,
 }
@@ -110,6 +114,29 @@ fn ceil_max(r: Ratio, floor: Ratio, w: u64) -> u64 {
     if floor.cmp_to(&r) == Ordering::Greater { r.scaled_ceil(w).max(floor.scaled_ceil(w)) } else { r.scaled_ceil(w) }
 }
 
+/// A customer's account for this call from its stored entry: (used, seq, whether the stored entry
+/// stays as it is). A customer backlogged at the end of the previous call keeps its tag (raised to
+/// the virtual time); one that (re)joins starts at the back of the round, after everyone already
+/// there, and takes the next sequence number.
+#[inline(always)]
+fn account(stored: Option<Entry>, w: u64, v: Ratio, round_end: Ratio, next_seq: &mut u64) -> (u64, u64, bool) {
+    match stored {
+        Some(e) if e.backlogged => {
+            let r = e.tag();
+            let u = ceil_max(r, v, w);
+            (u, e.seq, r.num == u && r.den == w)
+        }
+        Some(e) => {
+            *next_seq += 1;
+            (ceil_max(e.tag(), round_end, w), *next_seq - 1, false)
+        }
+        None => {
+            *next_seq += 1;
+            (round_end.scaled_ceil(w), *next_seq - 1, false)
+        }
+    }
+}
+
 /// Writes customer `id`'s entry, in place when it has one.
 fn upsert(map: &mut BTreeMap<String, Entry>, id: &str, entry: Entry) {
     match map.get_mut(id) {
@@ -128,18 +155,22 @@ impl Accounts {
     /// starts at the back of the current round (the largest tag of a backlogged customer), or at its
     /// own stored tag if that is later, as the original's rotation served newcomers after the customers
     /// already pending.
-    pub(crate) fn load(view: &ReadyView<'_>, state: &FairState, cost_weighted: bool) -> Self {
+    pub(crate) fn load(view: &ReadyView<'_>, state: &mut FairState, cost_weighted: bool) -> Self {
         Self::load_visiting(view, state, cost_weighted, |_, _, _| {}).0
     }
 
     /// [`Accounts::load`], calling `visit(i, finish tag after one pick, seq)` for each customer as its
     /// account is read, in view order, so that a caller's pass over the customers rides on the state
     /// walk instead of a second pass. Returns whether every customer was visited exactly once; when
-    /// not (the view is not sorted, and the accounts were read by the general path), the visits made
-    /// must be discarded and the caller makes its own pass over the accounts.
+    /// not (the view is neither keyed nor sorted, or its keys do not fit, and the accounts were read
+    /// by the general path), the visits made must be discarded and the caller makes its own pass
+    /// over the accounts.
+    ///
+    /// A view with keys ([`ReadyView::keys`]) is read through the state's key index: by key, in any
+    /// order, reading no id.
     pub(crate) fn load_visiting(
         view: &ReadyView<'_>,
-        state: &FairState,
+        state: &mut FairState,
         cost_weighted: bool,
         visit: impl FnMut(usize, Ratio, u64),
     ) -> (Self, bool) {
@@ -147,12 +178,70 @@ impl Accounts {
         let round_end = state.round_end.max(v);
         let next_seq = state.seq;
         let charge = charges(view, cost_weighted);
-        if !force_general() {
-            if let Some(acc) = Self::load_sorted(view, state, v, round_end, next_seq, &charge, visit) {
-                return (Self { charge, ..acc }, true);
-            }
+        let fast = if force_general() {
+            None
+        } else if view.keys.is_some() {
+            // `None` when the keys do not fit: the general path, the visits discarded.
+            Self::load_keyed(view, state, v, round_end, next_seq, &charge, visit)
+        } else {
+            Self::load_sorted(view, state, v, round_end, next_seq, &charge, visit)
+        };
+        if let Some(acc) = fast {
+            return (Self { charge, ..acc }, true);
         }
+        state.keyed.drop_index();
         (Self { charge, ..Self::load_general(view, state, v, round_end, next_seq) }, false)
+    }
+
+    /// The keyed path of [`Accounts::load`]: each customer's entry from the state's key index, by
+    /// its key. `None` when the keys do not fit (two customers with one key, one with two).
+    fn load_keyed(
+        view: &ReadyView<'_>,
+        state: &mut FairState,
+        v: Ratio,
+        round_end: Ratio,
+        mut next_seq: u64,
+        charge: &Charges,
+        mut visit: impl FnMut(usize, Ratio, u64),
+    ) -> Option<Self> {
+        let space = view.keys?;
+        let FairState { used: map, keyed: index, .. } = state;
+        index.begin(space, map);
+        let n = view.customers.len();
+        let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
+        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut dirty = Vec::new();
+        for (i, c) in view.customers.iter().enumerate() {
+            let stored = index.meet(c.key, c.customer_id, map).ok()?;
+            let w = u64::from(c.weight.max(1));
+            let (u, s, clean) = account(stored, w, v, round_end, &mut next_seq);
+            if !clean || c.entries.is_empty() {
+                dirty.push(i as u32);
+            }
+            if uniform_weight != Some(w) {
+                uniform_weight = None;
+            }
+            let k = match charge {
+                Charges::Uniform => UNIT,
+                Charges::PerCustomer(c) => c[i],
+            };
+            visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
+            used.push(u);
+            weight.push(w);
+            seq.push(s);
+        }
+        let others = index.others(map);
+        Some(Self {
+            v,
+            round_end,
+            next_seq,
+            used,
+            weight,
+            charge: Charges::Uniform,
+            seq,
+            uniform_weight,
+            link: Link::Keyed { dirty, others },
+        })
     }
 
     /// The fast path of [`Accounts::load`]: walks the view and the (sorted) stored map together.
@@ -193,7 +282,7 @@ impl Accounts {
                     if k.as_str() > id {
                         break;
                     }
-                    others.push((k.clone(), e.tag(), e.backlogged));
+                    others.push((k.clone(), e.tag(), e.backlogged, None));
                     pending = it.next();
                 }
                 let matched = found.is_some();
@@ -207,22 +296,7 @@ impl Accounts {
             for (j, (c, stored)) in customers.iter().zip(stored).enumerate() {
                 let i = chunk * CHUNK + j;
                 let w = u64::from(c.weight.max(1));
-                let (u, s, clean) = match stored {
-                    Some(e) if e.backlogged => {
-                        let r = e.tag();
-                        let u = ceil_max(r, v, w);
-                        (u, e.seq, r.num == u && r.den == w)
-                    }
-                    Some(e) => {
-                        // (Re)joining: at the back of the round, after everyone already there.
-                        next_seq += 1;
-                        (ceil_max(e.tag(), round_end, w), next_seq - 1, false)
-                    }
-                    None => {
-                        next_seq += 1;
-                        (round_end.scaled_ceil(w), next_seq - 1, false)
-                    }
-                };
+                let (u, s, clean) = account(stored, w, v, round_end, &mut next_seq);
                 if !clean || c.entries.is_empty() {
                     dirty.push(i as u32);
                 }
@@ -240,7 +314,7 @@ impl Accounts {
             }
         }
         while let Some((k, e)) = pending {
-            others.push((k.clone(), e.tag(), e.backlogged));
+            others.push((k.clone(), e.tag(), e.backlogged, None));
             pending = it.next();
         }
         Some(Self {
@@ -335,8 +409,13 @@ impl Accounts {
         let mut picked = picked.to_vec();
         picked.sort_unstable_by_key(|&(i, _)| i);
         match &self.link {
-            Link::Fast { dirty, others } => self.store_sorted(view, state, &picked, dirty, others),
+            Link::Fast { dirty, others } => {
+                self.store_sorted(view, state, &picked, dirty, others, false);
+                state.keyed.drop_index();
+            }
+            Link::Keyed { dirty, others } => self.store_sorted(view, state, &picked, dirty, others, true),
             Link::General => {
+                state.keyed.drop_index();
                 let mut now: Vec<bool> = view.customers.iter().map(|c| !c.entries.is_empty()).collect();
                 for &(i, b) in &picked {
                     now[i] = b;
@@ -379,14 +458,16 @@ impl Accounts {
     }
 
     /// The fast path of [`Accounts::store`]: same result as the general path, touching only the
-    /// entries that change.
+    /// entries that change. `keyed`: the accounts were read through the key index (the view may be
+    /// in any order), which is kept up to date.
     fn store_sorted(
         &self,
         view: &ReadyView<'_>,
         state: &mut FairState,
         picked: &[(usize, bool)],
         dirty: &[u32],
-        others: &[(String, Ratio, bool)],
+        others: &[Other],
+        keyed: bool,
     ) {
         // Backlogged now: has entries, unless picked and drained (`drained` sorted by index).
         let drained: Vec<usize> = picked.iter().filter(|&&(_, b)| !b).map(|&(i, _)| i).collect();
@@ -399,6 +480,15 @@ impl Accounts {
         });
         let (v_end, round_end) = match range {
             Some((lo, hi)) => (self.v.max(lo), hi.max(self.v.max(lo))),
+            None if keyed => {
+                // As below, the view's order being any: the tags in id order.
+                let mut tags: Vec<(&str, Ratio)> =
+                    view.customers.iter().map(|c| c.customer_id).zip(0..).map(|(id, i)| (id, self.start(i))).collect();
+                tags.extend(others.iter().map(|o| (o.0.as_str(), o.1)));
+                tags.sort_by(|a, b| a.0.cmp(b.0));
+                let v = tags.iter().fold(self.v.max(self.round_end), |v, (_, r)| v.max(*r));
+                (v, v)
+            }
             None => {
                 // Nobody waits: everyone restarts level with the furthest-ahead customer (stored
                 // entries taken in key order, as the general path does).
@@ -411,19 +501,31 @@ impl Accounts {
                     }
                     v = v.max(self.start(i));
                 }
-                for (_, r, _) in &others[j..] {
-                    v = v.max(*r);
+                for o in &others[j..] {
+                    v = v.max(o.1);
                 }
                 (v, v)
             }
         };
-        let map = &mut state.used;
+        let FairState { used: map, keyed: index, .. } = state;
+        let mut fits = true;
         let mut write = |i: usize, now: bool| {
-            let id = view.customers[i].customer_id;
+            let c = &view.customers[i];
+            let id = c.customer_id;
+            if keyed && !index.holds(c.key, id) {
+                fits = false;
+            }
             if now || self.start(i).cmp_to(&round_end) == Ordering::Greater {
-                upsert(map, id, self.entry(i, now));
+                let entry = self.entry(i, now);
+                upsert(map, id, entry);
+                if keyed {
+                    index.put(c.key, entry);
+                }
             } else {
                 map.remove(id);
+                if keyed {
+                    index.remove(Some(c.key), id);
+                }
             }
         };
         for &(i, now) in picked {
@@ -435,16 +537,26 @@ impl Accounts {
                 write(i, !view.customers[i].entries.is_empty());
             }
         }
-        for (k, r, backlogged) in others {
+        for (id, r, backlogged, key) in others {
             if r.cmp_to(&round_end) == Ordering::Greater {
                 if *backlogged {
-                    if let Some(e) = map.get_mut(k.as_str()) {
+                    if let Some(e) = map.get_mut(id.as_str()) {
                         e.backlogged = false;
+                    }
+                    if let (true, Some(k)) = (keyed, key) {
+                        index.set_idle(*k);
                     }
                 }
             } else {
-                map.remove(k.as_str());
+                map.remove(id.as_str());
+                if keyed {
+                    index.remove(*key, id);
+                }
             }
+        }
+        if !fits {
+            // A key met with another id than the one written: keys that break the contract.
+            index.drop_index();
         }
         self.header(v_end, round_end, state);
     }

@@ -21,6 +21,7 @@
 //!
 //! * `ratio`: the exact tags;
 //! * `state`: [`FairState`], the persisted state (typed, versioned, reading the earlier format);
+//! * `keys`: the stored entries by customer key, in memory, for views that carry keys;
 //! * `accounts`: the per-call accounts, read from the state and written back (the state walk and
 //!   merge, with a fast path that touches only the entries that change);
 //! * `topk` and `runs`: candidate selection (the `count` best keys; a customer's runs of equal
@@ -30,6 +31,7 @@
 //!   matches it.
 
 mod accounts;
+mod keys;
 mod ratio;
 #[cfg(test)]
 mod reference;

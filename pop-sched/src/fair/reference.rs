@@ -9,7 +9,7 @@ use super::Ratio;
 use super::state::Entry;
 use crate::{Priority, PriorityConfig};
 use pop_core::model::{Insight, ReadyAgenda};
-use pop_core::sched::{Algorithm, CustomerReady, ReadyRuns, ReadyView};
+use pop_core::sched::{Algorithm, CustomerKeys, CustomerReady, ReadyRuns, ReadyView};
 use proptest::prelude::*;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -158,8 +158,9 @@ fn reference_pick(view: &ReadyView<'_>, state: &mut FairState, count: usize, ste
 }
 
 /// Customers (weight, entries as (added, priority)) and the calls: (count, now advance, arrivals as
-/// (customer, added offset, priority), view order shuffled, runs given).
-type Case = (Vec<(u32, Vec<(i64, i32)>)>, Vec<(usize, i64, Vec<(usize, i64, i32)>, bool, bool)>);
+/// (customer, added offset, priority), view order shuffled, runs given, keys: 0 none, 1 from the
+/// case's interner, 2 from a fresh one).
+type Case = (Vec<(u32, Vec<(i64, i32)>)>, Vec<(usize, i64, Vec<(usize, i64, i32)>, bool, bool, u8)>);
 
 fn arb_case() -> impl Strategy<Value = Case> {
     (
@@ -171,6 +172,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
                 prop::collection::vec((0usize..10, 0i64..30, 0i32..4), 0..4),
                 any::<bool>(),
                 any::<bool>(),
+                0u8..3,
             ),
             1..10,
         ),
@@ -213,7 +215,8 @@ proptest! {
         }
         let (mut fast, mut reference) = (FairState::default(), FairState::default());
         let mut now = 50;
-        for (call, (count, advance, arrivals, shuffled, given)) in calls.into_iter().enumerate() {
+        let mut interner = CustomerKeys::new();
+        for (call, (count, advance, arrivals, shuffled, given, keyed)) in calls.into_iter().enumerate() {
             now += advance;
             for (c, offset, p) in arrivals {
                 n += 1;
@@ -229,6 +232,17 @@ proptest! {
                 listed.reverse();
             }
             let runs = ReadyRuns::new(listed.iter().map(|(_, _, l)| l.as_slice()));
+            let mut fresh = CustomerKeys::new();
+            let keys = match keyed {
+                1 => Some(&mut interner),
+                2 => Some(&mut fresh),
+                _ => None,
+            };
+            let space = keys.as_ref().map(|k| k.space());
+            let key_of: Vec<u32> = match keys {
+                Some(k) => listed.iter().map(|(c, _, _)| k.key(c)).collect(),
+                None => vec![0; listed.len()],
+            };
             let view = ReadyView {
                 insight: &insight,
                 customers: listed
@@ -239,10 +253,12 @@ proptest! {
                         weight: *w,
                         entries: l,
                         runs: if given { runs.get(i) } else { &[] },
+                        key: key_of[i],
                     })
                     .collect(),
                 costs: None,
                 now,
+                keys: space,
             };
             let a = algo.pick(&view, &mut fast, count);
             let b = reference_pick(&view, &mut reference, count, step);

@@ -1,6 +1,7 @@
 //! [`FairState`]: the persisted state of `RoundRobin` and `Priority`.
 
 use super::Ratio;
+use super::keys::KeyIndex;
 use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -36,6 +37,9 @@ pub struct FairState {
     pub(crate) seq: u64,
     /// Customer → its account.
     pub(crate) used: BTreeMap<String, Entry>,
+    /// In memory only: the entries by customer key, for views with keys (ignored by equality,
+    /// empty in a copy).
+    pub(crate) keyed: KeyIndex,
 }
 
 impl FairState {
@@ -50,6 +54,13 @@ impl FairState {
     /// Whether customer `id` has an entry and was backlogged at the end of the last call.
     pub fn is_backlogged(&self, id: &str) -> bool {
         self.used.get(id).is_some_and(|e| e.backlogged)
+    }
+
+    /// The stored entries, to change them other than through the accounts (drops the key index).
+    #[cfg(test)]
+    pub(crate) fn entries_mut(&mut self) -> &mut BTreeMap<String, Entry> {
+        self.keyed.drop_index();
+        &mut self.used
     }
 }
 
@@ -165,7 +176,13 @@ impl<'de> Visitor<'de> for StateVisitor {
             }
         }
         let virtual_time = virtual_time.unwrap_or(Ratio::ZERO);
-        Ok(FairState { virtual_time, round_end: round_end.unwrap_or(virtual_time), seq, used })
+        Ok(FairState {
+            virtual_time,
+            round_end: round_end.unwrap_or(virtual_time),
+            seq,
+            used,
+            keyed: KeyIndex::default(),
+        })
     }
 }
 
@@ -188,7 +205,13 @@ mod tests {
         let mut used = BTreeMap::new();
         used.insert("acme".to_owned(), Entry { used: 3000, weight: 2, backlogged: true, seq: 7 });
         used.insert("bolt".to_owned(), Entry { used: 9000, weight: 4, backlogged: false, seq: 15 });
-        FairState { virtual_time: Ratio { num: 3000, den: 2 }, round_end: Ratio { num: 2000, den: 1 }, seq: 16, used }
+        FairState {
+            virtual_time: Ratio { num: 3000, den: 2 },
+            round_end: Ratio { num: 2000, den: 1 },
+            seq: 16,
+            used,
+            keyed: KeyIndex::default(),
+        }
     }
 
     #[test]

@@ -71,10 +71,11 @@ impl ReadySet {
                 .customers
                 .iter()
                 .filter(|(_, (_, l))| !l.is_empty())
-                .map(|(c, (w, l))| CustomerReady { customer_id: c, weight: (*w).max(1), entries: l, runs: &[] })
+                .map(|(c, (w, l))| CustomerReady { customer_id: c, weight: (*w).max(1), entries: l, runs: &[], key: 0 })
                 .collect(),
             costs: self.costs.as_ref(),
             now,
+            keys: None,
         }
     }
 
