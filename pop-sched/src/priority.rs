@@ -12,9 +12,9 @@
 //! at most (the agendas ready at `t0`) + (the arrivals before that time) other picks, however much
 //! higher-priority work keeps arriving.
 
-use crate::fair::{Accounts, Aging, FairState, Ratio, TopK, effective, for_each_runs, runs};
+use crate::fair::{Accounts, Aging, FairState, Ratio, TopK, Visit, effective, for_each_runs, runs};
 use pop_core::model::ReadyAgenda;
-use pop_core::sched::{Algorithm, Explanation, ReadyView, RunHead};
+use pop_core::sched::{Algorithm, CustomerReady, Explanation, ReadyView, RunHead};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -151,20 +151,66 @@ impl Runs {
     }
 }
 
-/// The best head among runs as found by the first pass (reads no entry): (effective priority, run),
-/// the earliest run on ties.
-#[inline]
-fn best_run(aging: &Aging, runs: &[RunHead]) -> Option<(i64, usize)> {
-    let mut best: Option<(i64, usize)> = None;
-    for (r, run) in runs.iter().enumerate() {
-        if run.start < run.end && best.is_none_or(|(b, _)| aging.may_exceed(run.priority, run.added, b)) {
-            let eff = aging.effective(run.priority, run.added);
-            if best.is_none_or(|(b, _)| eff > b) {
-                best = Some((eff, r));
+/// The first pass, riding on the state walk: each customer's best head and key, the `count` best
+/// kept.
+struct Candidates<'v, 'a> {
+    customers: &'v [CustomerReady<'a>],
+    aging: &'v Aging,
+    best: TopK<Key>,
+    /// Some customer came without its runs (the pass is made again, searching them).
+    searching: bool,
+}
+
+impl Visit for Candidates<'_, '_> {
+    #[inline(always)]
+    fn visit(&mut self, i: usize, tag: Ratio, seq: u64) {
+        let c = &self.customers[i];
+        if c.runs.is_empty() {
+            self.searching |= !c.entries.is_empty();
+        } else if self.best.cutoff().is_some_and(|least| !may_enter(self.aging, c.runs, tag, seq, least)) {
+            // Certainly short of the least kept key, decided without an effective priority.
+        } else if let Some((eff, run)) = best_run(self.aging, c.runs) {
+            // Most customers fall short of the least kept key: compared here, not offered.
+            let key = Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX };
+            if self.best.cutoff().is_none_or(|least: &Key| key > *least) {
+                self.best.offer(key);
             }
         }
     }
-    best
+}
+
+/// Whether a customer with finish tag `tag` and sequence `seq`, visited after every kept customer,
+/// may have a key above `least` (false only when it certainly has not): with a worse (tag, seq)
+/// than `least`'s it needs a head of effective priority above `least`'s, otherwise one at least
+/// equal; each run is checked with one comparison of its `added` against the aging table.
+#[inline(always)]
+fn may_enter(aging: &Aging, runs: &[RunHead], tag: Ratio, seq: u64, least: &Key) -> bool {
+    let worse = match tag.cmp_to(&least.tag) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        // Equal sequences: the later index (this customer's) is the lesser key.
+        Ordering::Equal => seq >= least.seq,
+    };
+    let bar = if worse { least.eff } else { least.eff.saturating_sub(1) };
+    runs.iter().any(|r| r.start < r.end && aging.may_exceed(r.priority, r.added, bar))
+}
+
+/// The best head among runs as found by the first pass (reads no entry): (effective priority, run),
+/// the earliest run on ties.
+#[inline(always)]
+fn best_run(aging: &Aging, runs: &[RunHead]) -> Option<(i64, usize)> {
+    let first = runs.iter().position(|r| r.start < r.end)?;
+    let (mut best, mut at) = (aging.effective(runs[first].priority, runs[first].added), first);
+    for (r, run) in runs.iter().enumerate().skip(first + 1) {
+        // One comparison with the aging table rules out most runs without an effective priority.
+        if run.start < run.end && aging.may_exceed(run.priority, run.added, best) {
+            let eff = aging.effective(run.priority, run.added);
+            if eff > best {
+                (best, at) = (eff, r);
+            }
+        }
+    }
+    Some((best, at))
 }
 
 /// The best remaining head among a customer's spans: (effective priority, run), earliest run on
@@ -212,20 +258,9 @@ impl Priority {
         }
         let aging = Aging::new(view.now, self.step(view));
         let customers = &view.customers;
-        let mut best: TopK<Key> = TopK::new(count);
-        let mut searching = false;
-        let (mut acc, fused) = Accounts::load_visiting(view, state, self.config.cost_weighted, |i, tag, seq| {
-            let c = &customers[i];
-            if c.runs.is_empty() {
-                searching |= !c.entries.is_empty();
-            } else if let Some((eff, run)) = best_run(&aging, c.runs) {
-                // Most customers fall short of the least kept key: compared here, not offered.
-                let key = Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX };
-                if best.cutoff().is_none_or(|least: &Key| key > *least) {
-                    best.offer(key);
-                }
-            }
-        });
+        let mut pass = Candidates { customers, aging: &aging, best: TopK::new(count), searching: false };
+        let (mut acc, fused) = Accounts::load_visiting(view, state, self.config.cost_weighted, &mut pass);
+        let Candidates { mut best, searching, .. } = pass;
         if !fused || searching {
             best = TopK::new(count);
             for_each_runs(customers.iter().map(|c| (c.entries, c.runs)), |i, _, runs| {
@@ -276,7 +311,7 @@ impl Algorithm for Priority {
     }
 
     fn pick(&self, view: &ReadyView<'_>, state: &mut FairState, count: usize) -> Vec<ReadyAgenda> {
-        let mut out = Vec::with_capacity(count.min(view.len()));
+        let mut out = Vec::with_capacity(crate::picks_capacity(view, count));
         self.run(view, state, count, |_, e, _| {
             out.push(e.clone());
             true

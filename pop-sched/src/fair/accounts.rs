@@ -40,6 +40,19 @@ enum Link {
     General,
 }
 
+/// What [`Accounts::load_visiting`] calls for each customer as its account is read: `visit(i, finish
+/// tag after one pick, seq)`. A trait rather than a closure so that an implementation can be inlined
+/// into the walk (`#[inline(always)]` on its method).
+pub(crate) trait Visit {
+    fn visit(&mut self, i: usize, tag: Ratio, seq: u64);
+}
+
+/// No visit.
+impl Visit for () {
+    #[inline(always)]
+    fn visit(&mut self, _: usize, _: Ratio, _: u64) {}
+}
+
 /// Per-call accounts of the view's customers (indexed like `view.customers`).
 pub(crate) struct Accounts {
     /// Smallest tag of a backlogged customer at the end of the previous call.
@@ -156,7 +169,7 @@ impl Accounts {
     /// own stored tag if that is later, as the original's rotation served newcomers after the customers
     /// already pending.
     pub(crate) fn load(view: &ReadyView<'_>, state: &mut FairState, cost_weighted: bool) -> Self {
-        Self::load_visiting(view, state, cost_weighted, |_, _, _| {}).0
+        Self::load_visiting(view, state, cost_weighted, &mut ()).0
     }
 
     /// [`Accounts::load`], calling `visit(i, finish tag after one pick, seq)` for each customer as its
@@ -172,7 +185,7 @@ impl Accounts {
         view: &ReadyView<'_>,
         state: &mut FairState,
         cost_weighted: bool,
-        visit: impl FnMut(usize, Ratio, u64),
+        visit: &mut impl Visit,
     ) -> (Self, bool) {
         let v = state.virtual_time;
         let round_end = state.round_end.max(v);
@@ -202,14 +215,14 @@ impl Accounts {
         round_end: Ratio,
         mut next_seq: u64,
         charge: &Charges,
-        mut visit: impl FnMut(usize, Ratio, u64),
+        visit: &mut impl Visit,
     ) -> Option<Self> {
         let space = view.keys?;
         let FairState { used: map, keyed: index, .. } = state;
         index.begin(space, map);
         let n = view.customers.len();
         let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
-        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let [mut used, mut weight, mut seq] = index.take_buffers(n);
         let mut dirty = Vec::new();
         for (i, c) in view.customers.iter().enumerate() {
             let stored = index.meet(c.key, c.customer_id, map).ok()?;
@@ -225,7 +238,7 @@ impl Accounts {
                 Charges::Uniform => UNIT,
                 Charges::PerCustomer(c) => c[i],
             };
-            visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
+            visit.visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
             used.push(u);
             weight.push(w);
             seq.push(s);
@@ -253,7 +266,7 @@ impl Accounts {
         round_end: Ratio,
         mut next_seq: u64,
         charge: &Charges,
-        mut visit: impl FnMut(usize, Ratio, u64),
+        visit: &mut impl Visit,
     ) -> Option<Self> {
         let n = view.customers.len();
         // By chunks of customers, first the matching alone, a short loop: each customer's id is a
@@ -307,7 +320,7 @@ impl Accounts {
                     Charges::Uniform => UNIT,
                     Charges::PerCustomer(c) => c[i],
                 };
-                visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
+                visit.visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
                 used.push(u);
                 weight.push(w);
                 seq.push(s);
@@ -405,7 +418,7 @@ impl Accounts {
     /// has entries left; every other customer is backlogged exactly when it has entries in the view.
     /// On the fast path this is O(customers) comparisons of tags plus O(log customers) per entry
     /// that changes (the picked customers, joiners and leavers).
-    pub(crate) fn store(&self, view: &ReadyView<'_>, state: &mut FairState, picked: &[(usize, bool)]) {
+    pub(crate) fn store(self, view: &ReadyView<'_>, state: &mut FairState, picked: &[(usize, bool)]) {
         let mut picked = picked.to_vec();
         picked.sort_unstable_by_key(|&(i, _)| i);
         match &self.link {
@@ -413,7 +426,11 @@ impl Accounts {
                 self.store_sorted(view, state, &picked, dirty, others, false);
                 state.keyed.drop_index();
             }
-            Link::Keyed { dirty, others } => self.store_sorted(view, state, &picked, dirty, others, true),
+            Link::Keyed { dirty, others } => {
+                self.store_sorted(view, state, &picked, dirty, others, true);
+                // The per-call vectors go back to the index, for the next call.
+                state.keyed.keep_buffers([self.used, self.weight, self.seq]);
+            }
             Link::General => {
                 state.keyed.drop_index();
                 let mut now: Vec<bool> = view.customers.iter().map(|c| !c.entries.is_empty()).collect();

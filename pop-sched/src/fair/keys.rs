@@ -55,6 +55,8 @@ pub(crate) struct KeyIndex {
     /// `Present` slots met by the current call.
     met: usize,
     stamp: u32,
+    /// The accounts' per-call vectors, kept between calls (emptied).
+    buffers: [Vec<u64>; 3],
 }
 
 impl Clone for KeyIndex {
@@ -97,6 +99,21 @@ impl KeyIndex {
             self.slots.iter_mut().for_each(|s| s.seen = 0);
             self.stamp = 1;
         }
+    }
+
+    /// Three empty vectors with room for `n`, those of the previous call when kept.
+    pub(crate) fn take_buffers(&mut self, n: usize) -> [Vec<u64>; 3] {
+        let mut out = std::mem::take(&mut self.buffers);
+        for b in &mut out {
+            b.clear();
+            b.reserve(n);
+        }
+        out
+    }
+
+    /// Keeps the per-call vectors for the next call.
+    pub(crate) fn keep_buffers(&mut self, buffers: [Vec<u64>; 3]) {
+        self.buffers = buffers;
     }
 
     /// Whether the index is built for some space.

@@ -41,7 +41,7 @@ mod state;
 mod tests;
 mod topk;
 
-pub(crate) use accounts::Accounts;
+pub(crate) use accounts::{Accounts, Visit};
 pub(crate) use ratio::Ratio;
 pub(crate) use runs::{Aging, effective, for_each_runs, runs};
 pub use state::FairState;

@@ -186,18 +186,20 @@ pub(crate) struct Aging {
     step: u64,
     /// `floor(2^64 / step)` for a step of at least 2 (then below 2^64).
     inverse: u64,
-    /// `before[d]`: an entry added at or before it has waited at least `d + 1` steps (`None` when
-    /// that time is out of range). See [`Aging::may_exceed`].
-    before: [Option<Millis>; 8],
+    /// `before[d]`: an entry added at or before it has waited at least `d + 1` steps (`Millis::MAX`
+    /// when that time is out of range: any entry may have). See [`Aging::may_exceed`].
+    before: [Millis; 8],
 }
 
 impl Aging {
     pub(crate) fn new(now: Millis, step_ms: Option<u64>) -> Self {
         let step = step_ms.unwrap_or(0);
         let inverse = if step < 2 { 0 } else { ((1u128 << 64) / u128::from(step)) as u64 };
-        let mut before = [None; 8];
+        let mut before = [Millis::MAX; 8];
         for (d, b) in before.iter_mut().enumerate() {
-            *b = i64::try_from(step.saturating_mul(d as u64 + 1)).ok().and_then(|x| now.checked_sub(x));
+            if let Some(t) = i64::try_from(step.saturating_mul(d as u64 + 1)).ok().and_then(|x| now.checked_sub(x)) {
+                *b = t;
+            }
         }
         Self { now, step, inverse, before }
     }
@@ -205,18 +207,16 @@ impl Aging {
     /// Whether an entry of `priority` added at `added` may have an effective priority above `best`:
     /// false only when it certainly has not. Decided by one comparison of `added` (no division or
     /// multiplication) when `best` is less than 8 levels above `priority`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn may_exceed(&self, priority: i32, added: Millis, best: i64) -> bool {
         let Some(d) = best.checked_sub(i64::from(priority)) else { return true };
-        if d < 0 {
-            return true;
-        }
         if self.step == 0 {
-            return false;
+            return d < 0;
         }
         // Above `best` takes at least `d + 1` levels, that is a wait of `(d + 1) * step`.
-        match usize::try_from(d).ok().and_then(|d| self.before.get(d)) {
-            Some(Some(t)) => added <= *t,
+        match d {
+            ..0 => true,
+            0..8 => added <= self.before[d as usize],
             _ => true,
         }
     }
@@ -224,7 +224,7 @@ impl Aging {
     /// `wait / step` (`step > 0`). With `inverse = floor(2^64 / step)`, `wait * inverse / 2^64`
     /// is more than `wait / step - 1` and at most `wait / step`: the estimate `q` is the quotient or
     /// one less, which the remainder `wait - q * step` (no overflow: `q * step <= wait`) settles.
-    #[inline]
+    #[inline(always)]
     fn levels(&self, wait: u64) -> u64 {
         if self.step == 1 {
             return wait;
@@ -234,7 +234,7 @@ impl Aging {
     }
 
     /// The effective priority of an entry of `priority` added at `added`: [`effective_of`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn effective(&self, priority: i32, added: Millis) -> i64 {
         let base = i64::from(priority);
         if self.step == 0 {
