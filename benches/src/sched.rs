@@ -124,7 +124,7 @@ fn build_view<'a>(insight: &'a Insight, data: &'a Dataset, now: i64, with_runs: 
                 weight: 1 + (c.len() as u32 % 3),
                 entries: e,
                 runs: if with_runs { data.runs.get(i) } else { &[] },
-                key: data.key_of[i],
+                key: if keyed { data.key_of[i] } else { 0 },
             })
             .collect(),
         costs: None,

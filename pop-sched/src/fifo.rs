@@ -109,7 +109,7 @@ impl Algorithm for FirstInFirstOut {
             }
         });
         let mut heap = BinaryHeap::from(best.into_vec());
-        let mut out = Vec::with_capacity(crate::picks_capacity(view, count));
+        let mut out = Vec::with_capacity(count.min(view.len()));
         while out.len() < count {
             let Some(Reverse(Head { customer, cursor, end, .. })) = heap.pop() else { break };
             let (ci, cursor, end) = (customer as usize, cursor as usize, end as usize);

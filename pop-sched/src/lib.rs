@@ -67,9 +67,3 @@ pub use priority::{Priority, PriorityConfig};
 pub use refill::{RefillPlan, plan_refill, refill_count};
 pub use registry::Registry;
 pub use round_robin::RoundRobin;
-
-/// The capacity to reserve for the picks of one call: `count` when small (counting the view's
-/// entries is a pass over every customer), else at most the view's entries.
-fn picks_capacity(view: &pop_core::sched::ReadyView<'_>, count: usize) -> usize {
-    if count <= 128 { count } else { count.min(view.len()) }
-}

@@ -311,7 +311,7 @@ impl Algorithm for Priority {
     }
 
     fn pick(&self, view: &ReadyView<'_>, state: &mut FairState, count: usize) -> Vec<ReadyAgenda> {
-        let mut out = Vec::with_capacity(crate::picks_capacity(view, count));
+        let mut out = Vec::with_capacity(count.min(view.len()));
         self.run(view, state, count, |_, e, _| {
             out.push(e.clone());
             true

@@ -150,7 +150,7 @@ impl Algorithm for RoundRobin {
     }
 
     fn pick(&self, view: &ReadyView<'_>, state: &mut FairState, count: usize) -> Vec<ReadyAgenda> {
-        let mut out = Vec::with_capacity(crate::picks_capacity(view, count));
+        let mut out = Vec::with_capacity(count.min(view.len()));
         self.run(view, state, count, |_, e| {
             out.push(e.clone());
             true
