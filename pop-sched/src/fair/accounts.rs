@@ -11,7 +11,7 @@
 use super::keys::Other;
 use super::state::Entry;
 use super::{FairState, Ratio};
-use pop_core::sched::ReadyView;
+use pop_core::sched::{CustomerReady, ReadyView};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -127,6 +127,67 @@ fn ceil_max(r: Ratio, floor: Ratio, w: u64) -> u64 {
     if floor.cmp_to(&r) == Ordering::Greater { r.scaled_ceil(w).max(floor.scaled_ceil(w)) } else { r.scaled_ceil(w) }
 }
 
+/// What the fast loads gather customer by customer, in view order: the accounts, the customers whose
+/// stored entry changes, whether they all have one weight.
+struct Walk {
+    v: Ratio,
+    round_end: Ratio,
+    next_seq: u64,
+    used: Vec<u64>,
+    weight: Vec<u64>,
+    seq: Vec<u64>,
+    dirty: Vec<u32>,
+    uniform_weight: Option<u64>,
+}
+
+impl Walk {
+    fn new(
+        view: &ReadyView<'_>,
+        [used, weight, seq]: [Vec<u64>; 3],
+        v: Ratio,
+        round_end: Ratio,
+        next_seq: u64,
+    ) -> Self {
+        let uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
+        Self { v, round_end, next_seq, used, weight, seq, dirty: Vec::new(), uniform_weight }
+    }
+
+    /// Customer `i`'s account from its stored entry, visited.
+    #[inline(always)]
+    fn add(
+        &mut self,
+        i: usize,
+        c: &CustomerReady<'_>,
+        stored: Option<Entry>,
+        charge: &Charges,
+        visit: &mut impl Visit,
+    ) {
+        let w = u64::from(c.weight.max(1));
+        let (u, s, clean) = account(stored, w, self.v, self.round_end, &mut self.next_seq);
+        if !clean || c.entries.is_empty() {
+            self.dirty.push(i as u32);
+        }
+        if self.uniform_weight != Some(w) {
+            self.uniform_weight = None;
+        }
+        let k = match charge {
+            Charges::Uniform => UNIT,
+            Charges::PerCustomer(c) => c[i],
+        };
+        visit.visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
+        self.used.push(u);
+        self.weight.push(w);
+        self.seq.push(s);
+    }
+
+    /// The accounts (charges set by the caller), read through the key index or by the sorted walk.
+    fn into_accounts(self, keyed: bool, others: Vec<Other>) -> Accounts {
+        let Walk { v, round_end, next_seq, used, weight, seq, dirty, uniform_weight } = self;
+        let link = if keyed { Link::Keyed { dirty, others } } else { Link::Fast { dirty, others } };
+        Accounts { v, round_end, next_seq, used, weight, charge: Charges::Uniform, seq, uniform_weight, link }
+    }
+}
+
 /// A customer's account for this call from its stored entry: (used, seq, whether the stored entry
 /// stays as it is). A customer backlogged at the end of the previous call keeps its tag (raised to
 /// the virtual time); one that (re)joins starts at the back of the round, after everyone already
@@ -213,48 +274,20 @@ impl Accounts {
         state: &mut FairState,
         v: Ratio,
         round_end: Ratio,
-        mut next_seq: u64,
+        next_seq: u64,
         charge: &Charges,
         visit: &mut impl Visit,
     ) -> Option<Self> {
         let space = view.keys?;
         let FairState { used: map, keyed: index, .. } = state;
         index.begin(space, map);
-        let n = view.customers.len();
-        let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
-        let [mut used, mut weight, mut seq] = index.take_buffers(n);
-        let mut dirty = Vec::new();
+        let mut walk = Walk::new(view, index.take_buffers(view.customers.len()), v, round_end, next_seq);
         for (i, c) in view.customers.iter().enumerate() {
             let stored = index.meet(c.key, c.customer_id, map).ok()?;
-            let w = u64::from(c.weight.max(1));
-            let (u, s, clean) = account(stored, w, v, round_end, &mut next_seq);
-            if !clean || c.entries.is_empty() {
-                dirty.push(i as u32);
-            }
-            if uniform_weight != Some(w) {
-                uniform_weight = None;
-            }
-            let k = match charge {
-                Charges::Uniform => UNIT,
-                Charges::PerCustomer(c) => c[i],
-            };
-            visit.visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
-            used.push(u);
-            weight.push(w);
-            seq.push(s);
+            walk.add(i, c, stored, charge, visit);
         }
         let others = index.others(map);
-        Some(Self {
-            v,
-            round_end,
-            next_seq,
-            used,
-            weight,
-            charge: Charges::Uniform,
-            seq,
-            uniform_weight,
-            link: Link::Keyed { dirty, others },
-        })
+        Some(walk.into_accounts(true, others))
     }
 
     /// The fast path of [`Accounts::load`]: walks the view and the (sorted) stored map together.
@@ -264,7 +297,7 @@ impl Accounts {
         state: &FairState,
         v: Ratio,
         round_end: Ratio,
-        mut next_seq: u64,
+        next_seq: u64,
         charge: &Charges,
         visit: &mut impl Visit,
     ) -> Option<Self> {
@@ -278,9 +311,8 @@ impl Accounts {
         let mut pending = it.next();
         let mut prev: Option<&str> = None;
         let mut prev_matched = true;
-        let mut uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
-        let (mut used, mut weight, mut seq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut dirty = Vec::new();
+        let buffers = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
+        let mut walk = Walk::new(view, buffers, v, round_end, next_seq);
         let mut stored = [None; CHUNK];
         for (chunk, customers) in view.customers.chunks(CHUNK).enumerate() {
             for (c, found) in customers.iter().zip(stored.iter_mut()) {
@@ -307,40 +339,14 @@ impl Accounts {
                 prev_matched = matched;
             }
             for (j, (c, stored)) in customers.iter().zip(stored).enumerate() {
-                let i = chunk * CHUNK + j;
-                let w = u64::from(c.weight.max(1));
-                let (u, s, clean) = account(stored, w, v, round_end, &mut next_seq);
-                if !clean || c.entries.is_empty() {
-                    dirty.push(i as u32);
-                }
-                if uniform_weight != Some(w) {
-                    uniform_weight = None;
-                }
-                let k = match charge {
-                    Charges::Uniform => UNIT,
-                    Charges::PerCustomer(c) => c[i],
-                };
-                visit.visit(i, Ratio { num: u.saturating_add(k), den: w }, s);
-                used.push(u);
-                weight.push(w);
-                seq.push(s);
+                walk.add(chunk * CHUNK + j, c, stored, charge, visit);
             }
         }
         while let Some((k, e)) = pending {
             others.push((k.clone(), e.tag(), e.backlogged, None));
             pending = it.next();
         }
-        Some(Self {
-            v,
-            round_end,
-            next_seq,
-            used,
-            weight,
-            charge: Charges::Uniform,
-            seq,
-            uniform_weight,
-            link: Link::Fast { dirty, others },
-        })
+        Some(walk.into_accounts(false, others))
     }
 
     /// The general path of [`Accounts::load`]: any order of the view.
