@@ -124,7 +124,7 @@ pub struct KeySpace(NonZeroU64);
 /// afresh from the ids. The interner only grows: one entry per customer ever seen.
 ///
 /// A view whose keys break these rules (a key given by another space, or two customers with one
-/// key) gives wrong picks; it never panics and never writes a state that does not decode.
+/// key) may give unfair picks; it never panics and never writes a state that does not decode.
 ///
 /// ```
 /// use pop_core::model::{Insight, ReadyAgenda};
