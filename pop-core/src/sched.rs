@@ -121,7 +121,9 @@ pub struct KeySpace(NonZeroU64);
 /// the same id always gets the same key from the same `CustomerKeys`, and distinct ids distinct
 /// keys; the space ([`CustomerKeys::space`]) is unique in the process, so an algorithm state that
 /// meets a view of another space (a state loaded elsewhere, a second interner) starts its key index
-/// afresh from the ids. The interner only grows: one entry per customer ever seen.
+/// afresh from the ids. The interner only grows: one entry per customer ever seen. An algorithm's
+/// index is an array by key, sized by the largest key it meets: give one insight's views keys from
+/// an interner of the customers that insight sees, not from one shared by many insights.
 ///
 /// A view whose keys break these rules (a key given by another space, or two customers with one
 /// key) may give unfair picks; it never panics and never writes a state that does not decode.
