@@ -123,7 +123,8 @@ pub struct KeySpace(NonZeroU64);
 /// meets a view of another space (a state loaded elsewhere, a second interner) starts its key index
 /// afresh from the ids. The interner only grows: one entry per customer ever seen. An algorithm's
 /// index is an array by key, sized by the largest key it meets: give one insight's views keys from
-/// an interner of the customers that insight sees, not from one shared by many insights.
+/// an interner of the customers that insight sees, not from one shared by many insights (`pop-sched`
+/// takes a key far past those its index holds for a misfit, and reads that call by ids).
 ///
 /// A view whose keys break these rules (a key given by another space, or two customers with one
 /// key) may give unfair picks; it never panics and never writes a state that does not decode.

@@ -280,7 +280,7 @@ impl Accounts {
     ) -> Option<Self> {
         let space = view.keys?;
         let FairState { used: map, keyed: index, .. } = state;
-        index.begin(space, map);
+        index.begin(space, map, view.customers.len());
         let mut walk = Walk::new(view, index.take_buffers(view.customers.len()), v, round_end, next_seq);
         for (i, c) in view.customers.iter().enumerate() {
             let stored = index.meet(c.key, c.customer_id, map).ok()?;

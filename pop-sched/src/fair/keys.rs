@@ -57,7 +57,18 @@ pub(crate) struct KeyIndex {
     stamp: u32,
     /// The accounts' per-call vectors, kept between calls (emptied).
     buffers: [Vec<u64>; 3],
+    /// Keys from here on do not fit this call (see [`GROWTH`]).
+    limit: usize,
+    /// The most slots the index has had (kept when it is dropped).
+    high: usize,
 }
+
+/// How far past the most keys it has held (plus four per customer in the view) the index grows in
+/// one call.
+/// Keys come from [`CustomerKeys`](pop_core::sched::CustomerKeys), dense from 0; a key far beyond
+/// (a view built with a bad key, or keys from an interner shared by many insights) is a misfit, and
+/// the call takes the general path, rather than the index growing to the key's size.
+const GROWTH: usize = 65_536;
 
 impl Clone for KeyIndex {
     /// A copy starts without an index (it is rebuilt when needed): a mirror is worth keeping only
@@ -83,9 +94,12 @@ impl std::fmt::Debug for KeyIndex {
 }
 
 impl KeyIndex {
-    /// Readies the index for a call whose view has keys of `space`: built afresh (every key
-    /// unknown, every stored customer unkeyed) when it was built for another space or dropped.
-    pub(crate) fn begin(&mut self, space: KeySpace, map: &BTreeMap<String, Entry>) {
+    /// Readies the index for a call whose view of `customers` customers has keys of `space`: built
+    /// afresh (every key unknown, every stored customer unkeyed) when it was built for another space
+    /// or dropped.
+    pub(crate) fn begin(&mut self, space: KeySpace, map: &BTreeMap<String, Entry>, customers: usize) {
+        // Rebuilt after a drop, the index may grow back at once to the size it had.
+        self.high = self.high.max(self.slots.len());
         if self.space != Some(space) {
             self.slots.clear();
             self.ids.clear();
@@ -94,6 +108,7 @@ impl KeyIndex {
             self.space = Some(space);
         }
         self.met = 0;
+        self.limit = self.high.saturating_add(customers.saturating_mul(4)).saturating_add(GROWTH);
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {
             self.slots.iter_mut().for_each(|s| s.seen = 0);
@@ -133,6 +148,9 @@ impl KeyIndex {
     pub(crate) fn meet(&mut self, k: u32, id: &str, map: &BTreeMap<String, Entry>) -> Result<Option<Entry>, Misfit> {
         let k = k as usize;
         if k >= self.slots.len() {
+            if k >= self.limit {
+                return Err(Misfit);
+            }
             self.slots.resize(k + 1, UNKNOWN);
             self.ids.resize(k + 1, None);
         }

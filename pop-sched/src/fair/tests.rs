@@ -226,6 +226,10 @@ fn keys_that_break_the_contract_are_survived() {
         let (a, b) = call(Some([5, 1, 2]), &mut plain, &mut keyed);
         assert_eq!((a, built(&keyed)), (b, false));
         let _ = call(Some([0, 1, 2]), &mut plain, &mut keyed);
+        // A key far past any given (a bad key): a misfit, not an index grown to its size.
+        let (a, b) = call(Some([0, u32::MAX, 2]), &mut plain, &mut keyed);
+        assert_eq!((a, built(&keyed)), (b, false));
+        let _ = call(Some([0, 1, 2]), &mut plain, &mut keyed);
         // Keys swapped: unfair, but no panic, a state that decodes, and the index dropped.
         for _ in 0..4 {
             let _ = call(Some([1, 0, 2]), &mut plain, &mut keyed);
