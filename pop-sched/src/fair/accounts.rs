@@ -141,15 +141,11 @@ struct Walk {
 }
 
 impl Walk {
-    fn new(
-        view: &ReadyView<'_>,
-        [used, weight, seq]: [Vec<u64>; 3],
-        v: Ratio,
-        round_end: Ratio,
-        next_seq: u64,
-    ) -> Self {
+    /// Starts from the state's virtual time, back of the round and sequence.
+    fn new(view: &ReadyView<'_>, [used, weight, seq]: [Vec<u64>; 3], state: &FairState) -> Self {
+        let (v, next_seq) = (state.virtual_time, state.seq);
         let uniform_weight = view.customers.first().map(|c| u64::from(c.weight.max(1)));
-        Self { v, round_end, next_seq, used, weight, seq, dirty: Vec::new(), uniform_weight }
+        Self { v, round_end: state.round_end.max(v), next_seq, used, weight, seq, dirty: Vec::new(), uniform_weight }
     }
 
     /// Customer `i`'s account from its stored entry, visited.
@@ -256,9 +252,9 @@ impl Accounts {
             None
         } else if view.keys.is_some() {
             // `None` when the keys do not fit: the general path, the visits discarded.
-            Self::load_keyed(view, state, v, round_end, next_seq, &charge, visit)
+            Self::load_keyed(view, state, &charge, visit)
         } else {
-            Self::load_sorted(view, state, v, round_end, next_seq, &charge, visit)
+            Self::load_sorted(view, state, &charge, visit)
         };
         if let Some(acc) = fast {
             return (Self { charge, ..acc }, true);
@@ -272,16 +268,14 @@ impl Accounts {
     fn load_keyed(
         view: &ReadyView<'_>,
         state: &mut FairState,
-        v: Ratio,
-        round_end: Ratio,
-        next_seq: u64,
         charge: &Charges,
         visit: &mut impl Visit,
     ) -> Option<Self> {
         let space = view.keys?;
+        let buffers = state.keyed.take_buffers(view.customers.len());
+        let mut walk = Walk::new(view, buffers, state);
         let FairState { used: map, keyed: index, .. } = state;
         index.begin(space, map, view.customers.len());
-        let mut walk = Walk::new(view, index.take_buffers(view.customers.len()), v, round_end, next_seq);
         for (i, c) in view.customers.iter().enumerate() {
             let stored = index.meet(c.key, c.customer_id, map).ok()?;
             walk.add(i, c, stored, charge, visit);
@@ -292,15 +286,7 @@ impl Accounts {
 
     /// The fast path of [`Accounts::load`]: walks the view and the (sorted) stored map together.
     /// `None` when the view turns out not to be sorted by customer id.
-    fn load_sorted(
-        view: &ReadyView<'_>,
-        state: &FairState,
-        v: Ratio,
-        round_end: Ratio,
-        next_seq: u64,
-        charge: &Charges,
-        visit: &mut impl Visit,
-    ) -> Option<Self> {
+    fn load_sorted(view: &ReadyView<'_>, state: &FairState, charge: &Charges, visit: &mut impl Visit) -> Option<Self> {
         let n = view.customers.len();
         // By chunks of customers, first the matching alone, a short loop: each customer's id is a
         // memory read that likely misses the cache (ids live wherever the caller's ready set put
@@ -312,7 +298,7 @@ impl Accounts {
         let mut prev: Option<&str> = None;
         let mut prev_matched = true;
         let buffers = [Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n)];
-        let mut walk = Walk::new(view, buffers, v, round_end, next_seq);
+        let mut walk = Walk::new(view, buffers, state);
         let mut stored = [None; CHUNK];
         for (chunk, customers) in view.customers.chunks(CHUNK).enumerate() {
             for (c, found) in customers.iter().zip(stored.iter_mut()) {
