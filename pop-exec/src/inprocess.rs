@@ -657,6 +657,7 @@ impl Stream for InProcessEvents {
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+    use pop_core::testing::runtime::progress_percents;
 
     fn request(op_type: &str, payload: Value) -> LaunchRequest {
         LaunchRequest {
@@ -680,17 +681,6 @@ mod tests {
         }
     }
 
-    /// The percentages of the progress events, in order.
-    fn percents(events: &[RuntimeEvent]) -> Vec<f64> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                RuntimeEvent::Progress(p) => p.percent_complete,
-                _ => None,
-            })
-            .collect()
-    }
-
     #[tokio::test]
     async fn success_reports_progress_output_and_exit_in_order() {
         let rt = InProcessRuntime::new();
@@ -703,7 +693,7 @@ mod tests {
         });
         let ev = events(&rt, request("t", json!({"a": 1}))).await;
         assert_eq!(ev[0], RuntimeEvent::Started);
-        let percents = percents(&ev);
+        let percents = progress_percents(&ev);
         assert_eq!(percents, vec![10.0, 60.0]);
         assert!(ev.contains(&RuntimeEvent::Log(LogStream::Stdout, "half way".into())));
         assert_eq!(ev[ev.len() - 2], RuntimeEvent::Output(json!({"echo": {"a": 1}, "last": false})));
@@ -847,7 +837,7 @@ mod tests {
         assert!(rt.list().await.unwrap().is_empty());
 
         let ev = events(&rt, request("later", json!({}))).await;
-        let percents = percents(&ev);
+        let percents = progress_percents(&ev);
         assert_eq!(ev[0], RuntimeEvent::Started);
         assert_eq!(percents, vec![10.0, 60.0]);
         assert_eq!(ev[ev.len() - 2], RuntimeEvent::Output(json!("done")));

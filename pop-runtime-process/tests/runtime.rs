@@ -5,6 +5,7 @@ use pop_core::Error;
 use pop_core::model::OperationProgress;
 use pop_core::registry::HandlerRegistry;
 use pop_core::runtime::{Exit, LaunchRequest, LaunchedState, LogStream, PodRuntime, RuntimeEvent};
+use pop_core::testing::runtime::progress_percents;
 use pop_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -76,16 +77,6 @@ fn outputs(events: &[RuntimeEvent]) -> Vec<Value> {
         .iter()
         .filter_map(|e| match e {
             RuntimeEvent::Output(v) => Some(v.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn percents(events: &[RuntimeEvent]) -> Vec<f64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            RuntimeEvent::Progress(p) => p.percent_complete,
             _ => None,
         })
         .collect()
@@ -379,7 +370,7 @@ async fn progress_lines_arrive_in_order() {
     );
     let (events, exit) = run(&rt, request("t", json!({}))).await;
     assert!(exit.success);
-    assert_eq!(percents(&events), (1..=30).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(progress_percents(&events), (1..=30).map(f64::from).collect::<Vec<_>>());
     let first = events.iter().find_map(|e| match e {
         RuntimeEvent::Progress(p) => p.processing_state_message.clone(),
         _ => None,
@@ -439,7 +430,7 @@ async fn malformed_progress_is_logged_and_ignored() {
     );
     let (events, exit) = run(&rt, request("t", json!({}))).await;
     assert!(exit.success, "{exit:?}");
-    assert_eq!(percents(&events), vec![5.0]);
+    assert_eq!(progress_percents(&events), vec![5.0]);
     assert_eq!(logs(&events, LogStream::Stdout), vec!["POP_PROGRESS {bad"]);
     assert_eq!(outputs(&events), vec![json!({"a": 1})]);
 }
@@ -599,7 +590,7 @@ async fn sample_handler_runs_the_original_payload() {
     let (events, exit) = run(&rt, request("sample", payload)).await;
     assert!(exit.success, "{exit:?} {events:?}");
     assert_eq!(outputs(&events), vec![json!({"actionData": "firstAction"})]);
-    assert_eq!(percents(&events), vec![50.0, 100.0]);
+    assert_eq!(progress_percents(&events), vec![50.0, 100.0]);
     assert!(logs(&events, LogStream::Stdout).contains(&"This is a custom log message".to_string()));
 }
 
@@ -619,7 +610,7 @@ async fn sample_handler_failures() {
     .await;
     assert!(!exit.success);
     assert_eq!(exit.code, Some(1));
-    assert_eq!(percents(&events), vec![50.0]);
+    assert_eq!(progress_percents(&events), vec![50.0]);
     assert!(logs(&events, LogStream::Stderr).iter().any(|l| l.contains("requested failure")), "{events:?}");
     assert!(outputs(&events).is_empty());
 

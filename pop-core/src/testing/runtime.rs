@@ -206,6 +206,11 @@ fn check_shape(rt: &dyn PodRuntime, all: &[RuntimeEvent], what: &str) -> (Vec<Ru
     (all.to_vec(), exit)
 }
 
+/// The percentages of a launch's progress events, in order (those that carry one).
+pub fn progress_percents(events: &[RuntimeEvent]) -> Vec<f64> {
+    events.iter().filter_map(|e| if let RuntimeEvent::Progress(p) = e { p.percent_complete } else { None }).collect()
+}
+
 fn outputs(events: &[RuntimeEvent]) -> Vec<&Value> {
     events.iter().filter_map(|e| if let RuntimeEvent::Output(v) = e { Some(v) } else { None }).collect()
 }
@@ -276,11 +281,7 @@ pub async fn progress_in_order(h: &dyn RuntimeHarness) -> CaseResult {
     let launched = launch(rt, request("conf-agenda-2", "progress.1", "conf-progress", json!({}))).await;
     let (events, exit) = collect(rt, launched.events, "a handler reporting progress").await;
     succeeded(rt, &exit, &events, "a handler reporting progress");
-    let seen: Vec<f64> = events
-        .iter()
-        .filter_map(|e| if let RuntimeEvent::Progress(p) = e { p.percent_complete } else { None })
-        .collect();
-    assert_eq!(seen, percents, "[{}] progress, in order: {events:?}", rt.name());
+    assert_eq!(progress_percents(&events), percents, "[{}] progress, in order: {events:?}", rt.name());
     let last_progress = events.iter().rposition(|e| matches!(e, RuntimeEvent::Progress(_)));
     let output_at = events.iter().position(|e| matches!(e, RuntimeEvent::Output(_)));
     assert!(
