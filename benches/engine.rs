@@ -67,18 +67,34 @@ async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = pop_exec::inprocess::InProcessRuntime::new();
     rt.register("noop", |_ctx| async move { Ok(json!({"ok": true})) });
-    let (store, queue) = pop_store_sled::open_both(pop_store_sled::Config::new(dir.path()).flush_policy(
-        pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: env_or("POP_BENCH_GROUP_COMMIT_MS", 2) as u64 },
-    ))
-    .expect("sled");
+    let (store, queue): (Arc<dyn pop_core::store::Store>, Arc<dyn pop_core::queue::QueueBackend>) =
+        if std::env::var("POP_BENCH_STORE").as_deref() == Ok("memory") {
+            (Arc::new(pop_core::memory::MemoryStore::new()), Arc::new(pop_core::memory::MemoryQueue::new()))
+        } else if std::env::var("POP_BENCH_STORE").as_deref() == Ok("fjall") {
+            let (s, q) = pop_store_fjall::open_both(pop_store_fjall::Config::new(dir.path()).flush_policy(
+                pop_store_fjall::FlushPolicy::GroupCommit {
+                    max_delay_ms: env_or("POP_BENCH_GROUP_COMMIT_MS", 2) as u64,
+                },
+            ))
+            .expect("fjall");
+            (Arc::new(s), Arc::new(q))
+        } else {
+            let (s, q) = pop_store_sled::open_both(pop_store_sled::Config::new(dir.path()).flush_policy(
+                pop_store_sled::FlushPolicy::GroupCommit {
+                    max_delay_ms: env_or("POP_BENCH_GROUP_COMMIT_MS", 2) as u64,
+                },
+            ))
+            .expect("sled");
+            (Arc::new(s), Arc::new(q))
+        };
     let config = PopConfig {
         scheduler_interval: Duration::from_millis(5),
         heartbeat: Duration::from_secs(5),
         ..PopConfig::default()
     };
     let pop = Pop::builder()
-        .store(Arc::new(store))
-        .queue(Arc::new(queue))
+        .store(store)
+        .queue(queue)
         .runtime(Arc::new(RuntimeRouter::new().with(Arc::new(rt))))
         .config(config)
         .build()

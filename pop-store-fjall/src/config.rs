@@ -1,0 +1,92 @@
+//! Options for opening a fjall database: where, how much cache, and when writes become durable.
+
+use std::path::{Path, PathBuf};
+
+/// When a write's future completes relative to the disk.
+///
+/// Every mutating call of [`crate::FjallStore`] and [`crate::FjallQueue`] applies its change in
+/// memory first (one fjall write transaction: other callers may read it at once) and then waits as
+/// this policy says. If that wait fails (the journal's flush reports an IO error), the call returns
+/// the error although the change stays applied in memory: treat it like a timeout, the outcome is
+/// unknown (and fjall then refuses every later write: restart the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// After each write, write the journal and `fdatasync` it before returning.
+    ///
+    /// Promise: when the future completes with `Ok`, the write survives a process crash or power
+    /// loss (as far as the disk honours `fdatasync`). Each write pays for a sync of its own.
+    FlushEveryWrite,
+    /// Group commit: one background thread syncs the journal at most every `max_delay_ms` while
+    /// writes are waiting; a write's future completes only after a sync that *began after the write
+    /// was applied* has finished.
+    ///
+    /// Promise: the same as [`FlushPolicy::FlushEveryWrite`] (an `Ok` means durable), with one
+    /// `fdatasync` shared by every write of the interval.
+    GroupCommit {
+        /// The least time between the starts of two syncs, in milliseconds (0: sync as soon as the
+        /// previous sync ends).
+        max_delay_ms: u64,
+    },
+    /// Never wait: the journal is written when its buffer fills or another write syncs it.
+    ///
+    /// Promise: none across a crash beyond fjall's own (never half of an atomic batch). For tests
+    /// and throwaway data.
+    Never,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy::GroupCommit { max_delay_ms: 2 }
+    }
+}
+
+/// How to open a [`crate::FjallStore`]; build with [`Config::new`] or [`Config::temporary`].
+///
+/// ```
+/// use pop_store_fjall::{Config, FlushPolicy};
+/// let config = Config::new("/var/lib/pop-fjall")
+///     .cache_capacity_bytes(256 << 20)
+///     .flush_policy(FlushPolicy::GroupCommit { max_delay_ms: 5 });
+/// assert_eq!(config.path().unwrap().to_str(), Some("/var/lib/pop-fjall"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) cache_capacity_bytes: u64,
+    pub(crate) flush_policy: FlushPolicy,
+}
+
+impl Config {
+    /// A database in directory `path` (created if missing), 64 MiB of block cache, group commit
+    /// every 2 ms.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: Some(path.as_ref().to_owned()),
+            cache_capacity_bytes: 64 << 20,
+            flush_policy: FlushPolicy::default(),
+        }
+    }
+
+    /// A database in a fresh temporary directory, removed when the store is dropped; writes never
+    /// wait for the disk ([`FlushPolicy::Never`]).
+    pub fn temporary() -> Self {
+        Self { path: None, cache_capacity_bytes: 16 << 20, flush_policy: FlushPolicy::Never }
+    }
+
+    /// The size of fjall's block cache.
+    pub fn cache_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.cache_capacity_bytes = bytes;
+        self
+    }
+
+    /// When writes become durable (see [`FlushPolicy`]).
+    pub fn flush_policy(mut self, policy: FlushPolicy) -> Self {
+        self.flush_policy = policy;
+        self
+    }
+
+    /// The database directory (`None` for a temporary database).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+}

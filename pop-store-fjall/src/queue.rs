@@ -1,0 +1,595 @@
+//! [`FjallQueue`]: per-insight queues with leases on the same fjall keyspace as the store.
+//!
+//! The layout is the sled queue's (format 3): an item is one entry in `q#entries` under
+//! `c(insight) agendaId` (sequence number, epoch, receipt and deadline in a binary header, then the
+//! item's JSON) and one key in `q#order` under `c(insight) slot seq`, where `slot` is [`VISIBLE`]
+//! for a visible item and the lease deadline for a leased one. Every change is one write
+//! transaction; fjall's single-writer lock serializes them, so a receive picks and leases its items
+//! in one transaction, and no two receives pick the same item.
+
+use crate::error::fjall_err;
+use crate::format::{self, corrupt};
+use crate::store::{Inner, Mirrored, Tx};
+use async_trait::async_trait;
+use fjall::TxPartitionHandle;
+use pop_core::model::{Millis, ReadyAgenda};
+use pop_core::queue::{Lease, LeaseToken, QueueBackend};
+use pop_core::{Error, Result};
+use std::sync::Arc;
+
+/// The `slot` of a visible item in `q#order` (`i64::MIN` as a key: before every deadline).
+pub(crate) const VISIBLE: i64 = i64::MIN;
+
+/// A queue entry as stored in `q#entries`.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    /// The epoch of the latest delivery (0 before the first).
+    pub(crate) epoch: u64,
+    /// The receipt and deadline of the current delivery, while leased.
+    pub(crate) lease: Option<(String, Millis)>,
+    /// The `ReadyAgenda` as JSON.
+    pub(crate) item: Vec<u8>,
+}
+
+impl Entry {
+    fn slot(&self) -> Millis {
+        self.lease.as_ref().map_or(VISIBLE, |(_, d)| *d)
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let receipt = self.lease.as_ref().map_or("", |(r, _)| r.as_str());
+        let mut v = Vec::with_capacity(26 + receipt.len() + self.item.len());
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.push(u8::from(self.lease.is_some()));
+        v.extend_from_slice(&format::i64_key(self.lease.as_ref().map_or(0, |(_, d)| *d)));
+        v.push(receipt.len().min(255) as u8);
+        v.extend_from_slice(&receipt.as_bytes()[..receipt.len().min(255)]);
+        v.extend_from_slice(&self.item);
+        v
+    }
+
+    pub(crate) fn decode(key: &[u8], v: &[u8]) -> Result<Self> {
+        let bad = |why: &str| corrupt(format::Q_ENTRIES_PARTITION, key, why.to_owned());
+        let (Some(seq), Some(epoch), Some(&leased), Some(deadline), Some(&rlen)) = (
+            format::u64_from(v),
+            v.get(8..).and_then(format::u64_from),
+            v.get(16),
+            v.get(17..).and_then(format::i64_from_key),
+            v.get(25),
+        ) else {
+            return Err(bad("the entry ends inside its header"));
+        };
+        let receipt = v.get(26..26 + rlen as usize).ok_or_else(|| bad("the receipt is cut short"))?;
+        let receipt = std::str::from_utf8(receipt).map_err(|_| bad("the receipt is not UTF-8"))?;
+        let lease = match leased {
+            0 => None,
+            1 => Some((receipt.to_owned(), deadline)),
+            other => return Err(bad(&format!("unknown lease flag {other}"))),
+        };
+        Ok(Self { seq, epoch, lease, item: v[26 + rlen as usize..].to_vec() })
+    }
+
+    pub(crate) fn item(&self, key: &[u8]) -> Result<ReadyAgenda> {
+        serde_json::from_slice(&self.item)
+            .map_err(|e| corrupt(format::Q_ENTRIES_PARTITION, key, format!("the item: {e}")))
+    }
+}
+
+/// POP's [`QueueBackend`] on fjall; get one with [`crate::FjallStore::queue`]. Cheap to clone.
+#[derive(Clone)]
+pub struct FjallQueue {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FjallQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallQueue").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+/// A key of `q#order`: `c(insight) slot(8) seq(8)`.
+pub(crate) fn order_key(insight: &str, slot: Millis, seq: u64) -> Vec<u8> {
+    let mut k = format::component(insight);
+    k.extend_from_slice(&format::i64_key(slot));
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// A key of `q#entries`: `c(insight) agendaId`.
+pub(crate) fn entry_key(insight: &str, agenda: &str) -> Vec<u8> {
+    let mut k = format::component(insight);
+    k.extend_from_slice(agenda.as_bytes());
+    k
+}
+
+fn parse_order_tail(rest: &[u8]) -> Option<(Millis, u64)> {
+    if rest.len() != 16 {
+        return None;
+    }
+    Some((format::i64_from_key(rest)?, format::u64_from(&rest[8..])?))
+}
+
+fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
+    format::u64_from(v).filter(|_| v.len() == 8).ok_or_else(|| {
+        corrupt(format::Q_COUNT_PARTITION, key, format!("expected an 8-byte count, found {} bytes", v.len()))
+    })
+}
+
+fn ttl(now: Millis, ttl_ms: u64) -> Millis {
+    // never VISIBLE, whatever the clock says
+    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)).max(VISIBLE + 1)
+}
+
+fn not_current(token: &LeaseToken, why: &str) -> Error {
+    Error::Conflict(format!(
+        "lease of agenda {} in queue {} (epoch {}, receipt {}) is not current: {why}",
+        token.agenda_id, token.insight_id, token.epoch, token.receipt
+    ))
+}
+
+/// An item of `q#order`: its key, sequence number, slot and agenda.
+struct Candidate {
+    key: Vec<u8>,
+    seq: u64,
+    slot: Millis,
+    agenda: String,
+}
+
+fn candidate(prefix: &[u8], key: &[u8], v: &[u8]) -> Result<Candidate> {
+    let Some((slot, seq)) = parse_order_tail(&key[prefix.len()..]) else {
+        return Err(corrupt(format::Q_ORDER_PARTITION, key, "expected slot(8) seq(8) after the insight"));
+    };
+    let agenda = std::str::from_utf8(v)
+        .map_err(|_| corrupt(format::Q_ORDER_PARTITION, key, "the agenda id is not UTF-8"))?
+        .to_owned();
+    Ok(Candidate { key: key.to_vec(), seq, slot, agenda })
+}
+
+impl FjallQueue {
+    fn entries(&self) -> &TxPartitionHandle {
+        &self.inner.q_entries
+    }
+
+    fn order(&self) -> &TxPartitionHandle {
+        &self.inner.q_order
+    }
+
+    /// Adds `delta` to the queue's count inside a transaction.
+    fn bump(&self, tx: &mut Tx<'_>, insight: &str, delta: i64) -> Result<()> {
+        let count = &self.inner.q_count;
+        let cur =
+            match tx.get(count, insight.as_bytes()).map_err(|e| fjall_err(format!("length of queue {insight}"), e))? {
+                Some(v) => decode_count(insight.as_bytes(), &v)?,
+                None => 0,
+            };
+        let next = (cur as i64 + delta).max(0) as u64;
+        if next == 0 {
+            tx.remove(count, insight.as_bytes());
+        } else {
+            tx.insert(count, insight.as_bytes(), next.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// The entry of `token` if the token is its current delivery; the inner `Err` is the
+    /// `Conflict` saying why not.
+    fn lookup(&self, tx: &mut Tx<'_>, token: &LeaseToken) -> Result<Result<(Vec<u8>, Entry)>> {
+        let ek = entry_key(&token.insight_id, &token.agenda_id);
+        let got = tx
+            .get(self.entries(), &ek)
+            .map_err(|e| fjall_err(format!("look up the lease of agenda {}", token.agenda_id), e))?;
+        let Some(v) = got else {
+            return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
+        };
+        let entry = Entry::decode(&ek, &v)?;
+        let receipt = entry.lease.as_ref().map(|(r, _)| r.as_str());
+        if receipt != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
+            return Ok(Err(not_current(
+                token,
+                &format!(
+                    "the item's current delivery is epoch {}{}",
+                    entry.epoch,
+                    if entry.lease.is_none() { " (not leased)" } else { "" }
+                ),
+            )));
+        }
+        Ok(Ok((ek, entry)))
+    }
+
+    fn current(&self, tx: &mut Tx<'_>, token: &LeaseToken) -> Result<(Vec<u8>, Entry)> {
+        self.lookup(tx, token)?
+    }
+
+    /// Items of `q#order` in `range` (all of the same insight), at most `limit`, from the mirror.
+    fn order_range(
+        &self,
+        insight: &str,
+        range: std::ops::Range<Vec<u8>>,
+        limit: usize,
+        out: &mut Vec<Candidate>,
+    ) -> Result<()> {
+        let prefix = format::component(insight);
+        for (k, v) in self.inner.mirror().order.range(range).take(limit) {
+            out.push(candidate(&prefix, k, v)?);
+        }
+        Ok(())
+    }
+
+    /// The end (exclusive) of the order keys of leases due at `now` or before.
+    fn due_end(insight: &str, now: Millis) -> Vec<u8> {
+        if now == i64::MAX {
+            // every lease, those due at i64::MAX included (an order key has 16 bytes after the insight)
+            let mut e = format::component(insight);
+            e.extend_from_slice(&[0xFF; 17]);
+            e
+        } else {
+            order_key(insight, now + 1, 0)
+        }
+    }
+
+    /// Order entries of leases whose deadline is `<= now`, earliest first.
+    fn expired_keys(&self, insight: &str, now: Millis, limit: usize) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        if now != VISIBLE {
+            self.order_range(
+                insight,
+                order_key(insight, VISIBLE + 1, 0)..Self::due_end(insight, now),
+                limit,
+                &mut out,
+            )?;
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl QueueBackend for FjallQueue {
+    fn backend_name(&self) -> &'static str {
+        "fjall"
+    }
+
+    async fn push(&self, insight_id: &str, item: ReadyAgenda, now: Millis) -> Result<bool> {
+        Ok(self.push_many(insight_id, vec![item], now).await?.first().copied().unwrap_or(false))
+    }
+
+    async fn push_many(&self, insight_id: &str, items: Vec<ReadyAgenda>, _now: Millis) -> Result<Vec<bool>> {
+        if let Some(bad) = items.iter().position(|i| i.agenda_id.is_empty()) {
+            return Err(Error::invalid(if items.len() == 1 {
+                format!("push to queue {insight_id}: the item has no agendaId")
+            } else {
+                format!("push to queue {insight_id}: item {bad} of the batch has no agendaId")
+            }));
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jsons = items
+            .iter()
+            .map(|item| serde_json::to_vec(item).map_err(|e| Error::backend("codec", e)))
+            .collect::<Result<Vec<_>>>()?;
+        let what = || match items.as_slice() {
+            [one] => format!("push agenda {} to queue {insight_id}", one.agenda_id),
+            _ => format!("push {} agendas to queue {insight_id}", items.len()),
+        };
+        // One transaction for the batch: one durable write instead of one per item.
+        let pushed = self.inner.transaction(what, |tx| {
+            let mut seq = self.inner.take_ids(tx, items.len() as u64)?;
+            let mut pushed = Vec::with_capacity(items.len());
+            let mut added = 0;
+            for (item, json) in items.iter().zip(jsons) {
+                let ek = entry_key(insight_id, &item.agenda_id);
+                let present = tx
+                    .contains_key(self.entries(), &ek)
+                    .map_err(|e| fjall_err(format!("push to queue {insight_id}"), e))?;
+                if present {
+                    pushed.push(false);
+                    continue;
+                }
+                let entry = Entry { seq, epoch: 0, lease: None, item: json };
+                tx.insert(self.entries(), ek, entry.encode());
+                tx.put_mirrored(
+                    Mirrored::Order,
+                    self.order(),
+                    order_key(insight_id, VISIBLE, seq),
+                    item.agenda_id.as_bytes().to_vec(),
+                );
+                seq += 1;
+                added += 1;
+                pushed.push(true);
+            }
+            if added > 0 {
+                self.bump(tx, insight_id, added)?;
+            }
+            Ok(pushed)
+        })?;
+        if pushed.contains(&true) {
+            self.inner.durable().await?;
+        }
+        Ok(pushed)
+    }
+
+    async fn receive(&self, insight_id: &str, max: usize, ttl_ms: u64, now: Millis) -> Result<Vec<Lease>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = ttl(now, ttl_ms);
+        let out = self.inner.transaction(
+            || format!("receive from queue {insight_id}"),
+            |tx| {
+                // The first `max` visible items and every expired lease, by push order.
+                // (The mirror is current: this transaction holds the writer lock.)
+                let mut cands = Vec::new();
+                let visible = order_key(insight_id, VISIBLE, 0)..order_key(insight_id, VISIBLE + 1, 0);
+                self.order_range(insight_id, visible, max, &mut cands)?;
+                cands.extend(self.expired_keys(insight_id, now, usize::MAX)?);
+                cands.sort_by_key(|c| c.seq);
+                cands.truncate(max);
+                if cands.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Epochs come from the persistent id counter: they grow with every delivery, across
+                // acks, re-pushes and restarts.
+                let first = self.inner.take_ids(tx, cands.len() as u64)?;
+                let mut got = Vec::with_capacity(cands.len());
+                for (epoch, c) in (first..).zip(cands) {
+                    let ek = entry_key(insight_id, &c.agenda);
+                    let stored = tx
+                        .get(self.entries(), &ek)
+                        .map_err(|e| fjall_err(format!("receive from queue {insight_id}"), e))?;
+                    let Some(v) = stored else {
+                        return Err(corrupt(
+                            format::Q_ORDER_PARTITION,
+                            &c.key,
+                            "points at a queue entry that does not exist",
+                        ));
+                    };
+                    let mut entry = Entry::decode(&ek, &v)?;
+                    if entry.seq != c.seq || entry.slot() != c.slot {
+                        return Err(corrupt(
+                            format::Q_ORDER_PARTITION,
+                            &c.key,
+                            format!("its entry has sequence {} and slot {}", entry.seq, entry.slot()),
+                        ));
+                    }
+                    let item = entry.item(&ek)?;
+                    entry.epoch = epoch;
+                    let receipt = uuid::Uuid::new_v4().to_string();
+                    entry.lease = Some((receipt.clone(), deadline));
+                    tx.remove_mirrored(Mirrored::Order, self.order(), c.key.clone());
+                    tx.put_mirrored(
+                        Mirrored::Order,
+                        self.order(),
+                        order_key(insight_id, deadline, c.seq),
+                        c.agenda.as_bytes().to_vec(),
+                    );
+                    tx.insert(self.entries(), ek, entry.encode());
+                    got.push(Lease {
+                        token: LeaseToken {
+                            insight_id: insight_id.to_owned(),
+                            agenda_id: c.agenda,
+                            receipt,
+                            epoch: entry.epoch,
+                        },
+                        item,
+                        deadline,
+                    });
+                }
+                Ok(got)
+            },
+        )?;
+        if !out.is_empty() {
+            self.inner.durable().await?;
+        }
+        Ok(out)
+    }
+
+    async fn extend(&self, token: &LeaseToken, ttl_ms: u64, now: Millis) -> Result<Millis> {
+        let deadline = ttl(now, ttl_ms);
+        self.inner.transaction(
+            || format!("extend the lease of agenda {}", token.agenda_id),
+            |tx| {
+                let (ek, mut entry) = self.current(tx, token)?;
+                tx.remove_mirrored(
+                    Mirrored::Order,
+                    self.order(),
+                    order_key(&token.insight_id, entry.slot(), entry.seq),
+                );
+                if let Some((_, d)) = entry.lease.as_mut() {
+                    *d = deadline;
+                }
+                tx.put_mirrored(
+                    Mirrored::Order,
+                    self.order(),
+                    order_key(&token.insight_id, deadline, entry.seq),
+                    token.agenda_id.as_bytes().to_vec(),
+                );
+                tx.insert(self.entries(), ek, entry.encode());
+                Ok(())
+            },
+        )?;
+        self.inner.durable().await?;
+        Ok(deadline)
+    }
+
+    async fn ack(&self, token: &LeaseToken) -> Result<()> {
+        self.inner.transaction(
+            || format!("ack the lease of agenda {}", token.agenda_id),
+            |tx| {
+                let (ek, entry) = self.current(tx, token)?;
+                tx.remove_mirrored(
+                    Mirrored::Order,
+                    self.order(),
+                    order_key(&token.insight_id, entry.slot(), entry.seq),
+                );
+                tx.remove(self.entries(), ek);
+                self.bump(tx, &token.insight_id, -1)
+            },
+        )?;
+        self.inner.durable().await
+    }
+
+    async fn ack_many(&self, tokens: &[LeaseToken]) -> Vec<Result<()>> {
+        if tokens.len() <= 1 {
+            let mut out = Vec::with_capacity(1);
+            for token in tokens {
+                out.push(self.ack(token).await);
+            }
+            return out;
+        }
+        // One transaction and one durable wait for the batch; a token that is not current fails
+        // alone (its `Conflict` is its result, the transaction goes on).
+        let outcome = self.inner.transaction(
+            || format!("ack {} leases", tokens.len()),
+            |tx| {
+                let mut results = Vec::with_capacity(tokens.len());
+                let mut removed: Vec<(&str, i64)> = Vec::new();
+                for token in tokens {
+                    let (ek, entry) = match self.lookup(tx, token)? {
+                        Ok(found) => found,
+                        Err(e) => {
+                            results.push(Err(e));
+                            continue;
+                        }
+                    };
+                    tx.remove_mirrored(
+                        Mirrored::Order,
+                        self.order(),
+                        order_key(&token.insight_id, entry.slot(), entry.seq),
+                    );
+                    tx.remove(self.entries(), ek);
+                    match removed.iter_mut().find(|(q, _)| *q == token.insight_id) {
+                        Some((_, n)) => *n += 1,
+                        None => removed.push((token.insight_id.as_str(), 1)),
+                    }
+                    results.push(Ok(()));
+                }
+                for (insight, n) in removed {
+                    self.bump(tx, insight, -n)?;
+                }
+                Ok(results)
+            },
+        );
+        let results = match outcome {
+            Ok(results) => results,
+            Err(e) => return tokens.iter().map(|_| Err(e.copied())).collect(),
+        };
+        if results.iter().any(Result::is_ok) {
+            if let Err(e) = self.inner.durable().await {
+                return results.into_iter().map(|r| r.and_then(|()| Err(e.copied()))).collect();
+            }
+        }
+        results
+    }
+
+    async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {
+        self.inner.transaction(
+            || format!("release the lease of agenda {}", token.agenda_id),
+            |tx| {
+                let (ek, mut entry) = self.current(tx, token)?;
+                tx.remove_mirrored(
+                    Mirrored::Order,
+                    self.order(),
+                    order_key(&token.insight_id, entry.slot(), entry.seq),
+                );
+                entry.lease = None;
+                tx.put_mirrored(
+                    Mirrored::Order,
+                    self.order(),
+                    order_key(&token.insight_id, VISIBLE, entry.seq),
+                    token.agenda_id.as_bytes().to_vec(),
+                );
+                tx.insert(self.entries(), ek, entry.encode());
+                Ok(())
+            },
+        )?;
+        self.inner.durable().await
+    }
+
+    async fn len(&self, insight_id: &str) -> Result<usize> {
+        let v = self
+            .inner
+            .q_count
+            .get(insight_id.as_bytes())
+            .map_err(|e| fjall_err(format!("length of queue {insight_id}"), e))?;
+        match v {
+            None => Ok(0),
+            Some(v) => Ok(decode_count(insight_id.as_bytes(), &v)? as usize),
+        }
+    }
+
+    async fn count_by_customer(&self, insight_id: &str) -> Result<std::collections::BTreeMap<String, usize>> {
+        let mut out = std::collections::BTreeMap::new();
+        for kv in self.entries().inner().prefix(format::component(insight_id)) {
+            let (k, v) = kv.map_err(|e| fjall_err(format!("count the items of queue {insight_id} by customer"), e))?;
+            let item = Entry::decode(&k, &v)?.item(&k)?;
+            *out.entry(item.customer_id).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
+    async fn leased(&self, insight_id: &str, now: Millis) -> Result<usize> {
+        // The live part of the order: keys after (insight, now).
+        if now == i64::MAX {
+            return Ok(0);
+        }
+        let (from, to) = (order_key(insight_id, now + 1, 0), Self::due_end(insight_id, i64::MAX));
+        Ok(self.inner.mirror().order.range(from..to).count())
+    }
+
+    async fn expired(&self, insight_id: &str, now: Millis, limit: usize) -> Result<Vec<Lease>> {
+        let mut out = Vec::new();
+        for c in self.expired_keys(insight_id, now, limit)? {
+            let ek = entry_key(insight_id, &c.agenda);
+            let stored =
+                self.entries().get(&ek).map_err(|e| fjall_err(format!("expired leases of {insight_id}"), e))?;
+            let Some(v) = stored else {
+                continue; // acked since the scan
+            };
+            let entry = Entry::decode(&ek, &v)?;
+            let Some((receipt, d)) = entry.lease.clone() else { continue };
+            if d != c.slot || entry.seq != c.seq {
+                continue; // extended, released or delivered again since the scan
+            }
+            out.push(Lease {
+                token: LeaseToken {
+                    insight_id: insight_id.to_owned(),
+                    agenda_id: c.agenda,
+                    receipt,
+                    epoch: entry.epoch,
+                },
+                item: entry.item(&ek)?,
+                deadline: d,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn contains(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
+        self.entries()
+            .contains_key(entry_key(insight_id, agenda_id))
+            .map_err(|e| fjall_err(format!("look up agenda {agenda_id} in queue {insight_id}"), e))
+    }
+
+    async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
+        let ek = entry_key(insight_id, agenda_id);
+        let removed = self.inner.transaction(
+            || format!("remove agenda {agenda_id} from queue {insight_id}"),
+            |tx| {
+                let taken = tx
+                    .take(self.entries(), ek.as_slice())
+                    .map_err(|e| fjall_err(format!("remove agenda {agenda_id} from queue {insight_id}"), e))?;
+                let Some(v) = taken else { return Ok(false) };
+                let entry = Entry::decode(&ek, &v)?;
+                tx.remove_mirrored(Mirrored::Order, self.order(), order_key(insight_id, entry.slot(), entry.seq));
+                self.bump(tx, insight_id, -1)?;
+                Ok(true)
+            },
+        )?;
+        if removed {
+            self.inner.durable().await?;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,736 @@
+//! [`FjallStore`]: the [`Store`] on fjall — a partition per kind, index partitions, the ready set,
+//! named leases, all written in single-writer transactions.
+
+use crate::config::Config;
+use crate::durability::Durability;
+use crate::error::{FjallError, fjall_err};
+use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, corrupt, show_key};
+use crate::queue::FjallQueue;
+use async_trait::async_trait;
+use fjall::{PartitionCreateOptions, TxKeyspace, TxPartitionHandle, WriteTransaction};
+use pop_core::model::{Millis, ReadyAgenda};
+use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
+use pop_core::{Error, Result};
+use std::collections::BTreeMap;
+use std::ops::{Bound, Range};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The most writes one atomic batch accepts: a batch is one fjall transaction, held in memory until
+/// it commits, under the keyspace's single-writer lock.
+pub const MAX_BATCH: usize = 10_000;
+
+/// The shared state of a database: the partitions and the durability policy.
+pub(crate) struct Inner {
+    pub(crate) ks: TxKeyspace,
+    pub(crate) path: PathBuf,
+    pub(crate) meta: TxPartitionHandle,
+    obj: Vec<TxPartitionHandle>,
+    idx: Vec<TxPartitionHandle>,
+    phase: Vec<TxPartitionHandle>,
+    ready: TxPartitionHandle,
+    ready_by_agenda: TxPartitionHandle,
+    leases: TxPartitionHandle,
+    pub(crate) q_entries: TxPartitionHandle,
+    pub(crate) q_order: TxPartitionHandle,
+    pub(crate) q_count: TxPartitionHandle,
+    durability: Durability,
+    /// The queue order and the ready set as committed, in memory (see [`Mirror`]).
+    pub(crate) mirror: std::sync::Mutex<Mirror>,
+    /// The directory of a temporary database, removed after the keyspace is dropped.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+/// The two partitions that are rewritten all the time and read by range, mirrored in memory.
+///
+/// In a log-structured store a removed key leaves a tombstone that a range scan steps over until
+/// compaction drops it; the queue order (every receive and ack moves or removes a key) and the ready
+/// set (every scheduled agenda leaves it) would make every receive and every scheduling pass step
+/// over all the removals since the last compaction. Their keys and values are therefore also kept
+/// in memory, changed under the same lock as the commit that changes them (so the mirror follows
+/// the commits' order), loaded from the partitions when the database is opened, and read by
+/// range there. Point reads still go to fjall.
+#[derive(Default)]
+pub(crate) struct Mirror {
+    /// `q#order`: key → agenda id.
+    pub(crate) order: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `ready`: key → the `ReadyAgenda` as JSON.
+    pub(crate) ready: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// A mirrored partition.
+#[derive(Clone, Copy)]
+pub(crate) enum Mirrored {
+    Order,
+    Ready,
+}
+
+impl Mirror {
+    fn part(&mut self, which: Mirrored) -> &mut BTreeMap<Vec<u8>, Vec<u8>> {
+        match which {
+            Mirrored::Order => &mut self.order,
+            Mirrored::Ready => &mut self.ready,
+        }
+    }
+}
+
+/// A write transaction, with the changes to the mirrored partitions it will make on commit.
+pub(crate) struct Tx<'a> {
+    tx: WriteTransaction<'a>,
+    changes: Vec<(Mirrored, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl<'a> std::ops::Deref for Tx<'a> {
+    type Target = WriteTransaction<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl Tx<'_> {
+    /// Inserts into a mirrored partition.
+    pub(crate) fn put_mirrored(&mut self, which: Mirrored, part: &TxPartitionHandle, key: Vec<u8>, value: Vec<u8>) {
+        self.tx.insert(part, key.as_slice(), value.as_slice());
+        self.changes.push((which, key, Some(value)));
+    }
+
+    /// Removes from a mirrored partition.
+    pub(crate) fn remove_mirrored(&mut self, which: Mirrored, part: &TxPartitionHandle, key: Vec<u8>) {
+        self.tx.remove(part, key.as_slice());
+        self.changes.push((which, key, None));
+    }
+}
+
+impl Inner {
+    /// Runs `body` in one write transaction (fjall's single-writer lock is held until it ends) and
+    /// commits it if `body` returned `Ok`; otherwise nothing of it is applied.
+    pub(crate) fn transaction<T>(
+        &self,
+        op: impl FnOnce() -> String,
+        body: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut tx = Tx { tx: self.ks.write_tx(), changes: Vec::new() };
+        match body(&mut tx) {
+            Ok(v) => {
+                if tx.changes.is_empty() {
+                    tx.tx.commit().map_err(|e| fjall_err(op(), e))?;
+                    return Ok(v);
+                }
+                // The mirror's lock is taken before the commit and held until its changes are in:
+                // the next transaction cannot commit before (it waits for this lock), so the
+                // mirror sees the commits in their order.
+                let mut mirror = self.mirror.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                tx.tx.commit().map_err(|e| fjall_err(op(), e))?;
+                for (which, key, value) in tx.changes {
+                    let part = mirror.part(which);
+                    match value {
+                        Some(v) => part.insert(key, v),
+                        None => part.remove(&key),
+                    };
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                tx.tx.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the mirror.
+    pub(crate) fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
+        self.mirror.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits as the flush policy says after a mutation.
+    pub(crate) async fn durable(&self) -> Result<()> {
+        self.durability.wait().await
+    }
+
+    /// `n` fresh ids from the database's persistent counter (`meta/ids`), inside `tx`: they grow
+    /// across restarts, as the counter is written in the transaction that uses them.
+    pub(crate) fn take_ids(&self, tx: &mut Tx<'_>, n: u64) -> Result<u64> {
+        let cur = match tx.get(&self.meta, format::IDS_KEY).map_err(|e| fjall_err("read meta/ids", e))? {
+            Some(v) => format::u64_from(&v)
+                .filter(|_| v.len() == 8)
+                .ok_or_else(|| corrupt(format::META_PARTITION, format::IDS_KEY, "expected an 8-byte counter"))?,
+            None => 0,
+        };
+        tx.insert(&self.meta, format::IDS_KEY, (cur + n).to_be_bytes());
+        Ok(cur + 1)
+    }
+}
+
+/// POP's [`Store`] on an embedded fjall database. Cheap to clone (shared handle).
+///
+/// Open with [`FjallStore::open`] or [`FjallStore::temporary`]; get the queue of the same database
+/// with [`FjallStore::queue`]. The on-disk layout is described in [`crate::format`].
+#[derive(Clone)]
+pub struct FjallStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+fn kind_slot(kind: Kind) -> usize {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+impl FjallStore {
+    /// Opens (or creates) the database `config` names.
+    ///
+    /// Errors: `Unsupported` naming both versions if the database has an on-disk format this build
+    /// does not read; `Backend` if fjall cannot open the directory (e.g. another process has it open).
+    pub fn open(config: Config) -> Result<Self> {
+        let (path, temporary) = match &config.path {
+            Some(p) => (p.clone(), None),
+            None => {
+                let dir = tempfile::Builder::new().prefix("pop-fjall-").tempdir().map_err(|e| {
+                    Error::backend("fjall", FjallError::Failed(format!("create a temporary directory: {e}")))
+                })?;
+                (dir.path().to_owned(), Some(dir))
+            }
+        };
+        let ks = fjall::Config::new(&path)
+            .cache_size(config.cache_capacity_bytes)
+            // the journal is synced by this crate's durability policy, not on fjall's own schedule
+            .manual_journal_persist(true)
+            .fsync_ms(None)
+            .open_transactional()
+            .map_err(|e| fjall_err(format!("open fjall database at {}", path.display()), e))?;
+        let open = |name: &str| {
+            ks.open_partition(name, PartitionCreateOptions::default())
+                .map_err(|e| fjall_err(format!("open partition {name} of {}", path.display()), e))
+        };
+        let meta = open(format::META_PARTITION)?;
+        check_format(&ks, &meta, &path)?;
+        let obj = Kind::ALL.iter().map(|k| open(&format::obj_partition(*k))).collect::<Result<Vec<_>>>()?;
+        let idx = Kind::ALL.iter().map(|k| open(&format::idx_partition(*k))).collect::<Result<Vec<_>>>()?;
+        let phase = Kind::ALL.iter().map(|k| open(&format::phase_partition(*k))).collect::<Result<Vec<_>>>()?;
+        let (ready, q_order) = (open(format::READY_PARTITION)?, open(format::Q_ORDER_PARTITION)?);
+        let mut mirror = Mirror::default();
+        for (part, name, into) in [
+            (&ready, format::READY_PARTITION, &mut mirror.ready),
+            (&q_order, format::Q_ORDER_PARTITION, &mut mirror.order),
+        ] {
+            for kv in part.inner().iter() {
+                let (k, v) = kv.map_err(|e| fjall_err(format!("load partition {name} of {}", path.display()), e))?;
+                into.insert(k.to_vec(), v.to_vec());
+            }
+        }
+        let inner = Inner {
+            mirror: std::sync::Mutex::new(mirror),
+            ready,
+            q_order,
+            ready_by_agenda: open(format::READY_BY_AGENDA_PARTITION)?,
+            leases: open(format::LEASES_PARTITION)?,
+            q_entries: open(format::Q_ENTRIES_PARTITION)?,
+            q_count: open(format::Q_COUNT_PARTITION)?,
+            durability: Durability::start(config.flush_policy, ks.clone())?,
+            meta,
+            obj,
+            idx,
+            phase,
+            ks,
+            path: if temporary.is_some() { PathBuf::from("(temporary)") } else { path },
+            _temporary: temporary,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// A database in a temporary directory, removed when the last handle is dropped (no fsync waits).
+    pub fn temporary() -> Result<Self> {
+        Self::open(Config::temporary())
+    }
+
+    /// The queue backend on the same database.
+    pub fn queue(&self) -> FjallQueue {
+        FjallQueue { inner: self.inner.clone() }
+    }
+
+    /// The database directory (`(temporary)` for a temporary one).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Syncs everything written so far to disk, whatever the flush policy.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.durability.sync_now().await.map_err(Into::into)
+    }
+
+    fn obj(&self, kind: Kind) -> &TxPartitionHandle {
+        &self.inner.obj[kind_slot(kind)]
+    }
+
+    fn idx(&self, kind: Kind) -> &TxPartitionHandle {
+        &self.inner.idx[kind_slot(kind)]
+    }
+
+    fn phases(&self, kind: Kind) -> &TxPartitionHandle {
+        &self.inner.phase[kind_slot(kind)]
+    }
+}
+
+/// Reads (or, for a new database, writes) the format version in the `meta` partition.
+fn check_format(ks: &TxKeyspace, meta: &TxPartitionHandle, path: &Path) -> Result<()> {
+    let found = meta.get(FORMAT_KEY).map_err(|e| fjall_err("read the format version from partition meta", e))?;
+    match found {
+        Some(v) if v.as_ref() == FORMAT_VERSION.to_string().as_bytes() => Ok(()),
+        Some(v) => Err(FjallError::UnknownFormat {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&v).into_owned(),
+            supported: FORMAT_VERSION,
+        }
+        .into()),
+        None => {
+            let has_data = ks.list_partitions().iter().any(|name| {
+                let name: &str = name;
+                name != format::META_PARTITION
+                    && ks
+                        .open_partition(name, PartitionCreateOptions::default())
+                        .map(|p| p.inner().is_empty().unwrap_or(false))
+                        .map(|empty| !empty)
+                        .unwrap_or(true)
+            }) || !meta.inner().is_empty().unwrap_or(true);
+            if has_data {
+                return Err(FjallError::UnknownFormat {
+                    path: path.to_owned(),
+                    found: "none (the database holds data but no format version)".into(),
+                    supported: FORMAT_VERSION,
+                }
+                .into());
+            }
+            meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())
+                .map_err(|e| fjall_err("write the format version to partition meta", e))?;
+            ks.persist(fjall::PersistMode::SyncAll).map_err(|e| fjall_err("sync the new database", e))?;
+            Ok(())
+        }
+    }
+}
+
+fn op_label(op: &WriteOp) -> String {
+    match op {
+        WriteOp::Create(r) => format!("create {} {}", r.kind, r.id),
+        WriteOp::Update { record, .. } => format!("update {} {}", record.kind, record.id),
+        WriteOp::Put(r) => format!("put {} {}", r.kind, r.id),
+        WriteOp::Delete { kind, id, .. } => format!("delete {kind} {id}"),
+        WriteOp::ReadyInsert(r) => format!("ready-insert agenda {}", r.agenda_id),
+        WriteOp::ReadyRemove { agenda_id } => format!("ready-remove agenda {agenda_id}"),
+    }
+}
+
+/// What a record write expects of the stored record.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// None stored (create).
+    Absent,
+    /// This version stored (compare-and-swap update).
+    Version(u64),
+    /// Anything (upsert).
+    Any,
+}
+
+impl FjallStore {
+    /// Writes a record with its index and phase entries, checking what is stored against `expect`.
+    fn write_record(&self, tx: &mut Tx<'_>, rec: &Record, expect: Expect) -> Result<()> {
+        let (objs, idx) = (self.obj(rec.kind), self.idx(rec.kind));
+        let got =
+            tx.get(objs, rec.id.as_bytes()).map_err(|e| fjall_err(format!("{} {}: read", rec.kind, rec.id), e))?;
+        let old = got.map(|bytes| format::decode_checked_header(rec.kind, &rec.id, &bytes)).transpose()?;
+        let version = match (expect, &old) {
+            (Expect::Absent, Some(_)) => {
+                return Err(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
+            }
+            (Expect::Version(_), None) => return Err(Error::not_found(rec.kind, rec.id.clone())),
+            (Expect::Version(expected), Some(old)) if old.version != expected => {
+                return Err(Error::Conflict(format!(
+                    "update {} {}: expected version {expected}, stored version is {}",
+                    rec.kind, rec.id, old.version
+                )));
+            }
+            (_, None) => 1,
+            (_, Some(old)) => old.version + 1,
+        };
+        let indexes = format::indexed_values(rec);
+        let phase = format::stored_phase(rec);
+        let (old_indexes, old_phase) = match &old {
+            Some(o) => (o.indexes.as_slice(), o.phase),
+            None => (&[][..], None),
+        };
+        for (f, v) in old_indexes {
+            if !indexes.iter().any(|(g, w)| g == f && w == v) {
+                tx.remove(idx, format::index_key(*f, v, &rec.id));
+            }
+        }
+        tx.insert(objs, rec.id.as_bytes(), format::encode_record(version, &indexes, phase, &rec.body));
+        for (f, v) in &indexes {
+            if !old_indexes.iter().any(|(g, w)| g == f && w == v) {
+                tx.insert(idx, format::index_key(*f, v, &rec.id), []);
+            }
+        }
+        if old_phase != phase {
+            let phases = self.phases(rec.kind);
+            if let Some(p) = old_phase {
+                tx.remove(phases, format::phase_key(p, &rec.id));
+            }
+            if let Some(p) = phase {
+                tx.insert(phases, format::phase_key(p, &rec.id), []);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, tx: &mut Tx<'_>, op: &WriteOp) -> Result<()> {
+        let read = |e| fjall_err(op_label(op), e);
+        match op {
+            WriteOp::Create(rec) => self.write_record(tx, rec, Expect::Absent),
+            WriteOp::Update { record, expected_version } => {
+                self.write_record(tx, record, Expect::Version(*expected_version))
+            }
+            WriteOp::Put(rec) => self.write_record(tx, rec, Expect::Any),
+            WriteOp::Delete { kind, id, expected_version } => {
+                let objs = self.obj(*kind);
+                let Some(old) = tx.get(objs, id.as_bytes()).map_err(read)? else {
+                    return Err(Error::not_found(kind, id.clone()));
+                };
+                let old = format::decode_checked_header(*kind, id, &old)?;
+                if let Some(v) = expected_version {
+                    if old.version != *v {
+                        return Err(Error::Conflict(format!(
+                            "delete {kind} {id}: expected version {v}, stored version is {}",
+                            old.version
+                        )));
+                    }
+                }
+                tx.remove(objs, id.as_bytes());
+                for (f, v) in &old.indexes {
+                    tx.remove(self.idx(*kind), format::index_key(*f, v, id));
+                }
+                if let Some(p) = old.phase {
+                    tx.remove(self.phases(*kind), format::phase_key(p, id));
+                }
+                Ok(())
+            }
+            WriteOp::ReadyInsert(ra) => {
+                let (ready, by_agenda) = (&self.inner.ready, &self.inner.ready_by_agenda);
+                if let Some(old_key) = tx.get(by_agenda, ra.agenda_id.as_bytes()).map_err(read)? {
+                    tx.remove_mirrored(Mirrored::Ready, ready, old_key.to_vec());
+                }
+                let key = format::ready_key(&ra.insight_id, &ra.customer_id, ra.priority, ra.added, &ra.agenda_id);
+                let body = serde_json::to_vec(ra).map_err(|e| Error::backend("codec", e))?;
+                tx.insert(by_agenda, ra.agenda_id.as_bytes(), key.as_slice());
+                tx.put_mirrored(Mirrored::Ready, ready, key, body);
+                Ok(())
+            }
+            WriteOp::ReadyRemove { agenda_id } => {
+                if let Some(old_key) = tx.take(&self.inner.ready_by_agenda, agenda_id.as_bytes()).map_err(read)? {
+                    tx.remove_mirrored(Mirrored::Ready, &self.inner.ready, old_key.to_vec());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn validate_op(op: &WriteOp) -> Result<()> {
+    let (kind, id) = match op {
+        WriteOp::Create(r) | WriteOp::Update { record: r, .. } | WriteOp::Put(r) => (r.kind, &r.id),
+        WriteOp::Delete { kind, id, .. } => (*kind, id),
+        WriteOp::ReadyInsert(r) => {
+            if r.agenda_id.is_empty() {
+                return Err(Error::invalid("a ready entry needs an agendaId"));
+            }
+            return Ok(());
+        }
+        WriteOp::ReadyRemove { .. } => return Ok(()),
+    };
+    if id.is_empty() {
+        return Err(Error::invalid(format!("{}: the {kind} id is empty", op_label(op))));
+    }
+    Ok(())
+}
+
+/// A key-value pair read from a partition.
+pub(crate) type Kv = (fjall::Slice, fjall::Slice);
+
+/// Collects up to `limit` (+1 to know whether there is more) entries of `part` after `start` that
+/// begin with `prefix`.
+pub(crate) fn range_page(
+    part: &TxPartitionHandle,
+    prefix: &[u8],
+    start: Bound<Vec<u8>>,
+    limit: usize,
+    op: &str,
+) -> Result<(Vec<Kv>, bool)> {
+    let mut out = Vec::new();
+    for kv in part.inner().range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        let (k, v) = kv.map_err(|e| fjall_err(op.to_owned(), e))?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        out.push((k, v));
+    }
+    Ok((out, false))
+}
+
+#[async_trait]
+impl Store for FjallStore {
+    fn backend_name(&self) -> &'static str {
+        "fjall"
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
+        let v = self
+            .obj(kind)
+            .get(id.as_bytes())
+            .map_err(|e| fjall_err(format!("get {kind} {id} in partition {}", format::obj_partition(kind)), e))?;
+        v.map(|v| format::decode_record(kind, id, &v)).transpose()
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if ops.len() > MAX_BATCH {
+            return Err(Error::Unsupported(format!(
+                "an atomic write of {} operations is more than the fjall backend's limit of {MAX_BATCH}",
+                ops.len()
+            )));
+        }
+        for op in &ops {
+            validate_op(op)?;
+        }
+        self.inner.transaction(
+            || format!("atomic write of {} operations ({})", ops.len(), op_label(&ops[0])),
+            |tx| ops.iter().try_for_each(|op| self.apply(tx, op)),
+        )?;
+        self.inner.durable().await
+    }
+
+    async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>> {
+        if !kind.indexed_fields().contains(&field) {
+            let fields: Vec<&str> = kind.indexed_fields().iter().map(|f| f.as_str()).collect();
+            return Err(Error::invalid(format!(
+                "{kind} is not indexed by {field}; its indexed fields are: {}",
+                if fields.is_empty() { "none".to_owned() } else { fields.join(", ") }
+            )));
+        }
+        let prefix = format::index_prefix(field, value);
+        let mut start = match &page.cursor {
+            Some(c) => Bound::Excluded([prefix.as_slice(), c.as_bytes()].concat()),
+            None => Bound::Included(prefix.clone()),
+        };
+        let op = format!("query {kind} by {field} = {value:?}");
+        let limit = page.effective_limit();
+        let objs = self.obj(kind);
+        let mut items = Vec::with_capacity(limit.min(1024));
+        // Index entries whose object changed between the scan and the get are skipped; keep
+        // scanning until the page is full or the index ends.
+        loop {
+            let (entries, more) = range_page(self.idx(kind), &prefix, start, limit - items.len(), &op)?;
+            let last = entries.last().map(|(k, _)| k.to_vec());
+            for (k, _) in entries {
+                let id = String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| corrupt(format::idx_partition(kind), &k, "the id in the index key is not UTF-8"))?;
+                let Some(v) = objs.get(id.as_bytes()).map_err(|e| fjall_err(op.clone(), e))? else { continue };
+                let rec = format::decode_record(kind, &id, &v)?;
+                if rec.indexes.iter().any(|(f, w)| *f == field && w == value) {
+                    items.push(rec);
+                }
+            }
+            match (more, last) {
+                (true, Some(last)) if items.len() < limit => start = Bound::Excluded(last),
+                (true, _) => {
+                    let next = items.last().map(|r: &Record| r.id.clone());
+                    return Ok(Page { items, next });
+                }
+                (false, _) => return Ok(Page { items, next: None }),
+            }
+        }
+    }
+
+    async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>> {
+        let start = match &page.cursor {
+            Some(c) => Bound::Excluded(c.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let limit = page.effective_limit();
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for kv in self.obj(kind).inner().range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = kv.map_err(|e| fjall_err(format!("scan {kind}"), e))?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let id = std::str::from_utf8(&k).map_err(|_| corrupt(kind.as_str(), &k, "the id is not UTF-8"))?;
+            items.push(format::decode_record(kind, id, &v)?);
+        }
+        let next = if more { items.last().map(|r| r.id.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn query_phase(
+        &self,
+        kind: Kind,
+        phase: Phase,
+        at: Range<Millis>,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        if !kind.has_phase_index() {
+            return Err(Error::Unsupported(format!("query {kind} by phase: {kind} has no phase index")));
+        }
+        let from = format::phase_bound(phase, at.start);
+        let end = format::phase_bound(phase, at.end);
+        let mut start = Bound::Included(from.to_vec());
+        if let Some(c) = &page.cursor {
+            let tail = format::unhex(c).filter(|t| t.len() >= 8).ok_or_else(|| {
+                Error::invalid(format!("query {kind} in phase {phase}: cursor {c:?} was not returned by this store"))
+            })?;
+            let after = [&[format::phase_code(phase)], tail.as_slice()].concat();
+            if after.as_slice() >= from.as_slice() {
+                start = Bound::Excluded(after);
+            }
+        }
+        let past_end = match &start {
+            Bound::Included(k) | Bound::Excluded(k) => k.as_slice() >= end.as_slice(),
+            Bound::Unbounded => false,
+        };
+        if at.start >= at.end || past_end {
+            return Ok(Page { items: Vec::new(), next: None });
+        }
+        let op = format!("query {kind} in phase {phase}, times {at:?}");
+        let limit = page.effective_limit();
+        let objs = self.obj(kind);
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut last_key: Option<Vec<u8>> = None;
+        for kv in self.phases(kind).inner().range::<Vec<u8>, _>((start, Bound::Excluded(end.to_vec()))) {
+            let (k, _) = kv.map_err(|e| fjall_err(op.clone(), e))?;
+            let Some((entry, id)) = format::parse_phase_key(&k) else {
+                return Err(corrupt(format::phase_partition(kind), &k, "unparsable phase-index key"));
+            };
+            if items.len() == limit {
+                let next = last_key.map(|k| format::hex(&k[1..]));
+                return Ok(Page { items, next });
+            }
+            let Some(v) = objs.get(id.as_bytes()).map_err(|e| fjall_err(op.clone(), e))? else { continue };
+            let rec = format::decode_record(kind, &id, &v)?;
+            if rec.phase == Some(entry) {
+                items.push(rec);
+                last_key = Some(k.to_vec());
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {
+        let op = || format!("get the ready entry of agenda {agenda_id}");
+        let Some(key) = self.inner.ready_by_agenda.get(agenda_id.as_bytes()).map_err(|e| fjall_err(op(), e))? else {
+            return Ok(None);
+        };
+        let Some(v) = self.inner.ready.get(&key).map_err(|e| fjall_err(op(), e))? else {
+            return Err(corrupt(
+                format::READY_BY_AGENDA_PARTITION,
+                agenda_id.as_bytes(),
+                format!("points at ready key {} that does not exist", show_key(&key)),
+            ));
+        };
+        decode_ready(&key, &v).map(Some)
+    }
+
+    async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
+        let prefix = format::component(insight_id);
+        let start = match &page.cursor {
+            Some(c) => {
+                let tail = format::unhex(c).ok_or_else(|| {
+                    Error::invalid(format!("ready_list of insight {insight_id}: malformed cursor {c:?}"))
+                })?;
+                Bound::Excluded([prefix.as_slice(), &tail].concat())
+            }
+            None => Bound::Included(prefix.clone()),
+        };
+        let limit = page.effective_limit();
+        let mirror = self.inner.mirror();
+        let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        for (k, v) in mirror.ready.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if entries.len() == limit {
+                more = true;
+                break;
+            }
+            entries.push((k, v));
+        }
+        let next = if more { entries.last().map(|(k, _)| format::hex(&k[prefix.len()..])) } else { None };
+        let items = entries.iter().map(|(k, v)| decode_ready(k, v)).collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
+        let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let leases = &self.inner.leases;
+        let got = self.inner.transaction(
+            || format!("acquire lease {name} for {holder}"),
+            |tx| {
+                let stored = tx.get(leases, name.as_bytes()).map_err(|e| fjall_err(format!("read lease {name}"), e))?;
+                if let Some(v) = stored {
+                    let (until, current) = format::decode_lease(name.as_bytes(), &v)?;
+                    if current != holder && until > now {
+                        return Ok(false);
+                    }
+                }
+                tx.insert(leases, name.as_bytes(), format::encode_lease(expires, holder));
+                Ok(true)
+            },
+        )?;
+        if got {
+            self.inner.durable().await?;
+        }
+        Ok(got)
+    }
+
+    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
+        let leases = &self.inner.leases;
+        let released = self.inner.transaction(
+            || format!("release lease {name} of {holder}"),
+            |tx| {
+                let stored = tx.get(leases, name.as_bytes()).map_err(|e| fjall_err(format!("read lease {name}"), e))?;
+                if let Some(v) = stored {
+                    let (_, current) = format::decode_lease(name.as_bytes(), &v)?;
+                    if current == holder {
+                        tx.remove(leases, name.as_bytes());
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            },
+        )?;
+        if released {
+            self.inner.durable().await?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_ready(key: &[u8], v: &[u8]) -> Result<ReadyAgenda> {
+    serde_json::from_slice(v).map_err(|e| corrupt(format::READY_PARTITION, key, e.to_string()))
+}
