@@ -92,6 +92,7 @@
 //! The cases avoid the exact boundary `now == deadline` (whether that instant is expired is left to
 //! the backend).
 
+pub mod crash;
 pub mod fuzz;
 pub mod queue;
 pub mod runtime;
