@@ -12,69 +12,18 @@ use crate::format::{self, corrupt};
 use crate::store::{Inner, Mirrored, Tx};
 use async_trait::async_trait;
 use fjall::TxPartitionHandle;
+use pop_core::kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
 use std::sync::Arc;
 
-/// The `slot` of a visible item in `q#order` (`i64::MIN` as a key: before every deadline).
-pub(crate) const VISIBLE: i64 = i64::MIN;
-
 /// A queue entry as stored in `q#entries`.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) seq: u64,
-    /// The epoch of the latest delivery (0 before the first).
-    pub(crate) epoch: u64,
-    /// The receipt and deadline of the current delivery, while leased.
-    pub(crate) lease: Option<(String, Millis)>,
-    /// The `ReadyAgenda` as JSON.
-    pub(crate) item: Vec<u8>,
-}
+type Entry = pop_core::kv::QueueEntry;
 
-impl Entry {
-    fn slot(&self) -> Millis {
-        self.lease.as_ref().map_or(VISIBLE, |(_, d)| *d)
-    }
-
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let receipt = self.lease.as_ref().map_or("", |(r, _)| r.as_str());
-        let mut v = Vec::with_capacity(26 + receipt.len() + self.item.len());
-        v.extend_from_slice(&self.seq.to_be_bytes());
-        v.extend_from_slice(&self.epoch.to_be_bytes());
-        v.push(u8::from(self.lease.is_some()));
-        v.extend_from_slice(&format::i64_key(self.lease.as_ref().map_or(0, |(_, d)| *d)));
-        v.push(receipt.len().min(255) as u8);
-        v.extend_from_slice(&receipt.as_bytes()[..receipt.len().min(255)]);
-        v.extend_from_slice(&self.item);
-        v
-    }
-
-    pub(crate) fn decode(key: &[u8], v: &[u8]) -> Result<Self> {
-        let bad = |why: &str| corrupt(format::Q_ENTRIES_PARTITION, key, why.to_owned());
-        let (Some(seq), Some(epoch), Some(&leased), Some(deadline), Some(&rlen)) = (
-            format::u64_from(v),
-            v.get(8..).and_then(format::u64_from),
-            v.get(16),
-            v.get(17..).and_then(format::i64_from_key),
-            v.get(25),
-        ) else {
-            return Err(bad("the entry ends inside its header"));
-        };
-        let receipt = v.get(26..26 + rlen as usize).ok_or_else(|| bad("the receipt is cut short"))?;
-        let receipt = std::str::from_utf8(receipt).map_err(|_| bad("the receipt is not UTF-8"))?;
-        let lease = match leased {
-            0 => None,
-            1 => Some((receipt.to_owned(), deadline)),
-            other => return Err(bad(&format!("unknown lease flag {other}"))),
-        };
-        Ok(Self { seq, epoch, lease, item: v[26 + rlen as usize..].to_vec() })
-    }
-
-    pub(crate) fn item(&self, key: &[u8]) -> Result<ReadyAgenda> {
-        serde_json::from_slice(&self.item)
-            .map_err(|e| corrupt(format::Q_ENTRIES_PARTITION, key, format!("the item: {e}")))
-    }
+/// Decodes the entry stored under `key` in `q#entries`.
+fn decode_entry(key: &[u8], v: &[u8]) -> Result<Entry> {
+    Entry::decode(format::Q_ENTRIES_PARTITION, key, v)
 }
 
 /// POP's [`QueueBackend`] on fjall; get one with [`crate::FjallStore::queue`]. Cheap to clone.
@@ -89,44 +38,8 @@ impl std::fmt::Debug for FjallQueue {
     }
 }
 
-/// A key of `q#order`: `c(insight) slot(8) seq(8)`.
-pub(crate) fn order_key(insight: &str, slot: Millis, seq: u64) -> Vec<u8> {
-    let mut k = format::component(insight);
-    k.extend_from_slice(&format::i64_key(slot));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// A key of `q#entries`: `c(insight) agendaId`.
-pub(crate) fn entry_key(insight: &str, agenda: &str) -> Vec<u8> {
-    let mut k = format::component(insight);
-    k.extend_from_slice(agenda.as_bytes());
-    k
-}
-
-fn parse_order_tail(rest: &[u8]) -> Option<(Millis, u64)> {
-    if rest.len() != 16 {
-        return None;
-    }
-    Some((format::i64_from_key(rest)?, format::u64_from(&rest[8..])?))
-}
-
 fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
-    format::u64_from(v).filter(|_| v.len() == 8).ok_or_else(|| {
-        corrupt(format::Q_COUNT_PARTITION, key, format!("expected an 8-byte count, found {} bytes", v.len()))
-    })
-}
-
-fn ttl(now: Millis, ttl_ms: u64) -> Millis {
-    // never VISIBLE, whatever the clock says
-    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)).max(VISIBLE + 1)
-}
-
-fn not_current(token: &LeaseToken, why: &str) -> Error {
-    Error::Conflict(format!(
-        "lease of agenda {} in queue {} (epoch {}, receipt {}) is not current: {why}",
-        token.agenda_id, token.insight_id, token.epoch, token.receipt
-    ))
+    pop_core::kv::decode_count(format::Q_COUNT_PARTITION, key, v)
 }
 
 /// An item of `q#order`: its key, sequence number, slot and agenda.
@@ -183,7 +96,7 @@ impl FjallQueue {
         let Some(v) = got else {
             return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
         };
-        let entry = Entry::decode(&ek, &v)?;
+        let entry = decode_entry(&ek, &v)?;
         let receipt = entry.lease.as_ref().map(|(r, _)| r.as_str());
         if receipt != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
             return Ok(Err(not_current(
@@ -345,7 +258,7 @@ impl QueueBackend for FjallQueue {
                             "points at a queue entry that does not exist",
                         ));
                     };
-                    let mut entry = Entry::decode(&ek, &v)?;
+                    let mut entry = decode_entry(&ek, &v)?;
                     if entry.seq != c.seq || entry.slot() != c.slot {
                         return Err(corrupt(
                             format::Q_ORDER_PARTITION,
@@ -353,7 +266,7 @@ impl QueueBackend for FjallQueue {
                             format!("its entry has sequence {} and slot {}", entry.seq, entry.slot()),
                         ));
                     }
-                    let item = entry.item(&ek)?;
+                    let item = entry.item(format::Q_ENTRIES_PARTITION, &ek)?;
                     entry.epoch = epoch;
                     let receipt = uuid::Uuid::new_v4().to_string();
                     entry.lease = Some((receipt.clone(), deadline));
@@ -523,7 +436,7 @@ impl QueueBackend for FjallQueue {
         let mut out = std::collections::BTreeMap::new();
         for kv in self.entries().inner().prefix(format::component(insight_id)) {
             let (k, v) = kv.map_err(|e| fjall_err(format!("count the items of queue {insight_id} by customer"), e))?;
-            let item = Entry::decode(&k, &v)?.item(&k)?;
+            let item = decode_entry(&k, &v)?.item(format::Q_ENTRIES_PARTITION, &k)?;
             *out.entry(item.customer_id).or_insert(0) += 1;
         }
         Ok(out)
@@ -547,7 +460,7 @@ impl QueueBackend for FjallQueue {
             let Some(v) = stored else {
                 continue; // acked since the scan
             };
-            let entry = Entry::decode(&ek, &v)?;
+            let entry = decode_entry(&ek, &v)?;
             let Some((receipt, d)) = entry.lease.clone() else { continue };
             if d != c.slot || entry.seq != c.seq {
                 continue; // extended, released or delivered again since the scan
@@ -559,7 +472,7 @@ impl QueueBackend for FjallQueue {
                     receipt,
                     epoch: entry.epoch,
                 },
-                item: entry.item(&ek)?,
+                item: entry.item(format::Q_ENTRIES_PARTITION, &ek)?,
                 deadline: d,
             });
         }
@@ -581,7 +494,7 @@ impl QueueBackend for FjallQueue {
                     .take(self.entries(), ek.as_slice())
                     .map_err(|e| fjall_err(format!("remove agenda {agenda_id} from queue {insight_id}"), e))?;
                 let Some(v) = taken else { return Ok(false) };
-                let entry = Entry::decode(&ek, &v)?;
+                let entry = decode_entry(&ek, &v)?;
                 tx.remove_mirrored(Mirrored::Order, self.order(), order_key(insight_id, entry.slot(), entry.seq));
                 self.bump(tx, insight_id, -1)?;
                 Ok(true)

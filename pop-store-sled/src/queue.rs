@@ -14,6 +14,7 @@ use crate::error::sled_err;
 use crate::format::{self, corrupt, show_key};
 use crate::store::{Inner, IntegrityReport};
 use async_trait::async_trait;
+use pop_core::kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
@@ -32,68 +33,12 @@ pub(crate) struct QueueTrees {
     pub(crate) receiving: std::sync::Mutex<()>,
 }
 
-/// The `slot` of a visible item in `q/order` (`i64::MIN` as a key: before every deadline).
-pub(crate) const VISIBLE: i64 = i64::MIN;
+/// A queue entry as stored in `q/entries` (see [`crate::format`]).
+pub(crate) type Entry = pop_core::kv::QueueEntry;
 
-/// A queue entry as stored in `q/entries` (see [`crate::format`]): the header is binary, the item
-/// stays as the JSON bytes it was pushed with, so that a lease change rewrites the header and copies
-/// the item without parsing it.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) seq: u64,
-    /// The epoch of the latest delivery (0 before the first).
-    pub(crate) epoch: u64,
-    /// The receipt and deadline of the current delivery, while leased.
-    pub(crate) lease: Option<(String, Millis)>,
-    /// The `ReadyAgenda` as JSON.
-    pub(crate) item: Vec<u8>,
-}
-
-impl Entry {
-    /// The item's slot in `q/order`.
-    fn slot(&self) -> Millis {
-        self.lease.as_ref().map_or(VISIBLE, |(_, d)| *d)
-    }
-
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let receipt = self.lease.as_ref().map_or("", |(r, _)| r.as_str());
-        let mut v = Vec::with_capacity(26 + receipt.len() + self.item.len());
-        v.extend_from_slice(&self.seq.to_be_bytes());
-        v.extend_from_slice(&self.epoch.to_be_bytes());
-        v.push(u8::from(self.lease.is_some()));
-        v.extend_from_slice(&format::i64_key(self.lease.as_ref().map_or(0, |(_, d)| *d)));
-        v.push(receipt.len().min(255) as u8);
-        v.extend_from_slice(&receipt.as_bytes()[..receipt.len().min(255)]);
-        v.extend_from_slice(&self.item);
-        v
-    }
-
-    /// Decodes an entry stored under `key`, without parsing its item.
-    pub(crate) fn decode(key: &[u8], v: &[u8]) -> Result<Self> {
-        let bad = |why: &str| corrupt(format::Q_ENTRIES_TREE, key, why.to_owned());
-        let (Some(seq), Some(epoch), Some(&leased), Some(deadline), Some(&rlen)) = (
-            format::u64_from(v),
-            v.get(8..).and_then(format::u64_from),
-            v.get(16),
-            v.get(17..).and_then(format::i64_from_key),
-            v.get(25),
-        ) else {
-            return Err(bad("the entry ends inside its header"));
-        };
-        let receipt = v.get(26..26 + rlen as usize).ok_or_else(|| bad("the receipt is cut short"))?;
-        let receipt = std::str::from_utf8(receipt).map_err(|_| bad("the receipt is not UTF-8"))?;
-        let lease = match leased {
-            0 => None,
-            1 => Some((receipt.to_owned(), deadline)),
-            other => return Err(bad(&format!("unknown lease flag {other}"))),
-        };
-        Ok(Self { seq, epoch, lease, item: v[26 + rlen as usize..].to_vec() })
-    }
-
-    /// The queued item.
-    pub(crate) fn item(&self, key: &[u8]) -> Result<ReadyAgenda> {
-        serde_json::from_slice(&self.item).map_err(|e| corrupt(format::Q_ENTRIES_TREE, key, format!("the item: {e}")))
-    }
+/// Decodes the entry stored under `key` in `q/entries`.
+fn decode_entry(key: &[u8], v: &[u8]) -> Result<Entry> {
+    Entry::decode(format::Q_ENTRIES_TREE, key, v)
 }
 
 /// POP's [`QueueBackend`] on sled; get one with [`crate::SledStore::queue`]. Cheap to clone.
@@ -115,45 +60,8 @@ fn abort<T>(e: Error) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-/// A key of `q/order`: `c(insight) slot(8) seq(8)`.
-pub(crate) fn order_key(insight: &str, slot: Millis, seq: u64) -> Vec<u8> {
-    let mut k = format::component(insight);
-    k.extend_from_slice(&format::i64_key(slot));
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// A key of `q/entries`: `c(insight) agendaId`.
-pub(crate) fn entry_key(insight: &str, agenda: &str) -> Vec<u8> {
-    let mut k = format::component(insight);
-    k.extend_from_slice(agenda.as_bytes());
-    k
-}
-
-/// Parses the part of an order key after the insight: (slot, seq).
-fn parse_order_tail(rest: &[u8]) -> Option<(Millis, u64)> {
-    if rest.len() != 16 {
-        return None;
-    }
-    Some((format::i64_from_key(rest)?, format::u64_from(&rest[8..])?))
-}
-
 fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
-    format::u64_from(v)
-        .filter(|_| v.len() == 8)
-        .ok_or_else(|| corrupt(format::Q_COUNT_TREE, key, format!("expected an 8-byte count, found {} bytes", v.len())))
-}
-
-fn ttl(now: Millis, ttl_ms: u64) -> Millis {
-    // never VISIBLE, whatever the clock says
-    now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)).max(VISIBLE + 1)
-}
-
-fn not_current(token: &LeaseToken, why: &str) -> Error {
-    Error::Conflict(format!(
-        "lease of agenda {} in queue {} (epoch {}, receipt {}) is not current: {why}",
-        token.agenda_id, token.insight_id, token.epoch, token.receipt
-    ))
+    pop_core::kv::decode_count(format::Q_COUNT_TREE, key, v)
 }
 
 /// Adds `delta` to the queue's count inside a transaction.
@@ -190,7 +98,7 @@ fn lookup(tx: &Tx3, token: &LeaseToken) -> TxResult<Result<(Vec<u8>, Entry)>> {
     let Some(v) = entries.get(&ek)? else {
         return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
     };
-    let entry = match Entry::decode(&ek, &v) {
+    let entry = match decode_entry(&ek, &v) {
         Ok(e) => e,
         Err(e) => return abort(e),
     };
@@ -384,7 +292,7 @@ impl QueueBackend for SledQueue {
                                 "points at a queue entry that does not exist",
                             ));
                         };
-                        let mut entry = match Entry::decode(&ek, &v) {
+                        let mut entry = match decode_entry(&ek, &v) {
                             Ok(e) => e,
                             Err(e) => return abort(e),
                         };
@@ -395,7 +303,7 @@ impl QueueBackend for SledQueue {
                                 format!("its entry has sequence {} and slot {}", entry.seq, entry.slot()),
                             ));
                         }
-                        let item = match entry.item(&ek) {
+                        let item = match entry.item(format::Q_ENTRIES_TREE, &ek) {
                             Ok(i) => i,
                             Err(e) => return abort(e),
                         };
@@ -553,7 +461,7 @@ impl QueueBackend for SledQueue {
         let mut out = std::collections::BTreeMap::new();
         for kv in self.inner.q.entries.scan_prefix(format::component(insight_id)) {
             let (k, v) = kv.map_err(|e| sled_err(format!("count the items of queue {insight_id} by customer"), e))?;
-            let item = Entry::decode(&k, &v)?.item(&k)?;
+            let item = decode_entry(&k, &v)?.item(format::Q_ENTRIES_TREE, &k)?;
             *out.entry(item.customer_id).or_insert(0) += 1;
         }
         Ok(out)
@@ -585,7 +493,7 @@ impl QueueBackend for SledQueue {
             else {
                 continue; // acked since the scan
             };
-            let entry = Entry::decode(&ek, &v)?;
+            let entry = decode_entry(&ek, &v)?;
             let Some((receipt, d)) = entry.lease.clone() else { continue };
             if d != c.slot || entry.seq != c.seq {
                 continue; // extended, released or delivered again since the scan
@@ -597,7 +505,7 @@ impl QueueBackend for SledQueue {
                     receipt,
                     epoch: entry.epoch,
                 },
-                item: entry.item(&ek)?,
+                item: entry.item(format::Q_ENTRIES_TREE, &ek)?,
                 deadline: d,
             });
         }
@@ -620,7 +528,7 @@ impl QueueBackend for SledQueue {
             .transaction(|tx: &Tx3| {
                 let (entries, order, count) = tx;
                 let Some(v) = entries.remove(ek.as_slice())? else { return Ok(false) };
-                let entry = match Entry::decode(&ek, &v) {
+                let entry = match decode_entry(&ek, &v) {
                     Ok(e) => e,
                     Err(e) => return abort(e),
                 };
@@ -649,14 +557,14 @@ pub(crate) fn check_queue_integrity(q: &QueueTrees, r: &mut IntegrityReport) -> 
         };
         let agenda = String::from_utf8_lossy(agenda).into_owned();
         *counts.entry(insight.clone()).or_default() += 1;
-        let entry = match Entry::decode(&k, &v) {
+        let entry = match decode_entry(&k, &v) {
             Ok(x) => x,
             Err(err) => {
                 r.problems.push(err.to_string());
                 continue;
             }
         };
-        match entry.item(&k) {
+        match entry.item(format::Q_ENTRIES_TREE, &k) {
             Ok(item) if item.agenda_id == agenda => {}
             Ok(item) => r.problems.push(format!(
                 "queue {insight}: the entry of agenda {agenda} holds the item of agenda {}",
@@ -681,7 +589,7 @@ pub(crate) fn check_queue_integrity(q: &QueueTrees, r: &mut IntegrityReport) -> 
             continue;
         };
         let ok = match q.entries.get(entry_key(&insight, &String::from_utf8_lossy(&v))).map_err(e)? {
-            Some(ev) => Entry::decode(&k, &ev).is_ok_and(|en| en.seq == seq && en.slot() == slot),
+            Some(ev) => decode_entry(&k, &ev).is_ok_and(|en| en.seq == seq && en.slot() == slot),
             None => false,
         };
         if !ok {
