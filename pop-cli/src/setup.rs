@@ -13,11 +13,11 @@ use std::sync::Arc;
 /// Where the instance keeps its state.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// The store: `sled` (default; needs --data) or `dynamo` (implied by --dynamodb-endpoint or
-    /// --table-prefix; needs the `dynamo` feature).
+    /// The store: `sled` (default; needs --data), `fjall` (the faster embedded store; needs --data)
+    /// or `dynamo` (implied by --dynamodb-endpoint or --table-prefix; needs the `dynamo` feature).
     #[arg(long)]
     pub store: Option<String>,
-    /// The sled data directory (the embedded store), created if missing.
+    /// The data directory of the embedded store (sled or fjall), created if missing.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// DynamoDB endpoint override (a local server, a VPC endpoint); default: the region's AWS endpoint.
@@ -460,6 +460,21 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
             let builder = builder.store(std::sync::Arc::new(store)).queue(std::sync::Arc::new(queue));
             Ok((builder, format!("sled {}", data.display())))
         }
+        "fjall" => {
+            if dynamo_flags {
+                return Err(
+                    "--dynamodb-endpoint, --table-prefix, --region and --dynamodb-shards need --store dynamo".into()
+                );
+            }
+            if args.sled_stall_timeout.is_some() {
+                return Err("--sled-stall-timeout is for the sled store, not --store fjall".into());
+            }
+            let data = args.data.as_ref().ok_or(CliError::from("--data DIR is required with the fjall store"))?;
+            let (store, queue) = pop::fjall::open_both(pop::fjall::Config::new(data))
+                .map_err(|e| CliError::context(format!("--data {}", data.display()), e))?;
+            let builder = builder.store(std::sync::Arc::new(store)).queue(std::sync::Arc::new(queue));
+            Ok((builder, format!("fjall {}", data.display())))
+        }
         "dynamo" => {
             if args.data.is_some() {
                 return Err("--data is for the sled store; with --store dynamo the state is in DynamoDB".into());
@@ -469,7 +484,7 @@ pub async fn store(builder: PopBuilder, args: &StoreArgs) -> Result<(PopBuilder,
             }
             dynamo_store(builder, args).await
         }
-        other => Err(CliError::new(format!("--store {other}: unknown store (sled or dynamo)"))),
+        other => Err(CliError::new(format!("--store {other}: unknown store (sled, fjall or dynamo)"))),
     }
 }
 

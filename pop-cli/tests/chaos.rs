@@ -2,7 +2,7 @@
 //! submission load while, every few seconds, a random one of the three is SIGKILLed and restarted
 //! (the server too: on sled it owns the store, and its restart reopens it). At the end every agenda
 //! is COMPLETE and succeeded, none is stuck, and no operation was started after it had succeeded
-//! durably (checked through the handlers' side effects in a log file). Run on sled, and on DynamoDB
+//! durably (checked through the handlers' side effects in a log file). Run on sled, on fjall (`--store fjall`), and on DynamoDB
 //! (moto) when `POP_DYNAMODB_ENDPOINT` is set and the binary has the `dynamo` feature.
 //!
 //! `POP_CHAOS_SECS` sets how long the chaos lasts (default 40 s per backend in CI), `POP_CHAOS_SEED`
@@ -212,6 +212,13 @@ async fn run(backend: &str, serve_args: Vec<String>) {
 async fn chaos_on_sled() {
     let data = tempfile::tempdir().expect("tempdir");
     run("sled", vec!["--data".into(), data.path().join("db").display().to_string()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_on_fjall() {
+    let data = tempfile::tempdir().expect("tempdir");
+    run("fjall", vec!["--store".into(), "fjall".into(), "--data".into(), data.path().join("db").display().to_string()])
+        .await;
 }
 
 #[cfg(feature = "dynamo")]

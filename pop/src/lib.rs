@@ -58,5 +58,7 @@ pub use pop_runtime_process as process;
 pub use pop_sched as sched;
 #[cfg(feature = "dynamo")]
 pub use pop_store_dynamo as dynamo;
+#[cfg(feature = "fjall")]
+pub use pop_store_fjall as fjall;
 #[cfg(feature = "sled")]
 pub use pop_store_sled as sled;
