@@ -9,12 +9,14 @@ cd "$(dirname "$0")/.."
 combinations=(
     ""                   # no backend: the library, in-process handlers, your own store
     "sled"
+    "fjall"
     "process"
     "dynamo"
     "k8s"
     "http"
     "sled,process"       # the default: embedded
     "sled,process,http"  # embedded, serving the API
+    "fjall,process"      # embedded on the faster store
     "dynamo,process"     # several machines, handlers as local processes
     "dynamo,k8s,http"    # a cluster
 )

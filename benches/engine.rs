@@ -1,5 +1,7 @@
 //! End-to-end engine throughput: agendas per second through a whole embedded instance (sled with
 //! group commit, in-process no-op handlers) and submit-to-start latency at that load.
+//! `POP_BENCH_STORE=fjall` runs it on the fjall backend, `POP_BENCH_STORE=memory` on the in-memory
+//! store (no durability: a bound, not a result).
 //!
 //! A plain bench binary (not criterion: one run is seconds long and the interesting numbers are
 //! throughput and latency percentiles). Run: `cargo bench -p pop-benches --bench engine` (add
