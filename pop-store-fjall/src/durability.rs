@@ -26,51 +26,110 @@ struct Group {
     synced: watch::Sender<Synced>,
 }
 
-/// Writes fjall's journal to the disk and `fdatasync`s it.
-fn sync(ks: &fjall::TxKeyspace) -> Result<(), FjallError> {
-    ks.persist(fjall::PersistMode::SyncData).map_err(|e| FjallError::Failed(format!("sync of the journal failed: {e}")))
+/// Writes fjall's journal to the disk and `fdatasync`s it, without holding fjall's journal lock
+/// through the `fdatasync`.
+///
+/// `persist(SyncData)` would keep the journal's lock while the disk syncs, and every commit needs
+/// that lock: the whole engine would wait for each group commit's `fdatasync`. Instead the journal's
+/// buffer is handed to the kernel under the lock (`persist(Buffer)`: a `write`), and the active
+/// journal file — the one with the highest number in `journals/`, preallocated, so `fdatasync` is
+/// enough — is synced through a descriptor of this crate's own. A journal that was rotated away in
+/// between was synced by fjall when it sealed it (`rotate` persists with `SyncAll`).
+pub(crate) struct Syncer {
+    ks: fjall::TxKeyspace,
+    /// `<dir>/journals`.
+    journals: std::path::PathBuf,
+    /// The active journal's number and a descriptor of it.
+    open: Mutex<Option<(u64, std::fs::File)>>,
+    /// The first failed sync: every later one fails too (after a failed `fdatasync` the kernel may
+    /// have dropped the dirty pages; a later "successful" sync would not bring them back).
+    failed: std::sync::OnceLock<String>,
+}
+
+impl Syncer {
+    pub(crate) fn new(ks: fjall::TxKeyspace, dir: &std::path::Path) -> Arc<Self> {
+        Arc::new(Self { ks, journals: dir.join("journals"), open: Mutex::new(None), failed: Default::default() })
+    }
+
+    /// The number of the active journal.
+    fn active(&self) -> std::io::Result<u64> {
+        let mut best = None;
+        for entry in std::fs::read_dir(&self.journals)? {
+            if let Some(n) = entry?.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+                best = best.max(Some(n));
+            }
+        }
+        best.ok_or_else(|| std::io::Error::other(format!("no journal in {}", self.journals.display())))
+    }
+
+    fn sync(&self) -> Result<(), FjallError> {
+        if let Some(first) = self.failed.get() {
+            return Err(FjallError::Failed(format!("an earlier sync of the journal failed: {first}")));
+        }
+        let outcome = self
+            .ks
+            .persist(fjall::PersistMode::Buffer)
+            .map_err(|e| format!("write of the journal: {e}"))
+            .and_then(|()| self.sync_active().map_err(|e| format!("fdatasync of the journal: {e}")));
+        outcome.map_err(|e| {
+            let first = self.failed.get_or_init(|| e.clone());
+            FjallError::Failed(format!("sync of the journal failed: {first}"))
+        })
+    }
+
+    fn sync_active(&self) -> std::io::Result<()> {
+        let active = self.active()?;
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.as_ref().map(|(n, _)| *n) != Some(active) {
+            *open = Some((active, std::fs::File::open(self.journals.join(active.to_string()))?));
+        }
+        match open.as_ref() {
+            Some((_, file)) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Makes writes durable as the policy says.
 pub(crate) struct Durability {
     policy: FlushPolicy,
-    ks: fjall::TxKeyspace,
+    syncer: Arc<Syncer>,
     group: Option<Arc<Group>>,
-    syncer: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Durability {
     /// Starts the syncing thread if the policy needs one.
-    pub(crate) fn start(policy: FlushPolicy, ks: fjall::TxKeyspace) -> Result<Self, FjallError> {
+    pub(crate) fn start(policy: FlushPolicy, syncer: Arc<Syncer>) -> Result<Self, FjallError> {
         let mut handle = None;
         let group = match policy {
             FlushPolicy::GroupCommit { max_delay_ms } => {
                 let (synced, _) = watch::channel((0, None));
                 let group = Arc::new(Group { pending: Mutex::new(Pending::default()), wake: Condvar::new(), synced });
                 let weak = Arc::downgrade(&group);
-                let keyspace = ks.clone();
+                let s = syncer.clone();
                 handle = Some(
                     std::thread::Builder::new()
                         .name("pop-fjall-sync".into())
-                        .spawn(move || syncer(weak, keyspace, Duration::from_millis(max_delay_ms)))
+                        .spawn(move || sync_loop(weak, s, Duration::from_millis(max_delay_ms)))
                         .map_err(|e| FjallError::Failed(format!("cannot start the group-commit thread: {e}")))?,
                 );
                 Some(group)
             }
             _ => None,
         };
-        Ok(Self { policy, ks, group, syncer: handle })
+        Ok(Self { policy, syncer, group, thread: handle })
     }
 
     /// Syncs now, whatever the policy, on a thread of its own (the async caller does not block on
     /// the disk).
     pub(crate) async fn sync_now(&self) -> Result<(), FjallError> {
         let (tx, rx) = oneshot::channel();
-        let ks = self.ks.clone();
+        let syncer = self.syncer.clone();
         std::thread::Builder::new()
             .name("pop-fjall-sync-now".into())
             .spawn(move || {
-                let _ = tx.send(sync(&ks));
+                let _ = tx.send(syncer.sync());
             })
             .map_err(|e| FjallError::Failed(format!("cannot start a sync thread: {e}")))?;
         rx.await.map_err(|_| FjallError::Failed("the sync thread ended without an outcome".into()))?
@@ -109,7 +168,7 @@ impl Drop for Durability {
             group.pending.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
             group.wake.notify_one();
         }
-        if let Some(handle) = self.syncer.take() {
+        if let Some(handle) = self.thread.take() {
             let _ = handle.join();
         }
     }
@@ -118,7 +177,7 @@ impl Drop for Durability {
 /// The group-commit loop: wait for a dirty write, respect the spacing, take the generation, sync,
 /// publish. A write registered in generation `g` before the take is covered: its change was applied
 /// (appended to the journal's buffer) before it registered, and the sync begins after the take.
-fn syncer(group: Weak<Group>, ks: fjall::TxKeyspace, spacing: Duration) {
+fn sync_loop(group: Weak<Group>, syncer: Arc<Syncer>, spacing: Duration) {
     let mut last_start: Option<Instant> = None;
     loop {
         let Some(g) = group.upgrade() else { return };
@@ -147,11 +206,44 @@ fn syncer(group: Weak<Group>, ks: fjall::TxKeyspace, spacing: Duration) {
             taken
         };
         last_start = Some(Instant::now());
-        let outcome = sync(&ks).err().map(|e| Arc::new(e.to_string()));
+        let outcome = syncer.sync().err().map(|e| Arc::new(e.to_string()));
         if let Some(e) = &outcome {
             tracing::error!(error = %e, "fjall group-commit sync failed");
         }
         g.synced.send_replace((generation + 1, outcome));
         drop(g);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyspace(dir: &std::path::Path) -> fjall::TxKeyspace {
+        fjall::Config::new(dir).manual_journal_persist(true).open_transactional().expect("open fjall")
+    }
+
+    #[test]
+    fn the_active_journal_is_synced_through_its_own_descriptor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = keyspace(dir.path());
+        let part = ks.open_partition("p", Default::default()).expect("partition");
+        part.insert("k", "v").expect("insert");
+        let syncer = Syncer::new(ks, dir.path());
+        syncer.sync().expect("a healthy sync");
+        let (n, _) = syncer.open.lock().unwrap().take().expect("a journal was opened");
+        assert_eq!(n, syncer.active().expect("the active journal"));
+    }
+
+    /// A failed sync fails every later one: after a failed `fdatasync` the kernel may have dropped
+    /// the dirty pages, and a later sync that "succeeds" would not have written them.
+    #[test]
+    fn a_failed_sync_fails_every_later_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let syncer = Syncer::new(keyspace(dir.path()), &dir.path().join("elsewhere"));
+        let first = syncer.sync().expect_err("no journal there").to_string();
+        assert!(first.contains("fdatasync of the journal"), "{first}");
+        let later = syncer.sync().expect_err("still failed").to_string();
+        assert!(later.contains("an earlier sync of the journal failed"), "{later}");
     }
 }

@@ -2,7 +2,7 @@
 //! named leases, all written in single-writer transactions.
 
 use crate::config::Config;
-use crate::durability::Durability;
+use crate::durability::{Durability, Syncer};
 use crate::error::{FjallError, fjall_err};
 use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, corrupt, show_key};
 use crate::queue::FjallQueue;
@@ -203,13 +203,14 @@ impl FjallStore {
         };
         let ks = fjall::Config::new(&path)
             .cache_size(config.cache_capacity_bytes)
+            .max_write_buffer_size(config.write_buffer_bytes)
             // the journal is synced by this crate's durability policy, not on fjall's own schedule
             .manual_journal_persist(true)
             .fsync_ms(None)
             .open_transactional()
             .map_err(|e| fjall_err(format!("open fjall database at {}", path.display()), e))?;
         let open = |name: &str| {
-            ks.open_partition(name, PartitionCreateOptions::default())
+            ks.open_partition(name, PartitionCreateOptions::default().max_memtable_size(config.memtable_bytes))
                 .map_err(|e| fjall_err(format!("open partition {name} of {}", path.display()), e))
         };
         let meta = open(format::META_PARTITION)?;
@@ -236,7 +237,7 @@ impl FjallStore {
             leases: open(format::LEASES_PARTITION)?,
             q_entries: open(format::Q_ENTRIES_PARTITION)?,
             q_count: open(format::Q_COUNT_PARTITION)?,
-            durability: Durability::start(config.flush_policy, ks.clone())?,
+            durability: Durability::start(config.flush_policy, Syncer::new(ks.clone(), &path))?,
             meta,
             obj,
             idx,
