@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(pop-core pop-sched pop-exec pop-store-sled pop-store-fjall pop-store-dynamo pop-handler-protocol
+crates=(pop-core pop-sched pop-exec pop-store-kv pop-store-sled pop-store-fjall pop-store-dynamo pop-handler-protocol
         pop-runtime-process pop-runtime-k8s pop-engine pop-http pop)
 update=0
 [ "${1:-}" = "--update" ] && update=1

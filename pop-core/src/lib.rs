@@ -37,7 +37,6 @@ pub mod clock;
 pub mod compat;
 pub mod dag;
 pub mod error;
-pub mod kv;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;

@@ -2,7 +2,7 @@
 //!
 //! A keyspace holds the partitions below; their keys and values are those of `pop-store-sled`'s
 //! trees of the same names (its format 3, documented in its `format` module), encoded by
-//! [`pop_core::kv`]: `c(s)` key components, big-endian integers with flipped sign bits, record
+//! [`pop_store_kv`]: `c(s)` key components, big-endian integers with flipped sign bits, record
 //! values with a binary header (version, index values, phase entry) before the JSON body, and
 //! queue entries with a binary header before the item's JSON.
 //!
@@ -15,19 +15,19 @@
 //! | `ready` | `c(insight) c(customer) prio(4) added(8) agendaId` | the `ReadyAgenda` as JSON |
 //! | `readyByAgenda` | agenda id | the entry's key in `ready` |
 //! | `leases` | lease name | `expires(8) holder` |
-//! | `q#entries` | `c(insight) agendaId` | a queue entry ([`pop_core::kv::QueueEntry`]) |
+//! | `q#entries` | `c(insight) agendaId` | a queue entry ([`pop_store_kv::QueueEntry`]) |
 //! | `q#order` | `c(insight) slot(8) seq(8)` | the agenda id |
 //! | `q#count` | insight id | the number of items, `u64` big-endian |
 //!
 //! `meta/ids` is the counter of queue sequence numbers and delivery epochs (sled has one of its own,
 //! fjall does not): a transaction that takes ids writes the counter's new value with them.
 
-pub use pop_core::kv::{
+use pop_core::store::Kind;
+pub use pop_store_kv::{
     component, corrupt, decode_checked_header, decode_lease, decode_record, encode_lease, encode_record, hex,
     i64_from_key, i64_key, index_key, index_prefix, indexed_values, parse_phase_key, phase_bound, phase_code,
     phase_key, ready_key, show_key, stored_phase, u64_from, unhex,
 };
-use pop_core::store::Kind;
 
 /// The format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

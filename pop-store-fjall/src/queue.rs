@@ -12,14 +12,14 @@ use crate::format::{self, corrupt};
 use crate::store::{Inner, Mirrored, Tx};
 use async_trait::async_trait;
 use fjall::TxPartitionHandle;
-use pop_core::kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
+use pop_store_kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
 use std::sync::Arc;
 
 /// A queue entry as stored in `q#entries`.
-type Entry = pop_core::kv::QueueEntry;
+type Entry = pop_store_kv::QueueEntry;
 
 /// Decodes the entry stored under `key` in `q#entries`.
 fn decode_entry(key: &[u8], v: &[u8]) -> Result<Entry> {
@@ -39,7 +39,7 @@ impl std::fmt::Debug for FjallQueue {
 }
 
 fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
-    pop_core::kv::decode_count(format::Q_COUNT_PARTITION, key, v)
+    pop_store_kv::decode_count(format::Q_COUNT_PARTITION, key, v)
 }
 
 /// An item of `q#order`: its key, sequence number, slot and agenda.

@@ -119,7 +119,7 @@ pub fn phase_tree(kind: Kind) -> String {
     format!("phase/{kind}")
 }
 
-pub use pop_core::kv::{
+pub use pop_store_kv::{
     RecordHeader, component, corrupt, decode_checked_header, decode_header, decode_lease, decode_record, encode_lease,
     encode_record, hex, i64_from_key, i64_key, index_key, index_prefix, indexed_values, parse_index_key,
     parse_phase_key, phase_bound, phase_code, phase_key, prio_key, push_component, ready_key, show_key,

@@ -14,10 +14,10 @@ use crate::error::sled_err;
 use crate::format::{self, corrupt, show_key};
 use crate::store::{Inner, IntegrityReport};
 use async_trait::async_trait;
-use pop_core::kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
+use pop_store_kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
 use sled::Transactional;
 use sled::Tree;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -34,7 +34,7 @@ pub(crate) struct QueueTrees {
 }
 
 /// A queue entry as stored in `q/entries` (see [`crate::format`]).
-pub(crate) type Entry = pop_core::kv::QueueEntry;
+pub(crate) type Entry = pop_store_kv::QueueEntry;
 
 /// Decodes the entry stored under `key` in `q/entries`.
 fn decode_entry(key: &[u8], v: &[u8]) -> Result<Entry> {
@@ -61,7 +61,7 @@ fn abort<T>(e: Error) -> TxResult<T> {
 }
 
 fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
-    pop_core::kv::decode_count(format::Q_COUNT_TREE, key, v)
+    pop_store_kv::decode_count(format::Q_COUNT_TREE, key, v)
 }
 
 /// Adds `delta` to the queue's count inside a transaction.

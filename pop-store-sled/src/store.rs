@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
+use pop_store_kv::read::{self, Entries, OrderedRead, Tree as KvTree};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 use std::ops::{Bound, Range};
@@ -693,27 +694,50 @@ fn validate_op(op: &WriteOp) -> Result<()> {
     Ok(())
 }
 
-/// Collects up to `limit` (+1 to know whether there is more) entries of `tree` after `start` that
-/// begin with `prefix`.
-fn range_page(
-    tree: &Tree,
-    prefix: &[u8],
-    start: Bound<Vec<u8>>,
-    limit: usize,
-    op: &str,
-) -> Result<(Vec<(sled::IVec, sled::IVec)>, bool)> {
-    let mut out = Vec::new();
-    for kv in tree.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
-        let (k, v) = kv.map_err(|e| sled_err(op.to_owned(), e))?;
-        if !k.starts_with(prefix) {
-            break;
+impl OrderedRead for SledStore {
+    type Bytes = sled::IVec;
+
+    fn tree_name(&self, tree: KvTree) -> String {
+        match tree {
+            KvTree::Obj(kind) => format::obj_tree(kind),
+            KvTree::Idx(kind) => format::idx_tree(kind),
+            KvTree::Phase(kind) => format::phase_tree(kind),
+            KvTree::Ready => format::READY_TREE.to_owned(),
+            KvTree::ReadyByAgenda => format::READY_BY_AGENDA_TREE.to_owned(),
         }
-        if out.len() == limit {
-            return Ok((out, true));
-        }
-        out.push((k, v));
     }
-    Ok((out, false))
+
+    fn get(&self, tree: KvTree, key: &[u8]) -> Result<Option<sled::IVec>> {
+        self.tree(tree)
+            .get(key)
+            .map_err(|e| sled_err(format!("get {} in tree {}", show_key(key), self.tree_name(tree)), e))
+    }
+
+    fn range(
+        &self,
+        tree: KvTree,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        _limit: usize,
+    ) -> Entries<'_, sled::IVec> {
+        Box::new(
+            self.tree(tree)
+                .range::<Vec<u8>, _>((start, end))
+                .map(move |kv| kv.map_err(|e| sled_err(format!("scan tree {}", self.tree_name(tree)), e))),
+        )
+    }
+}
+
+impl SledStore {
+    fn tree(&self, tree: KvTree) -> &Tree {
+        match tree {
+            KvTree::Obj(kind) => self.obj_tree(kind),
+            KvTree::Idx(kind) => self.idx_tree(kind),
+            KvTree::Phase(kind) => self.phase_tree(kind),
+            KvTree::Ready => &self.inner.ready,
+            KvTree::ReadyByAgenda => &self.inner.ready_by_agenda,
+        }
+    }
 }
 
 #[async_trait]
@@ -731,11 +755,7 @@ impl Store for SledStore {
     }
 
     async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
-        let v = self
-            .obj_tree(kind)
-            .get(id.as_bytes())
-            .map_err(|e| sled_err(format!("get {kind} {id} in tree {}", format::obj_tree(kind)), e))?;
-        v.map(|v| format::decode_record(kind, id, &v)).transpose()
+        read::get(self, kind, id)
     }
 
     async fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
@@ -797,67 +817,11 @@ impl Store for SledStore {
     }
 
     async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>> {
-        if !kind.indexed_fields().contains(&field) {
-            let fields: Vec<&str> = kind.indexed_fields().iter().map(|f| f.as_str()).collect();
-            return Err(Error::invalid(format!(
-                "{kind} is not indexed by {field}; its indexed fields are: {}",
-                if fields.is_empty() { "none".to_owned() } else { fields.join(", ") }
-            )));
-        }
-        let prefix = format::index_prefix(field, value);
-        let start = match &page.cursor {
-            Some(c) => Bound::Excluded([prefix.as_slice(), c.as_bytes()].concat()),
-            None => Bound::Included(prefix.clone()),
-        };
-        let op = format!("query {kind} by {field} = {value:?}");
-        let limit = page.effective_limit();
-        let objs = self.obj_tree(kind);
-        let mut items = Vec::with_capacity(limit.min(1024));
-        let mut start = start;
-        // Index entries whose object changed between the scan and the get are skipped; keep
-        // scanning until the page is full or the index ends.
-        loop {
-            let (entries, more) = range_page(self.idx_tree(kind), &prefix, start, limit - items.len(), &op)?;
-            let last = entries.last().map(|(k, _)| k.to_vec());
-            for (k, _) in entries {
-                let id = String::from_utf8(k[prefix.len()..].to_vec())
-                    .map_err(|_| corrupt(format::idx_tree(kind), &k, "the id in the index key is not UTF-8"))?;
-                let Some(v) = objs.get(id.as_bytes()).map_err(|e| sled_err(op.clone(), e))? else { continue };
-                let rec = format::decode_record(kind, &id, &v)?;
-                if rec.indexes.iter().any(|(f, w)| *f == field && w == value) {
-                    items.push(rec);
-                }
-            }
-            match (more, last) {
-                (true, Some(last)) if items.len() < limit => start = Bound::Excluded(last),
-                (true, _) => {
-                    let next = items.last().map(|r: &Record| r.id.clone());
-                    return Ok(Page { items, next });
-                }
-                (false, _) => return Ok(Page { items, next: None }),
-            }
-        }
+        read::query(self, kind, field, value, page)
     }
 
     async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>> {
-        let start = match &page.cursor {
-            Some(c) => Bound::Excluded(c.as_bytes().to_vec()),
-            None => Bound::Unbounded,
-        };
-        let limit = page.effective_limit();
-        let mut items = Vec::with_capacity(limit.min(1024));
-        let mut more = false;
-        for kv in self.obj_tree(kind).range::<Vec<u8>, _>((start, Bound::Unbounded)) {
-            let (k, v) = kv.map_err(|e| sled_err(format!("scan {kind}"), e))?;
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            let id = std::str::from_utf8(&k).map_err(|_| corrupt(kind.as_str(), &k, "the id is not UTF-8"))?;
-            items.push(format::decode_record(kind, id, &v)?);
-        }
-        let next = if more { items.last().map(|r| r.id.clone()) } else { None };
-        Ok(Page { items, next })
+        read::scan(self, kind, page)
     }
 
     async fn query_phase(
@@ -867,85 +831,15 @@ impl Store for SledStore {
         at: Range<Millis>,
         page: PageRequest,
     ) -> Result<Page<Record>> {
-        if !kind.has_phase_index() {
-            return Err(Error::Unsupported(format!("query {kind} by phase: {kind} has no phase index")));
-        }
-        let from = format::phase_bound(phase, at.start);
-        let end = format::phase_bound(phase, at.end);
-        let mut start = Bound::Included(from.to_vec());
-        if let Some(c) = &page.cursor {
-            let tail = format::unhex(c).filter(|t| t.len() >= 8).ok_or_else(|| {
-                Error::invalid(format!("query {kind} in phase {phase}: cursor {c:?} was not returned by this store"))
-            })?;
-            let after = [&[format::phase_code(phase)], tail.as_slice()].concat();
-            if after.as_slice() >= from.as_slice() {
-                start = Bound::Excluded(after);
-            }
-        }
-        let past_end = match &start {
-            Bound::Included(k) | Bound::Excluded(k) => k.as_slice() >= end.as_slice(),
-            Bound::Unbounded => false,
-        };
-        if at.start >= at.end || past_end {
-            return Ok(Page { items: Vec::new(), next: None });
-        }
-        let op = format!("query {kind} in phase {phase}, times {at:?}");
-        let limit = page.effective_limit();
-        let objs = self.obj_tree(kind);
-        let mut items = Vec::with_capacity(limit.min(1024));
-        let mut last_key: Option<Vec<u8>> = None;
-        // Entries whose object changed between the index read and the get are skipped; keep going
-        // until the page is full or the range ends.
-        for kv in self.phase_tree(kind).range::<Vec<u8>, _>((start, Bound::Excluded(end.to_vec()))) {
-            let (k, _) = kv.map_err(|e| sled_err(op.clone(), e))?;
-            let Some((entry, id)) = format::parse_phase_key(&k) else {
-                return Err(corrupt(format::phase_tree(kind), &k, "unparsable phase-index key"));
-            };
-            if items.len() == limit {
-                let next = last_key.map(|k| format::hex(&k[1..]));
-                return Ok(Page { items, next });
-            }
-            let Some(v) = objs.get(id.as_bytes()).map_err(|e| sled_err(op.clone(), e))? else { continue };
-            let rec = format::decode_record(kind, &id, &v)?;
-            if rec.phase == Some(entry) {
-                items.push(rec);
-                last_key = Some(k.to_vec());
-            }
-        }
-        Ok(Page { items, next: None })
+        read::query_phase(self, kind, phase, at, page)
     }
 
     async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {
-        let op = || format!("get the ready entry of agenda {agenda_id}");
-        let Some(key) = self.inner.ready_by_agenda.get(agenda_id.as_bytes()).map_err(|e| sled_err(op(), e))? else {
-            return Ok(None);
-        };
-        let Some(v) = self.inner.ready.get(&key).map_err(|e| sled_err(op(), e))? else {
-            return Err(corrupt(
-                format::READY_BY_AGENDA_TREE,
-                agenda_id.as_bytes(),
-                format!("points at ready key {} that does not exist", show_key(&key)),
-            ));
-        };
-        decode_ready(&key, &v).map(Some)
+        read::ready_get(self, agenda_id)
     }
 
     async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
-        let prefix = format::component(insight_id);
-        let start = match &page.cursor {
-            Some(c) => {
-                let tail = format::unhex(c).ok_or_else(|| {
-                    Error::invalid(format!("ready_list of insight {insight_id}: malformed cursor {c:?}"))
-                })?;
-                Bound::Excluded([prefix.as_slice(), &tail].concat())
-            }
-            None => Bound::Included(prefix.clone()),
-        };
-        let op = format!("list the ready set of insight {insight_id}");
-        let (entries, more) = range_page(&self.inner.ready, &prefix, start, page.effective_limit(), &op)?;
-        let next = if more { entries.last().map(|(k, _)| format::hex(&k[prefix.len()..])) } else { None };
-        let items = entries.iter().map(|(k, v)| decode_ready(k, v)).collect::<Result<Vec<_>>>()?;
-        Ok(Page { items, next })
+        read::ready_list(self, insight_id, page)
     }
 
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
@@ -998,8 +892,4 @@ impl Store for SledStore {
         }
         Ok(())
     }
-}
-
-fn decode_ready(key: &[u8], v: &[u8]) -> Result<ReadyAgenda> {
-    serde_json::from_slice(v).map_err(|e| corrupt(format::READY_TREE, key, e.to_string()))
 }

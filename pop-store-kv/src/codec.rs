@@ -3,10 +3,10 @@
 //! sort numerically, record values with their index values and phase entry in a binary header, and
 //! queue entries. `pop-store-sled`'s `format` module documents the layout built from them.
 
-use crate::Error;
-use crate::model::{Millis, ReadyAgenda};
-use crate::queue::LeaseToken;
-use crate::store::{IndexField, Kind, Phase, PhaseEntry, Record};
+use pop_core::Error;
+use pop_core::model::{Millis, ReadyAgenda};
+use pop_core::queue::LeaseToken;
+use pop_core::store::{IndexField, Kind, Phase, PhaseEntry, Record};
 
 /// Bit 7 of a record value's index count: a phase entry follows the index values.
 const HAS_PHASE: u8 = 0x80;

@@ -1,0 +1,14 @@
+//! # pop-store-kv: what POP's embedded key-value backends share
+//!
+//! `pop-store-sled` and `pop-store-fjall` keep POP's state in ordered key-value stores with the same
+//! layout. This crate holds what they share, so that each backend is only its store's transactions:
+//!
+//! * [`codec`]: key components that keep order, big-endian integers that sort numerically, record
+//!   values with their index values and phase entry in a binary header, queue entries;
+//! * [`read`]: the read paths of [`pop_core::store::Store`] (get, query by index, scan, query by
+//!   phase, the ready set) over any [`read::OrderedRead`].
+
+pub mod codec;
+pub mod read;
+
+pub use codec::*;
