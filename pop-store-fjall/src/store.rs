@@ -12,6 +12,7 @@ use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
 use pop_store_kv::read::{self, Entries, OrderedRead, Tree as KvTree};
+use pop_store_kv::write::{self, KvTx, op_label, validate_op};
 use std::collections::BTreeMap;
 use std::ops::{Bound, Range};
 use std::path::{Path, PathBuf};
@@ -320,146 +321,65 @@ fn check_format(ks: &TxKeyspace, meta: &TxPartitionHandle, path: &Path) -> Resul
     }
 }
 
-fn op_label(op: &WriteOp) -> String {
-    match op {
-        WriteOp::Create(r) => format!("create {} {}", r.kind, r.id),
-        WriteOp::Update { record, .. } => format!("update {} {}", record.kind, record.id),
-        WriteOp::Put(r) => format!("put {} {}", r.kind, r.id),
-        WriteOp::Delete { kind, id, .. } => format!("delete {kind} {id}"),
-        WriteOp::ReadyInsert(r) => format!("ready-insert agenda {}", r.agenda_id),
-        WriteOp::ReadyRemove { agenda_id } => format!("ready-remove agenda {agenda_id}"),
+/// A write transaction of a store, its trees named as the layout names them.
+struct StoreTx<'s, 't> {
+    store: &'s FjallStore,
+    tx: &'s mut Tx<'t>,
+}
+
+impl KvTx for StoreTx<'_, '_> {
+    type Bytes = fjall::Slice;
+    type Error = Error;
+
+    fn abort(e: Error) -> Error {
+        e
     }
-}
 
-/// What a record write expects of the stored record.
-#[derive(Clone, Copy)]
-enum Expect {
-    /// None stored (create).
-    Absent,
-    /// This version stored (compare-and-swap update).
-    Version(u64),
-    /// Anything (upsert).
-    Any,
-}
+    fn get(&mut self, tree: KvTree, key: &[u8]) -> Result<Option<fjall::Slice>> {
+        let part = self.store.partition(tree);
+        self.tx
+            .get(part, key)
+            .map_err(|e| fjall_err(format!("get {} in partition {}", show_key(key), self.store.tree_name(tree)), e))
+    }
 
-impl FjallStore {
-    /// Writes a record with its index and phase entries, checking what is stored against `expect`.
-    fn write_record(&self, tx: &mut Tx<'_>, rec: &Record, expect: Expect) -> Result<()> {
-        let (objs, idx) = (self.obj(rec.kind), self.idx(rec.kind));
-        let got =
-            tx.get(objs, rec.id.as_bytes()).map_err(|e| fjall_err(format!("{} {}: read", rec.kind, rec.id), e))?;
-        let old = got.map(|bytes| format::decode_checked_header(rec.kind, &rec.id, &bytes)).transpose()?;
-        let version = match (expect, &old) {
-            (Expect::Absent, Some(_)) => {
-                return Err(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
-            }
-            (Expect::Version(_), None) => return Err(Error::not_found(rec.kind, rec.id.clone())),
-            (Expect::Version(expected), Some(old)) if old.version != expected => {
-                return Err(Error::Conflict(format!(
-                    "update {} {}: expected version {expected}, stored version is {}",
-                    rec.kind, rec.id, old.version
-                )));
-            }
-            (_, None) => 1,
-            (_, Some(old)) => old.version + 1,
-        };
-        let indexes = format::indexed_values(rec);
-        let phase = format::stored_phase(rec);
-        let (old_indexes, old_phase) = match &old {
-            Some(o) => (o.indexes.as_slice(), o.phase),
-            None => (&[][..], None),
-        };
-        for (f, v) in old_indexes {
-            if !indexes.iter().any(|(g, w)| g == f && w == v) {
-                tx.remove(idx, format::index_key(*f, v, &rec.id));
-            }
-        }
-        tx.insert(objs, rec.id.as_bytes(), format::encode_record(version, &indexes, phase, &rec.body));
-        for (f, v) in &indexes {
-            if !old_indexes.iter().any(|(g, w)| g == f && w == v) {
-                tx.insert(idx, format::index_key(*f, v, &rec.id), []);
-            }
-        }
-        if old_phase != phase {
-            let phases = self.phases(rec.kind);
-            if let Some(p) = old_phase {
-                tx.remove(phases, format::phase_key(p, &rec.id));
-            }
-            if let Some(p) = phase {
-                tx.insert(phases, format::phase_key(p, &rec.id), []);
-            }
+    fn insert(&mut self, tree: KvTree, key: &[u8], value: &[u8]) -> Result<()> {
+        let part = self.store.partition(tree);
+        match tree {
+            KvTree::Ready => self.tx.put_mirrored(Mirrored::Ready, part, key.to_vec(), value.to_vec()),
+            _ => self.tx.insert(part, key, value),
         }
         Ok(())
     }
 
-    fn apply(&self, tx: &mut Tx<'_>, op: &WriteOp) -> Result<()> {
-        let read = |e| fjall_err(op_label(op), e);
-        match op {
-            WriteOp::Create(rec) => self.write_record(tx, rec, Expect::Absent),
-            WriteOp::Update { record, expected_version } => {
-                self.write_record(tx, record, Expect::Version(*expected_version))
-            }
-            WriteOp::Put(rec) => self.write_record(tx, rec, Expect::Any),
-            WriteOp::Delete { kind, id, expected_version } => {
-                let objs = self.obj(*kind);
-                let Some(old) = tx.get(objs, id.as_bytes()).map_err(read)? else {
-                    return Err(Error::not_found(kind, id.clone()));
-                };
-                let old = format::decode_checked_header(*kind, id, &old)?;
-                if let Some(v) = expected_version {
-                    if old.version != *v {
-                        return Err(Error::Conflict(format!(
-                            "delete {kind} {id}: expected version {v}, stored version is {}",
-                            old.version
-                        )));
-                    }
-                }
-                tx.remove(objs, id.as_bytes());
-                for (f, v) in &old.indexes {
-                    tx.remove(self.idx(*kind), format::index_key(*f, v, id));
-                }
-                if let Some(p) = old.phase {
-                    tx.remove(self.phases(*kind), format::phase_key(p, id));
-                }
-                Ok(())
-            }
-            WriteOp::ReadyInsert(ra) => {
-                let (ready, by_agenda) = (&self.inner.ready, &self.inner.ready_by_agenda);
-                if let Some(old_key) = tx.get(by_agenda, ra.agenda_id.as_bytes()).map_err(read)? {
-                    tx.remove_mirrored(Mirrored::Ready, ready, old_key.to_vec());
-                }
-                let key = format::ready_key(&ra.insight_id, &ra.customer_id, ra.priority, ra.added, &ra.agenda_id);
-                let body = serde_json::to_vec(ra).map_err(|e| Error::backend("codec", e))?;
-                tx.insert(by_agenda, ra.agenda_id.as_bytes(), key.as_slice());
-                tx.put_mirrored(Mirrored::Ready, ready, key, body);
-                Ok(())
-            }
-            WriteOp::ReadyRemove { agenda_id } => {
-                if let Some(old_key) = tx.take(&self.inner.ready_by_agenda, agenda_id.as_bytes()).map_err(read)? {
-                    tx.remove_mirrored(Mirrored::Ready, &self.inner.ready, old_key.to_vec());
-                }
-                Ok(())
-            }
+    fn remove(&mut self, tree: KvTree, key: &[u8]) -> Result<()> {
+        let part = self.store.partition(tree);
+        match tree {
+            KvTree::Ready => self.tx.remove_mirrored(Mirrored::Ready, part, key.to_vec()),
+            _ => self.tx.remove(part, key),
         }
+        Ok(())
+    }
+
+    fn take(&mut self, tree: KvTree, key: &[u8]) -> Result<Option<fjall::Slice>> {
+        let old = self.get(tree, key)?;
+        if old.is_some() {
+            self.remove(tree, key)?;
+        }
+        Ok(old)
     }
 }
 
-fn validate_op(op: &WriteOp) -> Result<()> {
-    let (kind, id) = match op {
-        WriteOp::Create(r) | WriteOp::Update { record: r, .. } | WriteOp::Put(r) => (r.kind, &r.id),
-        WriteOp::Delete { kind, id, .. } => (*kind, id),
-        WriteOp::ReadyInsert(r) => {
-            if r.agenda_id.is_empty() {
-                return Err(Error::invalid("a ready entry needs an agendaId"));
-            }
-            return Ok(());
+impl FjallStore {
+    /// The partition of a tree of the layout.
+    fn partition(&self, tree: KvTree) -> &TxPartitionHandle {
+        match tree {
+            KvTree::Obj(kind) => self.obj(kind),
+            KvTree::Idx(kind) => self.idx(kind),
+            KvTree::Phase(kind) => self.phases(kind),
+            KvTree::Ready => &self.inner.ready,
+            KvTree::ReadyByAgenda => &self.inner.ready_by_agenda,
         }
-        WriteOp::ReadyRemove { .. } => return Ok(()),
-    };
-    if id.is_empty() {
-        return Err(Error::invalid(format!("{}: the {kind} id is empty", op_label(op))));
     }
-    Ok(())
 }
 
 impl OrderedRead for FjallStore {
@@ -476,14 +396,9 @@ impl OrderedRead for FjallStore {
     }
 
     fn get(&self, tree: KvTree, key: &[u8]) -> Result<Option<fjall::Slice>> {
-        let part = match tree {
-            KvTree::Obj(kind) => self.obj(kind),
-            KvTree::Idx(kind) => self.idx(kind),
-            KvTree::Phase(kind) => self.phases(kind),
-            KvTree::Ready => &self.inner.ready,
-            KvTree::ReadyByAgenda => &self.inner.ready_by_agenda,
-        };
-        part.get(key).map_err(|e| fjall_err(format!("get {} in partition {}", show_key(key), self.tree_name(tree)), e))
+        self.partition(tree)
+            .get(key)
+            .map_err(|e| fjall_err(format!("get {} in partition {}", show_key(key), self.tree_name(tree)), e))
     }
 
     fn range(
@@ -493,26 +408,21 @@ impl OrderedRead for FjallStore {
         end: Bound<Vec<u8>>,
         limit: usize,
     ) -> Entries<'_, fjall::Slice> {
-        let part = match tree {
-            KvTree::Obj(kind) => self.obj(kind),
-            KvTree::Idx(kind) => self.idx(kind),
-            KvTree::Phase(kind) => self.phases(kind),
-            KvTree::ReadyByAgenda => &self.inner.ready_by_agenda,
-            // From the mirror (see [`Mirror`]): a page's worth is copied out under its lock.
-            KvTree::Ready => {
-                let mirror = self.inner.mirror();
-                let page: Vec<_> = mirror
-                    .ready
-                    .range::<Vec<u8>, _>((start, end))
-                    .take(limit)
-                    .map(|(k, v)| Ok((fjall::Slice::from(k.as_slice()), fjall::Slice::from(v.as_slice()))))
-                    .collect();
-                return Box::new(page.into_iter());
-            }
-        };
+        if tree == KvTree::Ready {
+            // From the mirror (see [`Mirror`]): what the caller reads is copied out under its lock.
+            let mirror = self.inner.mirror();
+            let page: Vec<_> = mirror
+                .ready
+                .range::<Vec<u8>, _>((start, end))
+                .take(limit)
+                .map(|(k, v)| Ok((fjall::Slice::from(k.as_slice()), fjall::Slice::from(v.as_slice()))))
+                .collect();
+            return Box::new(page.into_iter());
+        }
         let name = self.tree_name(tree);
         Box::new(
-            part.inner()
+            self.partition(tree)
+                .inner()
                 .range::<Vec<u8>, _>((start, end))
                 .map(move |kv| kv.map_err(|e| fjall_err(format!("scan partition {name}"), e))),
         )
@@ -548,7 +458,10 @@ impl Store for FjallStore {
         }
         self.inner.transaction(
             || format!("atomic write of {} operations ({})", ops.len(), op_label(&ops[0])),
-            |tx| ops.iter().try_for_each(|op| self.apply(tx, op)),
+            |tx| {
+                let mut tx = StoreTx { store: self, tx };
+                ops.iter().try_for_each(|op| write::apply(&mut tx, op))
+            },
         )?;
         self.inner.durable().await
     }

@@ -12,6 +12,7 @@ use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
 use pop_store_kv::read::{self, Entries, OrderedRead, Tree as KvTree};
+use pop_store_kv::write::{self, KvTx, op_label, validate_op};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 use std::ops::{Bound, Range};
@@ -532,166 +533,50 @@ struct View<'a> {
 }
 
 impl View<'_> {
-    fn tree(&self, slot: Slot) -> &TransactionalTree {
+    fn tree(&self, tree: KvTree) -> &TransactionalTree {
+        let slot = Slot::of(tree);
         let i = self.slots.iter().position(|s| *s == slot).unwrap_or(0);
         &self.trees[i]
     }
 }
 
-fn op_label(op: &WriteOp) -> String {
-    match op {
-        WriteOp::Create(r) => format!("create {} {}", r.kind, r.id),
-        WriteOp::Update { record, .. } => format!("update {} {}", record.kind, record.id),
-        WriteOp::Put(r) => format!("put {} {}", r.kind, r.id),
-        WriteOp::Delete { kind, id, .. } => format!("delete {kind} {id}"),
-        WriteOp::ReadyInsert(r) => format!("ready-insert agenda {}", r.agenda_id),
-        WriteOp::ReadyRemove { agenda_id } => format!("ready-remove agenda {agenda_id}"),
+impl Slot {
+    fn of(tree: KvTree) -> Self {
+        match tree {
+            KvTree::Obj(kind) => Slot::Obj(kind_slot(kind)),
+            KvTree::Idx(kind) => Slot::Idx(kind_slot(kind)),
+            KvTree::Phase(kind) => Slot::Phase(kind_slot(kind)),
+            KvTree::Ready => Slot::Ready,
+            KvTree::ReadyByAgenda => Slot::ReadyByAgenda,
+        }
     }
 }
 
-/// What a record write expects of the stored record.
-#[derive(Clone, Copy)]
-enum Expect {
-    /// None stored (create).
-    Absent,
-    /// This version stored (compare-and-swap update).
-    Version(u64),
-    /// Anything (upsert).
-    Any,
-}
+impl KvTx for View<'_> {
+    type Bytes = sled::IVec;
+    type Error = ConflictableTransactionError<Error>;
 
-/// Writes a record with its index and phase entries, checking what is stored against `expect`.
-fn write_record(view: &View<'_>, rec: &Record, expect: Expect) -> TxResult<()> {
-    let slot = kind_slot(rec.kind);
-    let objs = view.tree(Slot::Obj(slot));
-    // Only the header of the record replaced is decoded (its body is checked, not copied).
-    let old = match objs.get(rec.id.as_bytes())? {
-        None => None,
-        Some(bytes) => match format::decode_checked_header(rec.kind, &rec.id, &bytes) {
-            Ok(o) => Some(o),
-            Err(e) => return abort(e),
-        },
-    };
-    let version = match (expect, &old) {
-        (Expect::Absent, Some(_)) => {
-            return abort(Error::Conflict(format!("create {} {}: it already exists", rec.kind, rec.id)));
-        }
-        (Expect::Version(_), None) => return abort(Error::not_found(rec.kind, rec.id.clone())),
-        (Expect::Version(expected), Some(old)) if old.version != expected => {
-            return abort(Error::Conflict(format!(
-                "update {} {}: expected version {expected}, stored version is {}",
-                rec.kind, rec.id, old.version
-            )));
-        }
-        (_, None) => 1,
-        (_, Some(old)) => old.version + 1,
-    };
-    let indexes = format::indexed_values(rec);
-    let phase = format::stored_phase(rec);
-    let idx = view.tree(Slot::Idx(slot));
-    let (old_indexes, old_phase) = match &old {
-        Some(o) => (o.indexes.as_slice(), o.phase),
-        None => (&[][..], None),
-    };
-    for (f, v) in old_indexes {
-        if !indexes.iter().any(|(g, w)| g == f && w == v) {
-            idx.remove(format::index_key(*f, v, &rec.id))?;
-        }
+    fn abort(e: Error) -> Self::Error {
+        ConflictableTransactionError::Abort(e)
     }
-    objs.insert(rec.id.as_bytes(), format::encode_record(version, &indexes, phase, &rec.body))?;
-    for (f, v) in &indexes {
-        if !old_indexes.iter().any(|(g, w)| g == f && w == v) {
-            idx.insert(format::index_key(*f, v, &rec.id), &[])?;
-        }
-    }
-    if old_phase != phase {
-        let phases = view.tree(Slot::Phase(slot));
-        if let Some(p) = old_phase {
-            phases.remove(format::phase_key(p, &rec.id))?;
-        }
-        if let Some(p) = phase {
-            phases.insert(format::phase_key(p, &rec.id), &[])?;
-        }
-    }
-    Ok(())
-}
 
-fn apply(view: &View<'_>, ops: &[WriteOp]) -> TxResult<()> {
-    for op in ops {
-        match op {
-            WriteOp::Create(rec) => write_record(view, rec, Expect::Absent)?,
-            WriteOp::Update { record, expected_version } => {
-                write_record(view, record, Expect::Version(*expected_version))?
-            }
-            WriteOp::Put(rec) => write_record(view, rec, Expect::Any)?,
-            WriteOp::Delete { kind, id, expected_version } => {
-                let slot = kind_slot(*kind);
-                let objs = view.tree(Slot::Obj(slot));
-                let Some(old) = objs.get(id.as_bytes())? else {
-                    return abort(Error::not_found(kind, id.clone()));
-                };
-                let old = match format::decode_checked_header(*kind, id, &old) {
-                    Ok(o) => o,
-                    Err(e) => return abort(e),
-                };
-                if let Some(v) = expected_version {
-                    if old.version != *v {
-                        return abort(Error::Conflict(format!(
-                            "delete {kind} {id}: expected version {v}, stored version is {}",
-                            old.version
-                        )));
-                    }
-                }
-                objs.remove(id.as_bytes())?;
-                let idx = view.tree(Slot::Idx(slot));
-                for (f, v) in &old.indexes {
-                    idx.remove(format::index_key(*f, v, id))?;
-                }
-                if let Some(p) = old.phase {
-                    view.tree(Slot::Phase(slot)).remove(format::phase_key(p, id))?;
-                }
-            }
-            WriteOp::ReadyInsert(ra) => {
-                let ready = view.tree(Slot::Ready);
-                let by_agenda = view.tree(Slot::ReadyByAgenda);
-                if let Some(old_key) = by_agenda.get(ra.agenda_id.as_bytes())? {
-                    ready.remove(old_key)?;
-                }
-                let key = format::ready_key(&ra.insight_id, &ra.customer_id, ra.priority, ra.added, &ra.agenda_id);
-                let body = match serde_json::to_vec(ra) {
-                    Ok(b) => b,
-                    Err(e) => return abort(Error::backend("codec", e)),
-                };
-                ready.insert(key.as_slice(), body)?;
-                by_agenda.insert(ra.agenda_id.as_bytes(), key)?;
-            }
-            WriteOp::ReadyRemove { agenda_id } => {
-                let by_agenda = view.tree(Slot::ReadyByAgenda);
-                if let Some(old_key) = by_agenda.remove(agenda_id.as_bytes())? {
-                    view.tree(Slot::Ready).remove(old_key)?;
-                }
-            }
-        }
+    fn get(&mut self, tree: KvTree, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+        Ok(self.tree(tree).get(key)?)
     }
-    Ok(())
-}
 
-fn validate_op(op: &WriteOp) -> Result<()> {
-    let (kind, id) = match op {
-        WriteOp::Create(r) | WriteOp::Update { record: r, .. } | WriteOp::Put(r) => (r.kind, &r.id),
-        WriteOp::Delete { kind, id, .. } => (*kind, id),
-        WriteOp::ReadyInsert(r) => {
-            if r.agenda_id.is_empty() {
-                return Err(Error::invalid("a ready entry needs an agendaId"));
-            }
-            return Ok(());
-        }
-        WriteOp::ReadyRemove { .. } => return Ok(()),
-    };
-    if id.is_empty() {
-        return Err(Error::invalid(format!("{}: the {kind} id is empty", op_label(op))));
+    fn insert(&mut self, tree: KvTree, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.tree(tree).insert(key, value)?;
+        Ok(())
     }
-    Ok(())
+
+    fn remove(&mut self, tree: KvTree, key: &[u8]) -> TxResult<()> {
+        self.tree(tree).remove(key)?;
+        Ok(())
+    }
+
+    fn take(&mut self, tree: KvTree, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+        Ok(self.tree(tree).remove(key)?)
+    }
 }
 
 impl OrderedRead for SledStore {
@@ -772,24 +657,7 @@ impl Store for SledStore {
         for op in &ops {
             validate_op(op)?;
         }
-        let mut slots: Vec<Slot> = Vec::new();
-        for op in &ops {
-            match op {
-                WriteOp::Create(Record { kind, .. })
-                | WriteOp::Update { record: Record { kind, .. }, .. }
-                | WriteOp::Put(Record { kind, .. })
-                | WriteOp::Delete { kind, .. } => {
-                    let k = kind_slot(*kind);
-                    slots.extend([Slot::Obj(k), Slot::Idx(k)]);
-                    if kind.has_phase_index() {
-                        slots.push(Slot::Phase(k));
-                    }
-                }
-                WriteOp::ReadyInsert(_) | WriteOp::ReadyRemove { .. } => {
-                    slots.extend([Slot::Ready, Slot::ReadyByAgenda])
-                }
-            }
-        }
+        let mut slots: Vec<Slot> = write::trees_written(&ops).into_iter().map(Slot::of).collect();
         slots.sort();
         slots.dedup();
         let trees: Vec<Tree> = slots
@@ -802,8 +670,10 @@ impl Store for SledStore {
                 Slot::ReadyByAgenda => self.inner.ready_by_agenda.clone(),
             })
             .collect();
-        let outcome =
-            trees.as_slice().transaction(|tx: &Vec<TransactionalTree>| apply(&View { slots: &slots, trees: tx }, &ops));
+        let outcome = trees.as_slice().transaction(|tx: &Vec<TransactionalTree>| {
+            let mut view = View { slots: &slots, trees: tx };
+            ops.iter().try_for_each(|op| write::apply(&mut view, op))
+        });
         match outcome {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
