@@ -34,6 +34,9 @@ pub enum FlushPolicy {
     Never,
 }
 
+/// The default [`Config::stall_timeout`]: 30 seconds.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The default [`Config::write_buffer_bytes`]: 128 MiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: u64 = 128 << 20;
 
@@ -62,6 +65,7 @@ pub struct Config {
     pub(crate) flush_policy: FlushPolicy,
     pub(crate) write_buffer_bytes: u64,
     pub(crate) memtable_bytes: u32,
+    pub(crate) stall_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -74,6 +78,7 @@ impl Config {
             flush_policy: FlushPolicy::default(),
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             memtable_bytes: DEFAULT_MEMTABLE_BYTES,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 
@@ -86,6 +91,7 @@ impl Config {
             flush_policy: FlushPolicy::Never,
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             memtable_bytes: DEFAULT_MEMTABLE_BYTES,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 
@@ -109,6 +115,14 @@ impl Config {
     /// The size at which a partition's memtable is sealed and flushed to disk.
     pub fn memtable_bytes(mut self, bytes: u32) -> Self {
         self.memtable_bytes = bytes;
+        self
+    }
+
+    /// How long a sync of the journal may run before the store counts as stalled: the writes
+    /// waiting on it, and every later one while it lasts, fail with [`crate::FjallError::Stalled`]
+    /// instead of waiting for ever (default 30 s).
+    pub fn stall_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 

@@ -1,30 +1,10 @@
-//! Carrying out the [`FlushPolicy`]: what a mutating call waits for before its future completes.
+//! Carrying out the [`FlushPolicy`] with `pop-store-kv`'s group commit: the journal's buffer
+//! written under fjall's lock, the active journal file synced outside it.
 
 use crate::config::FlushPolicy;
 use crate::error::FjallError;
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, watch};
-
-/// The outcome of the latest finished group sync: its generation and its error, if it failed.
-type Synced = (u64, Option<Arc<String>>);
-
-#[derive(Default)]
-struct Pending {
-    /// The generation that writes applied now belong to; a sync takes it and starts the next.
-    current: u64,
-    /// Whether a write is waiting for a sync.
-    dirty: bool,
-    /// The store was dropped: the syncing thread ends.
-    closed: bool,
-}
-
-/// The shared state of group commit.
-struct Group {
-    pending: Mutex<Pending>,
-    wake: Condvar,
-    synced: watch::Sender<Synced>,
-}
+use pop_store_kv::durability::{DurabilityError, Policy};
+use std::sync::{Arc, Mutex};
 
 /// Writes fjall's journal to the disk and `fdatasync`s it, without holding fjall's journal lock
 /// through the `fdatasync`.
@@ -90,128 +70,26 @@ impl Syncer {
     }
 }
 
-/// Makes writes durable as the policy says.
-pub(crate) struct Durability {
-    policy: FlushPolicy,
-    syncer: Arc<Syncer>,
-    group: Option<Arc<Group>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Durability {
-    /// Starts the syncing thread if the policy needs one.
-    pub(crate) fn start(policy: FlushPolicy, syncer: Arc<Syncer>) -> Result<Self, FjallError> {
-        let mut handle = None;
-        let group = match policy {
-            FlushPolicy::GroupCommit { max_delay_ms } => {
-                let (synced, _) = watch::channel((0, None));
-                let group = Arc::new(Group { pending: Mutex::new(Pending::default()), wake: Condvar::new(), synced });
-                let weak = Arc::downgrade(&group);
-                let s = syncer.clone();
-                handle = Some(
-                    std::thread::Builder::new()
-                        .name("pop-fjall-sync".into())
-                        .spawn(move || sync_loop(weak, s, Duration::from_millis(max_delay_ms)))
-                        .map_err(|e| FjallError::Failed(format!("cannot start the group-commit thread: {e}")))?,
-                );
-                Some(group)
-            }
-            _ => None,
-        };
-        Ok(Self { policy, syncer, group, thread: handle })
-    }
-
-    /// Syncs now, whatever the policy, on a thread of its own (the async caller does not block on
-    /// the disk).
-    pub(crate) async fn sync_now(&self) -> Result<(), FjallError> {
-        let (tx, rx) = oneshot::channel();
-        let syncer = self.syncer.clone();
-        std::thread::Builder::new()
-            .name("pop-fjall-sync-now".into())
-            .spawn(move || {
-                let _ = tx.send(syncer.sync());
-            })
-            .map_err(|e| FjallError::Failed(format!("cannot start a sync thread: {e}")))?;
-        rx.await.map_err(|_| FjallError::Failed("the sync thread ended without an outcome".into()))?
-    }
-
-    /// Waits until every write applied before this call is durable (per the policy).
-    pub(crate) async fn wait(&self) -> pop_core::Result<()> {
-        match self.policy {
-            FlushPolicy::FlushEveryWrite => self.sync_now().await.map_err(Into::into),
-            FlushPolicy::GroupCommit { .. } => {
-                let Some(group) = &self.group else { return Ok(()) };
-                let generation = {
-                    let mut p = group.pending.lock().unwrap_or_else(|e| e.into_inner());
-                    p.dirty = true;
-                    p.current
-                };
-                group.wake.notify_one();
-                let mut rx = group.synced.subscribe();
-                let seen = rx
-                    .wait_for(|(done, _)| *done > generation)
-                    .await
-                    .map_err(|_| FjallError::Failed("the group-commit thread stopped".into()))?;
-                match &seen.1 {
-                    Some(msg) => Err(FjallError::Failed(msg.to_string()).into()),
-                    None => Ok(()),
-                }
-            }
-            FlushPolicy::Never => Ok(()),
-        }
+impl pop_store_kv::durability::Syncer for Syncer {
+    fn sync(&self) -> Result<(), String> {
+        Syncer::sync(self).map_err(|e| e.to_string())
     }
 }
 
-impl Drop for Durability {
-    fn drop(&mut self) {
-        if let Some(group) = &self.group {
-            group.pending.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-            group.wake.notify_one();
-        }
-        if let Some(handle) = self.thread.take() {
-            let _ = handle.join();
-        }
+/// The group-commit policy of a flush policy.
+pub(crate) fn policy(p: FlushPolicy) -> Policy {
+    match p {
+        FlushPolicy::FlushEveryWrite => Policy::EveryWrite,
+        FlushPolicy::GroupCommit { max_delay_ms } => Policy::Group { max_delay_ms },
+        FlushPolicy::Never => Policy::None,
     }
 }
 
-/// The group-commit loop: wait for a dirty write, respect the spacing, take the generation, sync,
-/// publish. A write registered in generation `g` before the take is covered: its change was applied
-/// (appended to the journal's buffer) before it registered, and the sync begins after the take.
-fn sync_loop(group: Weak<Group>, syncer: Arc<Syncer>, spacing: Duration) {
-    let mut last_start: Option<Instant> = None;
-    loop {
-        let Some(g) = group.upgrade() else { return };
-        {
-            let mut p = g.pending.lock().unwrap_or_else(|e| e.into_inner());
-            while !p.dirty && !p.closed {
-                let (guard, _) = g.wake.wait_timeout(p, Duration::from_millis(200)).unwrap_or_else(|e| e.into_inner());
-                p = guard;
-            }
-            if p.closed && !p.dirty {
-                return;
-            }
-        }
-        if let Some(t) = last_start {
-            let next = t + spacing;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-        }
-        let generation = {
-            let mut p = g.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let taken = p.current;
-            p.current += 1;
-            p.dirty = false;
-            taken
-        };
-        last_start = Some(Instant::now());
-        let outcome = syncer.sync().err().map(|e| Arc::new(e.to_string()));
-        if let Some(e) = &outcome {
-            tracing::error!(error = %e, "fjall group-commit sync failed");
-        }
-        g.synced.send_replace((generation + 1, outcome));
-        drop(g);
+/// A durability error as a core error.
+pub(crate) fn core_err(e: DurabilityError) -> pop_core::Error {
+    match e {
+        DurabilityError::Failed(msg) => FjallError::Failed(msg).into(),
+        DurabilityError::Stalled { for_secs, timeout_secs } => FjallError::Stalled { for_secs, timeout_secs }.into(),
     }
 }
 

@@ -35,6 +35,19 @@ pub enum FjallError {
          space), then restart the process (every acknowledged write is on disk)"
     )]
     Failed(String),
+    /// A sync of the journal has been running for longer than the stall timeout
+    /// ([`crate::Config::stall_timeout`]): the writes waiting on it may or may not be durable, and
+    /// every write fails like this while it lasts.
+    #[error(
+        "the fjall store is stalled: a sync of its journal has not completed for {for_secs} s (stall timeout \
+         {timeout_secs} s); writes are refused until it completes (check the disk)"
+    )]
+    Stalled {
+        /// How long the stuck sync has been running, in seconds.
+        for_secs: u64,
+        /// The configured stall timeout, in seconds.
+        timeout_secs: u64,
+    },
 }
 
 impl From<FjallError> for pop_core::Error {

@@ -11,7 +11,7 @@ pub mod format;
 mod queue;
 mod store;
 
-pub use config::{Config, DEFAULT_MEMTABLE_BYTES, DEFAULT_WRITE_BUFFER_BYTES, FlushPolicy};
+pub use config::{Config, DEFAULT_MEMTABLE_BYTES, DEFAULT_STALL_TIMEOUT, DEFAULT_WRITE_BUFFER_BYTES, FlushPolicy};
 pub use error::FjallError;
 pub use queue::FjallQueue;
 pub use store::{FjallStore, MAX_BATCH};

@@ -2,7 +2,7 @@
 //! named leases, all written in single-writer transactions.
 
 use crate::config::Config;
-use crate::durability::{Durability, Syncer};
+use crate::durability::{Syncer, core_err};
 use crate::error::{FjallError, fjall_err};
 use crate::format::{self, FORMAT_KEY, FORMAT_VERSION, corrupt, show_key};
 use crate::queue::FjallQueue;
@@ -11,6 +11,7 @@ use fjall::{PartitionCreateOptions, TxKeyspace, TxPartitionHandle, WriteTransact
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
+use pop_store_kv::durability::Durability;
 use pop_store_kv::read::{self, Entries, OrderedRead, Tree as KvTree};
 use pop_store_kv::write::{self, KvTx, op_label, validate_op};
 use std::collections::BTreeMap;
@@ -152,7 +153,7 @@ impl Inner {
 
     /// Waits as the flush policy says after a mutation.
     pub(crate) async fn durable(&self) -> Result<()> {
-        self.durability.wait().await
+        self.durability.wait().await.map_err(core_err)
     }
 
     /// `n` fresh ids from the database's persistent counter (`meta/ids`), inside `tx`: they grow
@@ -239,7 +240,13 @@ impl FjallStore {
             leases: open(format::LEASES_PARTITION)?,
             q_entries: open(format::Q_ENTRIES_PARTITION)?,
             q_count: open(format::Q_COUNT_PARTITION)?,
-            durability: Durability::start(config.flush_policy, Syncer::new(ks.clone(), &path))?,
+            durability: Durability::start(
+                "fjall",
+                crate::durability::policy(config.flush_policy),
+                Syncer::new(ks.clone(), &path),
+                config.stall_timeout,
+            )
+            .map_err(core_err)?,
             meta,
             obj,
             idx,
@@ -268,7 +275,7 @@ impl FjallStore {
 
     /// Syncs everything written so far to disk, whatever the flush policy.
     pub async fn flush(&self) -> Result<()> {
-        self.inner.durability.sync_now().await.map_err(Into::into)
+        self.inner.durability.sync_now().await.map_err(core_err)
     }
 
     fn obj(&self, kind: Kind) -> &TxPartitionHandle {

@@ -8,9 +8,13 @@
 //! * [`read`]: the read paths of [`pop_core::store::Store`] (get, query by index, scan, query by
 //!   phase, the ready set) over any [`read::OrderedRead`];
 //! * [`write`]: the write path of `Store::write` (records with their index and phase entries, checked
-//!   versions, the ready set) inside any [`write::KvTx`].
+//!   versions, the ready set) inside any [`write::KvTx`];
+//! * [`durability`]: group commit (a syncing thread shared by every writer; a write's future waits
+//!   for a sync that began after it) over any [`durability::Syncer`], with detection of a sync
+//!   stuck for good.
 
 pub mod codec;
+pub mod durability;
 pub mod read;
 pub mod write;
 

@@ -1,7 +1,7 @@
 //! [`SledStore`]: the [`Store`] on sled — a tree per kind, index trees, the ready set, named leases.
 
 use crate::config::{Config, FlushPolicy};
-use crate::durability::{Durability, Syncer};
+use crate::durability::{Syncer, core_err};
 use crate::error::{SledError, sled_err};
 use crate::format::{
     self, FORMAT_KEY, FORMAT_VERSION, FORMAT_VERSION_WITH_OLD_QUEUE, FORMAT_VERSION_WITHOUT_PHASES, corrupt, show_key,
@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
+use pop_store_kv::durability::Durability;
 use pop_store_kv::read::{self, Entries, OrderedRead, Tree as KvTree};
 use pop_store_kv::write::{self, KvTx, op_label, validate_op};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -61,7 +62,7 @@ impl Inner {
     /// after sled failed, so that a failed store does not apply changes in memory that can never
     /// become durable, and says to restart.
     pub(crate) fn writable(&self) -> Result<()> {
-        self.durability.check()?;
+        self.durability.check().map_err(core_err)?;
         if let Some(first) = self.failed.get() {
             return Err(SledError::Failed(first.clone()).into());
         }
@@ -91,7 +92,7 @@ impl Inner {
 
     /// Waits as the flush policy says after a mutation.
     pub(crate) async fn durable(&self) -> Result<()> {
-        self.durability.wait().await
+        self.durability.wait().await.map_err(core_err)
     }
 }
 
@@ -189,10 +190,12 @@ impl SledStore {
             phase,
             q,
             durability: Durability::start(
-                config.flush_policy,
+                "sled",
+                crate::durability::policy(config.flush_policy),
                 Syncer::new(db.clone(), config.path.as_deref())?,
                 config.stall_timeout,
-            )?,
+            )
+            .map_err(core_err)?,
             failed: std::sync::OnceLock::new(),
             db,
             path,
@@ -224,7 +227,7 @@ impl SledStore {
     /// Flushes everything written so far to disk (sled flush + `fdatasync`), whatever the flush policy.
     pub async fn flush(&self) -> Result<()> {
         self.inner.writable()?;
-        self.inner.durability.flush_now().await?;
+        self.inner.durability.sync_now().await.map_err(core_err)?;
         Ok(())
     }
 
