@@ -15,7 +15,8 @@ use fjall::TxPartitionHandle;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
-use pop_store_kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
+use pop_store_kv::queue::{self as kvq, QueueTree};
+use pop_store_kv::{VISIBLE, entry_key, lease_deadline as ttl, order_key, parse_order_tail};
 use std::sync::Arc;
 
 /// A queue entry as stored in `q#entries`.
@@ -60,6 +61,64 @@ fn candidate(prefix: &[u8], key: &[u8], v: &[u8]) -> Result<Candidate> {
     Ok(Candidate { key: key.to_vec(), seq, slot, agenda })
 }
 
+/// The queue's partitions in a write transaction, for `pop_store_kv::queue` (the order is
+/// mirrored: see [`crate::store::Mirror`]).
+struct QTx<'q, 't> {
+    queue: &'q FjallQueue,
+    tx: &'q mut Tx<'t>,
+}
+
+impl QTx<'_, '_> {
+    fn part(&self, tree: QueueTree) -> &TxPartitionHandle {
+        match tree {
+            QueueTree::Entries => &self.queue.inner.q_entries,
+            QueueTree::Order => &self.queue.inner.q_order,
+            QueueTree::Count => &self.queue.inner.q_count,
+        }
+    }
+}
+
+impl kvq::QueueTx for QTx<'_, '_> {
+    type Bytes = fjall::Slice;
+    type Error = Error;
+
+    fn abort(e: Error) -> Error {
+        e
+    }
+
+    fn name(&self, tree: QueueTree) -> &'static str {
+        match tree {
+            QueueTree::Entries => format::Q_ENTRIES_PARTITION,
+            QueueTree::Order => format::Q_ORDER_PARTITION,
+            QueueTree::Count => format::Q_COUNT_PARTITION,
+        }
+    }
+
+    fn get(&mut self, tree: QueueTree, key: &[u8]) -> Result<Option<fjall::Slice>> {
+        let part = self.part(tree).clone();
+        let name = self.name(tree);
+        self.tx.get(&part, key).map_err(|e| fjall_err(format!("get {} in partition {name}", format::show_key(key)), e))
+    }
+
+    fn insert(&mut self, tree: QueueTree, key: &[u8], value: &[u8]) -> Result<()> {
+        let part = self.part(tree).clone();
+        match tree {
+            QueueTree::Order => self.tx.put_mirrored(Mirrored::Order, &part, key.to_vec(), value.to_vec()),
+            _ => self.tx.insert(&part, key, value),
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, tree: QueueTree, key: &[u8]) -> Result<()> {
+        let part = self.part(tree).clone();
+        match tree {
+            QueueTree::Order => self.tx.remove_mirrored(Mirrored::Order, &part, key.to_vec()),
+            _ => self.tx.remove(&part, key),
+        }
+        Ok(())
+    }
+}
+
 impl FjallQueue {
     fn entries(&self) -> &TxPartitionHandle {
         &self.inner.q_entries
@@ -67,52 +126,6 @@ impl FjallQueue {
 
     fn order(&self) -> &TxPartitionHandle {
         &self.inner.q_order
-    }
-
-    /// Adds `delta` to the queue's count inside a transaction.
-    fn bump(&self, tx: &mut Tx<'_>, insight: &str, delta: i64) -> Result<()> {
-        let count = &self.inner.q_count;
-        let cur =
-            match tx.get(count, insight.as_bytes()).map_err(|e| fjall_err(format!("length of queue {insight}"), e))? {
-                Some(v) => decode_count(insight.as_bytes(), &v)?,
-                None => 0,
-            };
-        let next = (cur as i64 + delta).max(0) as u64;
-        if next == 0 {
-            tx.remove(count, insight.as_bytes());
-        } else {
-            tx.insert(count, insight.as_bytes(), next.to_be_bytes());
-        }
-        Ok(())
-    }
-
-    /// The entry of `token` if the token is its current delivery; the inner `Err` is the
-    /// `Conflict` saying why not.
-    fn lookup(&self, tx: &mut Tx<'_>, token: &LeaseToken) -> Result<Result<(Vec<u8>, Entry)>> {
-        let ek = entry_key(&token.insight_id, &token.agenda_id);
-        let got = tx
-            .get(self.entries(), &ek)
-            .map_err(|e| fjall_err(format!("look up the lease of agenda {}", token.agenda_id), e))?;
-        let Some(v) = got else {
-            return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
-        };
-        let entry = decode_entry(&ek, &v)?;
-        let receipt = entry.lease.as_ref().map(|(r, _)| r.as_str());
-        if receipt != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
-            return Ok(Err(not_current(
-                token,
-                &format!(
-                    "the item's current delivery is epoch {}{}",
-                    entry.epoch,
-                    if entry.lease.is_none() { " (not leased)" } else { "" }
-                ),
-            )));
-        }
-        Ok(Ok((ek, entry)))
-    }
-
-    fn current(&self, tx: &mut Tx<'_>, token: &LeaseToken) -> Result<(Vec<u8>, Entry)> {
-        self.lookup(tx, token)?
     }
 
     /// Items of `q#order` in `range` (all of the same insight), at most `limit`, from the mirror.
@@ -213,7 +226,7 @@ impl QueueBackend for FjallQueue {
                 pushed.push(true);
             }
             if added > 0 {
-                self.bump(tx, insight_id, added)?;
+                kvq::bump(&mut QTx { queue: self, tx }, insight_id, added)?;
             }
             Ok(pushed)
         })?;
@@ -302,25 +315,7 @@ impl QueueBackend for FjallQueue {
         let deadline = ttl(now, ttl_ms);
         self.inner.transaction(
             || format!("extend the lease of agenda {}", token.agenda_id),
-            |tx| {
-                let (ek, mut entry) = self.current(tx, token)?;
-                tx.remove_mirrored(
-                    Mirrored::Order,
-                    self.order(),
-                    order_key(&token.insight_id, entry.slot(), entry.seq),
-                );
-                if let Some((_, d)) = entry.lease.as_mut() {
-                    *d = deadline;
-                }
-                tx.put_mirrored(
-                    Mirrored::Order,
-                    self.order(),
-                    order_key(&token.insight_id, deadline, entry.seq),
-                    token.agenda_id.as_bytes().to_vec(),
-                );
-                tx.insert(self.entries(), ek, entry.encode());
-                Ok(())
-            },
+            |tx| kvq::extend(&mut QTx { queue: self, tx }, token, deadline),
         )?;
         self.inner.durable().await?;
         Ok(deadline)
@@ -329,16 +324,7 @@ impl QueueBackend for FjallQueue {
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
         self.inner.transaction(
             || format!("ack the lease of agenda {}", token.agenda_id),
-            |tx| {
-                let (ek, entry) = self.current(tx, token)?;
-                tx.remove_mirrored(
-                    Mirrored::Order,
-                    self.order(),
-                    order_key(&token.insight_id, entry.slot(), entry.seq),
-                );
-                tx.remove(self.entries(), ek);
-                self.bump(tx, &token.insight_id, -1)
-            },
+            |tx| kvq::ack(&mut QTx { queue: self, tx }, token),
         )?;
         self.inner.durable().await
     }
@@ -355,34 +341,7 @@ impl QueueBackend for FjallQueue {
         // alone (its `Conflict` is its result, the transaction goes on).
         let outcome = self.inner.transaction(
             || format!("ack {} leases", tokens.len()),
-            |tx| {
-                let mut results = Vec::with_capacity(tokens.len());
-                let mut removed: Vec<(&str, i64)> = Vec::new();
-                for token in tokens {
-                    let (ek, entry) = match self.lookup(tx, token)? {
-                        Ok(found) => found,
-                        Err(e) => {
-                            results.push(Err(e));
-                            continue;
-                        }
-                    };
-                    tx.remove_mirrored(
-                        Mirrored::Order,
-                        self.order(),
-                        order_key(&token.insight_id, entry.slot(), entry.seq),
-                    );
-                    tx.remove(self.entries(), ek);
-                    match removed.iter_mut().find(|(q, _)| *q == token.insight_id) {
-                        Some((_, n)) => *n += 1,
-                        None => removed.push((token.insight_id.as_str(), 1)),
-                    }
-                    results.push(Ok(()));
-                }
-                for (insight, n) in removed {
-                    self.bump(tx, insight, -n)?;
-                }
-                Ok(results)
-            },
+            |tx| kvq::ack_many(&mut QTx { queue: self, tx }, tokens),
         );
         let results = match outcome {
             Ok(results) => results,
@@ -399,23 +358,7 @@ impl QueueBackend for FjallQueue {
     async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {
         self.inner.transaction(
             || format!("release the lease of agenda {}", token.agenda_id),
-            |tx| {
-                let (ek, mut entry) = self.current(tx, token)?;
-                tx.remove_mirrored(
-                    Mirrored::Order,
-                    self.order(),
-                    order_key(&token.insight_id, entry.slot(), entry.seq),
-                );
-                entry.lease = None;
-                tx.put_mirrored(
-                    Mirrored::Order,
-                    self.order(),
-                    order_key(&token.insight_id, VISIBLE, entry.seq),
-                    token.agenda_id.as_bytes().to_vec(),
-                );
-                tx.insert(self.entries(), ek, entry.encode());
-                Ok(())
-            },
+            |tx| kvq::release(&mut QTx { queue: self, tx }, token),
         )?;
         self.inner.durable().await
     }
@@ -486,19 +429,9 @@ impl QueueBackend for FjallQueue {
     }
 
     async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
-        let ek = entry_key(insight_id, agenda_id);
         let removed = self.inner.transaction(
             || format!("remove agenda {agenda_id} from queue {insight_id}"),
-            |tx| {
-                let taken = tx
-                    .take(self.entries(), ek.as_slice())
-                    .map_err(|e| fjall_err(format!("remove agenda {agenda_id} from queue {insight_id}"), e))?;
-                let Some(v) = taken else { return Ok(false) };
-                let entry = decode_entry(&ek, &v)?;
-                tx.remove_mirrored(Mirrored::Order, self.order(), order_key(insight_id, entry.slot(), entry.seq));
-                self.bump(tx, insight_id, -1)?;
-                Ok(true)
-            },
+            |tx| kvq::remove(&mut QTx { queue: self, tx }, insight_id, agenda_id),
         )?;
         if removed {
             self.inner.durable().await?;

@@ -9,12 +9,15 @@
 //!   phase, the ready set) over any [`read::OrderedRead`];
 //! * [`write`]: the write path of `Store::write` (records with their index and phase entries, checked
 //!   versions, the ready set) inside any [`write::KvTx`];
+//! * [`queue`]: the queue's per-lease changes (extend, ack, release, remove) inside any
+//!   [`queue::QueueTx`];
 //! * [`durability`]: group commit (a syncing thread shared by every writer; a write's future waits
 //!   for a sync that began after it) over any [`durability::Syncer`], with detection of a sync
 //!   stuck for good.
 
 pub mod codec;
 pub mod durability;
+pub mod queue;
 pub mod read;
 pub mod write;
 

@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::queue::{Lease, LeaseToken, QueueBackend};
 use pop_core::{Error, Result};
-use pop_store_kv::{VISIBLE, entry_key, lease_deadline as ttl, not_current, order_key, parse_order_tail};
+use pop_store_kv::queue::{self as kvq, QueueTree};
+use pop_store_kv::{VISIBLE, entry_key, lease_deadline as ttl, order_key, parse_order_tail};
 use sled::Transactional;
 use sled::Tree;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -64,56 +65,48 @@ fn decode_count(key: &[u8], v: &[u8]) -> Result<u64> {
     pop_store_kv::decode_count(format::Q_COUNT_TREE, key, v)
 }
 
-/// Adds `delta` to the queue's count inside a transaction.
-fn bump(count: &TransactionalTree, insight: &str, delta: i64) -> TxResult<()> {
-    let cur = match count.get(insight.as_bytes())? {
-        Some(v) => match decode_count(insight.as_bytes(), &v) {
-            Ok(n) => n,
-            Err(e) => return abort(e),
-        },
-        None => 0,
-    };
-    let next = (cur as i64 + delta).max(0) as u64;
-    if next == 0 {
-        count.remove(insight.as_bytes())?;
-    } else {
-        count.insert(insight.as_bytes(), &next.to_be_bytes())?;
+/// The queue's trees in a transaction, for `pop_store_kv::queue`.
+struct QView<'a>(&'a Tx3);
+
+impl kvq::QueueTx for QView<'_> {
+    type Bytes = sled::IVec;
+    type Error = ConflictableTransactionError<Error>;
+
+    fn abort(e: Error) -> Self::Error {
+        ConflictableTransactionError::Abort(e)
     }
-    Ok(())
+
+    fn name(&self, tree: QueueTree) -> &'static str {
+        match tree {
+            QueueTree::Entries => format::Q_ENTRIES_TREE,
+            QueueTree::Order => format::Q_ORDER_TREE,
+            QueueTree::Count => format::Q_COUNT_TREE,
+        }
+    }
+
+    fn get(&mut self, tree: QueueTree, key: &[u8]) -> TxResult<Option<sled::IVec>> {
+        Ok(self.tree(tree).get(key)?)
+    }
+
+    fn insert(&mut self, tree: QueueTree, key: &[u8], value: &[u8]) -> TxResult<()> {
+        self.tree(tree).insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&mut self, tree: QueueTree, key: &[u8]) -> TxResult<()> {
+        self.tree(tree).remove(key)?;
+        Ok(())
+    }
 }
 
-/// Looks up the entry of `token` and checks that the token is its current delivery.
-fn current(tx: &Tx3, token: &LeaseToken) -> TxResult<(Vec<u8>, Entry)> {
-    match lookup(tx, token)? {
-        Ok(found) => Ok(found),
-        Err(e) => abort(e),
+impl QView<'_> {
+    fn tree(&self, tree: QueueTree) -> &TransactionalTree {
+        match tree {
+            QueueTree::Entries => &self.0.0,
+            QueueTree::Order => &self.0.1,
+            QueueTree::Count => &self.0.2,
+        }
     }
-}
-
-/// [`current`] without aborting the transaction when the token is not current: that is the inner
-/// `Conflict` (a corrupt value still aborts).
-fn lookup(tx: &Tx3, token: &LeaseToken) -> TxResult<Result<(Vec<u8>, Entry)>> {
-    let (entries, _, _) = tx;
-    let ek = entry_key(&token.insight_id, &token.agenda_id);
-    let Some(v) = entries.get(&ek)? else {
-        return Ok(Err(not_current(token, "the agenda is no longer in the queue")));
-    };
-    let entry = match decode_entry(&ek, &v) {
-        Ok(e) => e,
-        Err(e) => return abort(e),
-    };
-    let receipt = entry.lease.as_ref().map(|(r, _)| r.as_str());
-    if receipt != Some(token.receipt.as_str()) || entry.epoch != token.epoch {
-        return Ok(Err(not_current(
-            token,
-            &format!(
-                "the item's current delivery is epoch {}{}",
-                entry.epoch,
-                if entry.lease.is_none() { " (not leased)" } else { "" }
-            ),
-        )));
-    }
-    Ok(Ok((ek, entry)))
 }
 
 /// A candidate of a receive: its order key, sequence number, slot and agenda.
@@ -226,7 +219,7 @@ impl QueueBackend for SledQueue {
         let pushed = self
             .trees()
             .transaction(|tx: &Tx3| {
-                let (entries, order, count) = tx;
+                let (entries, order, _) = tx;
                 let mut pushed = Vec::with_capacity(rows.len());
                 let mut added = 0;
                 for (ek, ok, entry, agenda) in &rows {
@@ -240,7 +233,7 @@ impl QueueBackend for SledQueue {
                     pushed.push(true);
                 }
                 if added > 0 {
-                    bump(count, insight_id, added)?;
+                    kvq::bump(&mut QView(tx), insight_id, added)?;
                 }
                 Ok(pushed)
             })
@@ -344,17 +337,7 @@ impl QueueBackend for SledQueue {
         self.inner.writable()?;
         let deadline = ttl(now, ttl_ms);
         self.trees()
-            .transaction(|tx: &Tx3| {
-                let (ek, mut entry) = current(tx, token)?;
-                let (entries, order, _) = tx;
-                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
-                if let Some((_, d)) = entry.lease.as_mut() {
-                    *d = deadline;
-                }
-                order.insert(order_key(&token.insight_id, deadline, entry.seq), token.agenda_id.as_bytes())?;
-                entries.insert(ek.as_slice(), entry.encode())?;
-                Ok(())
-            })
+            .transaction(|tx: &Tx3| kvq::extend(&mut QView(tx), token, deadline))
             .map_err(|e| self.inner.tx_err(e, format!("extend the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await?;
         Ok(deadline)
@@ -363,14 +346,7 @@ impl QueueBackend for SledQueue {
     async fn ack(&self, token: &LeaseToken) -> Result<()> {
         self.inner.writable()?;
         self.trees()
-            .transaction(|tx: &Tx3| {
-                let (ek, entry) = current(tx, token)?;
-                let (entries, order, count) = tx;
-                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
-                entries.remove(ek.as_slice())?;
-                bump(count, &token.insight_id, -1)?;
-                Ok(())
-            })
+            .transaction(|tx: &Tx3| kvq::ack(&mut QView(tx), token))
             .map_err(|e| self.inner.tx_err(e, format!("ack the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
     }
@@ -388,31 +364,7 @@ impl QueueBackend for SledQueue {
         }
         // One transaction and one durable wait for the batch; a token that is not current fails
         // alone (its `Conflict` is its result, the transaction goes on).
-        let outcome = self.trees().transaction(|tx: &Tx3| {
-            let (entries, order, count) = tx;
-            let mut results = Vec::with_capacity(tokens.len());
-            let mut removed: Vec<(&str, i64)> = Vec::new();
-            for token in tokens {
-                let (ek, entry) = match lookup(tx, token)? {
-                    Ok(found) => found,
-                    Err(e) => {
-                        results.push(Err(e));
-                        continue;
-                    }
-                };
-                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
-                entries.remove(ek.as_slice())?;
-                match removed.iter_mut().find(|(q, _)| *q == token.insight_id) {
-                    Some((_, n)) => *n += 1,
-                    None => removed.push((token.insight_id.as_str(), 1)),
-                }
-                results.push(Ok(()));
-            }
-            for (insight, n) in removed {
-                bump(count, insight, -n)?;
-            }
-            Ok(results)
-        });
+        let outcome = self.trees().transaction(|tx: &Tx3| kvq::ack_many(&mut QView(tx), tokens));
         let results = match outcome {
             Ok(results) => results,
             Err(e) => {
@@ -431,15 +383,7 @@ impl QueueBackend for SledQueue {
     async fn release(&self, token: &LeaseToken, _now: Millis) -> Result<()> {
         self.inner.writable()?;
         self.trees()
-            .transaction(|tx: &Tx3| {
-                let (ek, mut entry) = current(tx, token)?;
-                let (entries, order, _) = tx;
-                order.remove(order_key(&token.insight_id, entry.slot(), entry.seq))?;
-                entry.lease = None;
-                order.insert(order_key(&token.insight_id, VISIBLE, entry.seq), token.agenda_id.as_bytes())?;
-                entries.insert(ek.as_slice(), entry.encode())?;
-                Ok(())
-            })
+            .transaction(|tx: &Tx3| kvq::release(&mut QView(tx), token))
             .map_err(|e| self.inner.tx_err(e, format!("release the lease of agenda {}", token.agenda_id)))?;
         self.inner.durable().await
     }
@@ -522,20 +466,9 @@ impl QueueBackend for SledQueue {
 
     async fn remove(&self, insight_id: &str, agenda_id: &str) -> Result<bool> {
         self.inner.writable()?;
-        let ek = entry_key(insight_id, agenda_id);
         let removed = self
             .trees()
-            .transaction(|tx: &Tx3| {
-                let (entries, order, count) = tx;
-                let Some(v) = entries.remove(ek.as_slice())? else { return Ok(false) };
-                let entry = match decode_entry(&ek, &v) {
-                    Ok(e) => e,
-                    Err(e) => return abort(e),
-                };
-                order.remove(order_key(insight_id, entry.slot(), entry.seq))?;
-                bump(count, insight_id, -1)?;
-                Ok(true)
-            })
+            .transaction(|tx: &Tx3| kvq::remove(&mut QView(tx), insight_id, agenda_id))
             .map_err(|e| self.inner.tx_err(e, format!("remove agenda {agenda_id} from queue {insight_id}")))?;
         if removed {
             self.inner.durable().await?;
