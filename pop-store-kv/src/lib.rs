@@ -7,7 +7,7 @@
 //!   values with their index values and phase entry in a binary header, queue entries;
 //! * [`read`]: the read paths of [`pop_core::store::Store`] (get, query by index, scan, query by
 //!   phase, the ready set) over any [`read::OrderedRead`];
-//! * [`write`]: the write path of `Store::write` (records with their index and phase entries, checked
+//! * [`write`](mod@write): the write path of `Store::write` (records with their index and phase entries, checked
 //!   versions, the ready set) inside any [`write::KvTx`];
 //! * [`queue`]: the queue's per-lease changes (extend, ack, release, remove) inside any
 //!   [`queue::QueueTx`];
