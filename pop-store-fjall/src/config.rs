@@ -120,9 +120,10 @@ impl Config {
 
     /// How long a sync of the journal may run before the store counts as stalled: the writes
     /// waiting on it, and every later one while it lasts, fail with [`crate::FjallError::Stalled`]
-    /// instead of waiting for ever (default 30 s).
+    /// instead of waiting for ever (default 30 s, at least 1 s: a shorter one would count healthy
+    /// syncs as stuck).
     pub fn stall_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.stall_timeout = timeout;
+        self.stall_timeout = timeout.max(std::time::Duration::from_secs(1));
         self
     }
 
