@@ -58,9 +58,15 @@ impl Syncer {
     }
 
     fn sync_active(&self) -> std::io::Result<()> {
-        let active = self.active()?;
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.as_ref().map(|(n, _)| *n) != Some(active) {
+        // The journal open last is still the active one until its successor exists: one `stat` per
+        // sync instead of listing the directory.
+        let rotated = match open.as_ref() {
+            Some((n, _)) => self.journals.join((n + 1).to_string()).exists(),
+            None => true,
+        };
+        if rotated {
+            let active = self.active()?;
             *open = Some((active, std::fs::File::open(self.journals.join(active.to_string()))?));
         }
         match open.as_ref() {
@@ -111,6 +117,23 @@ mod tests {
         syncer.sync().expect("a healthy sync");
         let (n, _) = syncer.open.lock().unwrap().take().expect("a journal was opened");
         assert_eq!(n, syncer.active().expect("the active journal"));
+    }
+
+    /// After fjall rotates its journal (a memtable sealed), the next sync finds and syncs the new one.
+    #[test]
+    fn a_rotated_journal_is_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = keyspace(dir.path());
+        let part = ks.open_partition("p", Default::default()).expect("partition");
+        part.insert("k", "v").expect("insert");
+        let syncer = Syncer::new(ks, dir.path());
+        syncer.sync().expect("a healthy sync");
+        let before = syncer.open.lock().unwrap().as_ref().map(|(n, _)| *n).expect("a journal was opened");
+        assert!(part.inner().rotate_memtable().expect("rotate"), "the memtable was not rotated");
+        part.insert("k2", "v2").expect("insert");
+        syncer.sync().expect("a sync after the rotation");
+        let after = syncer.open.lock().unwrap().as_ref().map(|(n, _)| *n).expect("a journal is open");
+        assert_eq!(after, before + 1, "the sync did not move to the new journal");
     }
 
     /// A failed sync fails every later one: after a failed `fdatasync` the kernel may have dropped

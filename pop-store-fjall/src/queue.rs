@@ -400,24 +400,15 @@ impl QueueBackend for FjallQueue {
             let ek = entry_key(insight_id, &c.agenda);
             let stored =
                 self.entries().get(&ek).map_err(|e| fjall_err(format!("expired leases of {insight_id}"), e))?;
-            let Some(v) = stored else {
-                continue; // acked since the scan
-            };
-            let entry = decode_entry(&ek, &v)?;
-            let Some((receipt, d)) = entry.lease.clone() else { continue };
-            if d != c.slot || entry.seq != c.seq {
-                continue; // extended, released or delivered again since the scan
-            }
-            out.push(Lease {
-                token: LeaseToken {
-                    insight_id: insight_id.to_owned(),
-                    agenda_id: c.agenda,
-                    receipt,
-                    epoch: entry.epoch,
-                },
-                item: entry.item(format::Q_ENTRIES_PARTITION, &ek)?,
-                deadline: d,
-            });
+            out.extend(kvq::expired_lease(
+                format::Q_ENTRIES_PARTITION,
+                insight_id,
+                c.agenda,
+                c.slot,
+                c.seq,
+                &ek,
+                stored.as_deref(),
+            )?);
         }
         Ok(out)
     }

@@ -11,6 +11,7 @@ use fjall::{PartitionCreateOptions, TxKeyspace, TxPartitionHandle, WriteTransact
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Result};
+use pop_store_kv::codec;
 use pop_store_kv::durability::Durability;
 use pop_store_kv::read::{self, Entries, OrderedRead, Tree as KvTree};
 use pop_store_kv::write::{self, KvTx, op_label, validate_op};
@@ -204,6 +205,7 @@ impl FjallStore {
                 (dir.path().to_owned(), Some(dir))
             }
         };
+        refuse_foreign_directory(&path)?;
         let ks = fjall::Config::new(&path)
             .cache_size(config.cache_capacity_bytes)
             .max_write_buffer_size(config.write_buffer_bytes)
@@ -291,6 +293,29 @@ impl FjallStore {
     }
 }
 
+/// Refuses a directory that holds files but no fjall database (fjall's `version` file): fjall would
+/// start a new database among them — in a sled directory given by mistake, beside sled's files.
+fn refuse_foreign_directory(path: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(path) else { return Ok(()) }; // missing: created by fjall
+    let names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() || names.iter().any(|n| n == "version") {
+        return Ok(());
+    }
+    let what = if names.iter().any(|n| n == "conf") && names.iter().any(|n| n == "db") {
+        "a sled database (open it with the sled store, `--store sled`)".to_owned()
+    } else {
+        let mut shown: Vec<&str> = names.iter().map(String::as_str).take(5).collect();
+        shown.sort_unstable();
+        format!(
+            "files that are not a fjall database ({}{})",
+            shown.join(", "),
+            if names.len() > 5 { ", ..." } else { "" }
+        )
+    };
+    Err(Error::invalid(format!("{} holds {what}: give an empty or new directory for a fjall database", path.display())))
+}
+
 /// Reads (or, for a new database, writes) the format version in the `meta` partition.
 fn check_format(ks: &TxKeyspace, meta: &TxPartitionHandle, path: &Path) -> Result<()> {
     let found = meta.get(FORMAT_KEY).map_err(|e| fjall_err("read the format version from partition meta", e))?;
@@ -303,15 +328,9 @@ fn check_format(ks: &TxKeyspace, meta: &TxPartitionHandle, path: &Path) -> Resul
         }
         .into()),
         None => {
-            let has_data = ks.list_partitions().iter().any(|name| {
-                let name: &str = name;
-                name != format::META_PARTITION
-                    && ks
-                        .open_partition(name, PartitionCreateOptions::default())
-                        .map(|p| p.inner().is_empty().unwrap_or(false))
-                        .map(|empty| !empty)
-                        .unwrap_or(true)
-            }) || !meta.inner().is_empty().unwrap_or(true);
+            // (A new keyspace has only `meta`, just opened above.)
+            let has_data = ks.list_partitions().iter().any(|name| &**name != format::META_PARTITION)
+                || !meta.inner().is_empty().unwrap_or(true);
             if has_data {
                 return Err(FjallError::UnknownFormat {
                     path: path.to_owned(),
@@ -500,19 +519,15 @@ impl Store for FjallStore {
     }
 
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
-        let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         let leases = &self.inner.leases;
         let got = self.inner.transaction(
             || format!("acquire lease {name} for {holder}"),
             |tx| {
                 let stored = tx.get(leases, name.as_bytes()).map_err(|e| fjall_err(format!("read lease {name}"), e))?;
-                if let Some(v) = stored {
-                    let (until, current) = format::decode_lease(name.as_bytes(), &v)?;
-                    if current != holder && until > now {
-                        return Ok(false);
-                    }
-                }
-                tx.insert(leases, name.as_bytes(), format::encode_lease(expires, holder));
+                let Some(value) = codec::acquire_lease(name, stored.as_deref(), holder, now, ttl_ms)? else {
+                    return Ok(false);
+                };
+                tx.insert(leases, name.as_bytes(), value);
                 Ok(true)
             },
         )?;
@@ -528,14 +543,11 @@ impl Store for FjallStore {
             || format!("release lease {name} of {holder}"),
             |tx| {
                 let stored = tx.get(leases, name.as_bytes()).map_err(|e| fjall_err(format!("read lease {name}"), e))?;
-                if let Some(v) = stored {
-                    let (_, current) = format::decode_lease(name.as_bytes(), &v)?;
-                    if current == holder {
-                        tx.remove(leases, name.as_bytes());
-                        return Ok(true);
-                    }
+                let release = codec::releases_lease(name, stored.as_deref(), holder)?;
+                if release {
+                    tx.remove(leases, name.as_bytes());
                 }
-                Ok(false)
+                Ok(release)
             },
         )?;
         if released {

@@ -326,6 +326,34 @@ pub fn decode_lease(name: &[u8], v: &[u8]) -> Result<(Millis, String), Error> {
     Ok((expires, holder.to_owned()))
 }
 
+/// What `lease_acquire` writes over the lease `name` stored as `stored`: the new value when
+/// `holder` may take it (it is free, expired, or already `holder`'s), `None` when another holder's
+/// lease runs past `now`.
+pub fn acquire_lease(
+    name: &str,
+    stored: Option<&[u8]>,
+    holder: &str,
+    now: Millis,
+    ttl_ms: u64,
+) -> Result<Option<Vec<u8>>, Error> {
+    if let Some(v) = stored {
+        let (until, current) = decode_lease(name.as_bytes(), v)?;
+        if current != holder && until > now {
+            return Ok(None);
+        }
+    }
+    let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+    Ok(Some(encode_lease(expires, holder)))
+}
+
+/// Whether `lease_release` removes the lease `name` stored as `stored`: only `holder`'s own.
+pub fn releases_lease(name: &str, stored: Option<&[u8]>, holder: &str) -> Result<bool, Error> {
+    match stored {
+        Some(v) => Ok(decode_lease(name.as_bytes(), v)?.1 == holder),
+        None => Ok(false),
+    }
+}
+
 /// Lower-case hex, for cursors over binary keys.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()

@@ -7,7 +7,7 @@
 use crate::codec::{self, QueueEntry, entry_key, not_current, order_key};
 use pop_core::Error;
 use pop_core::model::Millis;
-use pop_core::queue::LeaseToken;
+use pop_core::queue::{Lease, LeaseToken};
 
 /// A queue tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,4 +163,29 @@ pub fn remove<T: QueueTx>(tx: &mut T, insight_id: &str, agenda_id: &str) -> Resu
     tx.remove(QueueTree::Order, &order_key(insight_id, entry.slot(), entry.seq))?;
     bump(tx, insight_id, -1)?;
     Ok(true)
+}
+
+/// The lease that an `expired` scan found at `slot seq` of queue `insight_id` for `agenda`, read
+/// again from its entry (stored under `ek` in `entries`): `None` if the item was acked, extended,
+/// released or delivered again since the scan.
+pub fn expired_lease(
+    entries: &str,
+    insight_id: &str,
+    agenda: String,
+    slot: Millis,
+    seq: u64,
+    ek: &[u8],
+    stored: Option<&[u8]>,
+) -> Result<Option<Lease>, Error> {
+    let Some(v) = stored else { return Ok(None) };
+    let entry = QueueEntry::decode(entries, ek, v)?;
+    let Some((receipt, deadline)) = entry.lease.clone() else { return Ok(None) };
+    if deadline != slot || entry.seq != seq {
+        return Ok(None);
+    }
+    Ok(Some(Lease {
+        token: LeaseToken { insight_id: insight_id.to_owned(), agenda_id: agenda, receipt, epoch: entry.epoch },
+        item: entry.item(entries, ek)?,
+        deadline,
+    }))
 }

@@ -432,26 +432,17 @@ impl QueueBackend for SledQueue {
         let mut out = Vec::new();
         for c in self.expired_keys(insight_id, now, limit)? {
             let ek = entry_key(insight_id, &c.agenda);
-            let Some(v) =
-                self.inner.q.entries.get(&ek).map_err(|e| sled_err(format!("expired leases of {insight_id}"), e))?
-            else {
-                continue; // acked since the scan
-            };
-            let entry = decode_entry(&ek, &v)?;
-            let Some((receipt, d)) = entry.lease.clone() else { continue };
-            if d != c.slot || entry.seq != c.seq {
-                continue; // extended, released or delivered again since the scan
-            }
-            out.push(Lease {
-                token: LeaseToken {
-                    insight_id: insight_id.to_owned(),
-                    agenda_id: c.agenda,
-                    receipt,
-                    epoch: entry.epoch,
-                },
-                item: entry.item(format::Q_ENTRIES_TREE, &ek)?,
-                deadline: d,
-            });
+            let stored =
+                self.inner.q.entries.get(&ek).map_err(|e| sled_err(format!("expired leases of {insight_id}"), e))?;
+            out.extend(kvq::expired_lease(
+                format::Q_ENTRIES_TREE,
+                insight_id,
+                c.agenda,
+                c.slot,
+                c.seq,
+                &ek,
+                stored.as_deref(),
+            )?);
         }
         Ok(out)
     }

@@ -160,6 +160,13 @@ impl SledStore {
             None => sc.temporary(true),
         };
         let path = config.path.clone().unwrap_or_else(|| PathBuf::from("(temporary)"));
+        if config.path.is_some() && path.join("version").is_file() && path.join("journals").is_dir() {
+            return Err(Error::invalid(format!(
+                "{} holds a fjall database (open it with the fjall store, `--store fjall`): give another \
+                 directory for a sled database",
+                path.display()
+            )));
+        }
         let db = open_db(&sc, &path)?;
         let found = check_format(&db, &path)?;
         let open = |name: &str| db.open_tree(name).map_err(|e| sled_err(format!("open tree {name}"), e));
@@ -717,22 +724,19 @@ impl Store for SledStore {
 
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
         self.inner.writable()?;
-        let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
         let got = self
             .inner
             .leases
             .transaction(|tx| {
-                if let Some(v) = tx.get(name.as_bytes())? {
-                    let (until, current) = match format::decode_lease(name.as_bytes(), &v) {
-                        Ok(l) => l,
-                        Err(e) => return abort(e),
-                    };
-                    if current != holder && until > now {
-                        return Ok(false);
+                let stored = tx.get(name.as_bytes())?;
+                match pop_store_kv::acquire_lease(name, stored.as_deref(), holder, now, ttl_ms) {
+                    Ok(Some(value)) => {
+                        tx.insert(name.as_bytes(), value)?;
+                        Ok(true)
                     }
+                    Ok(None) => Ok(false),
+                    Err(e) => abort(e),
                 }
-                tx.insert(name.as_bytes(), format::encode_lease(expires, holder))?;
-                Ok(true)
             })
             .map_err(|e| self.inner.tx_err(e, format!("acquire lease {name} for {holder}")))?;
         if got {
@@ -747,17 +751,15 @@ impl Store for SledStore {
             .inner
             .leases
             .transaction(|tx| {
-                if let Some(v) = tx.get(name.as_bytes())? {
-                    let (_, current) = match format::decode_lease(name.as_bytes(), &v) {
-                        Ok(l) => l,
-                        Err(e) => return abort(e),
-                    };
-                    if current == holder {
+                let stored = tx.get(name.as_bytes())?;
+                match pop_store_kv::releases_lease(name, stored.as_deref(), holder) {
+                    Ok(true) => {
                         tx.remove(name.as_bytes())?;
-                        return Ok(true);
+                        Ok(true)
                     }
+                    Ok(false) => Ok(false),
+                    Err(e) => abort(e),
                 }
-                Ok(false)
             })
             .map_err(|e| self.inner.tx_err(e, format!("release lease {name} of {holder}")))?;
         if released {

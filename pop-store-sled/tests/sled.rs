@@ -480,3 +480,15 @@ async fn a_format_2_queue_is_rewritten_once_and_its_leases_stay_current() {
     assert_eq!(q.len("ins").await.unwrap(), 0);
     assert!(store.check_integrity().unwrap().is_ok());
 }
+
+/// A fjall database's directory given to the sled store by mistake is refused, not filled with
+/// sled's files beside fjall's.
+#[test]
+fn a_fjall_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("version"), b"FJL").unwrap();
+    std::fs::create_dir(dir.path().join("journals")).unwrap();
+    let err = SledStore::open(Config::new(dir.path())).unwrap_err().to_string();
+    assert!(err.contains("holds a fjall database"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "sled wrote into the fjall directory");
+}
