@@ -73,12 +73,14 @@ async fn run(ops_per_agenda: usize, agendas: usize, mode: Mode) {
         if std::env::var("POP_BENCH_STORE").as_deref() == Ok("memory") {
             (Arc::new(pop_core::memory::MemoryStore::new()), Arc::new(pop_core::memory::MemoryQueue::new()))
         } else if std::env::var("POP_BENCH_STORE").as_deref() == Ok("fjall") {
-            let (s, q) = pop_store_fjall::open_both(pop_store_fjall::Config::new(dir.path()).flush_policy(
-                pop_store_fjall::FlushPolicy::GroupCommit {
-                    max_delay_ms: env_or("POP_BENCH_GROUP_COMMIT_MS", 2) as u64,
-                },
-            ))
-            .expect("fjall");
+            // fjall's default group commit syncs back to back; POP_BENCH_GROUP_COMMIT_MS spaces them
+            let mut config = pop_store_fjall::Config::new(dir.path());
+            if std::env::var_os("POP_BENCH_GROUP_COMMIT_MS").is_some() {
+                config = config.flush_policy(pop_store_fjall::FlushPolicy::GroupCommit {
+                    max_delay_ms: env_or("POP_BENCH_GROUP_COMMIT_MS", 0) as u64,
+                });
+            }
+            let (s, q) = pop_store_fjall::open_both(config).expect("fjall");
             (Arc::new(s), Arc::new(q))
         } else {
             let (s, q) = pop_store_sled::open_both(pop_store_sled::Config::new(dir.path()).flush_policy(

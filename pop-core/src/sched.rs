@@ -296,6 +296,21 @@ pub trait Algorithm: Send + Sync {
 
     /// Explains the position of `agenda_id` in `view`, if it is there.
     fn explain(&self, view: &ReadyView<'_>, state: &Self::State, agenda_id: &str) -> Option<Explanation>;
+
+    /// Whether `pick` takes each *priority run* (a customer's entries of one priority, oldest
+    /// first) in order: it never picks an entry while an entry ahead of it in its run stays
+    /// unpicked. Then a pick of `count` can only take a run's first `count` entries, and the
+    /// scheduler hands the algorithm only the first `count + 1` of each run
+    /// ([`crate::store::Store::ready_heads`]; the one more shows that a customer is still
+    /// backlogged after the pick): a refill costs the same with a backlog of a thousand agendas or
+    /// a million. The algorithm must then pick the same and leave the same state from those heads
+    /// as from the whole set (the built-ins are tested for it).
+    ///
+    /// `false` by default (the view then holds the whole ready set, up to the engine's
+    /// `ready_read_limit`); the built-in algorithms say `true`.
+    fn in_run_order(&self) -> bool {
+        false
+    }
 }
 
 /// A scheduling algorithm in object-safe form, as the registry and the scheduler loop hold it.
@@ -316,6 +331,11 @@ pub trait SchedulingAlgorithm: Send + Sync {
 
     /// Explains the position of `agenda_id` in `view`, if it is there. Errors as [`pick`](Self::pick).
     fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Result<Option<Explanation>>;
+
+    /// See [`Algorithm::in_run_order`]; `false` by default.
+    fn in_run_order(&self) -> bool {
+        false
+    }
 }
 
 impl<A: Algorithm> SchedulingAlgorithm for A {
@@ -331,6 +351,10 @@ impl<A: Algorithm> SchedulingAlgorithm for A {
     fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Result<Option<Explanation>> {
         let typed = state.state::<A::State>(Algorithm::name(self), view.insight)?;
         Ok(Algorithm::explain(self, view, &typed, agenda_id))
+    }
+
+    fn in_run_order(&self) -> bool {
+        Algorithm::in_run_order(self)
     }
 }
 

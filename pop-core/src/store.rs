@@ -390,6 +390,36 @@ pub trait Store: Send + Sync + 'static {
     /// agenda id.
     async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>>;
 
+    /// The heads of an insight's ready set: in [`Store::ready_list`] order, the first `per_run`
+    /// entries of each *priority run* (a customer's entries of one priority), at most `limit` in
+    /// all. What a scheduler refilling at most `per_run` agendas needs of the ready set when its
+    /// algorithm takes each run's entries in order ([`crate::sched::Algorithm::in_run_order`]): a
+    /// refill then reads about `per_run` entries per run, however long the backlog.
+    ///
+    /// The default reads the whole list with [`Store::ready_list`] and keeps the heads; the embedded
+    /// backends seek from run to run instead.
+    async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
+        let mut out: Vec<ReadyAgenda> = Vec::new();
+        let mut in_run = 0usize;
+        let mut cursor = None;
+        while out.len() < limit {
+            let page = self.ready_list(insight_id, PageRequest { limit: 1000, cursor }).await?;
+            for entry in page.items {
+                let same_run =
+                    out.last().is_some_and(|l| l.customer_id == entry.customer_id && l.priority == entry.priority);
+                in_run = if same_run { in_run + 1 } else { 1 };
+                if in_run <= per_run && out.len() < limit {
+                    out.push(entry);
+                }
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// Acquires or renews the named lease for `holder` until `now + ttl_ms`: `true` if `holder` has it
     /// now, `false` if another holder's lease has not expired.
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool>;

@@ -122,6 +122,11 @@ impl Algorithm for FirstInFirstOut {
         out
     }
 
+    /// Each customer's entries are taken in list order (priority runs oldest first).
+    fn in_run_order(&self) -> bool {
+        true
+    }
+
     fn explain(&self, view: &ReadyView<'_>, _state: &NoState, agenda_id: &str) -> Option<Explanation> {
         let (c, j) = view.locate(agenda_id)?;
         let target = &view.customers[c].entries[j];

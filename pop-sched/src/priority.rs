@@ -319,6 +319,11 @@ impl Algorithm for Priority {
         out
     }
 
+    /// Each customer's entries are taken in list order (priority runs oldest first).
+    fn in_run_order(&self) -> bool {
+        true
+    }
+
     /// Exact when nothing arrives before it is picked: replays the algorithm (on a copy of the
     /// state) up to the agenda, so its cost grows with the agenda's position.
     fn explain(&self, view: &ReadyView<'_>, state: &FairState, agenda_id: &str) -> Option<Explanation> {

@@ -16,12 +16,19 @@ pub enum FlushPolicy {
     /// Promise: when the future completes with `Ok`, the write survives a process crash or power
     /// loss (as far as the disk honours `fdatasync`). Each write pays for a sync of its own.
     FlushEveryWrite,
-    /// Group commit: one background thread syncs the journal at most every `max_delay_ms` while
-    /// writes are waiting; a write's future completes only after a sync that *began after the write
-    /// was applied* has finished.
+    /// Group commit: one background thread syncs the journal while writes are waiting, starting
+    /// syncs at least `max_delay_ms` apart; a write's future completes only after a sync that *began
+    /// after the write was applied* has finished.
     ///
     /// Promise: the same as [`FlushPolicy::FlushEveryWrite`] (an `Ok` means durable), with one
     /// `fdatasync` shared by every write of the interval.
+    ///
+    /// The default is `max_delay_ms: 0`: a sync starts as soon as the previous one has ended and a
+    /// write waits, so every write that arrived during a sync shares the next one. A journal sync
+    /// is a short `fdatasync` of one file, so waiting on purpose only adds latency (the engine bench
+    /// runs 1-operation agendas 15–35 % faster than with 2 ms, see the README); on a disk whose
+    /// syncs are slow the groups grow by themselves. A spacing caps the syncs per second, for a
+    /// disk that charges for them.
     GroupCommit {
         /// The least time between the starts of two syncs, in milliseconds (0: sync as soon as the
         /// previous sync ends).
@@ -45,7 +52,7 @@ pub const DEFAULT_MEMTABLE_BYTES: u32 = 16 << 20;
 
 impl Default for FlushPolicy {
     fn default() -> Self {
-        FlushPolicy::GroupCommit { max_delay_ms: 2 }
+        FlushPolicy::GroupCommit { max_delay_ms: 0 }
     }
 }
 
@@ -70,7 +77,7 @@ pub struct Config {
 
 impl Config {
     /// A database in directory `path` (created if missing), 64 MiB of block cache, 128 MiB of write
-    /// buffer in memtables of up to 16 MiB, group commit every 2 ms.
+    /// buffer in memtables of up to 16 MiB, group commit with syncs back to back ([`FlushPolicy::default`]).
     pub fn new(path: impl AsRef<Path>) -> Self {
         Self {
             path: Some(path.as_ref().to_owned()),

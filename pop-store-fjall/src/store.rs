@@ -518,6 +518,10 @@ impl Store for FjallStore {
         read::ready_list(self, insight_id, page)
     }
 
+    async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
+        read::ready_heads(self, insight_id, per_run, limit)
+    }
+
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
         let leases = &self.inner.leases;
         let got = self.inner.transaction(

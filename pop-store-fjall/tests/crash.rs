@@ -19,7 +19,9 @@ fn policy_for(run: usize) -> FlushPolicy {
     match std::env::var("POP_FJALL_CRASH_POLICY").as_deref() {
         // For checking that the test detects loss: a policy that does not wait for the disk.
         Ok("never") => FlushPolicy::Never,
-        _ if run % 2 == 0 => FlushPolicy::GroupCommit { max_delay_ms: 2 },
+        // the default (group commit, syncs back to back), a spaced group commit, a sync per write
+        _ if run % 3 == 0 => FlushPolicy::default(),
+        _ if run % 3 == 1 => FlushPolicy::GroupCommit { max_delay_ms: 2 },
         _ => FlushPolicy::FlushEveryWrite,
     }
 }

@@ -233,3 +233,93 @@ pub fn ready_list<S: OrderedRead + ?Sized>(s: &S, insight_id: &str, page: PageRe
     let items = entries.iter().map(|(k, v)| decode_ready(s, k.as_ref(), v.as_ref())).collect::<Result<Vec<_>>>()?;
     Ok(Page { items, next })
 }
+
+/// The length of the run prefix (`c(insight) c(customer) prio`) of a ready key whose insight
+/// component is `insight_len` bytes long.
+fn ready_run_len(key: &[u8], insight_len: usize) -> Option<usize> {
+    let mut i = insight_len;
+    while i < key.len() {
+        if key[i] == 0 {
+            if key.get(i + 1) == Some(&0xFF) {
+                i += 2;
+                continue;
+            }
+            let end = i + 1 + 4;
+            return (end <= key.len()).then_some(end);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The least key after every key that begins with `prefix` (`None`: there is none).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// [`pop_core::store::Store::ready_heads`]: reads a run's first `per_run` entries, then seeks past
+/// the run, so a long run costs no more than a short one.
+pub fn ready_heads<S: OrderedRead + ?Sized>(
+    s: &S,
+    insight_id: &str,
+    per_run: usize,
+    limit: usize,
+) -> Result<Vec<ReadyAgenda>> {
+    let prefix = codec::component(insight_id);
+    let end = match prefix_successor(&prefix) {
+        Some(e) => Bound::Excluded(e),
+        None => Bound::Unbounded,
+    };
+    let mut out = Vec::new();
+    if per_run == 0 || limit == 0 {
+        return Ok(out);
+    }
+    let mut start = Bound::Included(prefix.clone());
+    // The run being read: its prefix and how many of its entries were kept.
+    let mut run: Option<(Vec<u8>, usize)> = None;
+    loop {
+        // Enough to finish the current run's share and see where the next run begins.
+        let want = per_run.min(limit - out.len()) + 1;
+        let (mut read, mut seek, mut last) = (0, None, None);
+        for kv in s.range(Tree::Ready, start.clone(), end.clone(), want) {
+            let (k, v) = kv?;
+            let k = k.as_ref();
+            read += 1;
+            let len = ready_run_len(k, prefix.len())
+                .ok_or_else(|| corrupt(s.tree_name(Tree::Ready), k, "unparsable ready key"))?;
+            let kept = match &mut run {
+                Some((p, n)) if p.as_slice() == &k[..len] => n,
+                _ => &mut run.insert((k[..len].to_vec(), 0)).1,
+            };
+            if *kept == per_run {
+                // The run's share is read: go on from the next run.
+                seek = Some(prefix_successor(&k[..len]));
+                break;
+            }
+            *kept += 1;
+            out.push(decode_ready(s, k, v.as_ref())?);
+            if out.len() == limit {
+                return Ok(out);
+            }
+            last = Some(k.to_vec());
+            if read == want {
+                break;
+            }
+        }
+        start = match (seek, last) {
+            (Some(Some(after)), _) => Bound::Included(after),
+            (Some(None), _) => return Ok(out),
+            // the range ended before `want` entries
+            _ if read < want => return Ok(out),
+            (None, Some(k)) => Bound::Excluded(k),
+            (None, None) => return Ok(out),
+        };
+    }
+}

@@ -722,6 +722,10 @@ impl Store for SledStore {
         read::ready_list(self, insight_id, page)
     }
 
+    async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
+        read::ready_heads(self, insight_id, per_run, limit)
+    }
+
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
         self.inner.writable()?;
         let got = self

@@ -359,6 +359,7 @@ macro_rules! store_conformance {
                     phase_query_needs_a_phase_index,
                     ready_set_order,
                     ready_set_paging,
+                    ready_set_heads,
                     ready_insert_replaces_and_remove_is_idempotent,
                     named_leases,
                 ];

@@ -894,6 +894,60 @@ pub async fn ready_set_paging(store: &dyn Store) {
     assert_eq!(small, all, "[{}] ready list paged by 7", name(store));
 }
 
+/// The heads of the ready set: the first `per_run` entries of each (customer, priority) run in
+/// list order, at most `limit` in all, whatever the runs' lengths (including a customer id with a
+/// NUL byte and the extreme priorities, whose keys end in `0x00` and `0xFF` bytes on the ordered
+/// backends).
+pub async fn ready_set_heads(store: &dyn Store) {
+    let t0 = wall_clock();
+    let insight = unique("insight");
+    let other = unique("insight");
+    let tag = unique("h");
+    // (customer, priority, entries in the run)
+    let runs: [(&str, i32, usize); 8] = [
+        ("cust-a", 5, 9),
+        ("cust-a", 0, 1),
+        ("cust-a", i32::MIN, 4),
+        ("cust-b", i32::MAX, 6),
+        ("cust-b", -1, 2),
+        ("cust\0nul", 3, 5),
+        ("cust-c", 0, 12),
+        ("cust-d", 7, 3),
+    ];
+    let mut all = Vec::new();
+    for (r, (customer, priority, n)) in runs.iter().enumerate() {
+        for i in 0..*n {
+            // arrivals out of order within a run: the list sorts them
+            let added = t0 + ((i * 7 + r) % 11) as Millis;
+            all.push(ready(&insight, customer, &format!("{tag}-{r}-{i:02}"), *priority, added));
+        }
+    }
+    let mut writes: Vec<WriteOp> = all.iter().cloned().map(WriteOp::ReadyInsert).collect();
+    writes.push(WriteOp::ReadyInsert(ready(&other, "cust-a", &format!("{tag}-elsewhere"), 5, t0)));
+    for part in writes.chunks(store.max_batch().clamp(1, 100)) {
+        ok(store, "ready inserts", store.write(part.to_vec()).await);
+    }
+    all.sort_by(|a, b| (a.customer_id.as_str(), a.order_key()).cmp(&(b.customer_id.as_str(), b.order_key())));
+    for per_run in [0, 1, 2, 3, 5, 100] {
+        for limit in [0, 1, 7, 20, usize::MAX] {
+            let mut want: Vec<&ReadyAgenda> = Vec::new();
+            let mut in_run = 0;
+            for (i, e) in all.iter().enumerate() {
+                let same = i > 0 && all[i - 1].customer_id == e.customer_id && all[i - 1].priority == e.priority;
+                in_run = if same { in_run + 1 } else { 1 };
+                if in_run <= per_run && want.len() < limit {
+                    want.push(e);
+                }
+            }
+            let got = ok(store, "ready_heads", store.ready_heads(&insight, per_run, limit).await);
+            let got: Vec<&ReadyAgenda> = got.iter().collect();
+            assert_eq!(got, want, "[{}] ready_heads per_run {per_run}, limit {limit}", name(store));
+        }
+    }
+    let missing = ok(store, "ready_heads", store.ready_heads(&unique("insight"), 3, 100).await);
+    assert!(missing.is_empty(), "[{}] ready_heads of an insight without entries", name(store));
+}
+
 /// One entry per agenda: inserting again replaces (and re-orders, or moves to another insight);
 /// removing twice is fine.
 pub async fn ready_insert_replaces_and_remove_is_idempotent(store: &dyn Store) {

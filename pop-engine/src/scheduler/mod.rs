@@ -78,17 +78,32 @@ struct Snapshot {
     runs: ReadyRuns,
 }
 
-async fn read_ready(ctx: &Ctx, weights: &mut WeightCache, insight_id: &str) -> Result<Snapshot> {
-    let mut entries = Vec::new();
-    let mut cursor = None;
-    while entries.len() < ctx.config.ready_read_limit {
-        let page = ctx.store.ready_list(insight_id, PageRequest { limit: 1000, cursor }).await?;
-        entries.extend(page.items);
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
+/// Reads the insight's ready set (up to `ready_read_limit` entries): all of it, or with `per_run`
+/// only the first `per_run` entries of each priority run ([`pop_core::store::Store::ready_heads`],
+/// for an algorithm that takes runs in order and a refill of at most `per_run`).
+async fn read_ready(
+    ctx: &Ctx,
+    weights: &mut WeightCache,
+    insight_id: &str,
+    per_run: Option<usize>,
+) -> Result<Snapshot> {
+    let limit = ctx.config.ready_read_limit;
+    let entries = match per_run {
+        Some(per_run) => ctx.store.ready_heads(insight_id, per_run, limit).await?,
+        None => {
+            let mut entries = Vec::new();
+            let mut cursor = None;
+            while entries.len() < limit {
+                let page = ctx.store.ready_list(insight_id, PageRequest { limit: 1000, cursor }).await?;
+                entries.extend(page.items);
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            entries
         }
-    }
+    };
     let mut groups: Vec<(String, u32, Option<u32>, std::ops::Range<usize>)> = Vec::new();
     let mut seen: HashMap<String, (u32, Option<u32>)> = HashMap::new();
     let mut start = 0;
@@ -293,7 +308,11 @@ impl Scheduler {
             return Ok(0);
         }
         let algorithm = ctx.algorithms.for_insight(insight)?;
-        let snap = read_ready(&ctx, &mut self.weights, insight_id).await?;
+        // An algorithm that takes runs in order picks at most `free` of any run: the rest of a long
+        // backlog need not be read (or decoded) on every refill; one more entry per run shows the
+        // algorithm which customers stay backlogged after the pick.
+        let per_run = algorithm.in_run_order().then_some(free + 1);
+        let snap = read_ready(&ctx, &mut self.weights, insight_id, per_run).await?;
         if snap.entries.is_empty() {
             return Ok(0);
         }
@@ -382,7 +401,8 @@ impl Scheduler {
 pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Result<Option<Explanation>> {
     let Some(insight) = ctx.store.get_obj::<Insight>(insight_id).await? else { return Ok(None) };
     let algorithm = ctx.algorithms.for_insight(&insight)?;
-    let snap = read_ready(ctx, &mut WeightCache::default(), insight_id).await?;
+    // the whole ready set: the agenda explained may be deep in its run
+    let snap = read_ready(ctx, &mut WeightCache::default(), insight_id, None).await?;
     let admission = admission(ctx, &insight, insight_id, &snap).await?;
     if let Some(e) = held_back(insight_id, &snap, &admission, agenda_id) {
         return Ok(Some(e));

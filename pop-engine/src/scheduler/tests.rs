@@ -326,3 +326,82 @@ async fn the_priority_aging_step_is_per_insight() {
     view_insight.aging_step_ms = None;
     assert_eq!(first(&view_insight), "new", "the default step (60 s) has not aged it");
 }
+
+/// An algorithm that records the longest list the scheduler showed it and picks FIFO.
+struct Recording {
+    name: &'static str,
+    in_order: bool,
+    longest: std::sync::Mutex<usize>,
+}
+
+impl SchedulingAlgorithm for Recording {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn pick(&self, view: &ReadyView<'_>, state: &mut AlgorithmState, count: usize) -> Result<Vec<ReadyAgenda>> {
+        let longest = view.customers.iter().map(|c| c.entries.len()).max().unwrap_or(0);
+        let mut l = self.longest.lock().unwrap();
+        *l = (*l).max(longest);
+        SchedulingAlgorithm::pick(&pop_sched::FirstInFirstOut, view, state, count)
+    }
+
+    fn explain(&self, view: &ReadyView<'_>, state: &AlgorithmState, agenda_id: &str) -> Result<Option<Explanation>> {
+        SchedulingAlgorithm::explain(&pop_sched::FirstInFirstOut, view, state, agenda_id)
+    }
+
+    fn in_run_order(&self) -> bool {
+        self.in_order
+    }
+}
+
+/// An algorithm that takes runs in order is shown only each run's first `free + 1` entries (the
+/// store's `ready_heads`), one that does not the whole ready set; both queue the same agendas.
+#[tokio::test]
+async fn an_algorithm_in_run_order_reads_only_the_heads_of_a_long_backlog() {
+    let mut queued = Vec::new();
+    for in_order in [true, false] {
+        let algo = Arc::new(Recording { name: "Recording", in_order, longest: std::sync::Mutex::new(0) });
+        let clock = Arc::new(ManualClock::default());
+        let mut parts = EngineParts::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryQueue::new()),
+            Arc::new(RuntimeRouter::new()),
+        );
+        parts.clock = clock.clone();
+        parts.algorithms.push(algo.clone());
+        let pop = Pop::new(parts);
+        let insight = Insight {
+            id: Some("i".into()),
+            title: Some("i".into()),
+            is_global: true,
+            queue_size: Some(4),
+            scheduling_algorithm: Some("Recording".into()),
+            mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+            ..Default::default()
+        };
+        let su = Principal::superuser("t");
+        pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..30 {
+            let agenda: Agenda = serde_json::from_value(
+                json!({"customerId": "c", "operations": [{"name": "a", "type": "t", "payload": {}}]}),
+            )
+            .unwrap();
+            ids.push(pop.agendas().submit(&su, agenda).await.unwrap().id);
+            clock.advance(1);
+        }
+        assert_eq!(pop.schedule_once().await.unwrap(), 4);
+        let shown = *algo.longest.lock().unwrap();
+        if in_order {
+            assert_eq!(shown, 5, "a refill of 4 reads 4 + 1 entries of the one run");
+        } else {
+            assert_eq!(shown, 30, "the whole ready set");
+        }
+        let leased = pop.pool().get_agendas(&su, "i", 4).await.unwrap();
+        // by submission order
+        queued.push(leased.iter().map(|l| ids.iter().position(|id| *id == l.progress.agenda_id)).collect::<Vec<_>>());
+    }
+    assert_eq!(queued[0], vec![Some(0), Some(1), Some(2), Some(3)], "the oldest first");
+    assert_eq!(queued[0], queued[1], "the same agendas either way");
+}
