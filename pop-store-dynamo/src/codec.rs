@@ -103,6 +103,15 @@ pub(crate) fn ready_sort_key(r: &ReadyAgenda) -> String {
     key
 }
 
+/// The run prefix of a ready sort key: its customer and priority parts (up to the second `#`; the
+/// hex-encoded customer holds none), what the entries of one priority run share.
+pub(crate) fn ready_run_prefix(ro: &str) -> &str {
+    match ro.match_indices('#').nth(1) {
+        Some((i, _)) => &ro[..i],
+        None => ro,
+    }
+}
+
 /// Encodes the key attributes of `item` named in `keys` (all strings) as an opaque cursor.
 pub(crate) fn encode_cursor(item: &Item, keys: &[&str]) -> Result<String> {
     let mut map = BTreeMap::new();
@@ -145,6 +154,18 @@ mod tests {
 
     fn entry(customer: &str, priority: i32, added: Millis, agenda: &str) -> ReadyAgenda {
         ReadyAgenda { customer_id: customer.into(), priority, added, agenda_id: agenda.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn the_run_prefix_is_the_customer_and_the_priority() {
+        let a = ready_sort_key(&entry("a#b", 3, 5, "x#y"));
+        let b = ready_sort_key(&entry("a#b", 3, 9, "z"));
+        let c = ready_sort_key(&entry("a#b", 2, 5, "x"));
+        let d = ready_sort_key(&entry("a", 3, 5, "x"));
+        assert_eq!(ready_run_prefix(&a), ready_run_prefix(&b));
+        assert_ne!(ready_run_prefix(&a), ready_run_prefix(&c));
+        assert_ne!(ready_run_prefix(&a), ready_run_prefix(&d));
+        assert!(a.starts_with(ready_run_prefix(&a)) && ready_run_prefix(&a).matches('#').count() == 1);
     }
 
     #[test]

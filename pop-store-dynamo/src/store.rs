@@ -118,6 +118,29 @@ enum Tag {
 }
 
 impl DynamoStore {
+    /// The ready entries listed by the keys-only index, read consistently: the index is, on AWS,
+    /// eventually consistent, so only the entries still at their listed place are returned (a
+    /// removed or moved entry is never handed out).
+    async fn ready_entries(&self, listed: &[Item], what: &str) -> Result<Vec<ReadyAgenda>> {
+        let keys: Vec<Item> = listed.iter().filter_map(|i| opt_s(i, "a").map(ready_key)).collect();
+        let current: HashMap<String, Item> = self
+            .db
+            .batch_get(&self.db.tables.ready, keys, what)
+            .await?
+            .into_iter()
+            .filter_map(|item| opt_s(&item, "a").map(str::to_owned).map(|a| (a, item)))
+            .collect();
+        let mut out = Vec::with_capacity(listed.len());
+        for l in listed {
+            let Some(agenda) = opt_s(l, "a") else { continue };
+            let Some(item) = current.get(agenda) else { continue };
+            if opt_s(item, "ri") != opt_s(l, "ri") || opt_s(item, "ro") != opt_s(l, "ro") {
+                continue;
+            }
+            out.push(get_ready(item, At { kind: "readyAgenda", id: agenda })?);
+        }
+        Ok(out)
+    }
     pub(crate) fn new(db: Arc<Db>) -> Self {
         Self { db }
     }
@@ -861,27 +884,46 @@ impl Store for DynamoStore {
         // Every shard's next entries, merged by `ro` (the ready order).
         let listed = self.db.merged_page(&specs, &mut pos, page.effective_limit(), "ro", &keys).await?;
         let next = crate::shard::encode_cursor(insight_id, &pos)?;
-        // The index is keys-only and, on AWS, eventually consistent: read the entries themselves
-        // (consistently) and keep those still at the listed place, so a removed or moved entry is never
-        // handed out.
-        let keys: Vec<Item> = listed.iter().filter_map(|i| opt_s(i, "a").map(ready_key)).collect();
-        let current: HashMap<String, Item> = self
-            .db
-            .batch_get(table, keys, &what)
-            .await?
-            .into_iter()
-            .filter_map(|item| opt_s(&item, "a").map(str::to_owned).map(|a| (a, item)))
-            .collect();
-        let mut out = Vec::with_capacity(listed.len());
-        for l in &listed {
-            let Some(agenda) = opt_s(l, "a") else { continue };
-            let Some(item) = current.get(agenda) else { continue };
-            if opt_s(item, "ri") != opt_s(l, "ri") || opt_s(item, "ro") != opt_s(l, "ro") {
-                continue;
-            }
-            out.push(get_ready(item, At { kind: "readyAgenda", id: agenda })?);
+        Ok(Page { items: self.ready_entries(&listed, &what).await?, next })
+    }
+
+    /// Lists the keys-only index as `ready_list` does, keeps each run's first `per_run` (by the run
+    /// prefix of the sort key `ro`: the customer and the priority), and reads only those entries: the
+    /// index pages still cover the backlog (small items, many per read unit), the consistent reads
+    /// and the decoding only the heads.
+    async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
+        if per_run == 0 || limit == 0 {
+            return Ok(Vec::new());
         }
-        Ok(Page { items: out, next })
+        let keys = ["a", "ri", "ro"];
+        let what = format!("the heads of the ready set of insight {insight_id}");
+        let shards = self.db.shards().await?;
+        let partitions: Vec<String> = (0..shards).map(|i| crate::shard::key(insight_id, i)).collect();
+        let mut pos = vec![crate::shard::Pos::Start; partitions.len()];
+        let specs = QuerySpec::per_shard(&self.db.tables.ready, Some(BY_INSIGHT), "ri", &partitions, &what);
+        let mut heads = Vec::new();
+        let mut run: Option<(String, usize)> = None;
+        'pages: while pos.iter().any(|p| *p != crate::shard::Pos::Done) {
+            let listed = self.db.merged_page(&specs, &mut pos, 1000, "ro", &keys).await?;
+            if listed.is_empty() {
+                break;
+            }
+            for l in listed {
+                let ro = opt_s(&l, "ro").unwrap_or_default();
+                let prefix = crate::codec::ready_run_prefix(ro);
+                match &mut run {
+                    Some((p, n)) if p.as_str() == prefix => *n += 1,
+                    _ => run = Some((prefix.to_owned(), 1)),
+                }
+                if run.as_ref().is_some_and(|(_, n)| *n <= per_run) {
+                    heads.push(l);
+                    if heads.len() == limit {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+        self.ready_entries(&heads, &what).await
     }
 
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {

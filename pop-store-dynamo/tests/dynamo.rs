@@ -605,3 +605,42 @@ async fn tables_of_an_unsharded_build_move_to_shards_and_the_count_is_fixed() {
         invalid.map(|_| ())
     );
 }
+
+/// `ready_heads` reads (consistently) only the heads it returns: a run of 250 entries costs one
+/// `BatchGetItem` for its first three, where the whole list takes three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ready_heads_reads_only_the_heads() {
+    let Some(b) = common::backend("ready_heads_reads_only_the_heads").await.unwrap() else {
+        return;
+    };
+    let store = b.store();
+    let insight = unique("heads");
+    let t0 = now();
+    let mut all: Vec<ReadyAgenda> = (0..250).map(|i| ready(&insight, &format!("{insight}-{i:03}"), t0 + i)).collect();
+    all.push(ReadyAgenda { customer_id: "d".into(), ..ready(&insight, &format!("{insight}-d"), t0) });
+    for chunk in all.chunks(25) {
+        store.write(chunk.iter().cloned().map(WriteOp::ReadyInsert).collect()).await.unwrap();
+    }
+    let before = b.request_counts();
+    let heads = store.ready_heads(&insight, 3, 100).await.unwrap();
+    let used = b.request_counts().since(&before);
+    let ids: Vec<&str> = heads.iter().map(|r| r.agenda_id.as_str()).collect();
+    let want: Vec<String> = (0..3).map(|i| format!("{insight}-{i:03}")).chain([format!("{insight}-d")]).collect();
+    assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>(), "the first three of c, the one of d");
+    assert_eq!(used.by_action.get("BatchGetItem").copied().unwrap_or(0), 1, "heads only: {used:?}");
+
+    let before = b.request_counts();
+    let mut listed = 0;
+    let mut cursor = None;
+    loop {
+        let page = store.ready_list(&insight, PageRequest { limit: 1000, cursor }).await.unwrap();
+        listed += page.items.len();
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let used = b.request_counts().since(&before);
+    assert_eq!(listed, 251);
+    assert!(used.by_action.get("BatchGetItem").copied().unwrap_or(0) >= 3, "the whole list: {used:?}");
+}
