@@ -26,7 +26,7 @@ pub enum FlushPolicy {
     /// The default is `max_delay_ms: 0`: a sync starts as soon as the previous one has ended and a
     /// write waits, so every write that arrived during a sync shares the next one. A journal sync
     /// is a short `fdatasync` of one file, so waiting on purpose only adds latency (the engine bench
-    /// runs 1-operation agendas 15–35 % faster than with 2 ms, see the README); on a disk whose
+    /// runs 1-operation agendas 25–50 % faster than with 2 ms, see the README); on a disk whose
     /// syncs are slow the groups grow by themselves. A spacing caps the syncs per second, for a
     /// disk that charges for them.
     GroupCommit {

@@ -286,7 +286,7 @@ pub fn ready_heads<S: OrderedRead + ?Sized>(
     let mut run: Option<(Vec<u8>, usize)> = None;
     loop {
         // Enough to finish the current run's share and see where the next run begins.
-        let want = per_run.min(limit - out.len()) + 1;
+        let want = per_run.min(limit - out.len()).saturating_add(1);
         let (mut read, mut seek, mut last) = (0, None, None);
         for kv in s.range(Tree::Ready, start.clone(), end.clone(), want) {
             let (k, v) = kv?;

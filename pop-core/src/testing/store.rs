@@ -928,7 +928,7 @@ pub async fn ready_set_heads(store: &dyn Store) {
         ok(store, "ready inserts", store.write(part.to_vec()).await);
     }
     all.sort_by(|a, b| (a.customer_id.as_str(), a.order_key()).cmp(&(b.customer_id.as_str(), b.order_key())));
-    for per_run in [0, 1, 2, 3, 5, 100] {
+    for per_run in [0, 1, 2, 3, 5, 100, usize::MAX] {
         for limit in [0, 1, 7, 20, usize::MAX] {
             let mut want: Vec<&ReadyAgenda> = Vec::new();
             let mut in_run = 0;
