@@ -75,8 +75,10 @@ fi
 
 # --- end to end: POP embedded vs Celery + Redis ------------------------------------------------------
 if [ "$ONLY" != dag ]; then
-    echo "== POP embedded end to end (load $(load))" >&2
-    run_json "$BIN" e2e
+    echo "== POP embedded end to end, sled (load $(load))" >&2
+    run_json "$BIN" e2e sled
+    echo "== POP embedded end to end, fjall (load $(load))" >&2
+    run_json "$BIN" e2e fjall
     if [ $have_celery = 1 ]; then
         echo "== Celery + Redis end to end (load $(load))" >&2
         RDIR="$OUT/redis"; rm -rf "$RDIR"; mkdir -p "$RDIR"

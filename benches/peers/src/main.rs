@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! pop-peers dag <pop|dagrs> <operations>   layered DAG (width 10, fan-in 10) of no-op operations
-//! pop-peers e2e                            POP embedded (sled, durable group commit) end to end
+//! pop-peers e2e [sled|fjall]                POP embedded (durable group commit) end to end
 //! ```
 //!
 //! Every measurement prints one JSON line on stdout; the script gathers them into a table. Memory is
@@ -145,17 +145,42 @@ fn chain(customer: &str, ops: usize) -> Agenda {
     serde_json::from_value(json!({"customerId": customer, "linkId": "peer", "operations": ops})).expect("chain")
 }
 
-async fn embedded(dir: &std::path::Path) -> Pop {
+/// The embedded store of an end-to-end run.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    /// sled with its default group commit (2 ms).
+    Sled,
+    /// fjall with its default group commit (syncs back to back).
+    Fjall,
+}
+
+impl Backend {
+    /// The name in the report.
+    fn peer(self) -> &'static str {
+        match self {
+            Backend::Sled => "pop",
+            Backend::Fjall => "pop (fjall)",
+        }
+    }
+}
+
+async fn embedded(dir: &std::path::Path, backend: Backend) -> Pop {
     let rt = InProcessRuntime::new();
     rt.register("noop", |_ctx| async move { Ok(json!({})) });
-    let (store, queue) = pop_store_sled::open_both(
-        pop_store_sled::Config::new(dir).flush_policy(pop_store_sled::FlushPolicy::GroupCommit { max_delay_ms: 2 }),
-    )
-    .expect("sled");
+    let (store, queue): (Arc<dyn pop_core::store::Store>, Arc<dyn pop_core::queue::QueueBackend>) = match backend {
+        Backend::Sled => {
+            let (s, q) = pop_store_sled::open_both(pop_store_sled::Config::new(dir)).expect("sled");
+            (Arc::new(s), Arc::new(q))
+        }
+        Backend::Fjall => {
+            let (s, q) = pop_store_fjall::open_both(pop_store_fjall::Config::new(dir)).expect("fjall");
+            (Arc::new(s), Arc::new(q))
+        }
+    };
     let config = PopConfig { scheduler_interval: Duration::from_millis(5), ..PopConfig::default() };
     let pop = Pop::builder()
-        .store(Arc::new(store))
-        .queue(Arc::new(queue))
+        .store(store)
+        .queue(queue)
         .runtime(Arc::new(RuntimeRouter::new().with(Arc::new(rt))))
         .config(config)
         .build()
@@ -197,7 +222,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 
 /// Closed loop: `clients` concurrent clients each submit a workflow and wait for it to finish, `total`
 /// workflows in all; workflows/s and submit-to-finish latency.
-async fn closed_loop(pop: &Pop, ops: usize, clients: usize, total: usize) {
+async fn closed_loop(pop: &Pop, peer: &str, ops: usize, clients: usize, total: usize) {
     let su = Principal::superuser("peer");
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -222,14 +247,14 @@ async fn closed_loop(pop: &Pop, ops: usize, clients: usize, total: usize) {
     lat.sort_by(f64::total_cmp);
     println!(
         "{}",
-        json!({"bench": "e2e", "peer": "pop", "ops": ops, "clients": clients, "workflows": lat.len(),
+        json!({"bench": "e2e", "peer": peer, "ops": ops, "clients": clients, "workflows": lat.len(),
                "per_sec": lat.len() as f64 / secs, "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99)})
     );
 }
 
 /// A burst: `count` workflows of `ops` operations submitted at once (32 submitters); when the first one
 /// finishes, the median one and the last one, from the start of the burst.
-async fn burst(pop: &Pop, ops: usize, count: usize) {
+async fn burst(pop: &Pop, peer: &str, ops: usize, count: usize) {
     let su = Principal::superuser("peer");
     let t0 = now_ms();
     let mut tasks = Vec::new();
@@ -258,25 +283,26 @@ async fn burst(pop: &Pop, ops: usize, count: usize) {
     done.sort_by(f64::total_cmp);
     println!(
         "{}",
-        json!({"bench": "burst", "peer": "pop", "ops": ops, "workflows": count, "submitted_ms": submitted,
+        json!({"bench": "burst", "peer": peer, "ops": ops, "workflows": count, "submitted_ms": submitted,
                "first_ms": done[0], "p50_ms": pct(&done, 0.5), "last_ms": done[done.len() - 1]})
     );
 }
 
-fn e2e() {
+fn e2e(backend: Backend) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    let peer = backend.peer();
     rt.block_on(async {
         for (what, ops, clients, total) in [("1-op", 1, 32, 3200), ("10-op", 10, 32, 960)] {
             let dir = tempfile::tempdir().expect("tempdir");
-            let pop = embedded(dir.path()).await;
-            eprintln!("pop e2e {what} ...");
-            closed_loop(&pop, ops, clients, total).await;
+            let pop = embedded(dir.path(), backend).await;
+            eprintln!("{peer} e2e {what} ...");
+            closed_loop(&pop, peer, ops, clients, total).await;
             pop.shutdown().await;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let pop = embedded(dir.path()).await;
-        eprintln!("pop burst ...");
-        burst(&pop, 10, 1000).await;
+        let pop = embedded(dir.path(), backend).await;
+        eprintln!("{peer} burst ...");
+        burst(&pop, peer, 10, 1000).await;
         pop.shutdown().await;
     });
 }
@@ -289,9 +315,16 @@ fn main() {
             let n = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1000);
             dag(engine, n);
         }
-        Some("e2e") => e2e(),
+        Some("e2e") => match args.get(2).map_or("sled", String::as_str) {
+            "sled" => e2e(Backend::Sled),
+            "fjall" => e2e(Backend::Fjall),
+            other => {
+                eprintln!("pop-peers e2e {other}: unknown store (sled or fjall)");
+                std::process::exit(2);
+            }
+        },
         _ => {
-            eprintln!("usage: pop-peers dag <pop|dagrs> <operations> | pop-peers e2e");
+            eprintln!("usage: pop-peers dag <pop|dagrs> <operations> | pop-peers e2e [sled|fjall]");
             std::process::exit(2);
         }
     }
