@@ -107,14 +107,20 @@ mod tests {
         fjall::Config::new(dir).manual_journal_persist(true).open_transactional().expect("open fjall")
     }
 
+    /// A keyspace in `dir` with one written partition, and a syncer of it that has synced once.
+    fn synced(dir: &std::path::Path) -> (fjall::TxPartitionHandle, Arc<Syncer>) {
+        let ks = keyspace(dir);
+        let part = ks.open_partition("p", Default::default()).expect("partition");
+        part.insert("k", "v").expect("insert");
+        let syncer = Syncer::new(ks, dir);
+        syncer.sync().expect("a healthy sync");
+        (part, syncer)
+    }
+
     #[test]
     fn the_active_journal_is_synced_through_its_own_descriptor() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ks = keyspace(dir.path());
-        let part = ks.open_partition("p", Default::default()).expect("partition");
-        part.insert("k", "v").expect("insert");
-        let syncer = Syncer::new(ks, dir.path());
-        syncer.sync().expect("a healthy sync");
+        let (_part, syncer) = synced(dir.path());
         let (n, _) = syncer.open.lock().unwrap().take().expect("a journal was opened");
         assert_eq!(n, syncer.active().expect("the active journal"));
     }
@@ -123,11 +129,7 @@ mod tests {
     #[test]
     fn a_rotated_journal_is_followed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ks = keyspace(dir.path());
-        let part = ks.open_partition("p", Default::default()).expect("partition");
-        part.insert("k", "v").expect("insert");
-        let syncer = Syncer::new(ks, dir.path());
-        syncer.sync().expect("a healthy sync");
+        let (part, syncer) = synced(dir.path());
         let before = syncer.open.lock().unwrap().as_ref().map(|(n, _)| *n).expect("a journal was opened");
         assert!(part.inner().rotate_memtable().expect("rotate"), "the memtable was not rotated");
         part.insert("k2", "v2").expect("insert");

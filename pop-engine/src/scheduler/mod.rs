@@ -17,7 +17,7 @@
 use crate::context::Ctx;
 use pop_core::model::{Customer, Insight, ReadyAgenda};
 use pop_core::sched::{AlgorithmState, CustomerReady, Explanation, ReadyRuns, ReadyView, SchedulingAlgorithm};
-use pop_core::store::{Kind, PageRequest, Record, StoreExt, WriteOp};
+use pop_core::store::{Kind, Record, StoreExt, WriteOp};
 use pop_core::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -87,23 +87,7 @@ async fn read_ready(
     insight_id: &str,
     per_run: Option<usize>,
 ) -> Result<Snapshot> {
-    let limit = ctx.config.ready_read_limit;
-    let entries = match per_run {
-        Some(per_run) => ctx.store.ready_heads(insight_id, per_run, limit).await?,
-        None => {
-            let mut entries = Vec::new();
-            let mut cursor = None;
-            while entries.len() < limit {
-                let page = ctx.store.ready_list(insight_id, PageRequest { limit: 1000, cursor }).await?;
-                entries.extend(page.items);
-                match page.next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
-            entries
-        }
-    };
+    let entries = ctx.store.ready_heads(insight_id, per_run.unwrap_or(usize::MAX), ctx.config.ready_read_limit).await?;
     let mut groups: Vec<(String, u32, Option<u32>, std::ops::Range<usize>)> = Vec::new();
     let mut seen: HashMap<String, (u32, Option<u32>)> = HashMap::new();
     let mut start = 0;
