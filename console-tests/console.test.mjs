@@ -55,6 +55,19 @@ accounts = ["globex"]
   writeFileSync(join(dir, 'registry.json'), JSON.stringify({ sample: { process: { command: quick } }, slow: { process: { command: slow } } }));
 }
 
+/** The agenda ids of every page of the listing shown, following the pager's cursor. */
+async function everyListedAgenda(page) {
+  const seen = [];
+  for (;;) {
+    seen.push(...(await page.$$eval('#agenda-table tbody tr', (rs) => rs.map((r) => r.dataset.agenda))));
+    const next = await page.$('#next-page');
+    if (!next) return seen;
+    await page.$eval('#agenda-table', (t) => { t.dataset.seen = 'yes'; });
+    await next.click();
+    await page.waitForSelector('#agenda-table:not([data-seen]), #no-agendas'); // the next page replaced this one
+  }
+}
+
 function startServer(dir, extra = [], data = 'data') {
   const args = ['serve', '--listen', '127.0.0.1:0', '--data', join(dir, data), '--auth', join(dir, 'auth.toml'), '--registry', join(dir, 'registry.json'), '--worker-insight', 'main', ...extra];
   const child = spawn(POP_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -264,10 +277,11 @@ async function main() {
     await page.waitForSelector('#agenda-table, #no-agendas');
     const globexRows = await page.$$eval('#agenda-table tbody tr', (rs) => rs.map((r) => r.dataset.agenda));
     assert.equal(globexRows.length, 2, 'globex has two batch agendas');
+    // the state filter applies within each page of the customer's listing, so follow the pager
     await page.goto(`${url}/ui#/agendas?customerId=acme&state=COMPLETE`);
     await page.waitForSelector('#agenda-table');
-    const completeRows = await page.$$eval('#agenda-table tbody tr', (rs) => rs.map((r) => r.dataset.agenda));
-    assert.ok(completeRows.includes(sampleId) && completeRows.includes(slowId), 'complete agendas of acme');
+    const completeRows = await everyListedAgenda(page);
+    assert.ok(completeRows.includes(sampleId) && completeRows.includes(slowId), `complete agendas of acme: ${sampleId} and ${slowId} among ${completeRows}`);
     assert.ok(!completeRows.includes(waiting[0].id), 'a waiting agenda is filtered out');
 
     // ---- what a customer sees: its own agendas, never another's
@@ -275,16 +289,7 @@ async function main() {
     await signIn(page, TOKENS.acme);
     await page.goto(`${url}/ui#/agendas`);
     await page.waitForSelector('#agenda-table');
-    // every page, following the cursor
-    const seen = [];
-    for (;;) {
-      seen.push(...(await page.$$eval('#agenda-table tbody tr', (rs) => rs.map((r) => r.dataset.agenda))));
-      const next = await page.$('#next-page');
-      if (!next) break;
-      await next.click();
-      await page.waitForLoadState();
-      await page.waitForTimeout(300);
-    }
+    const seen = await everyListedAgenda(page);
     const total = (await apiCall(url, TOKENS.acme, 'GET', '/pop/progress/agenda?bycustomerId=acme&bycount=true')).count;
     assert.ok(total > 20, `more agendas than one page (${total})`);
     assert.equal(new Set(seen).size, total, 'the pages list every agenda of acme once');
