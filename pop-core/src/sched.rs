@@ -302,8 +302,8 @@ pub trait Algorithm: Send + Sync {
     /// unpicked. Then a pick of `count` can only take a run's first `count` entries, and the
     /// scheduler hands the algorithm only the first `count + 1` of each run
     /// ([`crate::store::Store::ready_heads`]; the one more shows that a customer is still
-    /// backlogged after the pick): a refill costs the same with a backlog of a thousand agendas or
-    /// a million. The algorithm must then pick the same and leave the same state from those heads
+    /// backlogged after the pick): on the stores that seek from run to run (sled, fjall, memory), a
+    /// refill costs the same with a backlog of a thousand agendas or a million. The algorithm must then pick the same and leave the same state from those heads
     /// as from the whole set (the built-ins are tested for it).
     ///
     /// `false` by default (the view then holds the whole ready set, up to the engine's

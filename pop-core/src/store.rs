@@ -393,11 +393,12 @@ pub trait Store: Send + Sync + 'static {
     /// The heads of an insight's ready set: in [`Store::ready_list`] order, the first `per_run`
     /// entries of each *priority run* (a customer's entries of one priority), at most `limit` in
     /// all. What a scheduler refilling at most `per_run` agendas needs of the ready set when its
-    /// algorithm takes each run's entries in order ([`crate::sched::Algorithm::in_run_order`]): a
-    /// refill then reads about `per_run` entries per run, however long the backlog.
+    /// algorithm takes each run's entries in order ([`crate::sched::Algorithm::in_run_order`]).
     ///
-    /// The default reads the whole list with [`Store::ready_list`] and keeps the heads; the embedded
-    /// backends seek from run to run instead.
+    /// The default reads the **whole** list with [`Store::ready_list`] on every call and keeps the
+    /// heads: right, but a store that keeps long backlogs should override it. The memory store, sled
+    /// and fjall seek from run to run (about `per_run` entries read per run, however long the
+    /// backlog); DynamoDB lists its keys-only index and reads only the heads.
     async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
         let mut out: Vec<ReadyAgenda> = Vec::new();
         let mut in_run = 0usize;

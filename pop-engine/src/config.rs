@@ -26,7 +26,10 @@ pub struct PopConfig {
     pub repair_interval: Duration,
     /// Limits checked at submission.
     pub validation: ValidationOptions,
-    /// The most ready entries the scheduler reads for one insight per run.
+    /// The most ready entries the scheduler hands an algorithm for one insight per pass: the whole
+    /// ready set's first entries, or, for an algorithm in run order, the heads of the runs
+    /// ([`pop_core::store::Store::ready_heads`]; how much a store reads to find them is its own:
+    /// sled, fjall and the memory store seek from run to run, DynamoDB lists its keys-only index).
     pub ready_read_limit: usize,
     /// The half-life of the agenda costs kept per insight and customer for cost-weighted
     /// scheduling (see [`crate::costs`]): a cost recorded this long ago weighs half as much.

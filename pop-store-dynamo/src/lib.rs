@@ -211,6 +211,7 @@ mod client;
 mod codec;
 mod config;
 mod error;
+mod heads;
 mod paging;
 mod phase;
 mod queue;

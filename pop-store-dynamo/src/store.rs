@@ -3,6 +3,7 @@
 use crate::client::{Db, no_extra};
 use crate::codec::{At, Item, decode_cursor, encode_cursor, get_b, get_n, get_ready, get_s, n, opt_s, ready_json, s};
 use crate::error::{BACKEND, DynamoError};
+use crate::heads::Heads;
 use crate::paging::QuerySpec;
 use crate::tables::{BY_INSIGHT, BY_KIND, index_attr, index_name};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -14,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 use pop_core::model::{Millis, ReadyAgenda};
 use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, WriteOp};
 use pop_core::{Error, Problem, Result};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -122,7 +123,17 @@ impl DynamoStore {
     /// eventually consistent, so only the entries still at their listed place are returned (a
     /// removed or moved entry is never handed out).
     async fn ready_entries(&self, listed: &[Item], what: &str) -> Result<Vec<ReadyAgenda>> {
-        let keys: Vec<Item> = listed.iter().filter_map(|i| opt_s(i, "a").map(ready_key)).collect();
+        let listed: Vec<&Item> = listed.iter().collect();
+        Ok(self.ready_current(&listed, what).await?.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// [`Self::ready_entries`] with each entry's place in `listed`. An agenda listed twice (moved
+    /// while the index was listed) is read once, and returned at most once: at the place it is at.
+    async fn ready_current(&self, listed: &[&Item], what: &str) -> Result<Vec<(usize, ReadyAgenda)>> {
+        let mut seen = HashSet::new();
+        // (a BatchGetItem with a key twice is refused as a whole)
+        let keys: Vec<Item> =
+            listed.iter().filter_map(|i| opt_s(i, "a")).filter(|a| seen.insert(*a)).map(ready_key).collect();
         let current: HashMap<String, Item> = self
             .db
             .batch_get(&self.db.tables.ready, keys, what)
@@ -131,13 +142,13 @@ impl DynamoStore {
             .filter_map(|item| opt_s(&item, "a").map(str::to_owned).map(|a| (a, item)))
             .collect();
         let mut out = Vec::with_capacity(listed.len());
-        for l in listed {
+        for (at, l) in listed.iter().enumerate() {
             let Some(agenda) = opt_s(l, "a") else { continue };
             let Some(item) = current.get(agenda) else { continue };
             if opt_s(item, "ri") != opt_s(l, "ri") || opt_s(item, "ro") != opt_s(l, "ro") {
                 continue;
             }
-            out.push(get_ready(item, At { kind: "readyAgenda", id: agenda })?);
+            out.push((at, get_ready(item, At { kind: "readyAgenda", id: agenda })?));
         }
         Ok(out)
     }
@@ -888,9 +899,11 @@ impl Store for DynamoStore {
     }
 
     /// Lists the keys-only index as `ready_list` does, keeps each run's first `per_run` (by the run
-    /// prefix of the sort key `ro`: the customer and the priority), and reads only those entries: the
-    /// index pages still cover the backlog (small items, many per read unit), the consistent reads
-    /// and the decoding only the heads.
+    /// prefix of the sort key `ro`: the customer and the priority) and a few spare entries, and reads
+    /// only those: the index pages still cover the backlog (small items, many per read unit), the
+    /// consistent reads and the decoding only the heads. A run whose listed heads are gone or moved
+    /// (the index lags on AWS: a refill's picks may still be listed at the next) is topped up from its
+    /// spare entries (see `heads`).
     async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
         if per_run == 0 || limit == 0 {
             return Ok(Vec::new());
@@ -901,29 +914,30 @@ impl Store for DynamoStore {
         let partitions: Vec<String> = (0..shards).map(|i| crate::shard::key(insight_id, i)).collect();
         let mut pos = vec![crate::shard::Pos::Start; partitions.len()];
         let specs = QuerySpec::per_shard(&self.db.tables.ready, Some(BY_INSIGHT), "ri", &partitions, &what);
-        let mut heads = Vec::new();
-        let mut run: Option<(String, usize)> = None;
+        let mut heads = Heads::new(per_run);
         'pages: while pos.iter().any(|p| *p != crate::shard::Pos::Done) {
             let listed = self.db.merged_page(&specs, &mut pos, 1000, "ro", &keys).await?;
             if listed.is_empty() {
                 break;
             }
             for l in listed {
-                let ro = opt_s(&l, "ro").unwrap_or_default();
-                let prefix = crate::codec::ready_run_prefix(ro);
-                match &mut run {
-                    Some((p, n)) if p.as_str() == prefix => *n += 1,
-                    _ => run = Some((prefix.to_owned(), 1)),
-                }
-                if run.as_ref().is_some_and(|(_, n)| *n <= per_run) {
-                    heads.push(l);
-                    if heads.len() == limit {
-                        break 'pages;
-                    }
+                let prefix = crate::codec::ready_run_prefix(opt_s(&l, "ro").unwrap_or_default()).to_owned();
+                if heads.list(&prefix, l) == limit {
+                    break 'pages;
                 }
             }
         }
-        self.ready_entries(&heads, &what).await
+        loop {
+            let (runs, batch): (Vec<usize>, Vec<&Item>) = heads.batch().into_iter().unzip();
+            if batch.is_empty() {
+                break;
+            }
+            let current = self.ready_current(&batch, &what).await?;
+            for (at, entry) in current {
+                heads.found(runs[at], entry);
+            }
+        }
+        Ok(heads.into_heads(limit))
     }
 
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {

@@ -234,22 +234,19 @@ pub fn ready_list<S: OrderedRead + ?Sized>(s: &S, insight_id: &str, page: PageRe
     Ok(Page { items, next })
 }
 
-/// The length of the run prefix (`c(insight) c(customer) prio`) of a ready key whose insight
-/// component is `insight_len` bytes long.
-fn ready_run_len(key: &[u8], insight_len: usize) -> Option<usize> {
-    let mut i = insight_len;
-    while i < key.len() {
-        if key[i] == 0 {
-            if key.get(i + 1) == Some(&0xFF) {
-                i += 2;
-                continue;
-            }
-            let end = i + 1 + 4;
-            return (end <= key.len()).then_some(end);
-        }
-        i += 1;
-    }
-    None
+/// The length of the run prefix (`c(insight) c(customer) prio`) of the ready key `key` of `entry`,
+/// whose insight component is `insight_len` bytes long; `None` when the key does not hold the entry's
+/// customer and priority there.
+///
+/// Found from the entry rather than by scanning the key for the customer component's terminator: a
+/// terminator `00` followed by a priority byte `FF` (the priorities from `i32::MIN` to
+/// `i32::MIN + 2^24 - 1`) reads the same as an escaped NUL inside the customer id.
+fn ready_run_len(key: &[u8], insight_len: usize, entry: &ReadyAgenda) -> Option<usize> {
+    let customer = codec::component(&entry.customer_id);
+    let end = insight_len + customer.len();
+    let holds = key.get(insight_len..end) == Some(customer.as_slice())
+        && key.get(end..end + 4) == Some(codec::prio_key(entry.priority).as_slice());
+    holds.then_some(end + 4)
 }
 
 /// The least key after every key that begins with `prefix` (`None`: there is none).
@@ -263,6 +260,11 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     }
     None
 }
+
+/// The most ready entries [`ready_heads`] asks one range call for: fjall copies a range out of its
+/// in-memory mirror under the lock its queue also takes, so a read of a whole backlog (an algorithm
+/// that is not in run order, an explanation) is cut into such pieces, as [`ready_list`]'s pages are.
+const HEADS_CHUNK: usize = 1_000;
 
 /// [`pop_core::store::Store::ready_heads`]: reads a run's first `per_run` entries, then seeks past
 /// the run, so a long run costs no more than a short one.
@@ -285,15 +287,18 @@ pub fn ready_heads<S: OrderedRead + ?Sized>(
     // The run being read: its prefix and how many of its entries were kept.
     let mut run: Option<(Vec<u8>, usize)> = None;
     loop {
-        // Enough to finish the current run's share and see where the next run begins.
-        let want = per_run.min(limit - out.len()).saturating_add(1);
+        // Enough to finish the current run's share and see where the next run begins, at most
+        // `HEADS_CHUNK` per range call (a store may hold a lock while it copies them).
+        let want = per_run.min(limit - out.len()).saturating_add(1).min(HEADS_CHUNK);
         let (mut read, mut seek, mut last) = (0, None, None);
         for kv in s.range(Tree::Ready, start.clone(), end.clone(), want) {
             let (k, v) = kv?;
             let k = k.as_ref();
             read += 1;
-            let len = ready_run_len(k, prefix.len())
-                .ok_or_else(|| corrupt(s.tree_name(Tree::Ready), k, "unparsable ready key"))?;
+            let entry = decode_ready(s, k, v.as_ref())?;
+            let len = ready_run_len(k, prefix.len(), &entry).ok_or_else(|| {
+                corrupt(s.tree_name(Tree::Ready), k, "a ready key without its entry's customer and priority")
+            })?;
             let kept = match &mut run {
                 Some((p, n)) if p.as_slice() == &k[..len] => n,
                 _ => &mut run.insert((k[..len].to_vec(), 0)).1,
@@ -304,7 +309,7 @@ pub fn ready_heads<S: OrderedRead + ?Sized>(
                 break;
             }
             *kept += 1;
-            out.push(decode_ready(s, k, v.as_ref())?);
+            out.push(entry);
             if out.len() == limit {
                 return Ok(out);
             }

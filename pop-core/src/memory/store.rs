@@ -388,6 +388,52 @@ impl Store for MemoryStore {
         Ok(Page { items, next })
     }
 
+    /// Reads each run's first `per_run` entries, then seeks past the run.
+    async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
+        let mut out = Vec::new();
+        if per_run == 0 || limit == 0 {
+            return Ok(out);
+        }
+        let state = read(&self.state);
+        let mut start: ReadyKey = (insight_id.to_owned(), String::new(), Reverse(i32::MAX), Millis::MIN, String::new());
+        'runs: loop {
+            let mut kept = 0;
+            let mut next = None;
+            for k in state.ready_order.range(start.clone()..).take_while(|k| k.0 == insight_id) {
+                if kept > 0 && (k.1 != start.1 || k.2 != start.2) {
+                    // the run ended before its share was read
+                    next = Some(k.clone());
+                    break;
+                }
+                if kept == 0 {
+                    (start.1, start.2) = (k.1.clone(), k.2);
+                }
+                if let Some(e) = state.ready.get(&k.4) {
+                    out.push(e.clone());
+                    if out.len() == limit {
+                        break 'runs;
+                    }
+                }
+                kept += 1;
+                if kept == per_run {
+                    break;
+                }
+            }
+            start = match next {
+                Some(k) => k,
+                None if kept < per_run => break,
+                // past the run: its priority's successor, or the customer's successor after `i32::MIN`
+                None => match start.2.0.checked_sub(1) {
+                    Some(p) => (insight_id.to_owned(), start.1.clone(), Reverse(p), Millis::MIN, String::new()),
+                    None => {
+                        (insight_id.to_owned(), format!("{}\0", start.1), Reverse(i32::MAX), Millis::MIN, String::new())
+                    }
+                },
+            };
+        }
+        Ok(out)
+    }
+
     async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
         if holder.is_empty() {
             return Err(Error::invalid(format!("acquire lease {name}: the holder is empty")));

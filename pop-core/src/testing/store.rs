@@ -917,8 +917,9 @@ pub async fn ready_set_heads(store: &dyn Store) {
     let mut all = Vec::new();
     for (r, (customer, priority, n)) in runs.iter().enumerate() {
         for i in 0..*n {
-            // arrivals out of order within a run: the list sorts them
-            let added = t0 + ((i * 7 + r) % 11) as Millis;
+            // arrivals out of order within a run: the list sorts them; 100 s apart, so that a run
+            // spans many 65,536 ms windows of `added` (a key's bytes after its priority)
+            let added = t0 + ((i * 7 + r) % 11) as Millis * 100_000;
             all.push(ready(&insight, customer, &format!("{tag}-{r}-{i:02}"), *priority, added));
         }
     }
