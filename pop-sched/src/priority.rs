@@ -265,7 +265,7 @@ impl Priority {
             best = TopK::new(count);
             for_each_runs(customers.iter().map(|c| (c.entries, c.runs)), |i, _, runs| {
                 if let Some((eff, run)) = best_run(&aging, runs) {
-                    let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
+                    let (tag, seq) = (acc.finish(i, 1), acc.seq(i));
                     best.offer(Key { eff, tag, seq, idx: i as u32, run: run as u32, slot: u32::MAX });
                 }
             });
@@ -290,7 +290,7 @@ impl Priority {
             }
             acc.charge_pick(i);
             if let Some((eff, run)) = best_head(spans) {
-                let (tag, seq) = (acc.finish(i, 1), acc.seq[i]);
+                let (tag, seq) = (acc.finish(i, 1), acc.seq(i));
                 heap.push(Key { eff, tag, seq, idx, run: run as u32, slot: slot as u32 });
             }
             if !go_on {

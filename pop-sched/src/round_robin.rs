@@ -10,13 +10,13 @@
 //! agenda, so a customer of long agendas cannot take more than its share of the pool's time.
 //!
 //! A pick call costs one pass over the customers (matching the view to the stored state, one id
-//! comparison each, and keeping the `count` best keys) plus O(log customers) per pick and per
-//! stored entry that changes. Each customer's own entries are taken in their list order
-//! (priority desc, added asc).
+//! comparison or one key lookup each, and keeping the `count` best keys in the same loop) plus
+//! O(log customers) per pick and per stored entry that changes. Each customer's own entries are taken
+//! in their list order (priority desc, added asc).
 
-use crate::fair::{Accounts, FairState, Ratio, TopK};
+use crate::fair::{Accounts, FairState, Ratio, TopK, Visit};
 use pop_core::model::ReadyAgenda;
-use pop_core::sched::{Algorithm, Explanation, ReadyView};
+use pop_core::sched::{Algorithm, CustomerReady, Explanation, ReadyView};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -94,6 +94,22 @@ impl PartialOrd for Key {
     }
 }
 
+/// The candidate pass, riding on the walk that reads the accounts (one loop over the customers, not
+/// two): each customer with entries offered with its finish tag after one pick, the `count` best kept.
+struct Heads<'v, 'a> {
+    customers: &'v [CustomerReady<'a>],
+    best: TopK<Key>,
+}
+
+impl Visit for Heads<'_, '_> {
+    #[inline(always)]
+    fn visit(&mut self, i: usize, tag: Ratio, seq: u64) {
+        if !self.customers[i].entries.is_empty() {
+            self.best.offer(Key { tag, seq, idx: i as u32, cursor: 0 });
+        }
+    }
+}
+
 impl RoundRobin {
     /// Runs the rotation over `view` from `state`, calling `visit(customer index, entry)` for each
     /// pick until it returns false or `count` picks are made; updates `state`.
@@ -110,11 +126,16 @@ impl RoundRobin {
         if count == 0 || view.is_empty() {
             return;
         }
-        let mut acc = Accounts::load(view, state, self.cost_weighted);
-        let mut best = TopK::new(count);
-        for (i, c) in view.customers.iter().enumerate() {
-            if !c.entries.is_empty() {
-                best.offer(Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx: i as u32, cursor: 0 });
+        let mut pass = Heads { customers: &view.customers, best: TopK::new(count) };
+        let (mut acc, fused) = Accounts::load_visiting(view, state, self.cost_weighted, &mut pass);
+        let mut best = pass.best;
+        if !fused {
+            // The accounts were read by the general path: the visits are discarded, the pass made here.
+            best = TopK::new(count);
+            for (i, c) in view.customers.iter().enumerate() {
+                if !c.entries.is_empty() {
+                    best.offer(Key { tag: acc.finish(i, 1), seq: acc.seq(i), idx: i as u32, cursor: 0 });
+                }
             }
         }
         let mut heap = BinaryHeap::from(best.into_vec());
@@ -128,7 +149,7 @@ impl RoundRobin {
             made += 1;
             acc.charge_pick(i);
             if cursor as usize + 1 < entries.len() {
-                heap.push(Key { tag: acc.finish(i, 1), seq: acc.seq[i], idx, cursor: cursor + 1 });
+                heap.push(Key { tag: acc.finish(i, 1), seq: acc.seq(i), idx, cursor: cursor + 1 });
             } else {
                 drained.push((i, false));
             }

@@ -9,6 +9,7 @@
 //! once, and a `Present` slot holds the map's entry of its id; an `Absent` slot's id has no entry.
 
 use super::Ratio;
+use super::accounts::Acct;
 use super::state::Entry;
 use pop_core::sched::KeySpace;
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,8 +56,8 @@ pub(crate) struct KeyIndex {
     /// `Present` slots met by the current call.
     met: usize,
     stamp: u32,
-    /// The accounts' per-call vectors, kept between calls (emptied).
-    buffers: [Vec<u64>; 3],
+    /// The accounts' per-call vector, kept between calls (emptied).
+    buffer: Vec<Acct>,
     /// Keys from here on do not fit this call (see [`GROWTH`]).
     limit: usize,
     /// The most slots the index has had (kept when it is dropped).
@@ -116,19 +117,17 @@ impl KeyIndex {
         }
     }
 
-    /// Three empty vectors with room for `n`, those of the previous call when kept.
-    pub(crate) fn take_buffers(&mut self, n: usize) -> [Vec<u64>; 3] {
-        let mut out = std::mem::take(&mut self.buffers);
-        for b in &mut out {
-            b.clear();
-            b.reserve(n);
-        }
+    /// An empty vector with room for `n`, the previous call's when kept.
+    pub(crate) fn take_buffer(&mut self, n: usize) -> Vec<Acct> {
+        let mut out = std::mem::take(&mut self.buffer);
+        out.clear();
+        out.reserve(n);
         out
     }
 
-    /// Keeps the per-call vectors for the next call.
-    pub(crate) fn keep_buffers(&mut self, buffers: [Vec<u64>; 3]) {
-        self.buffers = buffers;
+    /// Keeps the per-call vector for the next call.
+    pub(crate) fn keep_buffer(&mut self, buffer: Vec<Acct>) {
+        self.buffer = buffer;
     }
 
     /// Whether the index is built for some space.
