@@ -388,12 +388,22 @@ pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Res
     // the whole ready set: the agenda explained may be deep in its run
     let snap = read_ready(ctx, &mut WeightCache::default(), insight_id, None).await?;
     let admission = admission(ctx, &insight, insight_id, &snap).await?;
-    if let Some(e) = held_back(insight_id, &snap, &admission, agenda_id) {
+    // What a refill now would show the algorithm: for one in run order, a customer cut by its
+    // execution limit sees the first `room` of its runs' heads, not of its whole list.
+    let shown = if algorithm.in_run_order() {
+        let now = ctx.now();
+        let free = pop_sched::refill_count(ctx.queue.waiting(insight_id, now).await?, insight.effective_queue_size());
+        Some(limited_heads(&snap, &admission, free.max(1) + 1))
+    } else {
+        None
+    };
+    let shown = shown.as_ref().unwrap_or(&snap);
+    if let Some(e) = held_back(insight_id, &snap, shown, &admission, agenda_id) {
         return Ok(Some(e));
     }
     let (state, _) = load_state(ctx, insight_id).await?;
     let costs = crate::costs::means(ctx, insight_id).await?;
-    let view = view(&insight, &snap, &admission, costs.as_ref(), ctx.now());
+    let view = view(&insight, shown, &admission, costs.as_ref(), ctx.now());
     let explained = match algorithm.explain(&view, &state, agenda_id) {
         Err(e @ Error::Corrupt { .. }) => {
             tracing::warn!(insight_id, error = %e, "scheduler state unreadable: explaining from a fresh state");
@@ -414,15 +424,55 @@ pub(crate) async fn explain(ctx: &Ctx, insight_id: &str, agenda_id: &str) -> Res
     }))
 }
 
+/// `snap` as a refill that reads `per_run` entries per run shows it to an algorithm in run order,
+/// for the customers its execution limit cuts: such a customer's list is the heads of its runs (the
+/// view then shows the first `room` of them). The other customers keep their whole lists, which an
+/// algorithm in run order treats as it treats their heads, so that an agenda deep in its run is
+/// still explained.
+fn limited_heads(snap: &Snapshot, admission: &Admission, per_run: usize) -> Snapshot {
+    let mut entries = Vec::with_capacity(snap.entries.len());
+    let mut groups = Vec::with_capacity(snap.groups.len());
+    for (customer, weight, limit, range) in &snap.groups {
+        let list = &snap.entries[range.clone()];
+        let start = entries.len();
+        if admission.customer_room(customer).is_some_and(|room| room < list.len()) {
+            let mut in_run = 0;
+            for (i, e) in list.iter().enumerate() {
+                in_run = if i > 0 && list[i - 1].priority == e.priority { in_run + 1 } else { 1 };
+                if in_run <= per_run {
+                    entries.push(e.clone());
+                }
+            }
+        } else {
+            entries.extend_from_slice(list);
+        }
+        groups.push((customer.clone(), *weight, *limit, start..entries.len()));
+    }
+    let runs = ReadyRuns::new(groups.iter().map(|(_, _, _, r)| &entries[r.clone()]));
+    Snapshot { entries, groups, runs }
+}
+
 /// The explanation of an agenda the execution limit of its customer keeps out of the algorithm's
-/// view, if it is one.
-fn held_back(insight_id: &str, snap: &Snapshot, admission: &Admission, agenda_id: &str) -> Option<Explanation> {
+/// view (the first `room` entries of its customer's list in `shown`), if it is one; `snap` is the
+/// whole ready set, where its position is counted.
+fn held_back(
+    insight_id: &str,
+    snap: &Snapshot,
+    shown: &Snapshot,
+    admission: &Admission,
+    agenda_id: &str,
+) -> Option<Explanation> {
     let (customer, _, _, range) =
         snap.groups.iter().find(|g| snap.entries[g.3.clone()].iter().any(|e| e.agenda_id == agenda_id))?;
     let (limit, n) = admission.customers.get(customer).copied()?;
     let room = admission.customer_room(customer)?;
     let index = snap.entries[range.clone()].iter().position(|e| e.agenda_id == agenda_id)?;
-    if index < room {
+    let visible = shown
+        .groups
+        .iter()
+        .find(|g| &g.0 == customer)
+        .is_some_and(|(_, _, _, r)| shown.entries[r.clone()].iter().take(room).any(|e| e.agenda_id == agenda_id));
+    if visible {
         return None;
     }
     let reason = if room == 0 {

@@ -405,3 +405,63 @@ async fn an_algorithm_in_run_order_reads_only_the_heads_of_a_long_backlog() {
     assert_eq!(queued[0], vec![Some(0), Some(1), Some(2), Some(3)], "the oldest first");
     assert_eq!(queued[0], queued[1], "the same agendas either way");
 }
+
+/// A customer whose execution limit leaves room for more than a refill reads per run: the scheduler
+/// shows an algorithm in run order the first `room` of the customer's runs' heads, so an aged agenda
+/// of a later run can go first — and `explain` says what the scheduler does, not that the limit
+/// holds it back.
+#[tokio::test]
+async fn explain_agrees_with_the_heads_a_limited_customer_shows() {
+    let mut parts =
+        EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(RuntimeRouter::new()));
+    let clock = Arc::new(ManualClock::default());
+    parts.clock = clock.clone();
+    let pop = Pop::new(parts);
+    let insight = Insight {
+        id: Some("i".into()),
+        title: Some("i".into()),
+        is_global: true,
+        queue_size: Some(8),
+        scheduling_algorithm: Some("Priority".into()),
+        aging_step_ms: Some(1_000),
+        mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
+        ..Default::default()
+    };
+    let su = Principal::superuser("t");
+    pop.objects().provision_pool(&su, "p", "ops", insight, &["c1"]).await.unwrap();
+    let mut c1: Customer = pop.objects().get(&su, "c1").await.unwrap();
+    c1.execution_limit = Some(10);
+    pop.objects().update(&su, c1).await.unwrap();
+    let submit = |priority: i32| {
+        let agenda: Agenda = serde_json::from_value(
+            json!({"customerId": "c1", "priority": priority, "operations": [{"name": "a", "type": "t", "payload": {}}]}),
+        )
+        .unwrap();
+        let pop = &pop;
+        let su = &su;
+        async move { pop.agendas().submit(su, agenda).await.unwrap().id.unwrap() }
+    };
+    // three of priority 0 an hour old (aged 3,600 levels), then twenty fresh ones of priority 5
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        old.push(submit(0).await);
+        clock.advance(1);
+    }
+    clock.advance(3_600_000);
+    for _ in 0..20 {
+        submit(5).await;
+        clock.advance(1);
+    }
+    // room 10, a refill of 8 reads 9 per run: c1 shows 9 of priority 5 and the oldest of priority 0
+    let e = pop.progress().explain(&su, &old[0]).await.unwrap();
+    assert_eq!(e.stage, "ready");
+    assert_eq!(e.position, Some(0), "{}", e.reason);
+    assert!(!e.reason.contains("execution limit"), "{}", e.reason);
+    let e = pop.progress().explain(&su, &old[1]).await.unwrap();
+    assert!(e.reason.contains("behind 21 earlier agendas of customer c1"), "{}", e.reason);
+    assert_eq!(pop.schedule_once().await.unwrap(), 8);
+    let queued: Vec<String> =
+        pop.pool().get_agendas(&su, "i", 8).await.unwrap().into_iter().filter_map(|l| l.agenda.id).collect();
+    assert!(queued.contains(&old[0]), "the aged agenda the explanation put first is queued");
+    assert!(!queued.contains(&old[1]), "the next one was not shown");
+}
