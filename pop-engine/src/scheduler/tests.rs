@@ -9,9 +9,14 @@ use pop_core::model::Agenda;
 use pop_sched::FairState;
 use serde_json::json;
 
-/// An instance with insight `i` (round robin, queue size 100) for customers `c1` and `c2`, each
-/// with `n` ready agendas; returns the agenda ids.
-async fn with_ready(n: usize) -> (Pop, Vec<String>) {
+/// An instance on the memory store with a manual clock and insight `i` (operations of type `t`,
+/// `algorithm`, queue size `queue_size`, and `aging_step_ms`) served by pool `p` for `customers`.
+async fn with_insight(
+    algorithm: &str,
+    queue_size: u32,
+    aging_step_ms: Option<u64>,
+    customers: &[&str],
+) -> (Pop, Arc<ManualClock>) {
     let mut parts =
         EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(RuntimeRouter::new()));
     let clock = Arc::new(ManualClock::default());
@@ -21,13 +26,22 @@ async fn with_ready(n: usize) -> (Pop, Vec<String>) {
         id: Some("i".into()),
         title: Some("i".into()),
         is_global: true,
-        queue_size: Some(100),
-        scheduling_algorithm: Some("Fairness".into()),
+        queue_size: Some(queue_size),
+        scheduling_algorithm: Some(algorithm.into()),
+        aging_step_ms,
         mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
         ..Default::default()
     };
     let su = Principal::superuser("t");
-    pop.objects().provision_pool(&su, "p", "ops", insight, &["c1", "c2"]).await.unwrap();
+    pop.objects().provision_pool(&su, "p", "ops", insight, customers).await.unwrap();
+    (pop, clock)
+}
+
+/// An instance with insight `i` (round robin, queue size 100) for customers `c1` and `c2`, each
+/// with `n` ready agendas; returns the agenda ids.
+async fn with_ready(n: usize) -> (Pop, Vec<String>) {
+    let (pop, clock) = with_insight("Fairness", 100, None, &["c1", "c2"]).await;
+    let su = Principal::superuser("t");
     let mut ids = Vec::new();
     for c in ["c1", "c2"] {
         for _ in 0..n {
@@ -412,23 +426,8 @@ async fn an_algorithm_in_run_order_reads_only_the_heads_of_a_long_backlog() {
 /// holds it back.
 #[tokio::test]
 async fn explain_agrees_with_the_heads_a_limited_customer_shows() {
-    let mut parts =
-        EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(RuntimeRouter::new()));
-    let clock = Arc::new(ManualClock::default());
-    parts.clock = clock.clone();
-    let pop = Pop::new(parts);
-    let insight = Insight {
-        id: Some("i".into()),
-        title: Some("i".into()),
-        is_global: true,
-        queue_size: Some(8),
-        scheduling_algorithm: Some("Priority".into()),
-        aging_step_ms: Some(1_000),
-        mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
-        ..Default::default()
-    };
+    let (pop, clock) = with_insight("Priority", 8, Some(1_000), &["c1"]).await;
     let su = Principal::superuser("t");
-    pop.objects().provision_pool(&su, "p", "ops", insight, &["c1"]).await.unwrap();
     let mut c1: Customer = pop.objects().get(&su, "c1").await.unwrap();
     c1.execution_limit = Some(10);
     pop.objects().update(&su, c1).await.unwrap();
