@@ -14,7 +14,8 @@
 //! Nothing here diffs rows: a row is written because the machine says it changed. A heartbeat with
 //! nothing to report reads the progress instead of writing (so a cancel made elsewhere still stops the
 //! executor), except that a progress untouched for half a lease is rewritten: its `updatedTime` is
-//! how the repair pass tells a live execution from a lost one.
+//! how the repair pass tells a live execution from a lost one; and the first report after the pull
+//! (an executor's "executing", which the pull already wrote) neither reads nor writes.
 
 use super::{ResourcePoolService, lost};
 use pop_core::lifecycle::{self, apply_report, check_reported_row, finished_reason};
@@ -31,19 +32,22 @@ use pop_core::{Error, Result};
 pub struct LeaseState {
     deadline: Option<Millis>,
     stored: Option<AgendaProgress>,
+    /// `stored` is what the pull itself wrote, and no report came since: the first report with
+    /// nothing to write (an executor's "executing") need not read it again.
+    just_pulled: bool,
 }
 
 impl LeaseState {
     /// The state of a lease whose deadline is known (a remote pool's).
     pub fn with_deadline(deadline: Option<Millis>) -> Self {
-        Self { deadline, stored: None }
+        Self { deadline, stored: None, just_pulled: false }
     }
 
     /// The state of a lease just pulled: its deadline and the progress the pull returned (without its
     /// operation rows, which the executor takes over).
     pub fn started(deadline: Millis, mut progress: AgendaProgress) -> Self {
         progress.operation_progress = Vec::new();
-        Self { deadline: Some(deadline), stored: Some(progress) }
+        Self { deadline: Some(deadline), stored: Some(progress), just_pulled: true }
     }
 
     /// The lease's deadline after the last extension, if known.
@@ -118,6 +122,7 @@ impl ResourcePoolService {
         self.keep_lease(token, state).await?;
         let progress_id = report.id.as_deref().ok_or_else(|| Error::invalid("a progress report without its id"))?;
         let half_lease = ctx.lease_ttl_ms() as i64 / 2;
+        let just_pulled = std::mem::take(&mut state.just_pulled);
         loop {
             let cached = state.stored.take();
             let from_cache = cached.is_some();
@@ -129,9 +134,11 @@ impl ResourcePoolService {
             let fresh = stored.updated_time.is_some_and(|t| now - t < half_lease);
             let applied = apply_report(&mut stored, report, token.epoch, now);
             if rows.is_empty() && !applied.changed && fresh {
-                if from_cache {
+                if from_cache && !just_pulled {
                     // Nothing to write (a heartbeat): read the progress instead, so that a cancel or a
-                    // newer lease made elsewhere stops this executor as a write would.
+                    // newer lease made elsewhere stops this executor as a write would. (Not for the
+                    // first report after the pull, which read and wrote the progress moments ago: a
+                    // cancel since is seen at the next write or heartbeat.)
                     continue;
                 }
                 state.stored = Some(stored);
