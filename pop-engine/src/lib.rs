@@ -32,6 +32,8 @@ pub mod config;
 mod context;
 pub mod costs;
 mod engine;
+#[cfg(test)]
+mod observed;
 pub mod reclaimer;
 pub mod rerun;
 pub mod router;

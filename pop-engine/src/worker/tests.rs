@@ -2,13 +2,12 @@
 
 use super::Capacity;
 use crate::{Engine as Pop, EngineParts, WorkerConfig};
-use pop_core::Result;
 use pop_core::authz::Principal;
 use pop_core::memory::{MemoryQueue, MemoryStore};
-use pop_core::model::{Agenda, AgendaProgress, Insight, Millis, ProcessingState, ReadyAgenda};
-use pop_core::store::{IndexField, Kind, Page, PageRequest, Phase, Record, Store, StoreExt, WriteOp};
+use pop_core::model::{Agenda, AgendaProgress, Insight, ProcessingState};
+use pop_core::store::{Kind, Store, StoreExt};
+use pop_exec::inprocess::InProcessRuntime;
 use serde_json::json;
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,7 +23,7 @@ struct Load {
 /// and a worker of capacity `capacity` with `max_backfill`.
 async fn engine(capacity: &str, max_backfill: usize) -> (Pop, Arc<Load>) {
     let load = Arc::new(Load::default());
-    let handlers = pop_exec::inprocess::InProcessRuntime::new();
+    let handlers = InProcessRuntime::new();
     let l = load.clone();
     handlers.register("t", move |ctx| {
         let l = l.clone();
@@ -38,7 +37,16 @@ async fn engine(capacity: &str, max_backfill: usize) -> (Pop, Arc<Load>) {
             Ok(json!({}))
         }
     });
-    let mut parts = EngineParts::new(Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()), Arc::new(handlers));
+    let mut capacity = Capacity::parse(capacity).unwrap();
+    capacity.max_backfill = max_backfill;
+    let pop = running(Arc::new(MemoryStore::new()), handlers, Some(capacity)).await;
+    (pop, load)
+}
+
+/// An engine on `store` with `handlers`, insight `i` (FIFO, operations of type `t`) for customer `c`,
+/// its scheduler and a worker (4 at a time, of `capacity` when given) started.
+async fn running(store: Arc<dyn Store>, handlers: InProcessRuntime, capacity: Option<Capacity>) -> Pop {
+    let mut parts = EngineParts::new(store, Arc::new(MemoryQueue::new()), Arc::new(handlers));
     parts.config.scheduler_interval = Duration::from_millis(10);
     let pop = Pop::new(parts);
     let insight = Insight {
@@ -53,16 +61,14 @@ async fn engine(capacity: &str, max_backfill: usize) -> (Pop, Arc<Load>) {
     let su = Principal::superuser("t");
     pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
     pop.start_scheduler();
-    let mut capacity = Capacity::parse(capacity).unwrap();
-    capacity.max_backfill = max_backfill;
     pop.start_worker(WorkerConfig {
         pull_count: 4,
         pull_wait: Duration::from_millis(5),
         max_running: 4,
-        capacity: Some(capacity),
+        capacity,
         ..WorkerConfig::for_insights(["i"])
     });
-    (pop, load)
+    pop
 }
 
 /// Submits an agenda demanding `cpu` cores (explicitly) whose one operation holds them for `ms`.
@@ -158,88 +164,16 @@ async fn a_held_back_agenda_is_explained_and_one_that_never_fits_fails() {
     pop.shutdown().await;
 }
 
-/// A memory store that records the kind of every object read.
-struct ReadLog {
-    inner: MemoryStore,
-    reads: std::sync::Mutex<Vec<Kind>>,
-}
-
-#[async_trait::async_trait]
-impl Store for ReadLog {
-    fn backend_name(&self) -> &'static str {
-        "read-log"
-    }
-    fn max_batch(&self) -> usize {
-        self.inner.max_batch()
-    }
-    async fn get(&self, kind: Kind, id: &str) -> Result<Option<Record>> {
-        self.reads.lock().unwrap().push(kind);
-        self.inner.get(kind, id).await
-    }
-    async fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
-        self.inner.write(ops).await
-    }
-    async fn query(&self, kind: Kind, field: IndexField, value: &str, page: PageRequest) -> Result<Page<Record>> {
-        self.inner.query(kind, field, value, page).await
-    }
-    async fn scan(&self, kind: Kind, page: PageRequest) -> Result<Page<Record>> {
-        self.inner.scan(kind, page).await
-    }
-    async fn ready_get(&self, agenda_id: &str) -> Result<Option<ReadyAgenda>> {
-        self.inner.ready_get(agenda_id).await
-    }
-    async fn ready_list(&self, insight_id: &str, page: PageRequest) -> Result<Page<ReadyAgenda>> {
-        self.inner.ready_list(insight_id, page).await
-    }
-    async fn ready_heads(&self, insight_id: &str, per_run: usize, limit: usize) -> Result<Vec<ReadyAgenda>> {
-        self.inner.ready_heads(insight_id, per_run, limit).await
-    }
-    async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
-        self.inner.lease_acquire(name, holder, ttl_ms, now).await
-    }
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
-        self.inner.lease_release(name, holder).await
-    }
-    async fn query_phase(
-        &self,
-        kind: Kind,
-        phase: Phase,
-        at: Range<Millis>,
-        page: PageRequest,
-    ) -> Result<Page<Record>> {
-        self.inner.query_phase(kind, phase, at, page).await
-    }
-}
-
 /// A one-operation agenda run by a worker reads its agenda progress once, at the pull: the
 /// executor's first report ("executing", which the pull already wrote) is not read back, and the
 /// finish writes over the progress the lease last wrote.
 #[tokio::test]
 async fn a_run_reads_its_agenda_progress_once() {
-    let store = Arc::new(ReadLog { inner: MemoryStore::new(), reads: Default::default() });
-    let handlers = pop_exec::inprocess::InProcessRuntime::new();
+    let store = Arc::new(crate::observed::Observed::default());
+    let handlers = InProcessRuntime::new();
     handlers.register("t", |_| async { Ok(json!({})) });
-    let mut parts = EngineParts::new(store.clone(), Arc::new(MemoryQueue::new()), Arc::new(handlers));
-    parts.config.scheduler_interval = Duration::from_millis(10);
-    let pop = Pop::new(parts);
-    let insight = Insight {
-        id: Some("i".into()),
-        title: Some("i".into()),
-        is_global: true,
-        queue_size: Some(100),
-        scheduling_algorithm: Some("FirstInFirstOut".into()),
-        mappers: [("operationType".to_string(), vec!["t".to_string()])].into(),
-        ..Default::default()
-    };
+    let pop = running(store.clone(), handlers, None).await;
     let su = Principal::superuser("t");
-    pop.objects().provision_pool(&su, "p", "ops", insight, &["c"]).await.unwrap();
-    pop.start_scheduler();
-    pop.start_worker(WorkerConfig {
-        pull_count: 4,
-        pull_wait: Duration::from_millis(5),
-        max_running: 4,
-        ..WorkerConfig::for_insights(["i"])
-    });
     let agenda: Agenda =
         serde_json::from_value(json!({"customerId": "c", "operations": [{"name": "a", "type": "t", "payload": {}}]}))
             .unwrap();

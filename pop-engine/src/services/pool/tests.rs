@@ -2,14 +2,14 @@
 
 use crate::services::{AgendaLease, LeaseState};
 use crate::{Engine as Pop, EngineParts, RuntimeRouter};
+use pop_core::Result;
 use pop_core::authz::Principal;
 use pop_core::clock::ManualClock;
 use pop_core::memory::{MemoryQueue, MemoryStore};
-use pop_core::model::{Agenda, AgendaProgress, Insight, Millis, OperationProgress, ProcessingState};
+use pop_core::model::{Agenda, AgendaProgress, Insight, OperationProgress, ProcessingState};
 use pop_core::queue::LeaseToken;
 use pop_core::store::Kind;
 use pop_core::store::StoreExt;
-use pop_core::{Error, Result};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -169,87 +169,12 @@ async fn remote_style_writes_are_fenced_checked_and_finish_acks() {
     assert!(err.is_conflict() && err.to_string().contains("complete"), "{err}");
 }
 
-/// A store that counts batch writes with more than one operation and can refuse the next one.
-struct Counting {
-    inner: MemoryStore,
-    batches: std::sync::atomic::AtomicUsize,
-    refuse_next_batch: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl pop_core::store::Store for Counting {
-    fn backend_name(&self) -> &'static str {
-        "counting"
-    }
-    fn max_batch(&self) -> usize {
-        self.inner.max_batch()
-    }
-    async fn get(&self, kind: Kind, id: &str) -> Result<Option<pop_core::store::Record>> {
-        self.inner.get(kind, id).await
-    }
-    async fn write(&self, ops: Vec<pop_core::store::WriteOp>) -> Result<()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if ops.len() > 1 {
-            self.batches.fetch_add(1, SeqCst);
-            if self.refuse_next_batch.swap(false, SeqCst) {
-                return Err(Error::Conflict("refused by the test".into()));
-            }
-        }
-        self.inner.write(ops).await
-    }
-    async fn query(
-        &self,
-        kind: Kind,
-        field: pop_core::store::IndexField,
-        value: &str,
-        page: pop_core::store::PageRequest,
-    ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
-        self.inner.query(kind, field, value, page).await
-    }
-    async fn scan(
-        &self,
-        kind: Kind,
-        page: pop_core::store::PageRequest,
-    ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
-        self.inner.scan(kind, page).await
-    }
-    async fn ready_get(&self, agenda_id: &str) -> Result<Option<pop_core::model::ReadyAgenda>> {
-        self.inner.ready_get(agenda_id).await
-    }
-    async fn ready_list(
-        &self,
-        insight_id: &str,
-        page: pop_core::store::PageRequest,
-    ) -> Result<pop_core::store::Page<pop_core::model::ReadyAgenda>> {
-        self.inner.ready_list(insight_id, page).await
-    }
-    async fn lease_acquire(&self, name: &str, holder: &str, ttl_ms: u64, now: Millis) -> Result<bool> {
-        self.inner.lease_acquire(name, holder, ttl_ms, now).await
-    }
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<()> {
-        self.inner.lease_release(name, holder).await
-    }
-    async fn query_phase(
-        &self,
-        kind: Kind,
-        phase: pop_core::store::Phase,
-        at: std::ops::Range<Millis>,
-        page: pop_core::store::PageRequest,
-    ) -> Result<pop_core::store::Page<pop_core::store::Record>> {
-        self.inner.query_phase(kind, phase, at, page).await
-    }
-}
-
 /// A pull starts its agendas in one batch write; when that batch is refused, each agenda is
 /// started on its own; an agenda cancelled while queued is dropped, and the rest still start.
 #[tokio::test]
 async fn a_pull_starts_its_agendas_in_one_batch_and_falls_back_one_by_one() {
     use std::sync::atomic::Ordering::SeqCst;
-    let store = Arc::new(Counting {
-        inner: MemoryStore::new(),
-        batches: Default::default(),
-        refuse_next_batch: Default::default(),
-    });
+    let store = Arc::new(crate::observed::Observed::default());
     let pop = provisioned(store.clone(), Arc::new(ManualClock::default())).await;
     let su = Principal::superuser("t");
     let agenda = || -> Agenda {
@@ -331,11 +256,7 @@ fn completed(pop: &Pop, l: &Leased) -> crate::services::Finish {
 #[tokio::test]
 async fn finishes_are_grouped_and_a_fenced_agenda_fails_alone() {
     use std::sync::atomic::Ordering::SeqCst;
-    let store = Arc::new(Counting {
-        inner: MemoryStore::new(),
-        batches: Default::default(),
-        refuse_next_batch: Default::default(),
-    });
+    let store = Arc::new(crate::observed::Observed::default());
     let pop = provisioned(store.clone(), Arc::new(ManualClock::default())).await;
     let pool = pop.pool();
     let one = json!([{"name": "a", "type": "t", "payload": {}}]);
